@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/zennet/zennet/sshgate"
+)
+
+// newCmdAgent is the side of zennet that runs inside a sandbox.
+func newCmdAgent(io IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "agent",
+		Short:  "Run inside a sandbox (started by the provider)",
+		Hidden: true,
+	}
+	var dir string
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve one SSH connection on stdin/stdout",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := sshgate.LoadAgentConfig(dir)
+			if err != nil {
+				return err
+			}
+			sshgate.ServeAgent(cfg, sshgate.Stdio{})
+			return nil
+		},
+	}
+	serve.Flags().StringVar(&dir, "config", sshgate.AgentConfigDir, "directory with host_key and authorized_keys")
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Be the sandbox's first process: reap orphans, wait",
+		Args:  noArgs,
+		Run:   func(cmd *cobra.Command, args []string) { sshgate.RunAgentInit() },
+	}
+	cmd.AddCommand(serve, initCmd)
+	return cmd
+}

@@ -1,0 +1,146 @@
+// Package cli is zennet's command line: renting hosts (the root command),
+// providing them, releasing them, and the demo that does both on one machine.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set with -ldflags "-X github.com/zennet/zennet/cli.version=...".
+var version = ""
+
+// Version returns the build's version.
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// Main runs zennet with os.Args and returns the exit code.
+func Main() int {
+	io := IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	cmd := NewRootCmd(io)
+	cmd.SetArgs(os.Args[1:])
+	err := cmd.Execute()
+	if err != nil {
+		fmt.Fprintf(io.ErrOut, "zennet: %s\n", sentence(err))
+	}
+	return exitCode(err)
+}
+
+// sentence makes an error read as one sentence.
+func sentence(err error) string {
+	s := err.Error()
+	if s == "" {
+		return "unknown error"
+	}
+	return s
+}
+
+// globalOptions are flags every command shares.
+type globalOptions struct {
+	ConfigDir string
+	LogLevel  string
+}
+
+func defaultConfigDir() string {
+	if d := os.Getenv("ZENNET_CONFIG_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "zennet")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".config", "zennet")
+}
+
+func defaultCacheDir() string {
+	if d := os.Getenv("ZENNET_CACHE_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "zennet")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "zennet")
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("ZENNET_DATA_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "zennet")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "zennet")
+}
+
+func (g *globalOptions) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	switch strings.ToLower(g.LogLevel) {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "info":
+		lvl = slog.LevelInfo
+	case "warn", "":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	default:
+		return nil, usagef("--log-level %q is not one of debug, info, warn, error", g.LogLevel)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// NewRootCmd builds the command tree. The root command itself rents hosts.
+func NewRootCmd(io IOStreams) *cobra.Command {
+	g := &globalOptions{}
+	root := newCmdRent(io, g)
+	root.PersistentFlags().StringVar(&g.ConfigDir, "config-dir", defaultConfigDir(), "renter state: keys, ssh_config, sessions (env ZENNET_CONFIG_DIR)")
+	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", envOr("ZENNET_LOG_LEVEL", "warn"), "log level on stderr: debug, info, warn, error")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.SetOut(io.Out)
+	root.SetErr(io.ErrOut)
+	root.SilenceUsage = true
+	root.SilenceErrors = true
+	root.Version = Version()
+	root.AddCommand(
+		newCmdProvide(io, g),
+		newCmdRelease(io, g),
+		newCmdDemo(io, g),
+		newCmdAgent(io),
+		newCmdImage(io),
+	)
+	return root
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// noArgs rejects positional arguments with a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
+	}
+	return nil
+}
+
+var errInterrupted = errors.New("interrupted")

@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+)
+
+type demoOptions struct {
+	rent      rentOptions
+	provide   provideOptions
+	Providers int
+	Exec      string
+}
+
+func newCmdDemo(io IOStreams, g *globalOptions) *cobra.Command {
+	o := &demoOptions{rent: rentOptions{IO: io, G: g}, provide: provideOptions{IO: io, G: g}}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Start providers on this machine and rent hosts from them",
+		Long: `demo is the whole product on one machine: it starts local providers on
+loopback, rents -n hosts from them exactly as 'zennet -n' would from remote
+ones, prints them, and holds them until Ctrl-C. With --exec it runs a command
+on every host over ssh, then releases them and exits.`,
+		Example: "  zennet demo -n 4\n  zennet demo -n 2 --exec 'uname -a; dmesg | head -1'",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDemo(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVarP(&o.rent.Count, "count", "n", 4, "number of hosts")
+	f.StringVarP(&o.rent.Memory, "memory", "m", "256M", "memory per host")
+	f.Float64Var(&o.rent.CPUs, "cpus", 1, "CPU quota per host, in cores")
+	f.BoolVar(&o.rent.JSON, "json", false, "print the hosts as one JSON document")
+	f.IntVar(&o.Providers, "providers", 2, "local providers to start")
+	f.DurationVar(&o.rent.Timeout, "timeout", 2*time.Minute, "give up leasing after this long")
+	f.StringVar(&o.Exec, "exec", "", "run this command on every host, then release and exit")
+	f.StringVar(&o.provide.Runsc, "runsc", envOr("ZENNET_RUNSC", ""), "runsc binary")
+	f.StringVar(&o.provide.Image, "image", envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")), "root filesystem of the sandboxes")
+	f.StringVar(&o.provide.AgentBinary, "agent-binary", envOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into sandboxes")
+	f.StringVar(&o.provide.Platform, "platform", envOr("ZENNET_PLATFORM", ""), "runsc platform")
+	return cmd
+}
+
+func runDemo(ctx context.Context, o *demoOptions) error {
+	if o.Providers < 1 || o.Providers > 16 {
+		return usagef("--providers must be between 1 and 16")
+	}
+	if o.rent.Count < 1 {
+		return usagef("-n %d: the number of hosts must be at least 1", o.rent.Count)
+	}
+	per := (o.rent.Count + o.Providers - 1) / o.Providers
+	pctx, stopProviders := context.WithCancel(context.WithoutCancel(ctx))
+	var g errgroup.Group
+	defer func() {
+		stopProviders()
+		g.Wait()
+	}()
+	ready := make(chan providerInfo, o.Providers)
+	failed := make(chan error, o.Providers)
+	for i := range o.Providers {
+		po := o.provide
+		po.Listen = "127.0.0.1:0"
+		po.DataDir = filepath.Join(defaultDataDir(), "demo", "provider-"+strconv.Itoa(i+1))
+		po.MaxLeases = per
+		po.CPUs = float64(per) * o.rent.CPUs
+		po.Memory = strconv.FormatInt(int64(per)*max(o.rent.memoryBytesOr(), 64<<20), 10)
+		if err := po.Validate(); err != nil {
+			return err
+		}
+		g.Go(func() error {
+			err := runProvide(pctx, &po, ready)
+			if err != nil {
+				failed <- err
+			}
+			return err
+		})
+	}
+	for range o.Providers {
+		select {
+		case info := <-ready:
+			o.rent.Providers = append(o.rent.Providers, info.Address)
+		case err := <-failed:
+			return err
+		case <-ctx.Done():
+			return errInterrupted
+		}
+	}
+	if err := o.rent.Validate(); err != nil {
+		return err
+	}
+	if o.Exec == "" {
+		return runRent(ctx, &o.rent)
+	}
+	r, err := rent(ctx, &o.rent)
+	if err != nil {
+		return err
+	}
+	if err := r.print(&o.rent); err != nil {
+		r.release(context.WithoutCancel(ctx), 30*time.Second)
+		return err
+	}
+	var errs []error
+	for _, h := range r.hosts {
+		c := exec.CommandContext(ctx, "ssh", "-F", r.files.SSHConfig, h.Name, o.Exec)
+		c.Stdout, c.Stderr = o.rent.IO.Out, o.rent.IO.ErrOut
+		fmt.Fprintf(o.rent.IO.ErrOut, "== %s\n", h.Name)
+		if err := c.Run(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", h.Name, err))
+		}
+	}
+	errs = append(errs, r.release(context.WithoutCancel(ctx), 30*time.Second))
+	return errors.Join(errs...)
+}
+
+func (o *rentOptions) memoryBytesOr() int64 {
+	m, err := ParseSize(o.Memory)
+	if err != nil {
+		return 0
+	}
+	return m
+}

@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zennet/zennet/sandbox"
+)
+
+func newCmdImage(io IOStreams) *cobra.Command {
+	cmd := &cobra.Command{Use: "image", Short: "Manage the sandboxes' root filesystem image"}
+	var dir, mirror string
+	build := &cobra.Command{
+		Use:   "build",
+		Short: "Build the root filesystem (minimal Debian bookworm) if it is missing",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if sandbox.CheckImage(dir) == nil {
+				fmt.Fprintf(io.ErrOut, "zennet: image %s is ready\n", dir)
+				return nil
+			}
+			if os.Geteuid() != 0 {
+				return fmt.Errorf("building the image needs root (mmdebstrap); run as root or 'sudo make image'")
+			}
+			fmt.Fprintf(io.ErrOut, "zennet: building image %s ...\n", dir)
+			return sandbox.BuildImage(cmd.Context(), dir, mirror)
+		},
+	}
+	build.Flags().StringVar(&dir, "image", envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")), "where the image goes")
+	build.Flags().StringVar(&mirror, "mirror", "http://deb.debian.org/debian", "Debian mirror")
+	cmd.AddCommand(build)
+	return cmd
+}

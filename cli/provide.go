@@ -1,0 +1,269 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/sandbox"
+	"github.com/zennet/zennet/sshgate"
+)
+
+type provideOptions struct {
+	IO          IOStreams
+	G           *globalOptions
+	Listen      string
+	DataDir     string
+	Runsc       string
+	Image       string
+	Platform    string
+	AgentBinary string
+	MaxLeases   int
+	Memory      string
+	CPUs        float64
+	JSON        bool
+
+	memoryBytes int64
+}
+
+func newCmdProvide(io IOStreams, g *globalOptions) *cobra.Command {
+	o := &provideOptions{IO: io, G: g}
+	cmd := &cobra.Command{
+		Use:   "provide",
+		Short: "Sell this machine's capacity as gVisor-sandboxed SSH hosts",
+		Long: `provide runs an SSH gateway that renters negotiate leases with. Each lease is
+a gVisor sandbox (runsc) with the agreed memory and CPU, reachable only with the
+renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroyed.`,
+		Example: "  zennet provide --listen 127.0.0.1:2222\n  zennet provide --listen :2222 --max-leases 20 --memory 16G",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runProvide(ctx, o, nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", envOr("ZENNET_LISTEN", ":2222"), "address of the SSH gateway")
+	f.StringVar(&o.DataDir, "data-dir", filepath.Join(defaultDataDir(), "provider"), "provider state: host key, leases, sandboxes (env ZENNET_DATA_DIR)")
+	f.StringVar(&o.Runsc, "runsc", envOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
+	f.StringVar(&o.Image, "image", envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")), "root filesystem of the sandboxes (built with mmdebstrap if missing)")
+	f.StringVar(&o.Platform, "platform", envOr("ZENNET_PLATFORM", ""), "runsc platform: systrap (default), ptrace or kvm")
+	f.StringVar(&o.AgentBinary, "agent-binary", envOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into sandboxes (default: this binary)")
+	f.IntVar(&o.MaxLeases, "max-leases", 64, "most leases at once")
+	f.StringVar(&o.Memory, "memory", "", "memory to sell in all (default: this machine's memory less 1G)")
+	f.Float64Var(&o.CPUs, "cpus", float64(4*runtime.NumCPU()), "CPU quota to sell in all, in cores (quotas cap, they do not reserve)")
+	f.BoolVar(&o.JSON, "json", false, "print the provider's address and key as JSON once it is ready")
+	return cmd
+}
+
+// Validate checks the options and fills defaults that need the machine.
+func (o *provideOptions) Validate() error {
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+		return usagef("--listen %q is not HOST:PORT", o.Listen)
+	}
+	if o.MaxLeases < 1 {
+		return usagef("--max-leases must be at least 1")
+	}
+	if !(o.CPUs > 0) {
+		return usagef("--cpus must be more than 0")
+	}
+	if o.Memory == "" {
+		total, err := hostMemory()
+		if err != nil {
+			return err
+		}
+		o.memoryBytes = max(total-1<<30, total/2)
+	} else {
+		m, err := ParseSize(o.Memory)
+		if err != nil {
+			return usagef("--memory: %v", err)
+		}
+		o.memoryBytes = m
+	}
+	switch o.Platform {
+	case "", "systrap", "ptrace", "kvm":
+	default:
+		return usagef("--platform %q is not one of systrap, ptrace, kvm", o.Platform)
+	}
+	abs, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return err
+	}
+	o.DataDir = abs
+	return nil
+}
+
+func hostMemory() (int64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no MemTotal in /proc/meminfo")
+}
+
+// findRunsc returns the runsc to use: the flag, the pinned build in the
+// cache ('make runsc' puts it there), then PATH.
+func findRunsc(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	cached := filepath.Join(defaultCacheDir(), "bin", "runsc")
+	if _, err := os.Stat(cached); err == nil {
+		return cached, nil
+	}
+	if p, err := exec.LookPath("runsc"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no runsc found: run 'make runsc' (builds the pinned gVisor into " + cached + ") or pass --runsc")
+}
+
+// lockDataDir takes the data dir's lock for the life of the process.
+func lockDataDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "provider.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(f.Name())
+		f.Close()
+		pid := strings.TrimSpace(string(b))
+		return nil, conflictError{fmt.Errorf("another zennet provider (pid %s) is running on data dir %s; stop it or pass another --data-dir", pid, dir)}
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+type providerInfo struct {
+	Address     string  `json:"address"`
+	HostKey     string  `json:"host_key"`
+	Fingerprint string  `json:"fingerprint"`
+	DataDir     string  `json:"data_dir"`
+	MaxLeases   int     `json:"max_leases"`
+	MemoryBytes int64   `json:"memory_bytes"`
+	CPUs        float64 `json:"cpus"`
+}
+
+// runProvide serves until ctx ends. If ready is not nil it receives the
+// provider's address once the gateway listens.
+func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInfo) error {
+	log, err := o.G.logger(o.IO.ErrOut)
+	if err != nil {
+		return err
+	}
+	lock, err := lockDataDir(o.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	runsc, err := findRunsc(o.Runsc)
+	if err != nil {
+		return err
+	}
+	agent := o.AgentBinary
+	if agent == "" {
+		if agent, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	if err := lease.CheckAgentBinary(agent); err != nil {
+		return err
+	}
+	if sandbox.CheckImage(o.Image) != nil {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: building the sandbox root filesystem at %s (once; about a minute) ...\n", o.Image)
+		if err := sandbox.BuildImage(ctx, o.Image, ""); err != nil {
+			return err
+		}
+	}
+	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: o.Image, StateDir: filepath.Join(o.DataDir, "sandboxes"), Platform: o.Platform, Log: log})
+	if err != nil {
+		return err
+	}
+	mgr, err := lease.New(lease.Config{
+		Runtime: rt, AgentBinary: agent, Dir: filepath.Join(o.DataDir, "leases"), Log: log,
+		Capacity: lease.Capacity{Leases: o.MaxLeases, Memory: o.memoryBytes, CPUs: o.CPUs},
+	})
+	if err != nil {
+		return err
+	}
+	if n, err := mgr.Recover(ctx); err != nil {
+		return fmt.Errorf("clean up after an earlier run: %w", err)
+	} else if n > 0 {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: removed %d sandboxes left by an earlier run\n", n)
+	}
+	hostKey, err := loadOrCreateKey(filepath.Join(o.DataDir, "host_key"), "zennet provider")
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	gw := sshgate.NewGateway(hostKey, mgr, sshgate.WithLogger(log))
+	info := providerInfo{
+		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
+		Fingerprint: gossh.FingerprintSHA256(hostKey.PublicKey()), DataDir: o.DataDir,
+		MaxLeases: o.MaxLeases, MemoryBytes: o.memoryBytes, CPUs: o.CPUs,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gw.Serve(l) }()
+	// provider.json tells scripts (and the dashboard) where this provider
+	// listens; it exists only while the provider runs.
+	infoPath := filepath.Join(o.DataDir, "provider.json")
+	if err := writeFileJSON(infoPath, info); err != nil {
+		return err
+	}
+	defer os.Remove(infoPath)
+	if ready != nil {
+		ready <- info
+	} else if o.JSON {
+		writeJSON(o.IO.Out, "provider", info)
+	} else {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: providing on %s (host key %s); %d leases, %s, %.4g CPUs; Ctrl-C stops\n",
+			info.Address, info.Fingerprint, o.MaxLeases, FormatSize(o.memoryBytes), o.CPUs)
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	gw.Shutdown(sctx)
+	if serr := mgr.Shutdown(sctx); serr != nil {
+		log.Error("shutdown", "err", serr)
+		err = errors.Join(err, serr)
+	}
+	log.Info("provider stopped", slog.Int("leases", len(mgr.List())))
+	return err
+}

@@ -1,0 +1,393 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/session"
+	"github.com/zennet/zennet/sshgate"
+)
+
+type rentOptions struct {
+	IO        IOStreams
+	G         *globalOptions
+	Count     int
+	Memory    string
+	CPUs      float64
+	Providers []string
+	Identity  string
+	JSON      bool
+	Timeout   time.Duration
+
+	memoryBytes int64
+}
+
+func newCmdRent(io IOStreams, g *globalOptions) *cobra.Command {
+	o := &rentOptions{IO: io, G: g}
+	cmd := &cobra.Command{
+		Use:   "zennet -n N -m MEM --provider HOST:PORT",
+		Short: "Rent N passwordless SSH hosts in gVisor sandboxes",
+		Long: `zennet rents N hosts, each a gVisor sandbox on a provider's machine, and
+forwards a local port to each. It writes an ssh_config, an MPI hostfile and a
+GNU parallel --sshloginfile, prints the hosts, and holds the leases until you
+press Ctrl-C (or run 'zennet release'), which ends them all.`,
+		Example: `  zennet -n 3 -m 512M --provider 127.0.0.1:2222
+  ssh -F ~/.config/zennet/ssh_config zennet-1
+  zennet -n 2 -m 1G --provider a.example:2222 --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("count") && !cmd.Flags().Changed("memory") && len(o.Providers) == 0 {
+				return cmd.Help()
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runRent(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVarP(&o.Count, "count", "n", 1, "number of hosts")
+	f.StringVarP(&o.Memory, "memory", "m", "512M", "memory per host (K, M, G, T: powers of 1024)")
+	f.Float64Var(&o.CPUs, "cpus", 1, "CPU quota per host, in cores")
+	f.StringSliceVar(&o.Providers, "provider", splitList(os.Getenv("ZENNET_PROVIDERS")), "provider address HOST:PORT (repeatable; env ZENNET_PROVIDERS)")
+	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key (default ~/.ssh/id_ed25519, else one zennet creates)")
+	f.BoolVar(&o.JSON, "json", false, "print the hosts as one JSON document")
+	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up leasing after this long")
+	return cmd
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate checks the options and fills the derived fields.
+func (o *rentOptions) Validate() error {
+	if o.Count < 1 || o.Count > proto.MaxHostsPerDemand {
+		return usagef("-n %d: the number of hosts must be between 1 and %d", o.Count, proto.MaxHostsPerDemand)
+	}
+	m, err := ParseSize(o.Memory)
+	if err != nil {
+		return usagef("-m: %v", err)
+	}
+	if m < proto.MinMemory {
+		return usagef("-m %s: a host needs at least 64M of memory", o.Memory)
+	}
+	o.memoryBytes = m
+	if !(o.CPUs > 0 && o.CPUs <= 4096) {
+		return usagef("--cpus %v: must be more than 0 (e.g. 0.5 or 2)", o.CPUs)
+	}
+	if len(o.Providers) == 0 {
+		return usagef("no provider given: pass --provider HOST:PORT (or try 'zennet demo' to rent from providers on this machine)")
+	}
+	for _, p := range o.Providers {
+		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+			return usagef("--provider %q is not HOST:PORT", p)
+		}
+	}
+	if o.Timeout <= 0 {
+		return usagef("--timeout must be positive")
+	}
+	return nil
+}
+
+// rental is a set of leased hosts with their forwarders and files.
+type rental struct {
+	sess      *session.Session
+	files     session.Files
+	hosts     []session.Host
+	clients   []*sshgate.Client
+	leases    map[*sshgate.Client][]string
+	listeners []net.Listener
+	errs      chan error
+}
+
+func (o *rentOptions) identity() (gossh.Signer, string, error) {
+	path := o.Identity
+	if path == "" {
+		home, _ := os.UserHomeDir()
+		path = filepath.Join(home, ".ssh", "id_ed25519")
+		if _, err := os.Stat(path); err != nil {
+			path = filepath.Join(o.G.ConfigDir, "id_ed25519")
+		}
+	} else if _, err := os.Stat(path); err != nil {
+		return nil, "", usagef("--identity %s: %v", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := loadOrCreateKey(abs, "zennet renter")
+	return s, abs, err
+}
+
+// providerHostKeys trusts a provider's host key the first time it is seen
+// and pins it in the config dir's known_providers from then on.
+func providerHostKeys(configDir string) (gossh.HostKeyCallback, error) {
+	path := filepath.Join(configDir, "known_providers")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	var mu sync.Mutex
+	return func(hostname string, remote net.Addr, key gossh.PublicKey) error {
+		mu.Lock()
+		defer mu.Unlock()
+		cb, err := knownhosts.New(path)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		err = cb(hostname, remote, key)
+		var ke *knownhosts.KeyError
+		if errors.As(err, &ke) && len(ke.Want) == 0 {
+			line := knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key)
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = fmt.Fprintln(f, line)
+			return err
+		}
+		if errors.As(err, &ke) {
+			return fmt.Errorf("provider %s presented a different host key than before (%s); if it was re-installed, remove its line from %s", hostname, gossh.FingerprintSHA256(key), path)
+		}
+		return err
+	}, nil
+}
+
+func progress(o *rentOptions, format string, a ...any) {
+	if isTerminal(o.IO.ErrOut) && !o.JSON {
+		fmt.Fprintf(o.IO.ErrOut, "\r\033[K"+format, a...)
+	}
+}
+
+// rent leases o.Count hosts from the providers in order, all or nothing.
+func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
+	signer, keyPath, err := o.identity()
+	if err != nil {
+		return nil, err
+	}
+	hostKeys, err := providerHostKeys(o.G.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := session.Open(o.G.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, errs: make(chan error, 16)}
+	defer func() {
+		if err != nil {
+			r.release(context.WithoutCancel(ctx), 30*time.Second)
+			r = nil
+		}
+	}()
+	names, err := sess.ReserveNames(o.Count)
+	if err != nil {
+		return r, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	demand := proto.Limits{MemoryBytes: o.memoryBytes, CPUs: o.CPUs}
+	var refusals []string
+	var unreachable, capacity int
+	for _, addr := range o.Providers {
+		want := o.Count - len(r.hosts)
+		if want == 0 {
+			break
+		}
+		progress(o, "leasing %d hosts from %s ...", want, addr)
+		c, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: signer, HostKeyCallback: hostKeys})
+		if err != nil {
+			unreachable++
+			refusals = append(refusals, strings.TrimPrefix(err.Error(), sshgate.ErrUnreachable.Error()+": "))
+			continue
+		}
+		leases, err := c.Rent(ctx, proto.Demand{Count: want, Limits: demand})
+		if len(leases) > 0 || err == nil {
+			r.clients = append(r.clients, c)
+		} else {
+			c.Close()
+		}
+		for _, le := range leases {
+			r.leases[c] = append(r.leases[c], le.ID)
+			l, lerr := net.Listen("tcp", "127.0.0.1:0")
+			if lerr != nil {
+				return r, fmt.Errorf("open local port: %w", lerr)
+			}
+			r.listeners = append(r.listeners, l)
+			go c.Forward(l, le.ID, func(e error) {
+				select {
+				case r.errs <- e:
+				default:
+				}
+			})
+			r.hosts = append(r.hosts, session.Host{
+				Name: names[len(r.hosts)], LocalPort: l.Addr().(*net.TCPAddr).Port, Provider: addr,
+				LeaseID: le.ID, Limits: le.Limits, HostKey: le.HostKey,
+			})
+		}
+		if err != nil {
+			if errors.Is(err, proto.ErrCapacity) {
+				capacity++
+			}
+			refusals = append(refusals, fmt.Sprintf("provider %s: %v", addr, strings.TrimPrefix(err.Error(), proto.ErrCapacity.Error()+": ")))
+		}
+	}
+	progress(o, "")
+	if len(r.hosts) < o.Count {
+		msg := fmt.Sprintf("got %d of %d hosts: %s", len(r.hosts), o.Count, strings.Join(refusals, "; "))
+		switch {
+		case errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+			return r, fmt.Errorf("leasing timed out after %s: %s", o.Timeout, msg)
+		case capacity > 0:
+			return r, causeError{msg: "not enough capacity: " + msg, cause: proto.ErrCapacity}
+		case unreachable == len(o.Providers):
+			return r, causeError{msg: "no provider reachable: " + msg, cause: sshgate.ErrUnreachable}
+		}
+		return r, errors.New(msg)
+	}
+	r.files, err = sess.Write(r.hosts, keyPath)
+	return r, err
+}
+
+// release ends every lease, waiting up to timeout for the providers to
+// confirm, and removes the session's files.
+func (r *rental) release(ctx context.Context, timeout time.Duration) error {
+	for _, l := range r.listeners {
+		l.Close()
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(r.clients))
+	for i, c := range r.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c.Err() == nil {
+				errs[i] = c.Release(ctx, r.leases[c])
+			}
+			c.Close()
+		}()
+	}
+	wg.Wait()
+	if r.sess != nil {
+		r.sess.Close()
+	}
+	return errors.Join(errs...)
+}
+
+type hostsDoc struct {
+	Session string        `json:"session"`
+	Hosts   []hostJSON    `json:"hosts"`
+	Files   session.Files `json:"files"`
+}
+
+type hostJSON struct {
+	Name        string  `json:"name"`
+	LocalPort   int     `json:"local_port"`
+	Provider    string  `json:"provider"`
+	LeaseID     string  `json:"lease_id"`
+	MemoryBytes int64   `json:"memory_bytes"`
+	CPUs        float64 `json:"cpus"`
+	HostKey     string  `json:"host_key"`
+}
+
+func (r *rental) print(o *rentOptions) error {
+	if o.JSON {
+		doc := hostsDoc{Session: r.sess.ID, Files: r.files}
+		for _, h := range r.hosts {
+			doc.Hosts = append(doc.Hosts, hostJSON{h.Name, h.LocalPort, h.Provider, h.LeaseID, h.Limits.MemoryBytes, h.Limits.CPUs, h.HostKey})
+		}
+		return writeJSON(o.IO.Out, "hosts", doc)
+	}
+	rows := make([][]string, 0, len(r.hosts))
+	for _, h := range r.hosts {
+		rows = append(rows, []string{h.Name, strconv.Itoa(h.LocalPort), h.Provider, strconv.FormatFloat(h.Limits.CPUs, 'f', -1, 64),
+			FormatSize(h.Limits.MemoryBytes), h.LeaseID})
+	}
+	table(o.IO.Out, []string{"HOST", "LOCAL PORT", "PROVIDER", "CPU", "MEM", "LEASE"}, rows)
+	if isTerminal(o.IO.Out) {
+		fmt.Fprintf(o.IO.Out, "\nssh -F %s %s      # or: ssh -p %d root@localhost\n", r.files.SSHConfig, r.hosts[0].Name, r.hosts[0].LocalPort)
+		fmt.Fprintf(o.IO.Out, "MPI hostfile: %s   GNU parallel: --sshloginfile %s\n", r.files.MPIHostfile, r.files.SSHLoginFile)
+		fmt.Fprintf(o.IO.Out, "Holding %d hosts; Ctrl-C or 'zennet release' ends the leases.\n", len(r.hosts))
+	}
+	return nil
+}
+
+// hold waits until ctx ends or every provider is gone, reporting lost
+// providers and forwarding errors on stderr.
+func (r *rental) hold(ctx context.Context, o *rentOptions) error {
+	gone := make(chan *sshgate.Client, len(r.clients))
+	for _, c := range r.clients {
+		go func() {
+			select {
+			case <-c.Done():
+				gone <- c
+			case <-ctx.Done():
+			}
+		}()
+	}
+	live := len(r.clients)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-r.errs:
+			fmt.Fprintf(o.IO.ErrOut, "zennet: %v\n", e)
+		case c := <-gone:
+			live--
+			fmt.Fprintf(o.IO.ErrOut, "zennet: %v; its %d hosts are gone\n", c.Err(), len(r.leases[c]))
+			if live == 0 {
+				return errors.New("every provider is gone; no hosts left")
+			}
+		}
+	}
+}
+
+func runRent(ctx context.Context, o *rentOptions) error {
+	r, err := rent(ctx, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
+	if err := r.print(o); err != nil {
+		r.release(context.WithoutCancel(ctx), 30*time.Second)
+		return err
+	}
+	herr := r.hold(ctx, o)
+	rerr := r.release(context.WithoutCancel(ctx), 30*time.Second)
+	if rerr != nil {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: release: %v\n", rerr)
+	} else if !o.JSON {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: released %d hosts\n", len(r.hosts))
+	}
+	return errors.Join(herr, rerr)
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/zennet/zennet/cli"
+	"github.com/zennet/zennet/session"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"zennet": func() { os.Exit(cli.Main()) },
+	})
+}
+
+// agentBinary is the static zennet bound into sandboxes: the test binary
+// itself is built with -race and cgo, so it cannot serve.
+func agentBinary(t *testing.T) string {
+	if p := os.Getenv("ZENNET_AGENT_BINARY"); p != "" {
+		return p
+	}
+	out := filepath.Join(t.TempDir(), "zennet")
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build static agent: %v\n%s", err, b)
+	}
+	return out
+}
+
+func TestScripts(t *testing.T) {
+	for _, tool := range []string{"ssh", "scp", "ssh-keygen"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: run 'make test', which installs the OpenSSH client", tool)
+		}
+	}
+	for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE"} {
+		if os.Getenv(v) == "" {
+			t.Fatalf("%s is not set: run 'make test', which builds runsc and the image and sets it", v)
+		}
+	}
+	agent := agentBinary(t)
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("..", "..", "testdata", "script"),
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			home := filepath.Join(env.WorkDir, "home")
+			env.Setenv("HOME", home)
+			env.Setenv("ZENNET_CONFIG_DIR", filepath.Join(env.WorkDir, "config"))
+			env.Setenv("ZENNET_DATA_DIR", filepath.Join(env.WorkDir, "data"))
+			env.Setenv("ZENNET_AGENT_BINARY", agent)
+			for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE", "ZENNET_CACHE_DIR"} {
+				env.Setenv(v, os.Getenv(v))
+			}
+			env.Setenv("SSHCONFIG", filepath.Join(env.WorkDir, "config", "ssh_config"))
+			return os.MkdirAll(home, 0o700)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitprovider": cmdWaitProvider,
+			"waithosts":    cmdWaitHosts,
+			"hostport":     cmdHostPort,
+			"leftovers":    cmdLeftovers,
+			"randfile":     cmdRandFile,
+		},
+	})
+}
+
+// waitprovider DATADIR VAR: wait for the provider on DATADIR to be ready
+// and put its address in $VAR.
+func cmdWaitProvider(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitprovider DATADIR VAR")
+	}
+	path := filepath.Join(ts.MkAbs(args[0]), "provider.json")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			var doc struct {
+				Data struct {
+					Address string `json:"address"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(b, &doc); err != nil {
+				ts.Fatalf("provider.json: %v", err)
+			}
+			ts.Setenv(args[1], doc.Data.Address)
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("provider on %s not ready after 2m", args[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func liveHosts(ts *testscript.TestScript) []session.Host {
+	recs, err := session.Live(ts.Getenv("ZENNET_CONFIG_DIR"))
+	if err != nil {
+		ts.Fatalf("sessions: %v", err)
+	}
+	var hosts []session.Host
+	for _, r := range recs {
+		hosts = append(hosts, r.Hosts...)
+	}
+	return hosts
+}
+
+// waithosts N: wait until the running sessions hold N hosts in all.
+func cmdWaitHosts(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waithosts N")
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("waithosts: %v", err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(liveHosts(ts)) != n {
+		if time.Now().After(deadline) {
+			ts.Fatalf("%d hosts after 2m, want %d", len(liveHosts(ts)), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// hostport NAME VAR: put the local port of host NAME in $VAR.
+func cmdHostPort(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: hostport NAME VAR")
+	}
+	for _, h := range liveHosts(ts) {
+		if h.Name == args[0] {
+			ts.Setenv(args[1], strconv.Itoa(h.LocalPort))
+			return
+		}
+	}
+	ts.Fatalf("no live host %s", args[0])
+}
+
+// leftovers DATADIR: fail if anything of a lease remains on this machine:
+// sandboxes runsc knows, bundle or lease directories, cgroups, processes
+// or mounts that name the data dir, or session files of the renter.
+func cmdLeftovers(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: leftovers DATADIR")
+	}
+	dir := ts.MkAbs(args[0])
+	var found []string
+	out, err := exec.Command(ts.Getenv("ZENNET_RUNSC"), "--root", filepath.Join(dir, "sandboxes", "runsc"), "list", "--quiet").CombinedOutput()
+	if err != nil {
+		ts.Fatalf("runsc list: %v: %s", err, out)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		found = append(found, "runsc sandboxes: "+s)
+	}
+	for _, sub := range []string{"sandboxes/bundles", "leases"} {
+		ents, _ := os.ReadDir(filepath.Join(dir, sub))
+		for _, e := range ents {
+			found = append(found, sub+"/"+e.Name())
+		}
+	}
+	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/zennet/zn-*")
+	for _, cg := range cgs {
+		// Only this provider's leases: their ids are its lease dirs' names,
+		// which are gone; so any cgroup whose tasks name our data dir.
+		if tasks, _ := os.ReadFile(filepath.Join(cg, "tasks")); len(bytes.TrimSpace(tasks)) > 0 {
+			for _, pid := range strings.Fields(string(tasks)) {
+				if cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline"); bytes.Contains(cmd, []byte(dir)) {
+					found = append(found, "cgroup "+cg)
+					break
+				}
+			}
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmd, _ := os.ReadFile(p)
+		if bytes.Contains(cmd, []byte(filepath.Join(dir, "sandboxes"))) {
+			found = append(found, "process "+p+": "+strings.ReplaceAll(string(cmd), "\x00", " "))
+		}
+	}
+	if mounts, err := os.ReadFile("/proc/self/mountinfo"); err == nil && bytes.Contains(mounts, []byte(dir)) {
+		found = append(found, "mounts under "+dir)
+	}
+	sessions, _ := os.ReadDir(filepath.Join(ts.Getenv("ZENNET_CONFIG_DIR"), "sessions"))
+	for _, e := range sessions {
+		if e.IsDir() {
+			found = append(found, "session dir "+e.Name())
+		}
+	}
+	if len(found) > 0 {
+		ts.Fatalf("left behind:\n%s", strings.Join(found, "\n"))
+	}
+}
+
+// randfile NAME BYTES: write BYTES random bytes to NAME.
+func cmdRandFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: randfile NAME BYTES")
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil {
+		ts.Fatalf("randfile: %v", err)
+	}
+	b := make([]byte, n)
+	rand.Read(b)
+	if err := os.WriteFile(ts.MkAbs(args[0]), b, 0o644); err != nil {
+		ts.Fatalf("randfile: %v", err)
+	}
+	fmt.Fprintf(ts.Stdout(), "wrote %d bytes\n", n)
+}

@@ -1,0 +1,297 @@
+// Package proto holds the messages that renters and providers exchange on the
+// negotiation channel, the SSH channel type names, and the sentinel errors
+// shared by every side. It imports nothing of zennet's own.
+package proto
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Version is the negotiation protocol version this build speaks.
+const Version = 1
+
+// SSH channel types opened by the renter on a provider's gateway.
+const (
+	// ChannelNegotiate carries newline-delimited JSON messages: demand,
+	// offer, accept, lease, release, released and error.
+	ChannelNegotiate = "zennet-negotiate-v1@zennet"
+	// ChannelLease carries one end-to-end SSH connection to a lease's
+	// sandbox. Its extra data is the lease id (an SSH string).
+	ChannelLease = "zennet-lease-v1@zennet"
+)
+
+// MaxMessageSize bounds one encoded message on the negotiation channel.
+const MaxMessageSize = 1 << 20
+
+// Message types.
+const (
+	TypeDemand   = "demand"
+	TypeOffer    = "offer"
+	TypeAccept   = "accept"
+	TypeLease    = "lease"
+	TypeRelease  = "release"
+	TypeReleased = "released"
+	TypeEnded    = "ended"
+	TypeError    = "error"
+)
+
+// Message is the envelope of every negotiation message. Exactly one of the
+// payload fields is set, the one named by Type.
+type Message struct {
+	V        int       `json:"v"`
+	Type     string    `json:"type"`
+	Demand   *Demand   `json:"demand,omitempty"`
+	Offer    *Offer    `json:"offer,omitempty"`
+	Accept   *Accept   `json:"accept,omitempty"`
+	Lease    *Lease    `json:"lease,omitempty"`
+	Release  *Release  `json:"release,omitempty"`
+	Released *Released `json:"released,omitempty"`
+	Ended    *Ended    `json:"ended,omitempty"`
+	Error    *Error    `json:"error,omitempty"`
+}
+
+// Limits are the resources of one host.
+type Limits struct {
+	// MemoryBytes is the memory the renter sees as MemTotal inside.
+	MemoryBytes int64 `json:"memory_bytes"`
+	// CPUs is the CPU quota in cores (0.5 = half a core).
+	CPUs float64 `json:"cpus"`
+}
+
+// Demand is the renter's request: Count hosts with Limits each.
+type Demand struct {
+	Count  int    `json:"count"`
+	Limits Limits `json:"limits"`
+}
+
+// Offer is the provider's answer to a demand: how many of the demanded hosts
+// it can give now, and on what terms.
+type Offer struct {
+	Count  int       `json:"count"`
+	Limits Limits    `json:"limits"`
+	Expiry time.Time `json:"expiry"`
+}
+
+// Accept takes Count hosts of the offer.
+type Accept struct {
+	Count int `json:"count"`
+}
+
+// Lease is one granted host.
+type Lease struct {
+	ID     string `json:"id"`
+	Limits Limits `json:"limits"`
+	// HostKey is the sandbox's SSH host key in authorized_keys format; the
+	// renter pins it so that its ssh never asks.
+	HostKey string    `json:"host_key"`
+	Started time.Time `json:"started"`
+}
+
+// Release ends leases.
+type Release struct {
+	IDs []string `json:"ids"`
+}
+
+// Released confirms that the leases are ended and their sandboxes destroyed.
+type Released struct {
+	IDs []string `json:"ids"`
+}
+
+// Ended tells the renter that the provider ended a lease on its own.
+type Ended struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason"`
+}
+
+// Error codes.
+const (
+	CodeCapacity   = "capacity"
+	CodeBadRequest = "bad-request"
+	CodeVersion    = "version"
+	CodeInternal   = "internal"
+	CodeNotFound   = "not-found"
+)
+
+// Error is a refusal. Message is one sentence fit for the renter's terminal.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is makes errors.Is(err, ErrCapacity) and friends work for a decoded Error.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrCapacity:
+		return e.Code == CodeCapacity
+	case ErrBadRequest:
+		return e.Code == CodeBadRequest
+	case ErrVersion:
+		return e.Code == CodeVersion
+	case ErrNotFound:
+		return e.Code == CodeNotFound
+	}
+	return false
+}
+
+// Sentinel errors.
+var (
+	ErrCapacity   = errors.New("provider has no capacity")
+	ErrBadRequest = errors.New("bad request")
+	ErrVersion    = errors.New("protocol version mismatch")
+	ErrNotFound   = errors.New("no such lease")
+	ErrForbidden  = errors.New("forbidden")
+)
+
+// Encode returns m as one line of JSON, newline included, after stamping
+// the protocol version.
+func Encode(m Message) ([]byte, error) {
+	m.V = Version
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) >= MaxMessageSize {
+		return nil, fmt.Errorf("message of %d bytes exceeds %d", len(b), MaxMessageSize)
+	}
+	return append(b, '\n'), nil
+}
+
+// Decode parses and validates one message.
+func Decode(line []byte) (Message, error) {
+	var m Message
+	if len(line) > MaxMessageSize {
+		return m, fmt.Errorf("message of %d bytes exceeds %d", len(line), MaxMessageSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return Message{}, fmt.Errorf("decode message: %w", err)
+	}
+	if dec.More() {
+		return Message{}, errors.New("decode message: trailing data")
+	}
+	if m.V != Version {
+		return Message{}, fmt.Errorf("%w: got v%d, this build speaks v%d", ErrVersion, m.V, Version)
+	}
+	if err := m.validate(); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+func (m Message) validate() error {
+	set := 0
+	for _, p := range []bool{m.Demand != nil, m.Offer != nil, m.Accept != nil, m.Lease != nil,
+		m.Release != nil, m.Released != nil, m.Ended != nil, m.Error != nil} {
+		if p {
+			set++
+		}
+	}
+	if set != 1 {
+		return fmt.Errorf("message %q carries %d payloads, want 1", m.Type, set)
+	}
+	var ok bool
+	switch m.Type {
+	case TypeDemand:
+		ok = m.Demand != nil
+		if ok {
+			if err := m.Demand.Validate(); err != nil {
+				return err
+			}
+		}
+	case TypeOffer:
+		ok = m.Offer != nil
+		if ok && (m.Offer.Count < 0 || m.Offer.Limits.validate() != nil) {
+			return errors.New("offer: invalid count or limits")
+		}
+	case TypeAccept:
+		ok = m.Accept != nil
+		if ok && m.Accept.Count < 1 {
+			return errors.New("accept: count must be at least 1")
+		}
+	case TypeLease:
+		ok = m.Lease != nil
+		if ok && (!ValidLeaseID(m.Lease.ID) || m.Lease.HostKey == "" || m.Lease.Limits.validate() != nil) {
+			return errors.New("lease: invalid id, host key or limits")
+		}
+	case TypeRelease:
+		ok = m.Release != nil
+		if ok {
+			for _, id := range m.Release.IDs {
+				if !ValidLeaseID(id) {
+					return fmt.Errorf("release: invalid lease id %q", id)
+				}
+			}
+		}
+	case TypeReleased:
+		ok = m.Released != nil
+	case TypeEnded:
+		ok = m.Ended != nil
+	case TypeError:
+		ok = m.Error != nil && m.Error.Message != ""
+	default:
+		return fmt.Errorf("unknown message type %q", m.Type)
+	}
+	if !ok {
+		return fmt.Errorf("message type %q without its payload", m.Type)
+	}
+	return nil
+}
+
+// MaxHostsPerDemand bounds one demand.
+const MaxHostsPerDemand = 10000
+
+// Validate checks a demand's ranges.
+func (d *Demand) Validate() error {
+	if d.Count < 1 || d.Count > MaxHostsPerDemand {
+		return fmt.Errorf("%w: host count %d out of range 1..%d", ErrBadRequest, d.Count, MaxHostsPerDemand)
+	}
+	if err := d.Limits.validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// MinMemory is the least memory a host may have.
+const MinMemory = 64 << 20
+
+func (l Limits) validate() error {
+	if l.MemoryBytes < MinMemory || l.MemoryBytes > 1<<50 {
+		return fmt.Errorf("%w: memory %d bytes out of range (at least 64M)", ErrBadRequest, l.MemoryBytes)
+	}
+	if !(l.CPUs > 0 && l.CPUs <= 4096) { // also rejects NaN
+		return fmt.Errorf("%w: cpus %v out of range (0 < cpus <= 4096)", ErrBadRequest, l.CPUs)
+	}
+	return nil
+}
+
+// LeaseIDLen is the fixed length of every lease id. runsc matches container
+// ids by prefix, so ids of one length can never shadow each other.
+const LeaseIDLen = 20
+
+// LeaseIDPrefix starts every lease id.
+const LeaseIDPrefix = "zn-"
+
+// ValidLeaseID reports whether id has the form zn- plus 17 lowercase hex
+// digits.
+func ValidLeaseID(id string) bool {
+	if len(id) != LeaseIDLen || !strings.HasPrefix(id, LeaseIDPrefix) {
+		return false
+	}
+	for _, c := range id[len(LeaseIDPrefix):] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

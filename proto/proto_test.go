@@ -1,0 +1,132 @@
+package proto
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+var decodeTests = []struct {
+	name    string
+	in      string
+	wantErr string
+}{
+	{"demand", `{"v":1,"type":"demand","demand":{"count":3,"limits":{"memory_bytes":536870912,"cpus":1}}}`, ""},
+	{"accept", `{"v":1,"type":"accept","accept":{"count":2}}`, ""},
+	{"lease", `{"v":1,"type":"lease","lease":{"id":"zn-0123456789abcdef0","limits":{"memory_bytes":67108864,"cpus":0.5},"host_key":"ssh-ed25519 AAAA","started":"2026-01-01T00:00:00Z"}}`, ""},
+	{"release", `{"v":1,"type":"release","release":{"ids":["zn-0123456789abcdef0"]}}`, ""},
+	{"error", `{"v":1,"type":"error","error":{"code":"capacity","message":"full"}}`, ""},
+	{"wrong version", `{"v":2,"type":"accept","accept":{"count":2}}`, "version mismatch"},
+	{"no version", `{"type":"accept","accept":{"count":2}}`, "version mismatch"},
+	{"unknown type", `{"v":1,"type":"hello","accept":{"count":2}}`, "unknown message type"},
+	{"payload mismatch", `{"v":1,"type":"demand","accept":{"count":2}}`, "without its payload"},
+	{"two payloads", `{"v":1,"type":"accept","accept":{"count":2},"release":{"ids":[]}}`, "carries 2 payloads"},
+	{"no payload", `{"v":1,"type":"accept"}`, "carries 0 payloads"},
+	{"unknown field", `{"v":1,"type":"accept","accept":{"count":2},"x":1}`, "unknown field"},
+	{"trailing", `{"v":1,"type":"accept","accept":{"count":2}} {}`, "trailing data"},
+	{"zero hosts", `{"v":1,"type":"demand","demand":{"count":0,"limits":{"memory_bytes":536870912,"cpus":1}}}`, "host count 0"},
+	{"too many hosts", `{"v":1,"type":"demand","demand":{"count":10001,"limits":{"memory_bytes":536870912,"cpus":1}}}`, "host count 10001"},
+	{"tiny memory", `{"v":1,"type":"demand","demand":{"count":1,"limits":{"memory_bytes":1,"cpus":1}}}`, "memory 1 bytes"},
+	{"no cpu", `{"v":1,"type":"demand","demand":{"count":1,"limits":{"memory_bytes":536870912,"cpus":0}}}`, "cpus 0"},
+	{"bad lease id", `{"v":1,"type":"lease","lease":{"id":"zn-../../etc","limits":{"memory_bytes":67108864,"cpus":1},"host_key":"k"}}`, "invalid id"},
+	{"bad release id", `{"v":1,"type":"release","release":{"ids":["zn-0123"]}}`, "invalid lease id"},
+	{"empty error", `{"v":1,"type":"error","error":{"code":"x","message":""}}`, "without its payload"},
+	{"not json", `hello`, "decode message"},
+}
+
+func TestDecode(t *testing.T) {
+	for _, tt := range decodeTests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Decode([]byte(tt.in))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Decode: %v", err)
+				}
+				b, err := Encode(m)
+				if err != nil {
+					t.Fatalf("Encode after Decode: %v", err)
+				}
+				if _, err := Decode(b); err != nil {
+					t.Fatalf("round trip: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Decode error = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, tt := range decodeTests {
+		f.Add([]byte(tt.in))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Decode(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must encode and decode to an equal message.
+		enc, err := Encode(m)
+		if err != nil {
+			t.Fatalf("decoded message does not encode: %v", err)
+		}
+		if _, err := Decode(enc); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
+
+func TestValidLeaseID(t *testing.T) {
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{
+		{"zn-0123456789abcdef0", true},
+		{"zn-0123456789ABCDEF0", false},
+		{"zn-0123456789abcdef", false},
+		{"zn-0123456789abcdef01", false},
+		{"xx-0123456789abcdef0", false},
+		{"zn-0123456789abcdeg0", false},
+		{"", false},
+	} {
+		if got := ValidLeaseID(tt.id); got != tt.want {
+			t.Errorf("ValidLeaseID(%q) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+}
+
+func TestReaderLimits(t *testing.T) {
+	long := `{"v":1,"type":"error","error":{"code":"x","message":"` + strings.Repeat("a", MaxMessageSize) + `"}}` + "\n"
+	r := NewReader(strings.NewReader(long))
+	if _, err := r.Next(); err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Fatalf("oversized message: err = %v", err)
+	}
+	r = NewReader(strings.NewReader(`{"v":1,"type":"accept","accept":{"count":1}}`))
+	if _, err := r.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("unterminated message: err = %v, want ErrUnexpectedEOF", err)
+	}
+	r = NewReader(strings.NewReader(""))
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("empty stream: err = %v, want EOF", err)
+	}
+}
+
+func TestErrorCodesRoundTrip(t *testing.T) {
+	for _, sentinel := range []error{ErrCapacity, ErrBadRequest, ErrVersion, ErrNotFound} {
+		m := ErrorMessage(sentinel)
+		b, err := Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(got.Error, sentinel) {
+			t.Errorf("%v did not survive the wire: code %q", sentinel, got.Error.Code)
+		}
+	}
+}

@@ -1,0 +1,357 @@
+// Package sandbox runs gVisor sandboxes with runsc: one OCI bundle per
+// sandbox over a shared read-only root filesystem image, each sandbox writing
+// to its own overlay, with memory and CPU limits from its spec.
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ErrNotFound means no sandbox of that id exists.
+var ErrNotFound = errors.New("sandbox not found")
+
+// Config says where the runtime's parts are.
+type Config struct {
+	// Runsc is the path of the runsc binary.
+	Runsc string
+	// Image is the root filesystem directory shared read-only by every sandbox.
+	Image string
+	// StateDir holds runsc's state and one directory per sandbox (bundle and
+	// overlay store).
+	StateDir string
+	// Platform is runsc's --platform; empty means runsc's default (systrap).
+	Platform string
+	// Log receives lifecycle events; nil discards them.
+	Log *slog.Logger
+}
+
+// Mount binds a host path into the sandbox.
+type Mount struct {
+	Source      string
+	Destination string
+	ReadOnly    bool
+}
+
+// Spec is what one sandbox gets.
+type Spec struct {
+	// ID is the container id; callers use ids of one fixed length because
+	// runsc resolves ids by prefix.
+	ID string
+	// MemoryBytes is the memory limit, which the sandbox sees as MemTotal.
+	MemoryBytes int64
+	// CPUs is the CPU quota in cores; 0 means unlimited.
+	CPUs float64
+	// Hostname inside the sandbox.
+	Hostname string
+	// Args is the argv of the sandbox's first process.
+	Args []string
+	// Env of the first process, KEY=VALUE.
+	Env []string
+	// Mounts are bound in addition to the image.
+	Mounts []Mount
+}
+
+// Runtime creates, enters and destroys sandboxes.
+type Runtime struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New checks cfg and returns a runtime.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Runsc == "" {
+		return nil, errors.New("no runsc binary configured")
+	}
+	if fi, err := os.Stat(cfg.Runsc); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return nil, fmt.Errorf("runsc %s is not an executable file; run 'make runsc' or pass --runsc", cfg.Runsc)
+	}
+	if err := CheckImage(cfg.Image); err != nil {
+		return nil, err
+	}
+	if cfg.StateDir == "" || !filepath.IsAbs(cfg.StateDir) {
+		return nil, fmt.Errorf("sandbox state dir %q must be an absolute path", cfg.StateDir)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "runsc"), 0o700); err != nil {
+		return nil, fmt.Errorf("create sandbox state dir: %w", err)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runtime{cfg: cfg, log: log.With("subsystem", "sandbox")}, nil
+}
+
+// CheckImage reports whether dir looks like a usable root filesystem.
+func CheckImage(dir string) error {
+	if dir == "" {
+		return errors.New("no root filesystem image configured; run 'make image' or pass --image")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bin", "sh")); err != nil {
+		return fmt.Errorf("root filesystem image %s has no /bin/sh; build it with 'make image' or pass --image", dir)
+	}
+	return nil
+}
+
+func (r *Runtime) bundleDir(id string) string { return filepath.Join(r.cfg.StateDir, "bundles", id) }
+
+// globalArgs are the runsc flags every subcommand gets.
+func (r *Runtime) globalArgs(id string) []string {
+	args := []string{"--root", filepath.Join(r.cfg.StateDir, "runsc"), "--network=none", "--gofer-network-namespace=new"}
+	if r.cfg.Platform != "" {
+		args = append(args, "--platform="+r.cfg.Platform)
+	}
+	if id != "" {
+		args = append(args, "--overlay2=root:dir="+filepath.Join(r.bundleDir(id), "overlay"))
+	}
+	return args
+}
+
+func (r *Runtime) runsc(ctx context.Context, id string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, r.cfg.Runsc, append(r.globalArgs(id), args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
+		}
+		return out, fmt.Errorf("runsc %s: %w: %s", args[0], err, msg)
+	}
+	return out, nil
+}
+
+// Create builds the sandbox's bundle and starts it. On any error nothing of
+// the sandbox is left behind.
+func (r *Runtime) Create(ctx context.Context, s Spec) (err error) {
+	if s.ID == "" || strings.ContainsAny(s.ID, "/. ") {
+		return fmt.Errorf("invalid sandbox id %q", s.ID)
+	}
+	if len(s.Args) == 0 {
+		return errors.New("sandbox spec has no args")
+	}
+	start := time.Now()
+	dir := r.bundleDir(s.ID)
+	if err := os.MkdirAll(filepath.Join(dir, "overlay"), 0o700); err != nil {
+		return fmt.Errorf("create bundle: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			r.destroy(context.WithoutCancel(ctx), s.ID)
+		}
+	}()
+	b, err := json.MarshalIndent(r.ociSpec(s), "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+		return fmt.Errorf("write bundle: %w", err)
+	}
+	// The sandbox keeps the first process's stdio; give it a log file so
+	// that nothing here waits on a pipe the sandbox holds open.
+	logf, err := os.OpenFile(filepath.Join(dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.CommandContext(ctx, r.cfg.Runsc, append(r.globalArgs(s.ID),
+		"create", "--bundle", dir, "--pid-file", filepath.Join(dir, "pid"), s.ID)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("runsc create: %w: %s", err, lastLine(r.Logs(s.ID, 2048)))
+	}
+	if _, err := r.runsc(ctx, s.ID, "start", s.ID); err != nil {
+		return err
+	}
+	r.log.Info("sandbox started", "id", s.ID, "memory", s.MemoryBytes, "cpus", s.CPUs, "took", time.Since(start))
+	return nil
+}
+
+func (r *Runtime) ociSpec(s Spec) *specs.Spec {
+	env := append([]string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=/root",
+	}, s.Env...)
+	caps := []string{
+		"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
+		"CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE",
+		"CAP_SETFCAP",
+	}
+	mounts := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
+	}
+	for _, m := range s.Mounts {
+		opts := []string{"rbind"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		mounts = append(mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
+	}
+	res := &specs.LinuxResources{}
+	if s.MemoryBytes > 0 {
+		lim := s.MemoryBytes
+		res.Memory = &specs.LinuxMemory{Limit: &lim}
+	}
+	if s.CPUs > 0 {
+		period := uint64(100000)
+		quota := int64(s.CPUs * float64(period))
+		res.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
+	}
+	hostname := s.Hostname
+	if hostname == "" {
+		hostname = s.ID
+	}
+	return &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			User: specs.User{UID: 0, GID: 0},
+			Args: s.Args,
+			Env:  env,
+			Cwd:  "/",
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: caps, Effective: caps, Permitted: caps,
+			},
+			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1 << 16, Soft: 1 << 16}},
+		},
+		Root:     &specs.Root{Path: r.cfg.Image, Readonly: false},
+		Hostname: hostname,
+		Mounts:   mounts,
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+			},
+			Resources:   res,
+			CgroupsPath: "/zennet/" + s.ID,
+		},
+	}
+}
+
+// Command returns an unstarted command that runs argv inside sandbox id.
+// The caller sets its stdio, starts and waits for it; cancelling ctx kills
+// the runsc exec process and with it the process inside.
+func (r *Runtime) Command(ctx context.Context, id string, argv ...string) *exec.Cmd {
+	args := append(r.globalArgs(""), "exec", "--cwd", "/root", id)
+	cmd := exec.CommandContext(ctx, r.cfg.Runsc, append(args, argv...)...)
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
+}
+
+// Destroy kills sandbox id, deletes it and removes its bundle and overlay.
+// Destroying a sandbox that does not exist is not an error.
+func (r *Runtime) Destroy(ctx context.Context, id string) error {
+	if id == "" || strings.ContainsAny(id, "/. ") {
+		return fmt.Errorf("invalid sandbox id %q", id)
+	}
+	return r.destroy(ctx, id)
+}
+
+func (r *Runtime) destroy(ctx context.Context, id string) error {
+	var errs []error
+	if _, err := r.State(ctx, id); err == nil {
+		if _, err := r.runsc(ctx, id, "delete", "--force", id); err != nil {
+			errs = append(errs, err)
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(r.bundleDir(id)); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		r.log.Info("sandbox destroyed", "id", id)
+	}
+	return errors.Join(errs...)
+}
+
+// State is runsc's view of one sandbox.
+type State struct {
+	ID     string `json:"id"`
+	Pid    int    `json:"pid"`
+	Status string `json:"status"`
+	Bundle string `json:"bundle"`
+}
+
+// State returns the state of sandbox id, or ErrNotFound.
+func (r *Runtime) State(ctx context.Context, id string) (State, error) {
+	var st State
+	out, err := r.runsc(ctx, "", "state", id)
+	if err != nil {
+		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "no such file") {
+			return st, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return st, err
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return st, fmt.Errorf("runsc state: %w", err)
+	}
+	if st.ID != id { // runsc matches prefixes; never act on another sandbox
+		return State{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return st, nil
+}
+
+// List returns the sandboxes runsc knows under this runtime's state dir.
+func (r *Runtime) List(ctx context.Context) ([]State, error) {
+	out, err := r.runsc(ctx, "", "list", "--format=json")
+	if err != nil {
+		return nil, err
+	}
+	var sts []State
+	if len(bytes.TrimSpace(out)) == 0 || bytes.Equal(bytes.TrimSpace(out), []byte("null")) {
+		return nil, nil
+	}
+	if err := json.Unmarshal(out, &sts); err != nil {
+		return nil, fmt.Errorf("runsc list: %w", err)
+	}
+	return sts, nil
+}
+
+// Bundles lists the ids that have a bundle directory, whether or not runsc
+// still knows them: what a crash may have left behind.
+func (r *Runtime) Bundles() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(r.cfg.StateDir, "bundles"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// Logs returns the tail of a sandbox's console log, for error messages.
+func (r *Runtime) Logs(id string, max int) string {
+	f, err := os.Open(filepath.Join(r.bundleDir(id), "console.log"))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(f)
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	return string(b)
+}

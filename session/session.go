@@ -1,0 +1,273 @@
+// Package session keeps a renter's local state for one run of zennet: the
+// hosts it holds and the files it writes for ssh, MPI and GNU parallel.
+// Each run gets its own directory under the config dir, locked for as long as
+// the run lives, so concurrent runs never clobber each other's files, and the
+// shared ssh_config includes every live run's entries.
+package session
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zennet/zennet/proto"
+)
+
+// Host is one rented host as the renter uses it.
+type Host struct {
+	Name      string       `json:"name"`
+	LocalPort int          `json:"local_port"`
+	Provider  string       `json:"provider"`
+	LeaseID   string       `json:"lease_id"`
+	Limits    proto.Limits `json:"limits"`
+	HostKey   string       `json:"host_key"`
+}
+
+// Files are the paths a session writes.
+type Files struct {
+	SSHConfig     string `json:"ssh_config"`
+	SessionConfig string `json:"session_ssh_config"`
+	KnownHosts    string `json:"known_hosts"`
+	MPIHostfile   string `json:"mpi_hostfile"`
+	SSHLoginFile  string `json:"parallel_sshloginfile"`
+	Hosts         string `json:"hosts"`
+}
+
+// Record is what hosts.json holds: enough for 'zennet release' and for
+// other runs to see which names are taken.
+type Record struct {
+	ID      string    `json:"id"`
+	Pid     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	Names   []string  `json:"names"`
+	Hosts   []Host    `json:"hosts"`
+}
+
+// Session is one live run.
+type Session struct {
+	ID   string
+	Dir  string
+	root string
+	lock *os.File
+	rec  Record
+}
+
+// Open creates and locks a new session directory under configDir, first
+// removing the directories of runs that are gone.
+func Open(configDir string) (*Session, error) {
+	sessions := filepath.Join(configDir, "sessions")
+	if err := os.MkdirAll(sessions, 0o700); err != nil {
+		return nil, fmt.Errorf("create session dir: %w", err)
+	}
+	if err := writeMainConfig(configDir); err != nil {
+		return nil, err
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	dir := filepath.Join(sessions, id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create session dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("lock session: %w", err)
+	}
+	s := &Session{ID: id, Dir: dir, root: configDir, lock: lock,
+		rec: Record{ID: id, Pid: os.Getpid(), Started: time.Now().UTC()}}
+	return s, nil
+}
+
+// Live returns the records of runs that still hold their lock, and removes
+// the directories of runs that do not (a crashed run's leftovers).
+func Live(configDir string) ([]Record, error) {
+	sessions := filepath.Join(configDir, "sessions")
+	ents, err := os.ReadDir(sessions)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(sessions, e.Name())
+		f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+		if err != nil {
+			continue // being created or removed right now
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.RemoveAll(dir) // nobody holds it: the run is gone
+			f.Close()
+			continue
+		}
+		f.Close()
+		var rec Record
+		if b, err := os.ReadFile(filepath.Join(dir, "hosts.json")); err == nil && json.Unmarshal(b, &rec) == nil {
+			out = append(out, rec)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out, nil
+}
+
+// withNamesLock runs f holding the config dir's names lock.
+func withNamesLock(configDir string, f func() error) error {
+	lf, err := os.OpenFile(filepath.Join(configDir, "sessions", ".names.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	return f()
+}
+
+// ReserveNames picks n host names zennet-K not used by any live run and
+// records them for this session.
+func (s *Session) ReserveNames(n int) ([]string, error) {
+	var names []string
+	err := withNamesLock(s.root, func() error {
+		live, err := Live(s.root)
+		if err != nil {
+			return err
+		}
+		taken := map[string]bool{}
+		for _, r := range live {
+			if r.ID == s.ID {
+				continue
+			}
+			for _, nm := range r.Names {
+				taken[nm] = true
+			}
+		}
+		for k := 1; len(names) < n; k++ {
+			if nm := "zennet-" + strconv.Itoa(k); !taken[nm] {
+				names = append(names, nm)
+			}
+		}
+		s.rec.Names = names
+		return writeJSON(filepath.Join(s.Dir, "hosts.json"), s.rec)
+	})
+	return names, err
+}
+
+// Files returns the paths this session writes.
+func (s *Session) Files() Files {
+	return Files{
+		SSHConfig:     filepath.Join(s.root, "ssh_config"),
+		SessionConfig: filepath.Join(s.Dir, "ssh_config"),
+		KnownHosts:    filepath.Join(s.Dir, "known_hosts"),
+		MPIHostfile:   filepath.Join(s.Dir, "hostfile"),
+		SSHLoginFile:  filepath.Join(s.Dir, "sshloginfile"),
+		Hosts:         filepath.Join(s.Dir, "hosts.json"),
+	}
+}
+
+// Write (re)writes every file of the session for hosts, each atomically.
+func (s *Session) Write(hosts []Host, identityFile string) (Files, error) {
+	f := s.Files()
+	s.rec.Hosts = hosts
+	var cfg, kh, mpi, login strings.Builder
+	fmt.Fprintf(&cfg, "# zennet session %s (pid %d): written by zennet, removed when it ends.\n", s.ID, s.rec.Pid)
+	for _, h := range hosts {
+		alias := "zennet-lease-" + h.LeaseID
+		fmt.Fprintf(&cfg, "\nHost %s\n  HostName 127.0.0.1\n  Port %d\n  User root\n", h.Name, h.LocalPort)
+		fmt.Fprintf(&cfg, "  IdentityFile %s\n  IdentitiesOnly yes\n", quote(identityFile))
+		fmt.Fprintf(&cfg, "  UserKnownHostsFile %s\n  HostKeyAlias %s\n", quote(f.KnownHosts), alias)
+		fmt.Fprintf(&cfg, "  StrictHostKeyChecking yes\n  CheckHostIP no\n  UpdateHostKeys no\n")
+		fmt.Fprintf(&kh, "%s %s\n", alias, strings.TrimSpace(h.HostKey))
+		slots := max(1, int(math.Ceil(h.Limits.CPUs)))
+		fmt.Fprintf(&mpi, "%s slots=%d\n", h.Name, slots)
+		fmt.Fprintf(&login, "%d/ssh -F %s %s\n", slots, quote(f.SSHConfig), h.Name)
+	}
+	for _, w := range []struct {
+		path string
+		data string
+	}{
+		{f.KnownHosts, kh.String()}, {f.MPIHostfile, mpi.String()}, {f.SSHLoginFile, login.String()},
+		{f.SessionConfig, cfg.String()},
+	} {
+		if err := writeAtomic(w.path, []byte(w.data)); err != nil {
+			return f, err
+		}
+	}
+	if err := writeJSON(f.Hosts, s.rec); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// Close removes the session's files and releases its lock.
+func (s *Session) Close() error {
+	err := os.RemoveAll(s.Dir)
+	s.lock.Close()
+	return err
+}
+
+func writeMainConfig(configDir string) error {
+	path := filepath.Join(configDir, "ssh_config")
+	want := fmt.Sprintf("# Written by zennet: the hosts of every running zennet session.\n# Use: ssh -F %s zennet-1\nInclude %s\n",
+		path, filepath.Join(configDir, "sessions", "*", "ssh_config"))
+	if b, err := os.ReadFile(path); err == nil && string(b) == want {
+		return nil
+	}
+	return writeAtomic(path, []byte(want))
+}
+
+func quote(p string) string {
+	if strings.ContainsAny(p, " \t\"") {
+		return strconv.Quote(p)
+	}
+	return p
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, append(b, '\n'))
+}
+
+// writeAtomic writes data to a temporary file beside path and renames it
+// into place, so no reader ever sees half a file.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,303 @@
+package sshgate
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/gliderlabs/ssh"
+	"github.com/pkg/sftp"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// Paths inside every sandbox, bound read-only by the provider.
+const (
+	AgentDir        = "/.zennet"
+	AgentBinary     = AgentDir + "/bin/zennet"
+	AgentConfigDir  = AgentDir + "/etc"
+	agentHostKey    = "host_key"
+	agentAuthorized = "authorized_keys"
+)
+
+// AgentConfig is what the in-sandbox SSH server needs.
+type AgentConfig struct {
+	HostKey    gossh.Signer
+	Authorized []gossh.PublicKey
+	Log        *slog.Logger
+}
+
+// LoadAgentConfig reads the host key and authorized keys the provider wrote
+// for this lease.
+func LoadAgentConfig(dir string) (AgentConfig, error) {
+	var cfg AgentConfig
+	b, err := os.ReadFile(dir + "/" + agentHostKey)
+	if err != nil {
+		return cfg, fmt.Errorf("read host key: %w", err)
+	}
+	if cfg.HostKey, err = gossh.ParsePrivateKey(b); err != nil {
+		return cfg, fmt.Errorf("parse host key: %w", err)
+	}
+	b, err = os.ReadFile(dir + "/" + agentAuthorized)
+	if err != nil {
+		return cfg, fmt.Errorf("read authorized keys: %w", err)
+	}
+	for len(strings.TrimSpace(string(b))) > 0 {
+		k, _, _, rest, err := gossh.ParseAuthorizedKey(b)
+		if err != nil {
+			return cfg, fmt.Errorf("parse authorized keys: %w", err)
+		}
+		cfg.Authorized = append(cfg.Authorized, k)
+		b = rest
+	}
+	if len(cfg.Authorized) == 0 {
+		return cfg, errors.New("no authorized keys")
+	}
+	return cfg, nil
+}
+
+// ServeAgent serves one SSH connection on rw inside a sandbox: shell and exec
+// sessions (with a PTY when asked), the sftp subsystem and local port
+// forwarding to the sandbox's own addresses. It returns when the connection
+// ends.
+func ServeAgent(cfg AgentConfig, rw io.ReadWriteCloser) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	srv := &ssh.Server{
+		Handler: func(s ssh.Session) { agentSession(s, log) },
+		PublicKeyHandler: func(ctx ssh.Context, key ssh.PublicKey) bool {
+			for _, k := range cfg.Authorized {
+				if ssh.KeysEqual(k, key) {
+					return true
+				}
+			}
+			return false
+		},
+		SubsystemHandlers: map[string]ssh.SubsystemHandler{"sftp": agentSFTP},
+		LocalPortForwardingCallback: func(ctx ssh.Context, host string, port uint32) bool {
+			return true // the sandbox's own network is all it can reach
+		},
+		ChannelHandlers: map[string]ssh.ChannelHandler{
+			"session":      ssh.DefaultSessionHandler,
+			"direct-tcpip": ssh.DirectTCPIPHandler,
+		},
+		IdleTimeout: 0,
+	}
+	srv.AddHostKey(cfg.HostKey)
+	srv.HandleConn(&stdioConn{rw: rw})
+}
+
+func agentSFTP(s ssh.Session) {
+	srv, err := sftp.NewServer(s, sftp.WithServerWorkingDirectory("/root"))
+	if err != nil {
+		fmt.Fprintf(s.Stderr(), "sftp: %v\n", err)
+		s.Exit(1)
+		return
+	}
+	if err := srv.Serve(); err != nil && !errors.Is(err, io.EOF) {
+		s.Exit(1)
+		return
+	}
+	s.Exit(0)
+}
+
+func loginShell() string {
+	f, err := os.Open("/etc/passwd")
+	if err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Split(sc.Text(), ":")
+			if len(fields) == 7 && fields[2] == "0" && fields[6] != "" {
+				return fields[6]
+			}
+		}
+	}
+	return "/bin/sh"
+}
+
+func agentSession(s ssh.Session, log *slog.Logger) {
+	shell := loginShell()
+	var cmd *exec.Cmd
+	if raw := s.RawCommand(); raw != "" {
+		cmd = exec.Command(shell, "-c", raw)
+	} else {
+		cmd = exec.Command(shell, "-l")
+		cmd.Args[0] = "-" + shell[strings.LastIndexByte(shell, '/')+1:]
+		cmd.Args = cmd.Args[:1]
+	}
+	cmd.Dir = "/root"
+	if _, err := os.Stat(cmd.Dir); err != nil {
+		cmd.Dir = "/"
+	}
+	cmd.Env = append([]string{
+		"HOME=/root", "USER=root", "LOGNAME=root", "SHELL=" + shell,
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	}, s.Environ()...)
+	cmd.WaitDelay = time.Second
+
+	ptyReq, winCh, isPty := s.Pty()
+	var code int
+	if isPty {
+		cmd.Env = append(cmd.Env, "TERM="+ptyReq.Term)
+		code = runPTY(s, cmd, ptyReq, winCh)
+	} else {
+		code = runPipes(s, cmd)
+	}
+	log.Debug("session ended", "cmd", s.RawCommand(), "code", code)
+	s.Exit(code)
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	return 127
+}
+
+func forwardSignals(s ssh.Session, p *os.Process) func() {
+	ch := make(chan ssh.Signal, 4)
+	s.Signals(ch)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-ch:
+				if n, ok := signals[sig]; ok {
+					p.Signal(n)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { s.Signals(nil); close(done) }
+}
+
+var signals = map[ssh.Signal]syscall.Signal{
+	ssh.SIGABRT: syscall.SIGABRT, ssh.SIGALRM: syscall.SIGALRM, ssh.SIGFPE: syscall.SIGFPE,
+	ssh.SIGHUP: syscall.SIGHUP, ssh.SIGILL: syscall.SIGILL, ssh.SIGINT: syscall.SIGINT,
+	ssh.SIGKILL: syscall.SIGKILL, ssh.SIGPIPE: syscall.SIGPIPE, ssh.SIGQUIT: syscall.SIGQUIT,
+	ssh.SIGSEGV: syscall.SIGSEGV, ssh.SIGTERM: syscall.SIGTERM, ssh.SIGUSR1: syscall.SIGUSR1,
+	ssh.SIGUSR2: syscall.SIGUSR2,
+}
+
+func runPipes(s ssh.Session, cmd *exec.Cmd) int {
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		fmt.Fprintf(s.Stderr(), "zennet: %v\n", err)
+		return 127
+	}
+	cmd.Stdout = s
+	cmd.Stderr = s.Stderr()
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(s.Stderr(), "zennet: %v\n", err)
+		return 127
+	}
+	stop := forwardSignals(s, cmd.Process)
+	defer stop()
+	// Not waited for: a client that never closes its stdin must not keep
+	// the session open after the command exits.
+	go func() {
+		io.Copy(stdin, s)
+		stdin.Close()
+	}()
+	return exitCode(cmd.Wait())
+}
+
+func runPTY(s ssh.Session, cmd *exec.Cmd, req ssh.Pty, winCh <-chan ssh.Window) int {
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: uint16(req.Window.Height), Cols: uint16(req.Window.Width)})
+	if err != nil {
+		fmt.Fprintf(s.Stderr(), "zennet: start pty: %v\n", err)
+		return 127
+	}
+	defer f.Close()
+	stop := forwardSignals(s, cmd.Process)
+	defer stop()
+	go func() {
+		for w := range winCh {
+			pty.Setsize(f, &pty.Winsize{Rows: uint16(w.Height), Cols: uint16(w.Width)})
+		}
+	}()
+	go io.Copy(f, s)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		io.Copy(s, f) // ends with EIO once the shell and its children close the pty
+	}()
+	err = cmd.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
+	return exitCode(err)
+}
+
+// RunAgentInit is the first process of a sandbox: it reaps orphans and waits
+// for the sandbox to be destroyed.
+func RunAgentInit() int {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT)
+	for sig := range sigs {
+		if sig != syscall.SIGCHLD {
+			return 0
+		}
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+	return 0
+}
+
+// stdioConn is a net.Conn over the agent's stdin and stdout.
+type stdioConn struct{ rw io.ReadWriteCloser }
+
+func (c *stdioConn) Read(p []byte) (int, error)         { return c.rw.Read(p) }
+func (c *stdioConn) Write(p []byte) (int, error)        { return c.rw.Write(p) }
+func (c *stdioConn) Close() error                       { return c.rw.Close() }
+func (c *stdioConn) LocalAddr() net.Addr                { return stdioAddr{} }
+func (c *stdioConn) RemoteAddr() net.Addr               { return stdioAddr{} }
+func (c *stdioConn) SetDeadline(t time.Time) error      { return nil }
+func (c *stdioConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *stdioConn) SetWriteDeadline(t time.Time) error { return nil }
+
+type stdioAddr struct{}
+
+func (stdioAddr) Network() string { return "stdio" }
+func (stdioAddr) String() string  { return "stdio" }
+
+// Stdio joins os.Stdin and os.Stdout into one stream for ServeAgent.
+type Stdio struct{}
+
+func (Stdio) Read(p []byte) (int, error)  { return os.Stdin.Read(p) }
+func (Stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
+func (Stdio) Close() error {
+	os.Stdin.Close()
+	return os.Stdout.Close()
+}

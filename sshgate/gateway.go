@@ -1,0 +1,305 @@
+// Package sshgate is zennet's SSH adapter: the provider's gateway (renters
+// negotiate leases on it and reach their sandboxes through it), the renter's
+// client for the same protocol, and the agent that serves SSH inside each
+// sandbox.
+package sshgate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/proto"
+)
+
+// verifiedKeyExt names the permission extension that carries the public key
+// whose signature the server verified. gliderlabs' PublicKeyHandler also runs
+// for keys a client merely offers, so neither its calls nor the context's
+// public key say who authenticated; x/crypto's VerifiedPublicKeyCallback
+// does, and only what it records is trusted.
+const verifiedKeyExt = "zennet-verified-key"
+
+// Gateway is the provider's SSH server.
+type Gateway struct {
+	srv    *ssh.Server
+	leases *lease.Manager
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	conns map[*gossh.ServerConn]time.Time
+}
+
+// GatewayOption configures a Gateway.
+type GatewayOption func(*Gateway)
+
+// WithLogger sets the gateway's logger.
+func WithLogger(l *slog.Logger) GatewayOption {
+	return func(g *Gateway) { g.log = l.With("subsystem", "sshgate") }
+}
+
+// WithIdleTimeout closes connections idle for d.
+func WithIdleTimeout(d time.Duration) GatewayOption {
+	return func(g *Gateway) { g.srv.IdleTimeout = d }
+}
+
+// NewGateway returns a gateway that serves leases from m under hostKey.
+func NewGateway(hostKey gossh.Signer, m *lease.Manager, opts ...GatewayOption) *Gateway {
+	g := &Gateway{leases: m, log: slog.New(slog.DiscardHandler), conns: map[*gossh.ServerConn]time.Time{}}
+	g.srv = &ssh.Server{
+		Version: "zennet",
+		// Anyone may rent: every offered key may try. Identity is settled
+		// by VerifiedPublicKeyCallback below, not here.
+		PublicKeyHandler: func(ssh.Context, ssh.PublicKey) bool { return true },
+		ServerConfigCallback: func(ssh.Context) *gossh.ServerConfig {
+			return &gossh.ServerConfig{
+				VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+					return &gossh.Permissions{Extensions: map[string]string{verifiedKeyExt: string(key.Marshal())}}, nil
+				},
+			}
+		},
+		ChannelHandlers: map[string]ssh.ChannelHandler{
+			proto.ChannelNegotiate: g.recovered(g.negotiate),
+			proto.ChannelLease:     g.recovered(g.leaseChannel),
+			"session":              rejectSession,
+		},
+		RequestHandlers: map[string]ssh.RequestHandler{},
+		MaxTimeout:      0,
+	}
+	for _, o := range opts {
+		o(g)
+	}
+	g.srv.AddHostKey(hostKey)
+	return g
+}
+
+func rejectSession(_ *ssh.Server, _ *gossh.ServerConn, nc gossh.NewChannel, _ ssh.Context) {
+	nc.Reject(gossh.Prohibited, "this is a zennet provider: rent hosts with 'zennet -n N --provider ADDR'")
+}
+
+// recovered keeps a panic in one channel from taking the provider down.
+func (g *Gateway) recovered(h ssh.ChannelHandler) ssh.ChannelHandler {
+	return func(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
+		defer func() {
+			if r := recover(); r != nil {
+				g.log.Error("panic in channel handler", "channel", nc.ChannelType(), "panic", r)
+			}
+		}()
+		h(srv, conn, nc, ctx)
+	}
+}
+
+// VerifiedKey returns the key that authenticated conn, or nil.
+func VerifiedKey(conn *gossh.ServerConn) gossh.PublicKey {
+	if conn == nil || conn.Permissions == nil {
+		return nil
+	}
+	b, ok := conn.Permissions.Extensions[verifiedKeyExt]
+	if !ok {
+		return nil
+	}
+	k, err := gossh.ParsePublicKey([]byte(b))
+	if err != nil {
+		return nil
+	}
+	return k
+}
+
+// Serve accepts connections on l until Shutdown.
+func (g *Gateway) Serve(l net.Listener) error {
+	g.log.Info("gateway listening", "addr", l.Addr().String())
+	err := g.srv.Serve(l)
+	if errors.Is(err, ssh.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, closes live connections (which ends their
+// leases) and waits for them, until ctx is done.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	err := g.srv.Close()
+	if errors.Is(err, ssh.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (g *Gateway) track(conn *gossh.ServerConn) func() {
+	start := time.Now()
+	g.mu.Lock()
+	first := false
+	if _, ok := g.conns[conn]; !ok {
+		g.conns[conn] = start
+		first = true
+	}
+	g.mu.Unlock()
+	if !first {
+		return func() {}
+	}
+	key := VerifiedKey(conn)
+	fp := ""
+	if key != nil {
+		fp = gossh.FingerprintSHA256(key)
+	}
+	g.log.Info("renter connected", "remote", conn.RemoteAddr().String(), "key", fp)
+	go func() {
+		conn.Wait()
+		g.mu.Lock()
+		delete(g.conns, conn)
+		g.mu.Unlock()
+		g.log.Info("renter disconnected", "remote", conn.RemoteAddr().String(), "key", fp, "duration", time.Since(start).Round(time.Millisecond))
+	}()
+	return func() {}
+}
+
+func newHolder() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
+	owner := VerifiedKey(conn)
+	if owner == nil {
+		nc.Reject(gossh.Prohibited, "not authenticated with a public key")
+		return
+	}
+	g.track(conn)
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	go gossh.DiscardRequests(reqs)
+	holder := newHolder()
+	log := g.log.With("key", gossh.FingerprintSHA256(owner), "holder", holder)
+	defer func() {
+		if err := g.leases.EndHolder(context.WithoutCancel(ctx), holder, "renter disconnected"); err != nil {
+			log.Error("end leases", "err", err)
+		}
+	}()
+	r, w := proto.NewReader(ch), proto.NewWriter(ch)
+	var offer *proto.Offer
+	for {
+		m, err := r.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				log.Warn("negotiation read", "err", err)
+				w.Send(proto.ErrorMessage(fmt.Errorf("%w: %v", proto.ErrBadRequest, err)))
+			}
+			return
+		}
+		var reply []proto.Message
+		switch m.Type {
+		case proto.TypeDemand:
+			o, err := g.leases.Offer(*m.Demand)
+			if err != nil {
+				reply = append(reply, proto.ErrorMessage(err))
+				break
+			}
+			offer = &o
+			reply = append(reply, proto.Message{Type: proto.TypeOffer, Offer: &o})
+		case proto.TypeAccept:
+			if offer == nil || m.Accept.Count > offer.Count || time.Now().After(offer.Expiry) {
+				reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: accept without a live offer for that many hosts", proto.ErrBadRequest)))
+				break
+			}
+			granted, err := g.leases.Grant(ctx, owner, holder, m.Accept.Count, offer.Limits)
+			offer = nil
+			if err != nil {
+				log.Warn("grant", "err", err)
+				reply = append(reply, proto.ErrorMessage(err))
+				break
+			}
+			for _, le := range granted {
+				pl := le.Proto()
+				reply = append(reply, proto.Message{Type: proto.TypeLease, Lease: &pl})
+			}
+		case proto.TypeRelease:
+			var done []string
+			var errs []error
+			for _, id := range m.Release.IDs {
+				if err := g.leases.End(ctx, id, owner, "released by renter"); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				done = append(done, id)
+			}
+			if err := errors.Join(errs...); err != nil && len(done) == 0 {
+				reply = append(reply, proto.ErrorMessage(err))
+				break
+			}
+			reply = append(reply, proto.Message{Type: proto.TypeReleased, Released: &proto.Released{IDs: done}})
+		default:
+			reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: unexpected %s message", proto.ErrBadRequest, m.Type)))
+		}
+		for _, rm := range reply {
+			if err := w.Send(rm); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
+	owner := VerifiedKey(conn)
+	var extra struct{ ID string }
+	if err := gossh.Unmarshal(nc.ExtraData(), &extra); err != nil || !proto.ValidLeaseID(extra.ID) {
+		nc.Reject(gossh.ConnectionFailed, "malformed lease id")
+		return
+	}
+	cmd, err := g.leases.Connect(ctx, extra.ID, owner)
+	if err != nil {
+		// The same answer whether the lease does not exist or is someone
+		// else's: lease ids are not to be probed.
+		nc.Reject(gossh.Prohibited, "no such lease for this key")
+		return
+	}
+	g.track(conn)
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	go gossh.DiscardRequests(reqs)
+	start := time.Now()
+	var stderr tailBuffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = ch, ch, &stderr
+	err = cmd.Run()
+	log := g.log.With("lease", extra.ID, "duration", time.Since(start).Round(time.Millisecond))
+	if err != nil && stderr.Len() > 0 {
+		log.Warn("lease connection", "err", err, "stderr", stderr.String())
+		return
+	}
+	log.Debug("lease connection closed")
+}
+
+// tailBuffer keeps the last 4 KiB written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 4096 {
+		t.buf = t.buf[len(t.buf)-4096:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) Len() int       { t.mu.Lock(); defer t.mu.Unlock(); return len(t.buf) }
+func (t *tailBuffer) String() string { t.mu.Lock(); defer t.mu.Unlock(); return string(t.buf) }

@@ -1,0 +1,194 @@
+package sshgate_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/sandbox"
+	"github.com/zennet/zennet/sshgate"
+)
+
+func newSigner(t *testing.T) gossh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := gossh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// agentBinary returns a static zennet for the sandboxes.
+func agentBinary(t *testing.T) string {
+	if p := os.Getenv("ZENNET_AGENT_BINARY"); p != "" {
+		return p
+	}
+	out := filepath.Join(t.TempDir(), "zennet")
+	cmd := exec.Command("go", "build", "-o", out, "../cmd/zennet")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build static agent: %v\n%s", err, b)
+	}
+	return out
+}
+
+// startProvider runs a real gateway with real runsc sandboxes on loopback.
+func startProvider(t *testing.T) (addr string) {
+	t.Helper()
+	for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE"} {
+		if os.Getenv(v) == "" {
+			t.Fatalf("%s is not set: run 'make test', which builds runsc and the image", v)
+		}
+	}
+	dir := t.TempDir()
+	rt, err := sandbox.New(sandbox.Config{Runsc: os.Getenv("ZENNET_RUNSC"), Image: os.Getenv("ZENNET_IMAGE"), StateDir: filepath.Join(dir, "sb")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"),
+		Capacity: lease.Capacity{Leases: 4, Memory: 4 << 30, CPUs: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := sshgate.NewGateway(newSigner(t), mgr)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gw.Serve(l)
+	t.Cleanup(func() {
+		gw.Shutdown(context.Background())
+		if err := mgr.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return l.Addr().String()
+}
+
+// offerOnly offers a public key it does not hold: the server sees the key
+// in a query, but the client can never sign with it.
+type offerOnly struct {
+	pub    gossh.PublicKey
+	offers atomic.Int32
+}
+
+func (o *offerOnly) PublicKey() gossh.PublicKey { return o.pub }
+func (o *offerOnly) Sign(io.Reader, []byte) (*gossh.Signature, error) {
+	o.offers.Add(1)
+	return nil, errors.New("no private key")
+}
+
+// TestAuthenticationBypass: gliderlabs' PublicKeyHandler runs for every key
+// a client offers. An attacker who offers the victim's public key (accepted
+// in the query, since anyone may rent) and then authenticates with its own
+// key must be the attacker, not the victim, for every lease operation.
+func TestAuthenticationBypass(t *testing.T) {
+	addr := startProvider(t)
+	ctx := context.Background()
+	victim, attacker := newSigner(t), newSigner(t)
+
+	vc, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: victim, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	leases, err := vc.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := leases[0].ID
+
+	offered := &offerOnly{pub: victim.PublicKey()}
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, chans, reqs, err := gossh.NewClientConn(nc, addr, &gossh.ClientConfig{
+		User: "zennet",
+		// First the victim's key, offered only; then the attacker's own.
+		AuthCallback: func() gossh.ClientAuthCallback {
+			next := []gossh.AuthMethod{gossh.PublicKeys(offered), gossh.PublicKeys(attacker)}
+			return func(*gossh.ClientAuthContext) (gossh.AuthMethod, error) {
+				if len(next) == 0 {
+					return nil, errors.New("out of keys")
+				}
+				m := next[0]
+				next = next[1:]
+				return m, nil
+			}
+		}(),
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(),
+	})
+	if err != nil {
+		t.Fatalf("attacker could not log in with its own key: %v", err)
+	}
+	ac := gossh.NewClient(sc, chans, reqs)
+	defer ac.Close()
+	if offered.offers.Load() == 0 {
+		t.Fatal("the server never accepted the offered victim key, so this test does not exercise the pitfall")
+	}
+
+	// The victim's sandbox stays closed to the attacker.
+	_, _, err = ac.OpenChannel(proto.ChannelLease, gossh.Marshal(struct{ ID string }{id}))
+	var oce *gossh.OpenChannelError
+	if !errors.As(err, &oce) || oce.Reason != gossh.Prohibited {
+		t.Fatalf("attacker opened the victim's lease channel: err = %v", err)
+	}
+	// Nor can the attacker end the victim's lease.
+	ch, creqs, err := ac.OpenChannel(proto.ChannelNegotiate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gossh.DiscardRequests(creqs)
+	if err := proto.NewWriter(ch).Send(proto.Message{Type: proto.TypeRelease, Release: &proto.Release{IDs: []string{id}}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := proto.NewReader(ch).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != proto.TypeError || !errors.Is(m.Error, proto.ErrNotFound) {
+		t.Fatalf("attacker's release of the victim's lease answered %+v, want not-found", m)
+	}
+	// The victim still reaches its sandbox.
+	st, err := vc.OpenLease(id)
+	if err != nil {
+		t.Fatalf("victim lost its lease: %v", err)
+	}
+	banner := make([]byte, 7)
+	if _, err := io.ReadFull(st, banner); err != nil || !strings.HasPrefix(string(banner), "SSH-2.0") {
+		t.Fatalf("victim's sandbox did not greet: %q, %v", banner, err)
+	}
+	st.Close()
+}
+
+// TestSessionChannelRefused: the gateway is no shell host.
+func TestSessionChannelRefused(t *testing.T) {
+	addr := startProvider(t)
+	c, err := gossh.Dial("tcp", addr, &gossh.ClientConfig{User: "x", Auth: []gossh.AuthMethod{gossh.PublicKeys(newSigner(t))}, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.NewSession()
+	if err == nil || !strings.Contains(err.Error(), "this is a zennet provider") {
+		t.Fatalf("session on the gateway: err = %v", err)
+	}
+}

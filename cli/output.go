@@ -74,3 +74,11 @@ func writeFileJSON(path string, v any) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// plural returns "1 host", "2 hosts".
+func plural(n int, one string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %ss", n, one)
+}

@@ -80,7 +80,7 @@ func runRelease(o *releaseOptions, ids []string) error {
 		return writeJSON(o.IO.Out, "released", out)
 	}
 	for _, r := range out {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: released session %s (%d hosts)\n", r.Session, r.Hosts)
+		fmt.Fprintf(o.IO.ErrOut, "zennet: released session %s (%s)\n", r.Session, plural(r.Hosts, "host"))
 	}
 	if len(out) == 0 {
 		fmt.Fprintln(o.IO.ErrOut, "zennet: no running sessions")

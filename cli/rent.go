@@ -362,7 +362,7 @@ func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %v\n", e)
 		case c := <-gone:
 			live--
-			fmt.Fprintf(o.IO.ErrOut, "zennet: %v; its %d hosts are gone\n", c.Err(), len(r.leases[c]))
+			fmt.Fprintf(o.IO.ErrOut, "zennet: %v; %s lost\n", c.Err(), plural(len(r.leases[c]), "host"))
 			if live == 0 {
 				return errors.New("every provider is gone; no hosts left")
 			}
@@ -387,7 +387,7 @@ func runRent(ctx context.Context, o *rentOptions) error {
 	if rerr != nil {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: release: %v\n", rerr)
 	} else if !o.JSON {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: released %d hosts\n", len(r.hosts))
+		fmt.Fprintf(o.IO.ErrOut, "zennet: released %s\n", plural(len(r.hosts), "host"))
 	}
 	return errors.Join(herr, rerr)
 }

@@ -1,0 +1,158 @@
+package lease
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/sandbox"
+)
+
+func agentBinary(t *testing.T) string {
+	if p := os.Getenv("ZENNET_AGENT_BINARY"); p != "" {
+		return p
+	}
+	out := filepath.Join(t.TempDir(), "zennet")
+	cmd := exec.Command("go", "build", "-o", out, "../cmd/zennet")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build static agent: %v\n%s", err, b)
+	}
+	return out
+}
+
+// failNth wraps the real runtime and fails its nth Create: a fault
+// injected into a real sandbox runtime, to test the all-or-nothing grant.
+type failNth struct {
+	*sandbox.Runtime
+	n     int32
+	calls atomic.Int32
+}
+
+func (f *failNth) Create(ctx context.Context, s sandbox.Spec) error {
+	if f.calls.Add(1) == f.n {
+		return errors.New("injected failure")
+	}
+	return f.Runtime.Create(ctx, s)
+}
+
+func setup(t *testing.T, failAt int32) (*Manager, *sandbox.Runtime, string) {
+	t.Helper()
+	if os.Getenv("ZENNET_RUNSC") == "" || os.Getenv("ZENNET_IMAGE") == "" {
+		t.Fatal("ZENNET_RUNSC and ZENNET_IMAGE must be set: run 'make test'")
+	}
+	dir := t.TempDir()
+	rt, err := sandbox.New(sandbox.Config{Runsc: os.Getenv("ZENNET_RUNSC"), Image: os.Getenv("ZENNET_IMAGE"), StateDir: filepath.Join(dir, "sb")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Runtime = rt
+	if failAt > 0 {
+		r = &failNth{Runtime: rt, n: failAt}
+	}
+	m, err := New(Config{Runtime: r, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"),
+		Capacity: Capacity{Leases: 3, Memory: 1 << 30, CPUs: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown(context.Background()) })
+	return m, rt, dir
+}
+
+func owner(t *testing.T) ssh.PublicKey {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := ssh.NewPublicKey(pub)
+	return k
+}
+
+var small = proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}
+
+func TestGrantAllOrNothing(t *testing.T) {
+	m, rt, dir := setup(t, 2)
+	_, err := m.Grant(context.Background(), owner(t), "h", 3, small)
+	if err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("Grant err = %v, want the injected failure", err)
+	}
+	if sts, _ := rt.List(context.Background()); len(sts) != 0 {
+		t.Fatalf("sandboxes left after a failed grant: %+v", sts)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "leases")); len(ents) != 0 {
+		t.Fatalf("lease dirs left: %d", len(ents))
+	}
+	if f := m.Free(); f != (Capacity{Leases: 3, Memory: 1 << 30, CPUs: 3}) {
+		t.Fatalf("capacity not returned: %+v", f)
+	}
+}
+
+func TestCapacityAndOwnership(t *testing.T) {
+	m, rt, _ := setup(t, 0)
+	ctx := context.Background()
+	alice, bob := owner(t), owner(t)
+	if _, err := m.Grant(ctx, alice, "a", 4, small); !errors.Is(err, proto.ErrCapacity) {
+		t.Fatalf("4 leases of 3: err = %v", err)
+	}
+	if _, err := m.Grant(ctx, alice, "a", 1, proto.Limits{MemoryBytes: 2 << 30, CPUs: 1}); !errors.Is(err, proto.ErrCapacity) {
+		t.Fatalf("2G of 1G: err = %v", err)
+	}
+	got, err := m.Grant(ctx, alice, "a", 2, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := m.Offer(proto.Demand{Count: 5, Limits: small})
+	if err != nil || o.Count != 1 {
+		t.Fatalf("Offer after 2 of 3 = %+v, %v; want 1 host", o, err)
+	}
+	id := got[0].ID
+	if _, err := m.Connect(ctx, id, bob); !errors.Is(err, proto.ErrNotFound) {
+		t.Fatalf("bob connects to alice's lease: err = %v", err)
+	}
+	if err := m.End(ctx, id, bob, "x"); !errors.Is(err, proto.ErrNotFound) {
+		t.Fatalf("bob ends alice's lease: err = %v", err)
+	}
+	if err := m.End(ctx, id, alice, "released"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EndHolder(ctx, "a", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if sts, _ := rt.List(ctx); len(sts) != 0 {
+		t.Fatalf("sandboxes left: %+v", sts)
+	}
+	if f := m.Free(); f.Leases != 3 {
+		t.Fatalf("capacity after ending all: %+v", f)
+	}
+}
+
+func TestRecoverRemovesLeftovers(t *testing.T) {
+	m, rt, dir := setup(t, 0)
+	ctx := context.Background()
+	// What a crashed provider leaves: a running sandbox and its lease dir.
+	id := NewID()
+	os.MkdirAll(filepath.Join(dir, "leases", id), 0o700)
+	if err := rt.Create(ctx, sandbox.Spec{ID: id, MemoryBytes: 128 << 20, Args: []string{"/bin/sleep", "1000"}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := m.Recover(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want 1", n, err)
+	}
+	if sts, _ := rt.List(ctx); len(sts) != 0 {
+		t.Fatalf("sandboxes left: %+v", sts)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "leases", id)); !os.IsNotExist(err) {
+		t.Fatalf("lease dir left: %v", err)
+	}
+}

@@ -37,9 +37,12 @@ type provideOptions struct {
 	MaxLeases   int
 	Memory      string
 	CPUs        float64
+	Disk        string
+	Pids        int64
 	JSON        bool
 
 	memoryBytes int64
+	diskBytes   int64
 }
 
 func newCmdProvide(io IOStreams, g *globalOptions) *cobra.Command {
@@ -71,6 +74,8 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.IntVar(&o.MaxLeases, "max-leases", 64, "most leases at once")
 	f.StringVar(&o.Memory, "memory", "", "memory to sell in all (default: this machine's memory less 1G)")
 	f.Float64Var(&o.CPUs, "cpus", float64(4*runtime.NumCPU()), "CPU quota to sell in all, in cores (quotas cap, they do not reserve)")
+	f.StringVar(&o.Disk, "disk", "", "disk to sell in all (default: 90% of the data dir's free space)")
+	f.Int64Var(&o.Pids, "pids", 1024, "most processes and threads in one sandbox")
 	f.BoolVar(&o.JSON, "json", false, "print the provider's address and key as JSON once it is ready")
 	return cmd
 }
@@ -99,6 +104,9 @@ func (o *provideOptions) Validate() error {
 		}
 		o.memoryBytes = m
 	}
+	if o.Pids < 16 {
+		return usagef("--pids must be at least 16")
+	}
 	switch o.Platform {
 	case "", "systrap", "ptrace", "kvm":
 	default:
@@ -109,7 +117,33 @@ func (o *provideOptions) Validate() error {
 		return err
 	}
 	o.DataDir = abs
+	if o.Disk != "" {
+		d, err := ParseSize(o.Disk)
+		if err != nil {
+			return usagef("--disk: %v", err)
+		}
+		o.diskBytes = d
+	} else {
+		o.diskBytes = freeDisk(o.DataDir) / 10 * 9
+	}
+	if o.diskBytes < 64<<20 {
+		return usagef("--disk: %s is too little to sell (at least 64M)", FormatSize(o.diskBytes))
+	}
 	return nil
+}
+
+// freeDisk returns the bytes free to unprivileged users on the file system
+// that holds dir (or its nearest existing parent).
+func freeDisk(dir string) int64 {
+	for ; ; dir = filepath.Dir(dir) {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err == nil {
+			return int64(st.Bavail) * st.Bsize
+		}
+		if dir == "/" {
+			return 0
+		}
+	}
 }
 
 func hostMemory() (int64, error) {
@@ -212,7 +246,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	}
 	mgr, err := lease.New(lease.Config{
 		Runtime: rt, AgentBinary: agent, Dir: filepath.Join(o.DataDir, "leases"), Log: log,
-		Capacity: lease.Capacity{Leases: o.MaxLeases, Memory: o.memoryBytes, CPUs: o.CPUs},
+		Capacity: lease.Capacity{Leases: o.MaxLeases, Memory: o.memoryBytes, CPUs: o.CPUs, Disk: o.diskBytes}, Pids: o.Pids,
 	})
 	if err != nil {
 		return err
@@ -263,6 +297,8 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	if serr := mgr.Shutdown(sctx); serr != nil {
 		log.Error("shutdown", "err", serr)
 		err = errors.Join(err, serr)
+	} else if cerr := rt.Close(); cerr != nil {
+		log.Warn("shutdown", "err", cerr)
 	}
 	log.Info("provider stopped", slog.Int("leases", len(mgr.List())))
 	return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,10 +32,12 @@ type rentOptions struct {
 	CPUs      float64
 	Providers []string
 	Identity  string
+	Disk      string
 	JSON      bool
 	Timeout   time.Duration
 
 	memoryBytes int64
+	diskBytes   int64
 }
 
 func newCmdRent(io IOStreams, g *globalOptions) *cobra.Command {
@@ -66,6 +69,7 @@ press Ctrl-C (or run 'zennet release'), which ends them all.`,
 	f.IntVarP(&o.Count, "count", "n", 1, "number of hosts")
 	f.StringVarP(&o.Memory, "memory", "m", "512M", "memory per host (K, M, G, T: powers of 1024)")
 	f.Float64Var(&o.CPUs, "cpus", 1, "CPU quota per host, in cores")
+	f.StringVar(&o.Disk, "disk", "", "disk per host (default: the provider's, typically 4G)")
 	f.StringSliceVar(&o.Providers, "provider", splitList(os.Getenv("ZENNET_PROVIDERS")), "provider address HOST:PORT (repeatable; env ZENNET_PROVIDERS)")
 	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key (default ~/.ssh/id_ed25519, else one zennet creates)")
 	f.BoolVar(&o.JSON, "json", false, "print the hosts as one JSON document")
@@ -96,6 +100,16 @@ func (o *rentOptions) Validate() error {
 		return usagef("-m %s: a host needs at least 64M of memory", o.Memory)
 	}
 	o.memoryBytes = m
+	if o.Disk != "" {
+		d, err := ParseSize(o.Disk)
+		if err != nil {
+			return usagef("--disk: %v", err)
+		}
+		if d < proto.MinDisk {
+			return usagef("--disk %s: a host needs at least 64M of disk", o.Disk)
+		}
+		o.diskBytes = d
+	}
 	if !(o.CPUs > 0 && o.CPUs <= 4096) {
 		return usagef("--cpus %v: must be more than 0 (e.g. 0.5 or 2)", o.CPUs)
 	}
@@ -120,7 +134,8 @@ type rental struct {
 	hosts     []session.Host
 	clients   []*sshgate.Client
 	leases    map[*sshgate.Client][]string
-	listeners []net.Listener
+	listeners map[string]net.Listener // by lease id
+	keyPath   string
 	errs      chan error
 }
 
@@ -199,7 +214,7 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, errs: make(chan error, 16)}
+	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, listeners: map[string]net.Listener{}, keyPath: keyPath, errs: make(chan error, 16)}
 	defer func() {
 		if err != nil {
 			r.release(context.WithoutCancel(ctx), 30*time.Second)
@@ -212,7 +227,7 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	demand := proto.Limits{MemoryBytes: o.memoryBytes, CPUs: o.CPUs}
+	demand := proto.Limits{MemoryBytes: o.memoryBytes, CPUs: o.CPUs, DiskBytes: o.diskBytes}
 	var refusals []string
 	var unreachable, capacity int
 	for _, addr := range o.Providers {
@@ -239,7 +254,7 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 			if lerr != nil {
 				return r, fmt.Errorf("open local port: %w", lerr)
 			}
-			r.listeners = append(r.listeners, l)
+			r.listeners[le.ID] = l
 			go c.Forward(l, le.ID, func(e error) {
 				select {
 				case r.errs <- e:
@@ -315,6 +330,7 @@ type hostJSON struct {
 	LeaseID     string  `json:"lease_id"`
 	MemoryBytes int64   `json:"memory_bytes"`
 	CPUs        float64 `json:"cpus"`
+	DiskBytes   int64   `json:"disk_bytes"`
 	HostKey     string  `json:"host_key"`
 }
 
@@ -322,16 +338,16 @@ func (r *rental) print(o *rentOptions) error {
 	if o.JSON {
 		doc := hostsDoc{Session: r.sess.ID, Files: r.files}
 		for _, h := range r.hosts {
-			doc.Hosts = append(doc.Hosts, hostJSON{h.Name, h.LocalPort, h.Provider, h.LeaseID, h.Limits.MemoryBytes, h.Limits.CPUs, h.HostKey})
+			doc.Hosts = append(doc.Hosts, hostJSON{h.Name, h.LocalPort, h.Provider, h.LeaseID, h.Limits.MemoryBytes, h.Limits.CPUs, h.Limits.DiskBytes, h.HostKey})
 		}
 		return writeJSON(o.IO.Out, "hosts", doc)
 	}
 	rows := make([][]string, 0, len(r.hosts))
 	for _, h := range r.hosts {
 		rows = append(rows, []string{h.Name, strconv.Itoa(h.LocalPort), h.Provider, strconv.FormatFloat(h.Limits.CPUs, 'f', -1, 64),
-			FormatSize(h.Limits.MemoryBytes), h.LeaseID})
+			FormatSize(h.Limits.MemoryBytes), FormatSize(h.Limits.DiskBytes), h.LeaseID})
 	}
-	table(o.IO.Out, []string{"HOST", "LOCAL PORT", "PROVIDER", "CPU", "MEM", "LEASE"}, rows)
+	table(o.IO.Out, []string{"HOST", "LOCAL PORT", "PROVIDER", "CPU", "MEM", "DISK", "LEASE"}, rows)
 	if isTerminal(o.IO.Out) {
 		fmt.Fprintf(o.IO.Out, "\nssh -F %s %s      # or: ssh -p %d root@localhost\n", r.files.SSHConfig, r.hosts[0].Name, r.hosts[0].LocalPort)
 		fmt.Fprintf(o.IO.Out, "MPI hostfile: %s   GNU parallel: --sshloginfile %s\n", r.files.MPIHostfile, r.files.SSHLoginFile)
@@ -344,12 +360,27 @@ func (r *rental) print(o *rentOptions) error {
 // providers and forwarding errors on stderr.
 func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 	gone := make(chan *sshgate.Client, len(r.clients))
+	type endedLease struct {
+		c *sshgate.Client
+		e proto.Ended
+	}
+	ended := make(chan endedLease)
 	for _, c := range r.clients {
 		go func() {
-			select {
-			case <-c.Done():
-				gone <- c
-			case <-ctx.Done():
+			for {
+				select {
+				case e := <-c.Ended():
+					select {
+					case ended <- endedLease{c, e}:
+					case <-ctx.Done():
+						return
+					}
+				case <-c.Done():
+					gone <- c
+					return
+				case <-ctx.Done():
+					return
+				}
 			}
 		}()
 	}
@@ -360,14 +391,48 @@ func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 			return nil
 		case e := <-r.errs:
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %v\n", e)
+		case el := <-ended:
+			name := r.drop(el.c, el.e.ID)
+			fmt.Fprintf(o.IO.ErrOut, "zennet: %s (lease %s) ended by provider %s: %s\n", name, el.e.ID, el.c.Addr, el.e.Reason)
+			if len(r.hosts) == 0 {
+				return errors.New("every host has ended; none left")
+			}
 		case c := <-gone:
 			live--
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %v; %s lost\n", c.Err(), plural(len(r.leases[c]), "host"))
+			for _, id := range r.leases[c] {
+				r.drop(c, id)
+			}
 			if live == 0 {
 				return errors.New("every provider is gone; no hosts left")
 			}
 		}
 	}
+}
+
+// drop forgets a host whose lease ended: its port closes and the session's
+// files are rewritten without it. It returns the host's name.
+func (r *rental) drop(c *sshgate.Client, id string) string {
+	if l, ok := r.listeners[id]; ok {
+		l.Close()
+		delete(r.listeners, id)
+	}
+	r.leases[c] = slices.DeleteFunc(r.leases[c], func(x string) bool { return x == id })
+	name := id
+	r.hosts = slices.DeleteFunc(r.hosts, func(h session.Host) bool {
+		if h.LeaseID == id {
+			name = h.Name
+			return true
+		}
+		return false
+	})
+	if _, err := r.sess.Write(r.hosts, r.keyPath); err != nil {
+		select {
+		case r.errs <- fmt.Errorf("rewrite session files: %w", err):
+		default:
+		}
+	}
+	return name
 }
 
 func runRent(ctx context.Context, o *rentOptions) error {

@@ -34,7 +34,12 @@ type Runtime interface {
 	Create(ctx context.Context, s sandbox.Spec) error
 	Destroy(ctx context.Context, id string) error
 	Command(ctx context.Context, id string, argv ...string) *exec.Cmd
+	// Wait blocks until the sandbox stops on its own or ctx ends.
+	Wait(ctx context.Context, id string) (sandbox.Exit, error)
+	// Bundles and Cgroups name what exists of sandboxes on this machine,
+	// live or left by a crash.
 	Bundles() ([]string, error)
+	Cgroups() []string
 }
 
 // Paths inside every sandbox where the provider binds the agent.
@@ -46,8 +51,11 @@ const (
 // Capacity is what the provider sells at most, across all live leases.
 type Capacity struct {
 	Leases int
+	// Memory is host memory: each host takes what its guest sees plus the
+	// sandbox's overhead (sandbox.MemoryOverhead).
 	Memory int64
 	CPUs   float64
+	Disk   int64
 }
 
 // Config configures a Manager.
@@ -59,7 +67,12 @@ type Config struct {
 	// Dir keeps each lease's agent configuration (host key, authorized key).
 	Dir      string
 	Capacity Capacity
-	Log      *slog.Logger
+	// DefaultDisk is a host's disk when the demand leaves it to the
+	// provider (default 4 GiB, at most Capacity.Disk).
+	DefaultDisk int64
+	// Pids bounds the tasks inside each sandbox (default 1024).
+	Pids int64
+	Log  *slog.Logger
 	// Parallel bounds concurrent sandbox creations (default 8).
 	Parallel int
 }
@@ -72,6 +85,8 @@ type Lease struct {
 	Limits  proto.Limits
 	HostKey ssh.PublicKey
 	Started time.Time
+
+	stopWatch context.CancelFunc
 }
 
 // Proto returns the lease as sent to the renter.
@@ -89,10 +104,12 @@ type Manager struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	leases   map[string]*Lease
-	reserved Capacity // capacity held by live leases and grants in progress
-	closed   bool
+	mu        sync.Mutex
+	leases    map[string]*Lease
+	reserved  Capacity // capacity held by live leases and grants in progress
+	closed    bool
+	notifiers map[string]func(id, reason string)
+	inflight  sync.WaitGroup // grants and ends under way
 }
 
 // ErrShutdown is returned for grants after Shutdown.
@@ -106,8 +123,15 @@ func New(cfg Config) (*Manager, error) {
 	if err := CheckAgentBinary(cfg.AgentBinary); err != nil {
 		return nil, err
 	}
-	if cfg.Capacity.Leases < 1 || cfg.Capacity.Memory < proto.MinMemory || cfg.Capacity.CPUs <= 0 {
-		return nil, fmt.Errorf("capacity %+v: need at least one lease, 64M of memory and some CPU", cfg.Capacity)
+	if cfg.Capacity.Leases < 1 || cfg.Capacity.Memory < proto.MinMemory || cfg.Capacity.CPUs <= 0 || cfg.Capacity.Disk < proto.MinDisk {
+		return nil, fmt.Errorf("capacity %+v: need at least one lease, 64M of memory and of disk, and some CPU", cfg.Capacity)
+	}
+	if cfg.DefaultDisk <= 0 {
+		cfg.DefaultDisk = 4 << 30
+	}
+	cfg.DefaultDisk = min(cfg.DefaultDisk, cfg.Capacity.Disk)
+	if cfg.Pids <= 0 {
+		cfg.Pids = 1024
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create lease dir: %w", err)
@@ -119,7 +143,7 @@ func New(cfg Config) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}}, nil
+	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, notifiers: map[string]func(string, string){}}, nil
 }
 
 // CheckAgentBinary makes sure path is a statically linked executable: it
@@ -149,8 +173,21 @@ func (m *Manager) Free() Capacity {
 }
 
 func (m *Manager) freeLocked() Capacity {
-	c := m.cfg.Capacity
-	return Capacity{Leases: c.Leases - m.reserved.Leases, Memory: c.Memory - m.reserved.Memory, CPUs: c.CPUs - m.reserved.CPUs}
+	return add(m.cfg.Capacity, m.reserved, -1)
+}
+
+// withDefaults fills what a demand leaves to the provider.
+func (m *Manager) withDefaults(l proto.Limits) proto.Limits {
+	if l.DiskBytes == 0 {
+		l.DiskBytes = m.cfg.DefaultDisk
+	}
+	return l
+}
+
+// need is the capacity n hosts of limits l take.
+func need(n int, l proto.Limits) Capacity {
+	host := l.MemoryBytes + sandbox.MemoryOverhead(l.MemoryBytes)
+	return Capacity{Leases: n, Memory: int64(n) * host, CPUs: float64(n) * l.CPUs, Disk: int64(n) * l.DiskBytes}
 }
 
 // Offer answers a demand with how many hosts can be had now.
@@ -163,24 +200,28 @@ func (m *Manager) Offer(d proto.Demand) (proto.Offer, error) {
 	if m.closed {
 		return proto.Offer{}, ErrShutdown
 	}
-	n := fit(m.freeLocked(), d.Limits, d.Count)
+	l := m.withDefaults(d.Limits)
+	n := fit(m.freeLocked(), l, d.Count)
 	if n == 0 {
-		return proto.Offer{}, fmt.Errorf("%w: %s", proto.ErrCapacity, m.describeFreeLocked(d.Limits))
+		return proto.Offer{}, fmt.Errorf("%w: %s", proto.ErrCapacity, m.describeFreeLocked(l))
 	}
-	return proto.Offer{Count: n, Limits: d.Limits, Expiry: time.Now().Add(time.Minute).UTC()}, nil
+	return proto.Offer{Count: n, Limits: l, Expiry: time.Now().Add(time.Minute).UTC()}, nil
 }
 
 func (m *Manager) describeFreeLocked(l proto.Limits) string {
 	f := m.freeLocked()
-	return fmt.Sprintf("free: %d leases, %d MiB, %.2f CPUs; one host needs %d MiB and %.2f CPUs",
-		max(f.Leases, 0), max(f.Memory, 0)>>20, max(f.CPUs, 0), l.MemoryBytes>>20, l.CPUs)
+	return fmt.Sprintf("free: %d leases, %d MiB, %.2f CPUs, %d MiB disk; one host needs %d MiB (with sandbox overhead), %.2f CPUs, %d MiB disk",
+		max(f.Leases, 0), max(f.Memory, 0)>>20, max(f.CPUs, 0), max(f.Disk, 0)>>20, need(1, l).Memory>>20, l.CPUs, l.DiskBytes>>20)
 }
 
 // fit returns how many hosts of limits l fit in free, up to want.
 func fit(free Capacity, l proto.Limits, want int) int {
 	n := min(want, free.Leases)
-	n = min(n, int(free.Memory/l.MemoryBytes))
+	n = min(n, int(free.Memory/need(1, l).Memory))
 	n = min(n, int(free.CPUs/l.CPUs+1e-9))
+	if l.DiskBytes > 0 {
+		n = min(n, int(free.Disk/l.DiskBytes))
+	}
 	return max(n, 0)
 }
 
@@ -191,12 +232,15 @@ func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string,
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
-	need := Capacity{Leases: n, Memory: int64(n) * l.MemoryBytes, CPUs: float64(n) * l.CPUs}
+	l = m.withDefaults(l)
+	need := need(n, l)
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil, ErrShutdown
 	}
+	m.inflight.Add(1)
+	defer m.inflight.Done()
 	if fit(m.freeLocked(), l, n) < n {
 		msg := m.describeFreeLocked(l)
 		m.mu.Unlock()
@@ -228,15 +272,71 @@ func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string,
 		return nil, err
 	}
 	m.mu.Lock()
+	if m.closed { // Shutdown began while the sandboxes were starting
+		m.reserved = add(m.reserved, need, -1)
+		m.mu.Unlock()
+		for _, le := range leases {
+			m.destroy(context.WithoutCancel(ctx), le)
+		}
+		return nil, ErrShutdown
+	}
 	for _, le := range leases {
 		m.leases[le.ID] = le
+		wctx, cancel := context.WithCancel(context.Background())
+		le.stopWatch = cancel
+		go m.watch(wctx, le)
 	}
 	m.mu.Unlock()
 	return leases, nil
 }
 
+// watch ends le when its sandbox stops on its own (a memory overrun, a
+// crash) and tells the holder why.
+func (m *Manager) watch(ctx context.Context, le *Lease) {
+	exit, err := m.cfg.Runtime.Wait(ctx, le.ID)
+	if ctx.Err() != nil {
+		return // ended by us
+	}
+	reason := exit.Reason()
+	if err != nil {
+		reason = "lost track of the sandbox: " + err.Error()
+	}
+	if exit.OOM {
+		reason = fmt.Sprintf("memory limit exceeded: the host used more than its %d MiB (plus %d MiB sandbox overhead) and was stopped",
+			le.Limits.MemoryBytes>>20, sandbox.MemoryOverhead(le.Limits.MemoryBytes)>>20)
+	}
+	m.mu.Lock()
+	if cur, ok := m.leases[le.ID]; !ok || cur != le {
+		m.mu.Unlock()
+		return
+	}
+	delete(m.leases, le.ID)
+	notify := m.notifiers[le.Holder]
+	m.inflight.Add(1)
+	m.mu.Unlock()
+	defer m.inflight.Done()
+	m.log.Warn("sandbox stopped on its own", "lease", le.ID, "reason", reason)
+	m.finish(context.Background(), le, reason)
+	if notify != nil {
+		notify(le.ID, reason)
+	}
+}
+
+// Notify registers fn to hear of holder's leases that end on the provider's
+// side; nil unregisters.
+func (m *Manager) Notify(holder string, fn func(id, reason string)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if fn == nil {
+		delete(m.notifiers, holder)
+		return
+	}
+	m.notifiers[holder] = fn
+}
+
 func add(a, b Capacity, sign int) Capacity {
-	return Capacity{Leases: a.Leases + sign*b.Leases, Memory: a.Memory + int64(sign)*b.Memory, CPUs: a.CPUs + float64(sign)*b.CPUs}
+	return Capacity{Leases: a.Leases + sign*b.Leases, Memory: a.Memory + int64(sign)*b.Memory,
+		CPUs: a.CPUs + float64(sign)*b.CPUs, Disk: a.Disk + int64(sign)*b.Disk}
 }
 
 // NewID returns a fresh lease id of the fixed length.
@@ -275,6 +375,8 @@ func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string
 		ID:          id,
 		MemoryBytes: l.MemoryBytes,
 		CPUs:        l.CPUs,
+		DiskBytes:   l.DiskBytes,
+		Pids:        m.cfg.Pids,
 		Hostname:    id,
 		Args:        []string{AgentBinary, "agent", "init"},
 		Mounts: []sandbox.Mount{
@@ -324,14 +426,21 @@ func (m *Manager) End(ctx context.Context, id string, owner ssh.PublicKey, reaso
 		return fmt.Errorf("%w: %s", proto.ErrNotFound, id)
 	}
 	delete(m.leases, id)
+	m.inflight.Add(1)
 	m.mu.Unlock()
+	defer m.inflight.Done()
 	return m.finish(ctx, le, reason)
 }
 
+// finish destroys an ended lease's sandbox and returns its capacity. The
+// lease is already out of the map, and the caller holds an inflight count.
 func (m *Manager) finish(ctx context.Context, le *Lease, reason string) error {
+	if le.stopWatch != nil {
+		le.stopWatch()
+	}
 	err := m.destroy(ctx, le)
 	m.mu.Lock()
-	m.reserved = add(m.reserved, Capacity{Leases: 1, Memory: le.Limits.MemoryBytes, CPUs: le.Limits.CPUs}, -1)
+	m.reserved = add(m.reserved, need(1, le.Limits), -1)
 	m.mu.Unlock()
 	m.log.Info("lease ended", "lease", le.ID, "reason", reason, "age", time.Since(le.Started).Round(time.Millisecond))
 	return err
@@ -363,7 +472,9 @@ func (m *Manager) endWhere(ctx context.Context, match func(*Lease) bool, reason 
 			delete(m.leases, id)
 		}
 	}
+	m.inflight.Add(1)
 	m.mu.Unlock()
+	defer m.inflight.Done()
 	var g errgroup.Group
 	g.SetLimit(m.cfg.Parallel)
 	for _, le := range ending {
@@ -384,12 +495,15 @@ func (m *Manager) List() []*Lease {
 	return out
 }
 
-// Shutdown refuses new grants and ends every lease.
+// Shutdown refuses new grants, ends every lease, and waits for grants and
+// ends already under way, so that when it returns no sandbox is left.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
-	return m.endWhere(ctx, func(*Lease) bool { return true }, "provider shutting down")
+	err := m.endWhere(ctx, func(*Lease) bool { return true }, "provider shutting down")
+	m.inflight.Wait()
+	return err
 }
 
 // Recover destroys what an earlier run left behind: sandboxes and lease
@@ -401,7 +515,7 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 	}
 	ents, _ := os.ReadDir(m.cfg.Dir)
 	seen := map[string]bool{}
-	for _, id := range ids {
+	for _, id := range append(ids, m.cfg.Runtime.Cgroups()...) {
 		seen[id] = true
 	}
 	for _, e := range ents {

@@ -61,11 +61,18 @@ func setup(t *testing.T, failAt int32) (*Manager, *sandbox.Runtime, string) {
 		r = &failNth{Runtime: rt, n: failAt}
 	}
 	m, err := New(Config{Runtime: r, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"),
-		Capacity: Capacity{Leases: 3, Memory: 1 << 30, CPUs: 3}})
+		Capacity: Capacity{Leases: 3, Memory: 1 << 30, CPUs: 3, Disk: 12 << 30}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Shutdown(context.Background()) })
+	t.Cleanup(func() {
+		if err := m.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := rt.Close(); err != nil {
+			t.Errorf("close runtime: %v", err)
+		}
+	})
 	return m, rt, dir
 }
 
@@ -92,7 +99,7 @@ func TestGrantAllOrNothing(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(dir, "leases")); len(ents) != 0 {
 		t.Fatalf("lease dirs left: %d", len(ents))
 	}
-	if f := m.Free(); f != (Capacity{Leases: 3, Memory: 1 << 30, CPUs: 3}) {
+	if f := m.Free(); f != (Capacity{Leases: 3, Memory: 1 << 30, CPUs: 3, Disk: 12 << 30}) {
 		t.Fatalf("capacity not returned: %+v", f)
 	}
 }

@@ -61,6 +61,16 @@ type Limits struct {
 	MemoryBytes int64 `json:"memory_bytes"`
 	// CPUs is the CPU quota in cores (0.5 = half a core).
 	CPUs float64 `json:"cpus"`
+	// DiskBytes is what the host can write to its root filesystem. In a
+	// demand, 0 asks for the provider's default; offers and leases carry
+	// the actual size.
+	DiskBytes int64 `json:"disk_bytes,omitempty"`
+}
+
+// Satisfies reports whether offered limits give at least what l asks.
+func (l Limits) Satisfies(offered Limits) bool {
+	return offered.MemoryBytes == l.MemoryBytes && offered.CPUs == l.CPUs &&
+		(l.DiskBytes == 0 || offered.DiskBytes >= l.DiskBytes)
 }
 
 // Demand is the renter's request: Count hosts with Limits each.
@@ -265,12 +275,18 @@ func (d *Demand) Validate() error {
 // MinMemory is the least memory a host may have.
 const MinMemory = 64 << 20
 
+// MinDisk is the least disk a host may have.
+const MinDisk = 64 << 20
+
 func (l Limits) validate() error {
 	if l.MemoryBytes < MinMemory || l.MemoryBytes > 1<<50 {
 		return fmt.Errorf("%w: memory %d bytes out of range (at least 64M)", ErrBadRequest, l.MemoryBytes)
 	}
 	if !(l.CPUs > 0 && l.CPUs <= 4096) { // also rejects NaN
 		return fmt.Errorf("%w: cpus %v out of range (0 < cpus <= 4096)", ErrBadRequest, l.CPUs)
+	}
+	if l.DiskBytes != 0 && (l.DiskBytes < MinDisk || l.DiskBytes > 1<<50) {
+		return fmt.Errorf("%w: disk %d bytes out of range (at least 64M)", ErrBadRequest, l.DiskBytes)
 	}
 	return nil
 }

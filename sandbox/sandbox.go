@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,9 @@ type Config struct {
 	StateDir string
 	// Platform is runsc's --platform; empty means runsc's default (systrap).
 	Platform string
+	// CgroupParent holds every sandbox's cgroup; empty means one of its
+	// own derived from StateDir.
+	CgroupParent string
 	// Log receives lifecycle events; nil discards them.
 	Log *slog.Logger
 }
@@ -54,6 +58,12 @@ type Spec struct {
 	MemoryBytes int64
 	// CPUs is the CPU quota in cores; 0 means unlimited.
 	CPUs float64
+	// Pids bounds the processes and threads inside (RLIMIT_NPROC); the
+	// host cgroup's pids.max is a looser backstop. 0 means unbounded.
+	Pids int64
+	// DiskBytes bounds what the sandbox can write to its root overlay;
+	// past it writes fail with ENOSPC. 0 means runsc's default.
+	DiskBytes int64
 	// Hostname inside the sandbox.
 	Hostname string
 	// Args is the argv of the sandbox's first process.
@@ -87,6 +97,9 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "runsc"), 0o700); err != nil {
 		return nil, fmt.Errorf("create sandbox state dir: %w", err)
 	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = CgroupParentFor(cfg.StateDir)
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -107,20 +120,38 @@ func CheckImage(dir string) error {
 
 func (r *Runtime) bundleDir(id string) string { return filepath.Join(r.cfg.StateDir, "bundles", id) }
 
-// globalArgs are the runsc flags every subcommand gets.
-func (r *Runtime) globalArgs(id string) []string {
+// globalArgs are the runsc flags every subcommand gets. The gofers get a
+// network namespace each, so runsc leaves no shared namespace mount behind.
+func (r *Runtime) globalArgs() []string {
 	args := []string{"--root", filepath.Join(r.cfg.StateDir, "runsc"), "--network=none", "--gofer-network-namespace=new"}
 	if r.cfg.Platform != "" {
 		args = append(args, "--platform="+r.cfg.Platform)
 	}
-	if id != "" {
-		args = append(args, "--overlay2=root:dir="+filepath.Join(r.bundleDir(id), "overlay"))
-	}
 	return args
 }
 
-func (r *Runtime) runsc(ctx context.Context, id string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, r.cfg.Runsc, append(r.globalArgs(id), args...)...)
+// overlayArg puts the sandbox's writes in a file-backed overlay in its own
+// bundle, bounded by the disk limit.
+func (r *Runtime) overlayArg(s Spec) string {
+	arg := "--overlay2=root:dir=" + filepath.Join(r.bundleDir(s.ID), "overlay")
+	if s.DiskBytes > 0 {
+		arg += ",size=" + strconv.FormatInt(s.DiskBytes, 10)
+	}
+	return arg
+}
+
+// MemoryOverhead is what a sandbox needs on the host beyond the memory its
+// guest sees (the Sentry, the gofer, page tables): 64 MiB plus 1/16 of it.
+func MemoryOverhead(guest int64) int64 { return 64<<20 + guest/16 }
+
+// PidsBackstop is the host pids.max for a sandbox whose guest may have n
+// tasks: the Sentry's and gofer's own threads come on top, and hitting
+// pids.max crashes a gVisor sandbox, so it is a backstop that RLIMIT_NPROC
+// inside keeps the guest from reaching.
+func PidsBackstop(n int64) int64 { return 4*n + 512 }
+
+func (r *Runtime) runsc(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, r.cfg.Runsc, append(r.globalArgs(), args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -167,13 +198,20 @@ func (r *Runtime) Create(ctx context.Context, s Spec) (err error) {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.CommandContext(ctx, r.cfg.Runsc, append(r.globalArgs(s.ID),
+	cmd := exec.CommandContext(ctx, r.cfg.Runsc, append(append(r.globalArgs(), r.overlayArg(s)),
 		"create", "--bundle", dir, "--pid-file", filepath.Join(dir, "pid"), s.ID)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("runsc create: %w: %s", err, lastLine(r.Logs(s.ID, 2048)))
 	}
-	if _, err := r.runsc(ctx, s.ID, "start", s.ID); err != nil {
+	// runsc sized the guest (MemTotal) from the cgroup's limit as it
+	// created the sandbox; now give the host side its overhead on top.
+	if s.MemoryBytes > 0 {
+		if err := r.setLimit("memory", s.ID, "memory.limit_in_bytes", s.MemoryBytes+MemoryOverhead(s.MemoryBytes)); err != nil {
+			return err
+		}
+	}
+	if _, err := r.runsc(ctx, "start", s.ID); err != nil {
 		return err
 	}
 	r.log.Info("sandbox started", "id", s.ID, "memory", s.MemoryBytes, "cpus", s.CPUs, "took", time.Since(start))
@@ -213,6 +251,12 @@ func (r *Runtime) ociSpec(s Spec) *specs.Spec {
 		quota := int64(s.CPUs * float64(period))
 		res.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
 	}
+	rlimits := []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1 << 16, Soft: 1 << 16}}
+	if s.Pids > 0 {
+		rlimits = append(rlimits, specs.POSIXRlimit{Type: "RLIMIT_NPROC", Hard: uint64(s.Pids), Soft: uint64(s.Pids)})
+		backstop := PidsBackstop(s.Pids)
+		res.Pids = &specs.LinuxPids{Limit: &backstop}
+	}
 	hostname := s.Hostname
 	if hostname == "" {
 		hostname = s.ID
@@ -227,7 +271,7 @@ func (r *Runtime) ociSpec(s Spec) *specs.Spec {
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
-			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1 << 16, Soft: 1 << 16}},
+			Rlimits: rlimits,
 		},
 		Root:     &specs.Root{Path: r.cfg.Image, Readonly: false},
 		Hostname: hostname,
@@ -238,7 +282,7 @@ func (r *Runtime) ociSpec(s Spec) *specs.Spec {
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 			},
 			Resources:   res,
-			CgroupsPath: "/zennet/" + s.ID,
+			CgroupsPath: r.CgroupPath(s.ID),
 		},
 	}
 }
@@ -247,7 +291,7 @@ func (r *Runtime) ociSpec(s Spec) *specs.Spec {
 // The caller sets its stdio, starts and waits for it; cancelling ctx kills
 // the runsc exec process and with it the process inside.
 func (r *Runtime) Command(ctx context.Context, id string, argv ...string) *exec.Cmd {
-	args := append(r.globalArgs(""), "exec", "--cwd", "/root", id)
+	args := append(r.globalArgs(), "exec", "--cwd", "/root", id)
 	cmd := exec.CommandContext(ctx, r.cfg.Runsc, append(args, argv...)...)
 	cmd.WaitDelay = 2 * time.Second
 	return cmd
@@ -265,10 +309,15 @@ func (r *Runtime) Destroy(ctx context.Context, id string) error {
 func (r *Runtime) destroy(ctx context.Context, id string) error {
 	var errs []error
 	if _, err := r.State(ctx, id); err == nil {
-		if _, err := r.runsc(ctx, id, "delete", "--force", id); err != nil {
+		if _, err := r.runsc(ctx, "delete", "--force", id); err != nil {
 			errs = append(errs, err)
 		}
 	} else if !errors.Is(err, ErrNotFound) {
+		errs = append(errs, err)
+	}
+	// Whatever runsc did not take down (a crash lost its state, a create
+	// failed half way) goes with the cgroup.
+	if err := r.removeCgroup(id); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(r.bundleDir(id)); err != nil {
@@ -291,7 +340,7 @@ type State struct {
 // State returns the state of sandbox id, or ErrNotFound.
 func (r *Runtime) State(ctx context.Context, id string) (State, error) {
 	var st State
-	out, err := r.runsc(ctx, "", "state", id)
+	out, err := r.runsc(ctx, "state", id)
 	if err != nil {
 		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "no such file") {
 			return st, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -309,7 +358,7 @@ func (r *Runtime) State(ctx context.Context, id string) (State, error) {
 
 // List returns the sandboxes runsc knows under this runtime's state dir.
 func (r *Runtime) List(ctx context.Context) ([]State, error) {
-	out, err := r.runsc(ctx, "", "list", "--format=json")
+	out, err := r.runsc(ctx, "list", "--format=json")
 	if err != nil {
 		return nil, err
 	}

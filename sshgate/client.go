@@ -143,7 +143,7 @@ func (c *Client) Rent(ctx context.Context, d proto.Demand) ([]proto.Lease, error
 		return nil, fmt.Errorf("provider %s answered a demand with %q", c.Addr, m.Type)
 	}
 	n := min(m.Offer.Count, d.Count)
-	if n < 1 || m.Offer.Limits != d.Limits {
+	if n < 1 || !d.Limits.Satisfies(m.Offer.Limits) {
 		return nil, fmt.Errorf("provider %s offered other terms than demanded", c.Addr)
 	}
 	if err := c.w.Send(proto.Message{Type: proto.TypeAccept, Accept: &proto.Accept{Count: n}}); err != nil {

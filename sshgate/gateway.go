@@ -190,6 +190,10 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 		}
 	}()
 	r, w := proto.NewReader(ch), proto.NewWriter(ch)
+	g.leases.Notify(holder, func(id, reason string) {
+		w.Send(proto.Message{Type: proto.TypeEnded, Ended: &proto.Ended{ID: id, Reason: reason}})
+	})
+	defer g.leases.Notify(holder, nil)
 	var offer *proto.Offer
 	for {
 		m, err := r.Next()

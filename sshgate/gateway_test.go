@@ -63,7 +63,7 @@ func startProvider(t *testing.T) (addr string) {
 		t.Fatal(err)
 	}
 	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"),
-		Capacity: lease.Capacity{Leases: 4, Memory: 4 << 30, CPUs: 4}})
+		Capacity: lease.Capacity{Leases: 4, Memory: 4 << 30, CPUs: 4, Disk: 16 << 30}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +77,9 @@ func startProvider(t *testing.T) (addr string) {
 		gw.Shutdown(context.Background())
 		if err := mgr.Shutdown(context.Background()); err != nil {
 			t.Errorf("shutdown: %v", err)
+		}
+		if err := rt.Close(); err != nil {
+			t.Errorf("close runtime: %v", err)
 		}
 	})
 	return l.Addr().String()

@@ -16,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/zennet/zennet/cli"
+	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/session"
 )
 
@@ -172,17 +173,10 @@ func cmdLeftovers(ts *testscript.TestScript, neg bool, args []string) {
 			found = append(found, sub+"/"+e.Name())
 		}
 	}
-	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/zennet/zn-*")
+	cgs, _ := filepath.Glob("/sys/fs/cgroup/*" + sandbox.CgroupParentFor(filepath.Join(dir, "sandboxes")) + "/*")
 	for _, cg := range cgs {
-		// Only this provider's leases: their ids are its lease dirs' names,
-		// which are gone; so any cgroup whose tasks name our data dir.
-		if tasks, _ := os.ReadFile(filepath.Join(cg, "tasks")); len(bytes.TrimSpace(tasks)) > 0 {
-			for _, pid := range strings.Fields(string(tasks)) {
-				if cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline"); bytes.Contains(cmd, []byte(dir)) {
-					found = append(found, "cgroup "+cg)
-					break
-				}
-			}
+		if fi, err := os.Stat(cg); err == nil && fi.IsDir() {
+			found = append(found, "cgroup "+cg)
 		}
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")

@@ -86,7 +86,10 @@ type Lease struct {
 	HostKey ssh.PublicKey
 	Started time.Time
 
-	stopWatch context.CancelFunc
+	// ctx lives as long as the lease: its watcher and every connection
+	// into its sandbox end when it is cancelled.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Proto returns the lease as sent to the renter.
@@ -282,9 +285,8 @@ func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string,
 	}
 	for _, le := range leases {
 		m.leases[le.ID] = le
-		wctx, cancel := context.WithCancel(context.Background())
-		le.stopWatch = cancel
-		go m.watch(wctx, le)
+		le.ctx, le.cancel = context.WithCancel(context.Background())
+		go m.watch(le.ctx, le)
 	}
 	m.mu.Unlock()
 	return leases, nil
@@ -409,12 +411,14 @@ func keysEqual(a, b ssh.PublicKey) bool {
 }
 
 // Connect returns an unstarted command that serves one SSH connection on its
-// stdio from inside the sandbox of lease id, if owner holds it.
-func (m *Manager) Connect(ctx context.Context, id string, owner ssh.PublicKey) (*exec.Cmd, error) {
-	if _, err := m.Get(id, owner); err != nil {
+// stdio from inside the sandbox of lease id, if owner holds it. The command
+// is killed when the lease ends, so no connection outlives its lease.
+func (m *Manager) Connect(id string, owner ssh.PublicKey) (*exec.Cmd, error) {
+	le, err := m.Get(id, owner)
+	if err != nil {
 		return nil, err
 	}
-	return m.cfg.Runtime.Command(ctx, id, AgentBinary, "agent", "serve", "--config", AgentConfigDir), nil
+	return m.cfg.Runtime.Command(le.ctx, id, AgentBinary, "agent", "serve", "--config", AgentConfigDir), nil
 }
 
 // End ends lease id of owner and destroys its sandbox.
@@ -435,8 +439,8 @@ func (m *Manager) End(ctx context.Context, id string, owner ssh.PublicKey, reaso
 // finish destroys an ended lease's sandbox and returns its capacity. The
 // lease is already out of the map, and the caller holds an inflight count.
 func (m *Manager) finish(ctx context.Context, le *Lease, reason string) error {
-	if le.stopWatch != nil {
-		le.stopWatch()
+	if le.cancel != nil {
+		le.cancel() // ends its watcher and its live connections
 	}
 	err := m.destroy(ctx, le)
 	m.mu.Lock()

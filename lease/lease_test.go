@@ -123,7 +123,7 @@ func TestCapacityAndOwnership(t *testing.T) {
 		t.Fatalf("Offer after 2 of 3 = %+v, %v; want 1 host", o, err)
 	}
 	id := got[0].ID
-	if _, err := m.Connect(ctx, id, bob); !errors.Is(err, proto.ErrNotFound) {
+	if _, err := m.Connect(id, bob); !errors.Is(err, proto.ErrNotFound) {
 		t.Fatalf("bob connects to alice's lease: err = %v", err)
 	}
 	if err := m.End(ctx, id, bob, "x"); !errors.Is(err, proto.ErrNotFound) {

@@ -263,7 +263,7 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 		nc.Reject(gossh.ConnectionFailed, "malformed lease id")
 		return
 	}
-	cmd, err := g.leases.Connect(ctx, extra.ID, owner)
+	cmd, err := g.leases.Connect(extra.ID, owner)
 	if err != nil {
 		// The same answer whether the lease does not exist or is someone
 		// else's: lease ids are not to be probed.
@@ -279,7 +279,18 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 	go gossh.DiscardRequests(reqs)
 	start := time.Now()
 	var stderr tailBuffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = ch, ch, &stderr
+	cmd.Stdout, cmd.Stderr = ch, &stderr
+	// Not cmd.Stdin = ch: Wait would wait for that copy, which blocks on
+	// the channel until the client hangs up, so a connection would outlive
+	// its ended lease. The copy stops when ch closes, as this returns.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return
+	}
+	go func() {
+		io.Copy(stdin, ch)
+		stdin.Close()
+	}()
 	err = cmd.Run()
 	log := g.log.With("lease", extra.ID, "duration", time.Since(start).Round(time.Millisecond))
 	if err != nil && stderr.Len() > 0 {

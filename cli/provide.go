@@ -21,6 +21,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/sshgate"
 )
@@ -39,7 +40,12 @@ type provideOptions struct {
 	CPUs        float64
 	Disk        string
 	Pids        int64
+	Egress      string
+	Publish     []string
 	JSON        bool
+
+	policy   netsandbox.Policy
+	services []netsandbox.Service
 
 	memoryBytes int64
 	diskBytes   int64
@@ -76,6 +82,8 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.Float64Var(&o.CPUs, "cpus", float64(4*runtime.NumCPU()), "CPU quota to sell in all, in cores (quotas cap, they do not reserve)")
 	f.StringVar(&o.Disk, "disk", "", "disk to sell in all (default: 90% of the data dir's free space)")
 	f.Int64Var(&o.Pids, "pids", 1024, "most processes and threads in one sandbox")
+	f.StringVar(&o.Egress, "egress", envOr("ZENNET_EGRESS", "public"), "what sandboxes may reach: public (the internet, never this machine or its private networks) or none")
+	f.StringArrayVar(&o.Publish, "publish", nil, "a service of this machine's to open to every sandbox: [NAME[:PORT]=]HOST:PORT (repeatable)")
 	f.BoolVar(&o.JSON, "json", false, "print the provider's address and key as JSON once it is ready")
 	return cmd
 }
@@ -103,6 +111,18 @@ func (o *provideOptions) Validate() error {
 			return usagef("--memory: %v", err)
 		}
 		o.memoryBytes = m
+	}
+	var err error
+	if o.policy, err = netsandbox.ParsePolicy(o.Egress); err != nil {
+		return usagef("--egress: %v", err)
+	}
+	o.services = nil
+	for _, p := range o.Publish {
+		svc, err := netsandbox.ParseService(p)
+		if err != nil {
+			return usagef("--publish %q: %v", p, err)
+		}
+		o.services = append(o.services, svc)
 	}
 	if o.Pids < 16 {
 		return usagef("--pids must be at least 16")
@@ -240,7 +260,12 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 			return err
 		}
 	}
-	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: o.Image, StateDir: filepath.Join(o.DataDir, "sandboxes"), Platform: o.Platform, Log: log})
+	nets, err := netsandbox.New(netsandbox.Config{Policy: o.policy, Services: o.services, Log: log})
+	if err != nil {
+		return err
+	}
+	defer nets.Close()
+	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: o.Image, StateDir: filepath.Join(o.DataDir, "sandboxes"), Platform: o.Platform, Networks: nets, Log: log})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,14 @@ import (
 
 // ImagePackages are installed into the root filesystem beyond Debian's
 // minimal base: what renters need for scp, rsync and everyday shell work.
-var ImagePackages = []string{"rsync", "procps", "ca-certificates", "iproute2", "less", "python3-minimal"}
+var ImagePackages = []string{"rsync", "procps", "ca-certificates", "iproute2", "less", "python3", "curl", "netbase"}
+
+// ImageVersion names the image's recipe; change it with ImagePackages, and
+// an image built from an older recipe is rebuilt.
+const ImageVersion = "bookworm-2"
+
+// imageStamp is where a built image records its recipe.
+const imageStamp = "etc/zennet-image"
 
 // BuildImage builds a minimal Debian bookworm root filesystem at dir with
 // mmdebstrap. It builds into a sibling temporary directory and renames it
@@ -38,6 +45,10 @@ func BuildImage(ctx context.Context, dir, mirror string) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("mmdebstrap: %w: %s", err, lastLine(string(out)))
+	}
+	if err := os.WriteFile(filepath.Join(tmp, imageStamp), []byte(ImageVersion+"\n"), 0o644); err != nil {
+		os.RemoveAll(tmp)
+		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err

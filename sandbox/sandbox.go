@@ -16,9 +16,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/zennet/zennet/netsandbox"
 )
 
 // ErrNotFound means no sandbox of that id exists.
@@ -38,6 +41,9 @@ type Config struct {
 	// CgroupParent holds every sandbox's cgroup; empty means one of its
 	// own derived from StateDir.
 	CgroupParent string
+	// Networks gives each sandbox a user-mode network of its own with the
+	// egress policy; nil means no network but loopback.
+	Networks *netsandbox.Manager
 	// Log receives lifecycle events; nil discards them.
 	Log *slog.Logger
 }
@@ -78,6 +84,9 @@ type Spec struct {
 type Runtime struct {
 	cfg Config
 	log *slog.Logger
+
+	mu   sync.Mutex
+	nets map[string]*netsandbox.Network
 }
 
 // New checks cfg and returns a runtime.
@@ -104,7 +113,7 @@ func New(cfg Config) (*Runtime, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runtime{cfg: cfg, log: log.With("subsystem", "sandbox")}, nil
+	return &Runtime{cfg: cfg, log: log.With("subsystem", "sandbox"), nets: map[string]*netsandbox.Network{}}, nil
 }
 
 // CheckImage reports whether dir looks like a usable root filesystem.
@@ -115,6 +124,10 @@ func CheckImage(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, "bin", "sh")); err != nil {
 		return fmt.Errorf("root filesystem image %s has no /bin/sh; build it with 'make image' or pass --image", dir)
 	}
+	b, _ := os.ReadFile(filepath.Join(dir, imageStamp))
+	if got := strings.TrimSpace(string(b)); got != ImageVersion {
+		return fmt.Errorf("root filesystem image %s is from recipe %q, not %q; rebuild it with 'make image' (or 'zennet image build')", dir, got, ImageVersion)
+	}
 	return nil
 }
 
@@ -123,7 +136,10 @@ func (r *Runtime) bundleDir(id string) string { return filepath.Join(r.cfg.State
 // globalArgs are the runsc flags every subcommand gets. The gofers get a
 // network namespace each, so runsc leaves no shared namespace mount behind.
 func (r *Runtime) globalArgs() []string {
-	args := []string{"--root", filepath.Join(r.cfg.StateDir, "runsc"), "--network=none", "--gofer-network-namespace=new"}
+	args := []string{"--root", filepath.Join(r.cfg.StateDir, "runsc"), "--gofer-network-namespace=new", "--network=none"}
+	if r.cfg.Networks != nil {
+		args[len(args)-1] = "--network=sandbox"
+	}
 	if r.cfg.Platform != "" {
 		args = append(args, "--platform="+r.cfg.Platform)
 	}
@@ -184,7 +200,20 @@ func (r *Runtime) Create(ctx context.Context, s Spec) (err error) {
 			r.destroy(context.WithoutCancel(ctx), s.ID)
 		}
 	}()
-	b, err := json.MarshalIndent(r.ociSpec(s), "", "  ")
+	spec := r.ociSpec(s)
+	if r.cfg.Networks != nil {
+		n, err := r.cfg.Networks.Create(ctx, s.ID)
+		if err != nil {
+			return fmt.Errorf("sandbox network: %w", err)
+		}
+		r.mu.Lock()
+		r.nets[s.ID] = n
+		r.mu.Unlock()
+		if err := r.attachNetwork(spec, dir, n); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -287,6 +316,36 @@ func (r *Runtime) ociSpec(s Spec) *specs.Spec {
 	}
 }
 
+// attachNetwork puts the sandbox in n's namespace and gives it n's DNS.
+func (r *Runtime) attachNetwork(spec *specs.Spec, dir string, n *netsandbox.Network) error {
+	for i, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			spec.Linux.Namespaces[i].Path = n.NetnsPath()
+		}
+	}
+	for name, data := range map[string][]byte{"resolv.conf": n.ResolvConf(), "hosts": n.Hosts()} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			return err
+		}
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/" + name, Type: "bind", Source: path, Options: []string{"rbind", "ro"}})
+	}
+	return nil
+}
+
+// NetCounters returns sandbox id's cumulative network bytes in and out; ok
+// is false when it has no network.
+func (r *Runtime) NetCounters(id string) (in, out uint64, ok bool) {
+	r.mu.Lock()
+	n := r.nets[id]
+	r.mu.Unlock()
+	if n == nil {
+		return 0, 0, false
+	}
+	c := n.Counters()
+	return c.BytesIn, c.BytesOut, true
+}
+
 // Command returns an unstarted command that runs argv inside sandbox id.
 // The caller sets its stdio, starts and waits for it; cancelling ctx kills
 // the runsc exec process and with it the process inside.
@@ -319,6 +378,15 @@ func (r *Runtime) destroy(ctx context.Context, id string) error {
 	// failed half way) goes with the cgroup.
 	if err := r.removeCgroup(id); err != nil {
 		errs = append(errs, err)
+	}
+	r.mu.Lock()
+	n := r.nets[id]
+	delete(r.nets, id)
+	r.mu.Unlock()
+	if n != nil {
+		if err := n.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close network: %w", err))
+		}
 	}
 	if err := os.RemoveAll(r.bundleDir(id)); err != nil {
 		errs = append(errs, err)

@@ -105,7 +105,8 @@ func TestBadConfig(t *testing.T) {
 		{"no runsc", Config{}, "no runsc"},
 		{"runsc missing", Config{Runsc: "/nonexistent/runsc"}, "make runsc"},
 		{"image missing", Config{Runsc: "/bin/true", Image: t.TempDir()}, "make image"},
-		{"relative state", Config{Runsc: "/bin/true", Image: "/"}, "absolute"},
+		{"stale image", Config{Runsc: "/bin/true", Image: fakeImage(t, "bookworm-1")}, "rebuild it with 'make image'"},
+		{"relative state", Config{Runsc: "/bin/true", Image: fakeImage(t, ImageVersion)}, "absolute"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -113,4 +114,14 @@ func TestBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeImage makes a directory that passes for an image of recipe version.
+func fakeImage(t *testing.T, version string) string {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "bin", "sh"), nil, 0o755)
+	os.WriteFile(filepath.Join(dir, imageStamp), []byte(version+"\n"), 0o644)
+	return dir
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,6 +75,9 @@ func TestScripts(t *testing.T) {
 			"hostport":     cmdHostPort,
 			"leftovers":    cmdLeftovers,
 			"randfile":     cmdRandFile,
+			"freeport":     cmdFreePort,
+			"waitport":     cmdWaitPort,
+			"hostaddr":     cmdHostAddr,
 		},
 	})
 }
@@ -215,4 +219,55 @@ func cmdRandFile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("randfile: %v", err)
 	}
 	fmt.Fprintf(ts.Stdout(), "wrote %d bytes\n", n)
+}
+
+// freeport VAR: put a free loopback TCP port in $VAR.
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ts.Fatalf("freeport: %v", err)
+	}
+	defer l.Close()
+	ts.Setenv(args[0], strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+}
+
+// waitport ADDR: wait until something listens on ADDR.
+func cmdWaitPort(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitport ADDR")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", args[0], time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("nothing listens on %s: %v", args[0], err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// hostaddr VAR: put this machine's first non-loopback IPv4 address in $VAR
+// (its address on its LAN, as a sandbox would try to reach it).
+func cmdHostAddr(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: hostaddr VAR")
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		ts.Fatalf("hostaddr: %v", err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			ts.Setenv(args[0], ipn.IP.String())
+			return
+		}
+	}
+	ts.Fatalf("hostaddr: no non-loopback IPv4 address")
 }

@@ -124,6 +124,7 @@ func NewRootCmd(io IOStreams) *cobra.Command {
 		newCmdDemo(io, g),
 		newCmdAgent(io),
 		newCmdImage(io),
+		newCmdUsage(io, g),
 	)
 	return root
 }

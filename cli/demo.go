@@ -47,6 +47,7 @@ on every host over ssh, then releases them and exits.`,
 	f.BoolVar(&o.rent.JSON, "json", false, "print the hosts as one JSON document")
 	f.IntVar(&o.Providers, "providers", 2, "local providers to start")
 	f.DurationVar(&o.rent.Timeout, "timeout", 2*time.Minute, "give up leasing after this long")
+	f.DurationVar(&o.rent.Interval, "interval", 5*time.Second, "how often providers report usage")
 	f.StringVar(&o.Exec, "exec", "", "run this command on every host, then release and exit")
 	f.StringVar(&o.provide.Runsc, "runsc", envOr("ZENNET_RUNSC", ""), "runsc binary")
 	f.StringVar(&o.provide.Image, "image", envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")), "root filesystem of the sandboxes")

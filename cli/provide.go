@@ -269,7 +269,11 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	if err != nil {
 		return err
 	}
-	mgr, err := lease.New(lease.Config{
+	hostKey, err := loadOrCreateKey(filepath.Join(o.DataDir, "host_key"), "zennet provider")
+	if err != nil {
+		return err
+	}
+	mgr, err := lease.New(lease.Config{Signer: hostKey,
 		Runtime: rt, AgentBinary: agent, Dir: filepath.Join(o.DataDir, "leases"), Log: log,
 		Capacity: lease.Capacity{Leases: o.MaxLeases, Memory: o.memoryBytes, CPUs: o.CPUs, Disk: o.diskBytes}, Pids: o.Pids,
 	})
@@ -280,10 +284,6 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 		return fmt.Errorf("clean up after an earlier run: %w", err)
 	} else if n > 0 {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: removed %d sandboxes left by an earlier run\n", n)
-	}
-	hostKey, err := loadOrCreateKey(filepath.Join(o.DataDir, "host_key"), "zennet provider")
-	if err != nil {
-		return err
 	}
 	l, err := net.Listen("tcp", o.Listen)
 	if err != nil {

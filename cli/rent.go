@@ -33,6 +33,7 @@ type rentOptions struct {
 	Providers []string
 	Identity  string
 	Disk      string
+	Interval  time.Duration
 	JSON      bool
 	Timeout   time.Duration
 
@@ -70,6 +71,7 @@ press Ctrl-C (or run 'zennet release'), which ends them all.`,
 	f.StringVarP(&o.Memory, "memory", "m", "512M", "memory per host (K, M, G, T: powers of 1024)")
 	f.Float64Var(&o.CPUs, "cpus", 1, "CPU quota per host, in cores")
 	f.StringVar(&o.Disk, "disk", "", "disk per host (default: the provider's, typically 4G)")
+	f.DurationVar(&o.Interval, "interval", proto.DefaultInterval*time.Second, "how often providers report usage (1s to 60s)")
 	f.StringSliceVar(&o.Providers, "provider", splitList(os.Getenv("ZENNET_PROVIDERS")), "provider address HOST:PORT (repeatable; env ZENNET_PROVIDERS)")
 	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key (default ~/.ssh/id_ed25519, else one zennet creates)")
 	f.BoolVar(&o.JSON, "json", false, "print the hosts as one JSON document")
@@ -124,6 +126,9 @@ func (o *rentOptions) Validate() error {
 	if o.Timeout <= 0 {
 		return usagef("--timeout must be positive")
 	}
+	if o.Interval < proto.MinInterval*time.Second || o.Interval > proto.MaxInterval*time.Second || o.Interval%time.Second != 0 {
+		return usagef("--interval %s: must be whole seconds from %ds to %ds", o.Interval, proto.MinInterval, proto.MaxInterval)
+	}
 	return nil
 }
 
@@ -137,6 +142,8 @@ type rental struct {
 	listeners map[string]net.Listener // by lease id
 	keyPath   string
 	errs      chan error
+	book      *usageBook
+	stopBook  context.CancelFunc
 }
 
 func (o *rentOptions) identity() (gossh.Signer, string, error) {
@@ -214,7 +221,10 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, listeners: map[string]net.Listener{}, keyPath: keyPath, errs: make(chan error, 16)}
+	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, listeners: map[string]net.Listener{}, keyPath: keyPath,
+		errs: make(chan error, 16), book: newUsageBook(sess)}
+	bookCtx, stopBook := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopBook = stopBook
 	defer func() {
 		if err != nil {
 			r.release(context.WithoutCancel(ctx), 30*time.Second)
@@ -242,7 +252,8 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 			refusals = append(refusals, strings.TrimPrefix(err.Error(), sshgate.ErrUnreachable.Error()+": "))
 			continue
 		}
-		leases, err := c.Rent(ctx, proto.Demand{Count: want, Limits: demand})
+		go r.book.drain(bookCtx, c)
+		leases, err := c.Rent(ctx, proto.Demand{Count: want, Limits: demand, IntervalSeconds: int(o.Interval / time.Second)})
 		if len(leases) > 0 || err == nil {
 			r.clients = append(r.clients, c)
 		} else {
@@ -261,10 +272,12 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 				default:
 				}
 			})
-			r.hosts = append(r.hosts, session.Host{
+			h := session.Host{
 				Name: names[len(r.hosts)], LocalPort: l.Addr().(*net.TCPAddr).Port, Provider: addr,
 				LeaseID: le.ID, Limits: le.Limits, HostKey: le.HostKey,
-			})
+			}
+			r.hosts = append(r.hosts, h)
+			r.book.add(h, le, c)
 		}
 		if err != nil {
 			if errors.Is(err, proto.ErrCapacity) {
@@ -311,6 +324,9 @@ func (r *rental) release(ctx context.Context, timeout time.Duration) error {
 		}()
 	}
 	wg.Wait()
+	if r.stopBook != nil {
+		r.stopBook()
+	}
 	if r.sess != nil {
 		r.sess.Close()
 	}
@@ -385,10 +401,18 @@ func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 		}()
 	}
 	live := len(r.clients)
+	flush := time.NewTicker(time.Second)
+	defer flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-flush.C:
+			if err := r.book.flush(); err != nil {
+				fmt.Fprintf(o.IO.ErrOut, "zennet: write usage: %v\n", err)
+			}
+		case n := <-r.book.notices:
+			fmt.Fprintf(o.IO.ErrOut, "zennet: usage report rejected: %s\n", n)
 		case e := <-r.errs:
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %v\n", e)
 		case el := <-ended:

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 )
@@ -40,6 +41,9 @@ type Runtime interface {
 	// live or left by a crash.
 	Bundles() ([]string, error)
 	Cgroups() []string
+	// CgroupPath and NetCounters are what the meter reads.
+	CgroupPath(id string) string
+	NetCounters(id string) (in, out uint64, ok bool)
 }
 
 // Paths inside every sandbox where the provider binds the agent.
@@ -72,7 +76,10 @@ type Config struct {
 	DefaultDisk int64
 	// Pids bounds the tasks inside each sandbox (default 1024).
 	Pids int64
-	Log  *slog.Logger
+	// Signer signs usage reports: the provider's SSH host key, which the
+	// renter pinned when it connected.
+	Signer ssh.Signer
+	Log    *slog.Logger
 	// Parallel bounds concurrent sandbox creations (default 8).
 	Parallel int
 }
@@ -90,6 +97,11 @@ type Lease struct {
 	// into its sandbox end when it is cancelled.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	meterMu  sync.Mutex // one report at a time; guards sampler, reporter
+	sampler  *meter.Sampler
+	reporter *meter.Reporter
+	final    *meter.Report // the last report, once the lease ended
 }
 
 // Proto returns the lease as sent to the renter.
@@ -111,7 +123,7 @@ type Manager struct {
 	leases    map[string]*Lease
 	reserved  Capacity // capacity held by live leases and grants in progress
 	closed    bool
-	notifiers map[string]func(id, reason string)
+	notifiers map[string]func(id, reason string, final *meter.Report)
 	inflight  sync.WaitGroup // grants and ends under way
 }
 
@@ -122,6 +134,9 @@ var ErrShutdown = errors.New("provider is shutting down")
 func New(cfg Config) (*Manager, error) {
 	if cfg.Runtime == nil {
 		return nil, errors.New("lease manager needs a sandbox runtime")
+	}
+	if cfg.Signer == nil {
+		return nil, errors.New("lease manager needs a signer for usage reports")
 	}
 	if err := CheckAgentBinary(cfg.AgentBinary); err != nil {
 		return nil, err
@@ -146,7 +161,7 @@ func New(cfg Config) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, notifiers: map[string]func(string, string){}}, nil
+	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, notifiers: map[string]func(string, string, *meter.Report){}}, nil
 }
 
 // CheckAgentBinary makes sure path is a statically linked executable: it
@@ -208,7 +223,11 @@ func (m *Manager) Offer(d proto.Demand) (proto.Offer, error) {
 	if n == 0 {
 		return proto.Offer{}, fmt.Errorf("%w: %s", proto.ErrCapacity, m.describeFreeLocked(l))
 	}
-	return proto.Offer{Count: n, Limits: l, Expiry: time.Now().Add(time.Minute).UTC()}, nil
+	iv := d.IntervalSeconds
+	if iv == 0 {
+		iv = proto.DefaultInterval
+	}
+	return proto.Offer{Count: n, Limits: l, Expiry: time.Now().Add(time.Minute).UTC(), IntervalSeconds: iv}, nil
 }
 
 func (m *Manager) describeFreeLocked(l proto.Limits) string {
@@ -320,13 +339,71 @@ func (m *Manager) watch(ctx context.Context, le *Lease) {
 	m.log.Warn("sandbox stopped on its own", "lease", le.ID, "reason", reason)
 	m.finish(context.Background(), le, reason)
 	if notify != nil {
-		notify(le.ID, reason)
+		notify(le.ID, reason, le.final)
 	}
 }
 
+// Report samples lease id's sandbox and returns a signed, cumulative usage
+// report; after the lease ended, it returns the final one.
+func (m *Manager) Report(id string) (meter.Report, error) {
+	m.mu.Lock()
+	le, ok := m.leases[id]
+	m.mu.Unlock()
+	if !ok {
+		return meter.Report{}, fmt.Errorf("%w: %s", proto.ErrNotFound, id)
+	}
+	return le.report()
+}
+
+func (le *Lease) report() (meter.Report, error) {
+	le.meterMu.Lock()
+	defer le.meterMu.Unlock()
+	if le.final != nil {
+		return *le.final, nil
+	}
+	if le.reporter == nil {
+		return meter.Report{}, errors.New("lease is not metered")
+	}
+	r, err := le.reporter.Next()
+	if err != nil && !errors.Is(err, meter.ErrGone) {
+		return r, fmt.Errorf("usage of %s: %w", le.ID, err)
+	}
+	return r, nil
+}
+
+// closeMeter takes the lease's final report and stops metering it.
+func (le *Lease) closeMeter() *meter.Report {
+	le.meterMu.Lock()
+	defer le.meterMu.Unlock()
+	if le.final != nil || le.reporter == nil {
+		return le.final
+	}
+	if r, err := le.reporter.Next(); err == nil || errors.Is(err, meter.ErrGone) {
+		le.final = &r
+	}
+	le.sampler.Close()
+	le.reporter = nil
+	return le.final
+}
+
+// Holding returns the live leases of holder.
+func (m *Manager) Holding(holder string) []*Lease {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Lease
+	for _, le := range m.leases {
+		if le.Holder == holder {
+			out = append(out, le)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // Notify registers fn to hear of holder's leases that end on the provider's
-// side; nil unregisters.
-func (m *Manager) Notify(holder string, fn func(id, reason string)) {
+// side, with the lease's final usage report (nil if it could not be taken);
+// nil unregisters.
+func (m *Manager) Notify(holder string, fn func(id, reason string, final *meter.Report)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if fn == nil {
@@ -390,6 +467,20 @@ func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
+	rt := m.cfg.Runtime
+	le.sampler, err = meter.New(meter.Config{
+		Cgroup: rt.CgroupPath(id),
+		Net: func() (uint64, uint64) {
+			in, out, _ := rt.NetCounters(id)
+			return in, out
+		},
+		Log: m.log,
+	})
+	if err != nil {
+		m.destroy(context.WithoutCancel(ctx), le)
+		return nil, fmt.Errorf("meter sandbox: %w", err)
+	}
+	le.reporter = meter.NewReporter(id, le.Started, le.sampler, m.cfg.Signer)
 	m.log.Info("lease granted", "lease", id, "owner", ssh.FingerprintSHA256(owner), "memory", l.MemoryBytes, "cpus", l.CPUs)
 	return le, nil
 }
@@ -421,19 +512,21 @@ func (m *Manager) Connect(id string, owner ssh.PublicKey) (*exec.Cmd, error) {
 	return m.cfg.Runtime.Command(le.ctx, id, AgentBinary, "agent", "serve", "--config", AgentConfigDir), nil
 }
 
-// End ends lease id of owner and destroys its sandbox.
-func (m *Manager) End(ctx context.Context, id string, owner ssh.PublicKey, reason string) error {
+// End ends lease id of owner, destroys its sandbox and returns its final
+// usage report (nil if none could be taken).
+func (m *Manager) End(ctx context.Context, id string, owner ssh.PublicKey, reason string) (*meter.Report, error) {
 	m.mu.Lock()
 	le, ok := m.leases[id]
 	if !ok || !keysEqual(le.Owner, owner) {
 		m.mu.Unlock()
-		return fmt.Errorf("%w: %s", proto.ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", proto.ErrNotFound, id)
 	}
 	delete(m.leases, id)
 	m.inflight.Add(1)
 	m.mu.Unlock()
 	defer m.inflight.Done()
-	return m.finish(ctx, le, reason)
+	err := m.finish(ctx, le, reason)
+	return le.final, err
 }
 
 // finish destroys an ended lease's sandbox and returns its capacity. The
@@ -451,6 +544,7 @@ func (m *Manager) finish(ctx context.Context, le *Lease, reason string) error {
 }
 
 func (m *Manager) destroy(ctx context.Context, le *Lease) error {
+	le.closeMeter()
 	err := m.cfg.Runtime.Destroy(ctx, le.ID)
 	if rerr := os.RemoveAll(filepath.Join(m.cfg.Dir, le.ID)); rerr != nil {
 		err = errors.Join(err, rerr)

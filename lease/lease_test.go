@@ -60,7 +60,7 @@ func setup(t *testing.T, failAt int32) (*Manager, *sandbox.Runtime, string) {
 	if failAt > 0 {
 		r = &failNth{Runtime: rt, n: failAt}
 	}
-	m, err := New(Config{Runtime: r, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"),
+	m, err := New(Config{Runtime: r, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: signer,
 		Capacity: Capacity{Leases: 3, Memory: 1 << 30, CPUs: 3, Disk: 12 << 30}})
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +86,13 @@ func owner(t *testing.T) ssh.PublicKey {
 }
 
 var small = proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}
+
+// signer is the provider's host key in these tests.
+var signer = func() ssh.Signer {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	s, _ := ssh.NewSignerFromKey(priv)
+	return s
+}()
 
 func TestGrantAllOrNothing(t *testing.T) {
 	m, rt, dir := setup(t, 2)
@@ -126,11 +133,15 @@ func TestCapacityAndOwnership(t *testing.T) {
 	if _, err := m.Connect(id, bob); !errors.Is(err, proto.ErrNotFound) {
 		t.Fatalf("bob connects to alice's lease: err = %v", err)
 	}
-	if err := m.End(ctx, id, bob, "x"); !errors.Is(err, proto.ErrNotFound) {
+	if _, err := m.End(ctx, id, bob, "x"); !errors.Is(err, proto.ErrNotFound) {
 		t.Fatalf("bob ends alice's lease: err = %v", err)
 	}
-	if err := m.End(ctx, id, alice, "released"); err != nil {
+	final, err := m.End(ctx, id, alice, "released")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if final == nil || final.Lease != id || final.Verify(signer.PublicKey()) != nil {
+		t.Fatalf("final report of an ended lease: %+v", final)
 	}
 	if err := m.EndHolder(ctx, "a", "gone"); err != nil {
 		t.Fatal(err)

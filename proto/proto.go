@@ -37,6 +37,7 @@ const (
 	TypeRelease  = "release"
 	TypeReleased = "released"
 	TypeEnded    = "ended"
+	TypeUsage    = "usage"
 	TypeError    = "error"
 )
 
@@ -52,7 +53,10 @@ type Message struct {
 	Release  *Release  `json:"release,omitempty"`
 	Released *Released `json:"released,omitempty"`
 	Ended    *Ended    `json:"ended,omitempty"`
-	Error    *Error    `json:"error,omitempty"`
+	// Usage is a signed usage report in the meter's own encoding; this
+	// package carries it without looking inside.
+	Usage json.RawMessage `json:"usage,omitempty"`
+	Error *Error          `json:"error,omitempty"`
 }
 
 // Limits are the resources of one host.
@@ -77,7 +81,17 @@ func (l Limits) Satisfies(offered Limits) bool {
 type Demand struct {
 	Count  int    `json:"count"`
 	Limits Limits `json:"limits"`
+	// IntervalSeconds is how often the renter wants usage reports;
+	// 0 asks for DefaultInterval.
+	IntervalSeconds int `json:"interval_s,omitempty"`
 }
+
+// Usage report intervals, in seconds.
+const (
+	DefaultInterval = 5
+	MinInterval     = 1
+	MaxInterval     = 60
+)
 
 // Offer is the provider's answer to a demand: how many of the demanded hosts
 // it can give now, and on what terms.
@@ -85,6 +99,8 @@ type Offer struct {
 	Count  int       `json:"count"`
 	Limits Limits    `json:"limits"`
 	Expiry time.Time `json:"expiry"`
+	// IntervalSeconds is the agreed usage report interval.
+	IntervalSeconds int `json:"interval_s"`
 }
 
 // Accept takes Count hosts of the offer.
@@ -202,7 +218,7 @@ func Decode(line []byte) (Message, error) {
 func (m Message) validate() error {
 	set := 0
 	for _, p := range []bool{m.Demand != nil, m.Offer != nil, m.Accept != nil, m.Lease != nil,
-		m.Release != nil, m.Released != nil, m.Ended != nil, m.Error != nil} {
+		m.Release != nil, m.Released != nil, m.Ended != nil, m.Usage != nil, m.Error != nil} {
 		if p {
 			set++
 		}
@@ -221,8 +237,9 @@ func (m Message) validate() error {
 		}
 	case TypeOffer:
 		ok = m.Offer != nil
-		if ok && (m.Offer.Count < 0 || m.Offer.Limits.validate() != nil) {
-			return errors.New("offer: invalid count or limits")
+		if ok && (m.Offer.Count < 0 || m.Offer.Limits.validate() != nil ||
+			m.Offer.IntervalSeconds < MinInterval || m.Offer.IntervalSeconds > MaxInterval) {
+			return errors.New("offer: invalid count, limits or interval")
 		}
 	case TypeAccept:
 		ok = m.Accept != nil
@@ -247,6 +264,8 @@ func (m Message) validate() error {
 		ok = m.Released != nil
 	case TypeEnded:
 		ok = m.Ended != nil
+	case TypeUsage:
+		ok = len(m.Usage) > 0
 	case TypeError:
 		ok = m.Error != nil && m.Error.Message != ""
 	default:
@@ -268,6 +287,9 @@ func (d *Demand) Validate() error {
 	}
 	if err := d.Limits.validate(); err != nil {
 		return err
+	}
+	if d.IntervalSeconds != 0 && (d.IntervalSeconds < MinInterval || d.IntervalSeconds > MaxInterval) {
+		return fmt.Errorf("%w: usage interval %ds out of range %d..%d", ErrBadRequest, d.IntervalSeconds, MinInterval, MaxInterval)
 	}
 	return nil
 }

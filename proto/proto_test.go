@@ -14,6 +14,11 @@ var decodeTests = []struct {
 }{
 	{"demand", `{"v":1,"type":"demand","demand":{"count":3,"limits":{"memory_bytes":536870912,"cpus":1}}}`, ""},
 	{"accept", `{"v":1,"type":"accept","accept":{"count":2}}`, ""},
+	{"offer", `{"v":1,"type":"offer","offer":{"count":2,"limits":{"memory_bytes":67108864,"cpus":1,"disk_bytes":1073741824},"expiry":"2026-01-01T00:00:00Z","interval_s":5}}`, ""},
+	{"offer without interval", `{"v":1,"type":"offer","offer":{"count":2,"limits":{"memory_bytes":67108864,"cpus":1},"expiry":"2026-01-01T00:00:00Z"}}`, "invalid count, limits or interval"},
+	{"usage", `{"v":1,"type":"usage","usage":{"any":"thing"}}`, ""},
+	{"usage empty", `{"v":1,"type":"usage"}`, "carries 0 payloads"},
+	{"demand interval", `{"v":1,"type":"demand","demand":{"count":1,"limits":{"memory_bytes":536870912,"cpus":1},"interval_s":61}}`, "usage interval 61s"},
 	{"lease", `{"v":1,"type":"lease","lease":{"id":"zn-0123456789abcdef0","limits":{"memory_bytes":67108864,"cpus":0.5},"host_key":"ssh-ed25519 AAAA","started":"2026-01-01T00:00:00Z"}}`, ""},
 	{"release", `{"v":1,"type":"release","release":{"ids":["zn-0123456789abcdef0"]}}`, ""},
 	{"error", `{"v":1,"type":"error","error":{"code":"capacity","message":"full"}}`, ""},

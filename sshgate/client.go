@@ -11,6 +11,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -27,13 +28,17 @@ type ClientConfig struct {
 // Client is a renter's connection to one provider.
 type Client struct {
 	Addr string
-	conn *gossh.Client
-	ch   gossh.Channel
-	w    *proto.Writer
+	// HostKey is the provider's host key, as verified at the handshake;
+	// usage reports are signed with it.
+	HostKey gossh.PublicKey
+	conn    *gossh.Client
+	ch      gossh.Channel
+	w       *proto.Writer
 
 	reqMu   sync.Mutex // one request/response exchange at a time
 	replies chan proto.Message
 	ended   chan proto.Ended
+	usage   chan meter.Report
 	done    chan struct{}
 	err     error
 }
@@ -49,11 +54,18 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
 	}
 	nc.SetDeadline(time.Now().Add(cfg.Timeout))
+	var hostKey gossh.PublicKey
 	sc, chans, reqs, err := gossh.NewClientConn(nc, addr, &gossh.ClientConfig{
-		User:            "zennet",
-		Auth:            []gossh.AuthMethod{gossh.PublicKeys(cfg.Signer)},
-		HostKeyCallback: cfg.HostKeyCallback,
-		Timeout:         cfg.Timeout,
+		User: "zennet",
+		Auth: []gossh.AuthMethod{gossh.PublicKeys(cfg.Signer)},
+		HostKeyCallback: func(host string, remote net.Addr, key gossh.PublicKey) error {
+			if err := cfg.HostKeyCallback(host, remote, key); err != nil {
+				return err
+			}
+			hostKey = key
+			return nil
+		},
+		Timeout: cfg.Timeout,
 	})
 	if err != nil {
 		nc.Close()
@@ -68,8 +80,9 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	}
 	go gossh.DiscardRequests(creqs)
 	c := &Client{
-		Addr: addr, conn: conn, ch: ch, w: proto.NewWriter(ch),
-		replies: make(chan proto.Message, 64), ended: make(chan proto.Ended, 64), done: make(chan struct{}),
+		Addr: addr, HostKey: hostKey, conn: conn, ch: ch, w: proto.NewWriter(ch),
+		replies: make(chan proto.Message, 64), ended: make(chan proto.Ended, 64),
+		usage: make(chan meter.Report, 1024), done: make(chan struct{}),
 	}
 	go c.read()
 	return c, nil
@@ -87,11 +100,18 @@ func (c *Client) read() {
 			c.err = err
 			return
 		}
-		if m.Type == proto.TypeEnded {
-			select {
-			case c.ended <- *m.Ended:
-			default:
+		switch m.Type {
+		case proto.TypeEnded:
+			c.ended <- *m.Ended
+			continue
+		case proto.TypeUsage:
+			rep, err := meter.Decode(m.Usage)
+			if err != nil {
+				c.err = fmt.Errorf("provider %s sent a malformed usage report: %w", c.Addr, err)
+				c.conn.Close()
+				return
 			}
+			c.usage <- rep
 			continue
 		}
 		c.replies <- m
@@ -100,6 +120,11 @@ func (c *Client) read() {
 
 // Ended delivers the leases the provider ended on its own.
 func (c *Client) Ended() <-chan proto.Ended { return c.ended }
+
+// Usage delivers the provider's usage reports, decoded but not yet checked
+// (meter.Check does that, with HostKey). They must be drained: a renter that
+// stops reading them stalls the connection.
+func (c *Client) Usage() <-chan meter.Report { return c.usage }
 
 // Done is closed when the connection to the provider is gone.
 func (c *Client) Done() <-chan struct{} { return c.done }

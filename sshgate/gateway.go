@@ -5,6 +5,7 @@
 package sshgate
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,6 +21,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -190,10 +192,18 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 		}
 	}()
 	r, w := proto.NewReader(ch), proto.NewWriter(ch)
-	g.leases.Notify(holder, func(id, reason string) {
+	g.leases.Notify(holder, func(id, reason string, final *meter.Report) {
+		sendUsage(w, final)
 		w.Send(proto.Message{Type: proto.TypeEnded, Ended: &proto.Ended{ID: id, Reason: reason}})
 	})
 	defer g.leases.Notify(holder, nil)
+	// Usage reports go out every agreed interval, from the first grant on.
+	var reporting sync.Once
+	stopReports := make(chan struct{})
+	defer close(stopReports)
+	startReports := func(every time.Duration) {
+		reporting.Do(func() { go g.report(holder, every, w, stopReports, log) })
+	}
 	var offer *proto.Offer
 	for {
 		m, err := r.Next()
@@ -220,8 +230,8 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 				break
 			}
 			granted, err := g.leases.Grant(ctx, owner, holder, m.Accept.Count, offer.Limits)
-			offer = nil
 			if err != nil {
+				offer = nil
 				log.Warn("grant", "err", err)
 				reply = append(reply, proto.ErrorMessage(err))
 				break
@@ -230,14 +240,17 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 				pl := le.Proto()
 				reply = append(reply, proto.Message{Type: proto.TypeLease, Lease: &pl})
 			}
+			startReports(time.Duration(offer.IntervalSeconds) * time.Second)
 		case proto.TypeRelease:
 			var done []string
 			var errs []error
 			for _, id := range m.Release.IDs {
-				if err := g.leases.End(ctx, id, owner, "released by renter"); err != nil {
+				final, err := g.leases.End(ctx, id, owner, "released by renter")
+				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
+				sendUsage(w, final)
 				done = append(done, id)
 			}
 			if err := errors.Join(errs...); err != nil && len(done) == 0 {
@@ -248,12 +261,51 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 		default:
 			reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: unexpected %s message", proto.ErrBadRequest, m.Type)))
 		}
+		if m.Type == proto.TypeAccept {
+			offer = nil
+		}
 		for _, rm := range reply {
 			if err := w.Send(rm); err != nil {
 				return
 			}
 		}
 	}
+}
+
+// report sends a usage report of each of holder's leases every interval
+// until stop closes.
+func (g *Gateway) report(holder string, every time.Duration, w *proto.Writer, stop <-chan struct{}, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		for _, le := range g.leases.Holding(holder) {
+			r, err := g.leases.Report(le.ID)
+			if err != nil {
+				log.Warn("usage report", "lease", le.ID, "err", err)
+				continue
+			}
+			if err := sendUsage(w, &r); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// sendUsage sends r, if any, as a usage message.
+func sendUsage(w *proto.Writer, r *meter.Report) error {
+	if r == nil {
+		return nil
+	}
+	b, err := meter.Encode(*r)
+	if err != nil {
+		return err
+	}
+	return w.Send(proto.Message{Type: proto.TypeUsage, Usage: bytes.TrimSpace(b)})
 }
 
 func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {

@@ -62,12 +62,13 @@ func startProvider(t *testing.T) (addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"),
+	hostKey := newSigner(t)
+	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: hostKey,
 		Capacity: lease.Capacity{Leases: 4, Memory: 4 << 30, CPUs: 4, Disk: 16 << 30}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := sshgate.NewGateway(newSigner(t), mgr)
+	gw := sshgate.NewGateway(hostKey, mgr)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -78,6 +78,7 @@ func TestScripts(t *testing.T) {
 			"freeport":     cmdFreePort,
 			"waitport":     cmdWaitPort,
 			"hostaddr":     cmdHostAddr,
+			"waitusage":    cmdWaitUsage,
 		},
 	})
 }
@@ -270,4 +271,41 @@ func cmdHostAddr(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("hostaddr: no non-loopback IPv4 address")
+}
+
+// waitusage HOST COUNTER MIN: wait until the running session's latest
+// accepted usage report of HOST has COUNTER >= MIN.
+func cmdWaitUsage(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: waitusage HOST COUNTER MIN")
+	}
+	min, err := strconv.ParseUint(args[2], 10, 64)
+	if err != nil {
+		ts.Fatalf("waitusage: %v", err)
+	}
+	cfg := ts.Getenv("ZENNET_CONFIG_DIR")
+	deadline := time.Now().Add(time.Minute)
+	var last uint64
+	for {
+		recs, err := session.Live(cfg)
+		if err != nil {
+			ts.Fatalf("sessions: %v", err)
+		}
+		for _, r := range recs {
+			us, _ := session.ReadUsage(cfg, r.ID)
+			for _, u := range us {
+				if u.Name == args[0] {
+					last = u.Counters[args[1]]
+					if last >= min {
+						fmt.Fprintf(ts.Stdout(), "%s %s = %d\n", args[0], args[1], last)
+						return
+					}
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s %s = %d after 1m, want >= %d", args[0], args[1], last, min)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

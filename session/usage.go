@@ -1,0 +1,47 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Usage is what a session knows of one host's metered use: the latest
+// usage report it accepted, and how many it accepted and rejected.
+type Usage struct {
+	Name     string            `json:"name"`
+	LeaseID  string            `json:"lease_id"`
+	Provider string            `json:"provider"`
+	Seq      uint64            `json:"seq"`
+	Start    time.Time         `json:"start"`
+	Time     time.Time         `json:"time"`
+	Counters map[string]uint64 `json:"counters"`
+	Accepted int               `json:"accepted"`
+	Rejected int               `json:"rejected"`
+	// LastRejection says why the latest rejected report was refused.
+	LastRejection string `json:"last_rejection,omitempty"`
+}
+
+// UsagePath is where the session keeps its hosts' usage.
+func (s *Session) UsagePath() string { return filepath.Join(s.Dir, "usage.json") }
+
+// WriteUsage replaces the session's usage file, atomically.
+func (s *Session) WriteUsage(u []Usage) error { return writeJSON(s.UsagePath(), u) }
+
+// ReadUsage returns the usage a live session (by its id) last wrote.
+func ReadUsage(configDir, id string) ([]Usage, error) {
+	b, err := os.ReadFile(filepath.Join(configDir, "sessions", id, "usage.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var u []Usage
+	if err := json.Unmarshal(b, &u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}

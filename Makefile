@@ -67,5 +67,13 @@ test: deps runsc image build fmt-check vet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/meter$$')
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 10m ./meter
 
+# Speed and memory, each against a baseline measured in the same run:
+# leases through a provider vs bare runsc sandboxes (time to start N, idle
+# PSS per lease), a meter sample vs reading the raw files, network setup.
+bench: deps runsc image build
+	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench LeaseStart -benchtime=1x -timeout 30m ./sshgate
+	$(GO) test -run '^$$' -bench Sample -benchtime=200x -timeout 30m ./meter | awk -f scripts/benchratio.awk
+	$(GO) test -run '^$$' -bench . -benchtime=200x -timeout 30m ./netsandbox
+
 clean:
 	rm -rf bin

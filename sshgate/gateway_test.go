@@ -17,12 +17,13 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/sshgate"
 )
 
-func newSigner(t *testing.T) gossh.Signer {
+func newSigner(t testing.TB) gossh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -36,7 +37,7 @@ func newSigner(t *testing.T) gossh.Signer {
 }
 
 // agentBinary returns a static zennet for the sandboxes.
-func agentBinary(t *testing.T) string {
+func agentBinary(t testing.TB) string {
 	if p := os.Getenv("ZENNET_AGENT_BINARY"); p != "" {
 		return p
 	}
@@ -51,6 +52,13 @@ func agentBinary(t *testing.T) string {
 
 // startProvider runs a real gateway with real runsc sandboxes on loopback.
 func startProvider(t *testing.T) (addr string) {
+	addr, _ = startProviderWith(t, lease.Capacity{Leases: 4, Memory: 4 << 30, CPUs: 4, Disk: 16 << 30})
+	return addr
+}
+
+// startProviderWith runs a provider with capacity c, each sandbox with its
+// own user-mode network, as zennet provide does.
+func startProviderWith(t testing.TB, c lease.Capacity) (string, *sandbox.Runtime) {
 	t.Helper()
 	for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE"} {
 		if os.Getenv(v) == "" {
@@ -58,13 +66,17 @@ func startProvider(t *testing.T) (addr string) {
 		}
 	}
 	dir := t.TempDir()
-	rt, err := sandbox.New(sandbox.Config{Runsc: os.Getenv("ZENNET_RUNSC"), Image: os.Getenv("ZENNET_IMAGE"), StateDir: filepath.Join(dir, "sb")})
+	nets, err := netsandbox.New(netsandbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := sandbox.New(sandbox.Config{Runsc: os.Getenv("ZENNET_RUNSC"), Image: os.Getenv("ZENNET_IMAGE"), StateDir: filepath.Join(dir, "sb"), Networks: nets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hostKey := newSigner(t)
 	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: hostKey,
-		Capacity: lease.Capacity{Leases: 4, Memory: 4 << 30, CPUs: 4, Disk: 16 << 30}})
+		Capacity: c})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +94,9 @@ func startProvider(t *testing.T) (addr string) {
 		if err := rt.Close(); err != nil {
 			t.Errorf("close runtime: %v", err)
 		}
+		nets.Close()
 	})
-	return l.Addr().String()
+	return l.Addr().String(), rt
 }
 
 // offerOnly offers a public key it does not hold: the server sees the key

@@ -152,4 +152,3 @@ func startProviderCap(b *testing.B, n int) (string, *sandbox.Runtime) {
 	addr, rt := startProviderWith(b, lease.Capacity{Leases: n, Memory: int64(n) << 30, CPUs: float64(n), Disk: int64(n) << 32})
 	return addr, rt
 }
-

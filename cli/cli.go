@@ -125,6 +125,7 @@ func NewRootCmd(io IOStreams) *cobra.Command {
 		newCmdAgent(io),
 		newCmdImage(io),
 		newCmdUsage(io, g),
+		newCmdPrice(io),
 	)
 	return root
 }

@@ -79,6 +79,7 @@ func TestScripts(t *testing.T) {
 			"waitport":     cmdWaitPort,
 			"hostaddr":     cmdHostAddr,
 			"waitusage":    cmdWaitUsage,
+			"usagebelow":   cmdUsageBelow,
 		},
 	})
 }
@@ -308,4 +309,35 @@ func cmdWaitUsage(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// usagebelow HOST COUNTER MAX: fail unless the latest accepted usage report
+// of HOST has COUNTER <= MAX.
+func cmdUsageBelow(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: usagebelow HOST COUNTER MAX")
+	}
+	max, err := strconv.ParseUint(args[2], 10, 64)
+	if err != nil {
+		ts.Fatalf("usagebelow: %v", err)
+	}
+	cfg := ts.Getenv("ZENNET_CONFIG_DIR")
+	recs, err := session.Live(cfg)
+	if err != nil {
+		ts.Fatalf("sessions: %v", err)
+	}
+	for _, r := range recs {
+		us, _ := session.ReadUsage(cfg, r.ID)
+		for _, u := range us {
+			if u.Name == args[0] {
+				v := u.Counters[args[1]]
+				fmt.Fprintf(ts.Stdout(), "%s %s = %d\n", args[0], args[1], v)
+				if v > max {
+					ts.Fatalf("%s %s = %d > %d", args[0], args[1], v, max)
+				}
+				return
+			}
+		}
+	}
+	ts.Fatalf("no usage of %s", args[0])
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -14,22 +13,10 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 )
-
-func agentBinary(t *testing.T) string {
-	if p := os.Getenv("ZENNET_AGENT_BINARY"); p != "" {
-		return p
-	}
-	out := filepath.Join(t.TempDir(), "zennet")
-	cmd := exec.Command("go", "build", "-o", out, "../cmd/zennet")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build static agent: %v\n%s", err, b)
-	}
-	return out
-}
 
 // failNth wraps the real runtime and fails its nth Create: a fault
 // injected into a real sandbox runtime, to test the all-or-nothing grant.
@@ -48,11 +35,9 @@ func (f *failNth) Create(ctx context.Context, s sandbox.Spec) error {
 
 func setup(t *testing.T, failAt int32) (*Manager, *sandbox.Runtime, string) {
 	t.Helper()
-	if os.Getenv("ZENNET_RUNSC") == "" || os.Getenv("ZENNET_IMAGE") == "" {
-		t.Fatal("ZENNET_RUNSC and ZENNET_IMAGE must be set: run 'make test'")
-	}
+	runsc, image := testenv.Runtime(t)
 	dir := t.TempDir()
-	rt, err := sandbox.New(sandbox.Config{Runsc: os.Getenv("ZENNET_RUNSC"), Image: os.Getenv("ZENNET_IMAGE"), StateDir: filepath.Join(dir, "sb")})
+	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: image, StateDir: filepath.Join(dir, "sb")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +45,7 @@ func setup(t *testing.T, failAt int32) (*Manager, *sandbox.Runtime, string) {
 	if failAt > 0 {
 		r = &failNth{Runtime: rt, n: failAt}
 	}
-	m, err := New(Config{Runtime: r, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: signer,
+	m, err := New(Config{Runtime: r, AgentBinary: testenv.AgentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: signer,
 		Capacity: Capacity{Leases: 3, Memory: 1 << 30, CPUs: 3, Disk: 12 << 30}})
 	if err != nil {
 		t.Fatal(err)

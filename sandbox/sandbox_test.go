@@ -7,14 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/zennet/zennet/internal/testenv"
 )
 
 func testRuntime(t *testing.T) *Runtime {
 	t.Helper()
-	runsc, image := os.Getenv("ZENNET_RUNSC"), os.Getenv("ZENNET_IMAGE")
-	if runsc == "" || image == "" {
-		t.Fatal("ZENNET_RUNSC and ZENNET_IMAGE must be set: run 'make test', which builds runsc and the image")
-	}
+	runsc, image := testenv.Runtime(t)
 	rt, err := New(Config{Runsc: runsc, Image: image, StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
@@ -49,7 +50,8 @@ func BenchmarkLeaseStart(b *testing.B) {
 // 8 at a time as the lease manager does, measures their idle PSS, and
 // destroys them.
 func bareStart(b *testing.B, n int) (time.Duration, float64) {
-	rt, err := sandbox.New(sandbox.Config{Runsc: os.Getenv("ZENNET_RUNSC"), Image: os.Getenv("ZENNET_IMAGE"), StateDir: b.TempDir()})
+	runsc, image := testenv.Runtime(b)
+	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: image, StateDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -16,6 +14,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/proto"
@@ -36,20 +35,6 @@ func newSigner(t testing.TB) gossh.Signer {
 	return s
 }
 
-// agentBinary returns a static zennet for the sandboxes.
-func agentBinary(t testing.TB) string {
-	if p := os.Getenv("ZENNET_AGENT_BINARY"); p != "" {
-		return p
-	}
-	out := filepath.Join(t.TempDir(), "zennet")
-	cmd := exec.Command("go", "build", "-o", out, "../cmd/zennet")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build static agent: %v\n%s", err, b)
-	}
-	return out
-}
-
 // startProvider runs a real gateway with real runsc sandboxes on loopback.
 func startProvider(t *testing.T) (addr string) {
 	addr, _ = startProviderWith(t, lease.Capacity{Leases: 4, Memory: 4 << 30, CPUs: 4, Disk: 16 << 30})
@@ -60,22 +45,18 @@ func startProvider(t *testing.T) (addr string) {
 // own user-mode network, as zennet provide does.
 func startProviderWith(t testing.TB, c lease.Capacity) (string, *sandbox.Runtime) {
 	t.Helper()
-	for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE"} {
-		if os.Getenv(v) == "" {
-			t.Fatalf("%s is not set: run 'make test', which builds runsc and the image", v)
-		}
-	}
+	runsc, image := testenv.Runtime(t)
 	dir := t.TempDir()
 	nets, err := netsandbox.New(netsandbox.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := sandbox.New(sandbox.Config{Runsc: os.Getenv("ZENNET_RUNSC"), Image: os.Getenv("ZENNET_IMAGE"), StateDir: filepath.Join(dir, "sb"), Networks: nets})
+	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: image, StateDir: filepath.Join(dir, "sb"), Networks: nets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hostKey := newSigner(t)
-	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: agentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: hostKey,
+	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: testenv.AgentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: hostKey,
 		Capacity: c})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/zennet/zennet/cli"
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/session"
 )
@@ -27,33 +28,14 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// agentBinary is the static zennet bound into sandboxes: the test binary
-// itself is built with -race and cgo, so it cannot serve.
-func agentBinary(t *testing.T) string {
-	if p := os.Getenv("ZENNET_AGENT_BINARY"); p != "" {
-		return p
-	}
-	out := filepath.Join(t.TempDir(), "zennet")
-	cmd := exec.Command("go", "build", "-o", out, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build static agent: %v\n%s", err, b)
-	}
-	return out
-}
-
 func TestScripts(t *testing.T) {
 	for _, tool := range []string{"ssh", "scp", "ssh-keygen"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: run 'make test', which installs the OpenSSH client", tool)
 		}
 	}
-	for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE"} {
-		if os.Getenv(v) == "" {
-			t.Fatalf("%s is not set: run 'make test', which builds runsc and the image and sets it", v)
-		}
-	}
-	agent := agentBinary(t)
+	testenv.Runtime(t)
+	agent := testenv.AgentBinary(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("..", "..", "testdata", "script"),
 		RequireExplicitExec: true,
@@ -284,24 +266,14 @@ func cmdWaitUsage(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("waitusage: %v", err)
 	}
-	cfg := ts.Getenv("ZENNET_CONFIG_DIR")
 	deadline := time.Now().Add(time.Minute)
 	var last uint64
 	for {
-		recs, err := session.Live(cfg)
-		if err != nil {
-			ts.Fatalf("sessions: %v", err)
-		}
-		for _, r := range recs {
-			us, _ := session.ReadUsage(cfg, r.ID)
-			for _, u := range us {
-				if u.Name == args[0] {
-					last = u.Counters[args[1]]
-					if last >= min {
-						fmt.Fprintf(ts.Stdout(), "%s %s = %d\n", args[0], args[1], last)
-						return
-					}
-				}
+		if u, ok := latestUsage(ts, args[0]); ok {
+			last = u.Counters[args[1]]
+			if last >= min {
+				fmt.Fprintf(ts.Stdout(), "%s %s = %d\n", args[0], args[1], last)
+				return
 			}
 		}
 		if time.Now().After(deadline) {
@@ -321,6 +293,19 @@ func cmdUsageBelow(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("usagebelow: %v", err)
 	}
+	u, ok := latestUsage(ts, args[0])
+	if !ok {
+		ts.Fatalf("no usage of %s", args[0])
+	}
+	v := u.Counters[args[1]]
+	fmt.Fprintf(ts.Stdout(), "%s %s = %d\n", args[0], args[1], v)
+	if v > max {
+		ts.Fatalf("%s %s = %d > %d", args[0], args[1], v, max)
+	}
+}
+
+// latestUsage returns the running sessions' latest usage of host.
+func latestUsage(ts *testscript.TestScript, host string) (session.Usage, bool) {
 	cfg := ts.Getenv("ZENNET_CONFIG_DIR")
 	recs, err := session.Live(cfg)
 	if err != nil {
@@ -329,15 +314,10 @@ func cmdUsageBelow(ts *testscript.TestScript, neg bool, args []string) {
 	for _, r := range recs {
 		us, _ := session.ReadUsage(cfg, r.ID)
 		for _, u := range us {
-			if u.Name == args[0] {
-				v := u.Counters[args[1]]
-				fmt.Fprintf(ts.Stdout(), "%s %s = %d\n", args[0], args[1], v)
-				if v > max {
-					ts.Fatalf("%s %s = %d > %d", args[0], args[1], v, max)
-				}
-				return
+			if u.Name == host {
+				return u, true
 			}
 		}
 	}
-	ts.Fatalf("no usage of %s", args[0])
+	return session.Usage{}, false
 }

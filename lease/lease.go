@@ -44,7 +44,31 @@ type Runtime interface {
 	// CgroupPath and NetCounters are what the meter reads.
 	CgroupPath(id string) string
 	NetCounters(id string) (in, out uint64, ok bool)
+	// Pause freezes a sandbox; Resume thaws it.
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
 }
+
+// State is where a lease is in its life.
+type State int
+
+// The states of a live lease.
+const (
+	Running State = iota
+	// Paused: the sandbox is frozen (for example, while unpaid); its
+	// connections hang and new ones are refused until it resumes.
+	Paused
+)
+
+func (s State) String() string {
+	if s == Paused {
+		return "paused"
+	}
+	return "running"
+}
+
+// ErrPaused refuses connections to a paused lease.
+var ErrPaused = errors.New("lease is paused")
 
 // initArgs is every sandbox's first process: a shell that waits forever and
 // so reaps the orphans reparented to it (dash's wait reaps any child). It
@@ -98,6 +122,9 @@ type Lease struct {
 	Limits  proto.Limits
 	HostKey ssh.PublicKey
 	Started time.Time
+
+	state       State  // guarded by Manager.mu
+	pauseReason string // guarded by Manager.mu
 
 	// ctx lives as long as the lease: its watcher and every connection
 	// into its sandbox end when it is cancelled.
@@ -392,6 +419,64 @@ func (le *Lease) closeMeter() *meter.Report {
 	return le.final
 }
 
+// State returns lease id's state and, when paused, why.
+func (m *Manager) State(id string) (State, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if le, ok := m.leases[id]; ok {
+		return le.state, le.pauseReason
+	}
+	return Running, ""
+}
+
+// Pause freezes lease id's sandbox, saying why (the renter and the
+// provider's dashboard see the reason). Pausing a paused lease is a no-op.
+func (m *Manager) Pause(ctx context.Context, id, reason string) error {
+	m.mu.Lock()
+	le, ok := m.leases[id]
+	if !ok {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: %s", proto.ErrNotFound, id)
+	}
+	if le.state == Paused {
+		le.pauseReason = reason
+		m.mu.Unlock()
+		return nil
+	}
+	m.mu.Unlock()
+	if err := m.cfg.Runtime.Pause(ctx, id); err != nil {
+		return fmt.Errorf("pause %s: %w", id, err)
+	}
+	m.mu.Lock()
+	le.state, le.pauseReason = Paused, reason
+	m.mu.Unlock()
+	m.log.Info("lease paused", "lease", id, "reason", reason)
+	return nil
+}
+
+// Resume thaws a paused lease.
+func (m *Manager) Resume(ctx context.Context, id string) error {
+	m.mu.Lock()
+	le, ok := m.leases[id]
+	if !ok {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: %s", proto.ErrNotFound, id)
+	}
+	paused := le.state == Paused
+	m.mu.Unlock()
+	if !paused {
+		return nil
+	}
+	if err := m.cfg.Runtime.Resume(ctx, id); err != nil {
+		return fmt.Errorf("resume %s: %w", id, err)
+	}
+	m.mu.Lock()
+	le.state, le.pauseReason = Running, ""
+	m.mu.Unlock()
+	m.log.Info("lease resumed", "lease", id)
+	return nil
+}
+
 // Holding returns the live leases of holder.
 func (m *Manager) Holding(holder string) []*Lease {
 	m.mu.Lock()
@@ -514,6 +599,9 @@ func (m *Manager) Connect(id string, owner ssh.PublicKey) (*exec.Cmd, error) {
 	le, err := m.Get(id, owner)
 	if err != nil {
 		return nil, err
+	}
+	if state, reason := m.State(id); state == Paused {
+		return nil, fmt.Errorf("%w: %s", ErrPaused, reason)
 	}
 	return m.cfg.Runtime.Command(le.ctx, id, AgentBinary, "agent", "serve", "--config", AgentConfigDir), nil
 }

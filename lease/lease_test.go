@@ -115,6 +115,21 @@ func TestCapacityAndOwnership(t *testing.T) {
 		t.Fatalf("Offer after 2 of 3 = %+v, %v; want 1 host", o, err)
 	}
 	id := got[0].ID
+	if err := m.Pause(ctx, id, "unpaid"); err != nil {
+		t.Fatal(err)
+	}
+	if st, why := m.State(id); st != Paused || why != "unpaid" {
+		t.Fatalf("State after Pause = %v, %q", st, why)
+	}
+	if _, err := m.Connect(id, alice); !errors.Is(err, ErrPaused) || !strings.Contains(err.Error(), "unpaid") {
+		t.Fatalf("Connect to a paused lease: err = %v", err)
+	}
+	if err := m.Resume(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Connect(id, alice); err != nil {
+		t.Fatalf("Connect after Resume: %v", err)
+	}
 	if _, err := m.Connect(id, bob); !errors.Is(err, proto.ErrNotFound) {
 		t.Fatalf("bob connects to alice's lease: err = %v", err)
 	}

@@ -472,3 +472,16 @@ func (r *Runtime) Logs(id string, max int) string {
 	}
 	return string(b)
 }
+
+// Pause freezes every process of sandbox id (runsc pause): it keeps its
+// memory and state but gets no CPU until Resume.
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	_, err := r.runsc(ctx, "pause", id)
+	return err
+}
+
+// Resume thaws a paused sandbox.
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	_, err := r.runsc(ctx, "resume", id)
+	return err
+}

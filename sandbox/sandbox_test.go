@@ -57,6 +57,19 @@ func TestLifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(os.Getenv("ZENNET_IMAGE"), "root", "w")); !os.IsNotExist(err) {
 		t.Fatalf("sandbox wrote into the shared image: %v", err)
 	}
+	// Paused, it runs nothing; resumed, it goes on.
+	if err := rt.Pause(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := rt.State(ctx, id); st.Status != "paused" {
+		t.Fatalf("after Pause, status %q", st.Status)
+	}
+	if err := rt.Resume(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := rt.Command(ctx, id, "/bin/echo", "resumed").Output(); err != nil || string(out) != "resumed\n" {
+		t.Fatalf("after Resume: %q, %v", out, err)
+	}
 	sts, err := rt.List(ctx)
 	if err != nil || len(sts) != 1 || sts[0].ID != id {
 		t.Fatalf("List = %+v, %v", sts, err)

@@ -316,6 +316,10 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 		return
 	}
 	cmd, err := g.leases.Connect(extra.ID, owner)
+	if errors.Is(err, lease.ErrPaused) {
+		nc.Reject(gossh.ResourceShortage, err.Error())
+		return
+	}
 	if err != nil {
 		// The same answer whether the lease does not exist or is someone
 		// else's: lease ids are not to be probed.

@@ -12,6 +12,11 @@ LDFLAGS := -s -w -X github.com/zennet/zennet/cli.version=$(VERSION)
 # rejects AT_NO_AUTOMOUNT; --network=sandbox does not start).
 RUNSC_VERSION := v0.0.0-20260905035102-160fafc42237
 RUNSC := $(CACHE)/runsc/$(RUNSC_VERSION)/runsc
+# The Lightning test network (btcd simnet + two lnd), pinned; @latest of lnd
+# resolves to an old rc that does not compile.
+LND_VERSION := v0.21.3-beta
+BTCD_VERSION := v0.26.2
+LND := $(CACHE)/lnd/$(LND_VERSION)/lnd
 IMAGE := $(CACHE)/images/bookworm
 BIN := bin/zennet
 APT_PACKAGES := mmdebstrap openssh-client rsync tmux
@@ -20,7 +25,7 @@ export ZENNET_RUNSC := $(abspath $(RUNSC))
 export ZENNET_IMAGE := $(abspath $(IMAGE))
 export ZENNET_CACHE_DIR := $(abspath $(CACHE))
 
-.PHONY: all build deps runsc image demo test unit vet fmt-check bench clean
+.PHONY: all build deps runsc lnd image demo test unit vet fmt-check bench clean
 
 all: build
 
@@ -45,6 +50,11 @@ $(RUNSC):
 	rm -rf $(@D) && mv $(@D).tmp $(@D)
 	mkdir -p $(CACHE)/bin && ln -sf $(abspath $(RUNSC)) $(CACHE)/bin/runsc
 
+lnd: $(LND)
+$(LND):
+	@echo "make: building the pinned lnd $(LND_VERSION) and btcd $(BTCD_VERSION) (about 7 minutes, once)"
+	LND_VERSION=$(LND_VERSION) BTCD_VERSION=$(BTCD_VERSION) scripts/build-lnd.sh
+
 image: deps build
 	$(BIN) image build --image $(IMAGE)
 
@@ -63,17 +73,18 @@ fmt-check:
 # The meter's accuracy tests compare CPU time with a host run of the same
 # loop: they run alone, after the rest, so other packages' tests on the same
 # two cores do not skew them.
-test: deps runsc image build fmt-check vet
+test: deps runsc lnd image build fmt-check vet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/meter$$')
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 10m ./meter
 
 # Speed and memory, each against a baseline measured in the same run:
 # leases through a provider vs bare runsc sandboxes (time to start N, idle
 # PSS per lease), a meter sample vs reading the raw files, network setup.
-bench: deps runsc image build
+bench: deps runsc lnd image build
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench LeaseStart -benchtime=1x -timeout 30m ./sshgate
 	$(GO) test -run '^$$' -bench Sample -benchtime=200x -timeout 30m ./meter | awk -f scripts/benchratio.awk
 	$(GO) test -run '^$$' -bench . -benchtime=200x -timeout 30m ./netsandbox
+	$(GO) test -run '^$$' -bench . -benchtime=100x -timeout 30m ./pay/
 
 clean:
 	rm -rf bin

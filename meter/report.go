@@ -2,8 +2,6 @@ package meter
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha512"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/sshsig"
 )
 
 // ReportVersion is the version of the report format, JSON and signed bytes
@@ -70,27 +70,9 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// signedData is what the host key signs: PROTOCOL.sshsig's blob over the
-// SHA-512 of CanonicalBytes.
-func (r *Report) signedData() []byte {
-	h := sha512.Sum512(r.CanonicalBytes())
-	b := []byte("SSHSIG")
-	b = appendString(b, SignatureNamespace)
-	b = appendString(b, "")
-	b = appendString(b, "sha512")
-	return appendString(b, string(h[:]))
-}
-
-// Sign signs the report with the provider's host key. RSA keys sign with
-// SHA-512, never SHA-1.
+// Sign signs the report with the provider's host key.
 func (r *Report) Sign(signer ssh.Signer) error {
-	var sig *ssh.Signature
-	var err error
-	if as, ok := signer.(ssh.AlgorithmSigner); ok && signer.PublicKey().Type() == ssh.KeyAlgoRSA {
-		sig, err = as.SignWithAlgorithm(rand.Reader, r.signedData(), ssh.KeyAlgoRSASHA512)
-	} else {
-		sig, err = signer.Sign(rand.Reader, r.signedData())
-	}
+	sig, err := sshsig.Sign(signer, SignatureNamespace, r.CanonicalBytes())
 	if err != nil {
 		return fmt.Errorf("sign usage report: %w", err)
 	}
@@ -100,13 +82,7 @@ func (r *Report) Sign(signer ssh.Signer) error {
 
 // Verify checks the report's signature against the provider's host key.
 func (r *Report) Verify(key ssh.PublicKey) error {
-	if r.Signature == nil {
-		return fmt.Errorf("%w: report is not signed", ErrBadSignature)
-	}
-	if r.Signature.Format == ssh.KeyAlgoRSA {
-		return fmt.Errorf("%w: ssh-rsa (SHA-1) signatures are not accepted", ErrBadSignature)
-	}
-	if err := key.Verify(r.signedData(), r.Signature); err != nil {
+	if err := sshsig.Verify(key, SignatureNamespace, r.CanonicalBytes(), r.Signature); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return nil

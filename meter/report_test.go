@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/sshsig"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -182,7 +184,7 @@ func TestReportRejectsSHA1(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := testReport()
-	r.Signature, err = signer.(ssh.AlgorithmSigner).SignWithAlgorithm(rand.Reader, r.signedData(), ssh.KeyAlgoRSA)
+	r.Signature, err = signer.(ssh.AlgorithmSigner).SignWithAlgorithm(rand.Reader, sshsig.SignedData(SignatureNamespace, r.CanonicalBytes()), ssh.KeyAlgoRSA)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,14 @@ package pay
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha512"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/sshsig"
 )
 
 // VoucherVersion is the version of the voucher format, JSON and signed
@@ -75,26 +75,9 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// signedData is PROTOCOL.sshsig's blob over the SHA-512 of CanonicalBytes.
-func (v *Voucher) signedData() []byte {
-	h := sha512.Sum512(v.CanonicalBytes())
-	b := []byte("SSHSIG")
-	b = appendString(b, VoucherNamespace)
-	b = appendString(b, "")
-	b = appendString(b, "sha512")
-	return appendString(b, string(h[:]))
-}
-
-// Sign signs the voucher with the renter's key. RSA keys sign with
-// SHA-512, never SHA-1.
+// Sign signs the voucher with the renter's key.
 func (v *Voucher) Sign(signer ssh.Signer) error {
-	var sig *ssh.Signature
-	var err error
-	if as, ok := signer.(ssh.AlgorithmSigner); ok && signer.PublicKey().Type() == ssh.KeyAlgoRSA {
-		sig, err = as.SignWithAlgorithm(rand.Reader, v.signedData(), ssh.KeyAlgoRSASHA512)
-	} else {
-		sig, err = signer.Sign(rand.Reader, v.signedData())
-	}
+	sig, err := sshsig.Sign(signer, VoucherNamespace, v.CanonicalBytes())
 	if err != nil {
 		return fmt.Errorf("sign voucher: %w", err)
 	}
@@ -104,13 +87,7 @@ func (v *Voucher) Sign(signer ssh.Signer) error {
 
 // Verify checks the voucher's signature against the renter's key.
 func (v *Voucher) Verify(key ssh.PublicKey) error {
-	if v.Signature == nil {
-		return fmt.Errorf("%w: %w: not signed", ErrVoucherRejected, ErrBadVoucherSignature)
-	}
-	if v.Signature.Format == ssh.KeyAlgoRSA {
-		return fmt.Errorf("%w: %w: ssh-rsa (SHA-1) signatures are not accepted", ErrVoucherRejected, ErrBadVoucherSignature)
-	}
-	if err := key.Verify(v.signedData(), v.Signature); err != nil {
+	if err := sshsig.Verify(key, VoucherNamespace, v.CanonicalBytes(), v.Signature); err != nil {
 		return fmt.Errorf("%w: %w: %v", ErrVoucherRejected, ErrBadVoucherSignature, err)
 	}
 	return nil

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/sshsig"
 )
 
 // testKey is a fixed ed25519 key per seed byte: 1 the renter, 2 the
@@ -58,7 +60,7 @@ func TestCheckVoucher(t *testing.T) {
 		t.Fatal(err)
 	}
 	sha1Voucher := Voucher{Lease: testLease, Payee: terms.Payee, Seq: 6, Total: 6000}
-	sig, err := rsaSigner.(ssh.AlgorithmSigner).SignWithAlgorithm(rand.Reader, sha1Voucher.signedData(), ssh.KeyAlgoRSA)
+	sig, err := rsaSigner.(ssh.AlgorithmSigner).SignWithAlgorithm(rand.Reader, sshsig.SignedData(VoucherNamespace, sha1Voucher.CanonicalBytes()), ssh.KeyAlgoRSA)
 	if err != nil {
 		t.Fatal(err)
 	}

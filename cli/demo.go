@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/zennet/zennet/sandbox"
 )
 
 type demoOptions struct {
@@ -24,7 +26,7 @@ type demoOptions struct {
 }
 
 func newCmdDemo(io IOStreams, g *globalOptions) *cobra.Command {
-	o := &demoOptions{rent: rentOptions{IO: io, G: g}, provide: provideOptions{IO: io, G: g}}
+	o := &demoOptions{rent: rentOptions{IO: io, G: g}, provide: provideOptions{IO: io, G: g, Pids: 1024, Egress: "public"}}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Start providers on this machine and rent hosts from them",
@@ -78,7 +80,8 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		po.DataDir = filepath.Join(defaultDataDir(), "demo", "provider-"+strconv.Itoa(i+1))
 		po.MaxLeases = per
 		po.CPUs = float64(per) * o.rent.CPUs
-		po.Memory = strconv.FormatInt(int64(per)*max(o.rent.memoryBytesOr(), 64<<20), 10)
+		guest := max(o.rent.memoryBytesOr(), 64<<20)
+		po.Memory = strconv.FormatInt(int64(per)*(guest+sandbox.MemoryOverhead(guest)), 10)
 		if err := po.Validate(); err != nil {
 			return err
 		}

@@ -34,6 +34,6 @@ func newCmdAgent(io IOStreams) *cobra.Command {
 		Args:  noArgs,
 		Run:   func(cmd *cobra.Command, args []string) { sshgate.RunAgentInit() },
 	}
-	cmd.AddCommand(serve, initCmd)
+	cmd.AddCommand(serve, initCmd, newCmdAgentBench(io))
 	return cmd
 }

@@ -126,6 +126,7 @@ func NewRootCmd(io IOStreams) *cobra.Command {
 		newCmdImage(io),
 		newCmdUsage(io, g),
 		newCmdPrice(io),
+		newCmdBench(io, g),
 	)
 	return root
 }

@@ -1,0 +1,230 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zennet/zennet/meter"
+)
+
+// Default tolerances of a spot check, from the spread measured on the
+// reference machine, a host shared with other tenants (docs/calibration.md):
+// over five runs of the CPU-bound spot workloads the wall-clock score
+// stayed within ±46% of its median and cpu_ns per unit of work within
+// ±26%.
+//
+// Checks are one-sided: a spot check flags what costs the renter (less
+// work per second than claimed, more counters per unit of work, hence a
+// higher bill, than claimed), not a provider that delivers more.
+const (
+	// DefaultScoreTolerance: the measured score may fall short of the
+	// claim, scaled to the lease's CPUs, by this fraction.
+	DefaultScoreTolerance = 0.5
+	// DefaultCounterTolerance: a counter per unit of work may exceed the
+	// claim's by this fraction.
+	DefaultCounterTolerance = 0.35
+)
+
+// spotWorkloads are the workloads a spot check picks from by default:
+// CPU-bound ones, whose score scales with the CPUs a lease has.
+var spotWorkloads = []string{"int", "float", "hash", "compress", "memlat"}
+
+// SpotConfig is a spot check of a calibration set inside a rented sandbox.
+type SpotConfig struct {
+	// Env runs commands inside the rented sandbox (over SSH for a renter,
+	// SandboxCommander for a provider checking itself). Its Counters, if
+	// not nil, are the sandbox's counters as the provider reports them
+	// (the latest signed usage report); then the counters per unit of
+	// work are compared too.
+	Env Env
+	// Calibration is the claim to check.
+	Calibration *Set
+	// Step is the index of the calibration step to replay; -1 picks one
+	// of the CPU-bound steps at random (unpredictable to the provider).
+	Step int
+	// Seconds is the length of the replay; 0 means the step's, at most 3.
+	Seconds float64
+	// CPUs is the lease's CPU quota; 0 means the same as the calibration
+	// sandbox's. The claimed score is scaled by the ratio of the CPUs the
+	// step's workers can use in each.
+	CPUs float64
+	// WarmUp is an unrecorded run of the step before the replay, as in
+	// Options.WarmUp: a rented sandbox may be fresh, and a fresh sandbox
+	// runs slow. 0 means DefaultWarmUp; negative, none.
+	WarmUp time.Duration
+	// ScoreTolerance and CounterTolerance default to
+	// DefaultScoreTolerance and DefaultCounterTolerance.
+	ScoreTolerance   float64
+	CounterTolerance float64
+	// Rand picks the step when Step is -1; nil uses a random source.
+	Rand *rand.Rand
+}
+
+// SpotResult is the outcome of a spot check.
+type SpotResult struct {
+	// Step is the replayed calibration step's index; Claimed it, Measured
+	// the replay.
+	Step     int
+	Claimed  Step
+	Measured Step
+	// ExpectedScore is the claimed score scaled to the lease's CPUs;
+	// ScoreRatio is the measured score over it.
+	ExpectedScore float64
+	ScoreRatio    float64
+	// Counters compares the counters per unit of work, for those the
+	// claim or the replay has enough of to compare (empty without
+	// Env.Counters).
+	Counters []CounterCheck
+	// OK says whether the score fell short of the claim, and every
+	// counter per unit of work exceeded it, by no more than the
+	// tolerances; Problems says what did, as sentences.
+	OK       bool
+	Problems []string
+}
+
+// CounterCheck compares one counter per unit of work.
+type CounterCheck struct {
+	Counter  string
+	Claimed  float64 // per op
+	Measured float64 // per op
+	// Ratio is Measured over Claimed (+Inf for a claim of 0).
+	Ratio float64
+	OK    bool
+}
+
+// counterFloors are the least a counter must count over a calibration
+// step for a spot check to compare it: below, it is noise (a few page
+// faults, the agent's own I/O). Counters not listed are not compared: the
+// user/system split of the CPU time (tick-sampled, and under gVisor
+// whether the Sentry's work is user or system time is arbitrary: its
+// spread per unit of work reached ±105% run to run), involuntary switches
+// (they measure the neighbours), the cross-check proc_cpu_ns, the
+// high-water mark memory_peak_bytes, and those that depend on sampling
+// (memory) or on the network.
+var counterFloors = map[meter.Counter]float64{
+	meter.CPU:                  2e8, // 0.2 s
+	meter.CtxSwitchesVoluntary: 5e4,
+	meter.PageFaultsMinor:      5e4,
+	meter.ReadBytes:            64 << 20,
+	meter.WriteBytes:           64 << 20,
+	meter.ReadSyscalls:         5e4,
+	meter.WriteSyscalls:        5e4,
+}
+
+// SpotCheck replays one step of a calibration set inside a rented sandbox
+// and compares its score and counters with the claim.
+func SpotCheck(ctx context.Context, cfg SpotConfig) (SpotResult, error) {
+	set := cfg.Calibration
+	if set == nil || len(set.Steps) == 0 {
+		return SpotResult{}, errors.New("spot check: no calibration steps")
+	}
+	if set.Suite.Name != SuiteName || set.Suite.Version != SuiteVersion {
+		return SpotResult{}, fmt.Errorf("spot check: calibration of suite %s %s, this build runs %s %s",
+			set.Suite.Name, set.Suite.Version, SuiteName, SuiteVersion)
+	}
+	idx := cfg.Step
+	if idx < 0 {
+		r := cfg.Rand
+		if r == nil {
+			r = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+		}
+		var candidates []int
+		for i, st := range set.Steps {
+			if slices.Contains(spotWorkloads, st.Workload) {
+				candidates = append(candidates, i)
+			}
+		}
+		if len(candidates) == 0 {
+			for i := range set.Steps {
+				candidates = append(candidates, i)
+			}
+		}
+		idx = candidates[r.IntN(len(candidates))]
+	}
+	if idx >= len(set.Steps) {
+		return SpotResult{}, fmt.Errorf("spot check: step %d of %d", idx+1, len(set.Steps))
+	}
+	claimed := set.Steps[idx]
+	if _, ok := LookupWorkload(claimed.Workload); !ok {
+		return SpotResult{}, fmt.Errorf("spot check: step %d runs %q, not a workload of the suite", idx+1, claimed.Workload)
+	}
+	secs := cfg.Seconds
+	if secs <= 0 {
+		secs = min(claimed.Seconds, 3)
+	}
+	scoreTol, counterTol := cfg.ScoreTolerance, cfg.CounterTolerance
+	if scoreTol <= 0 {
+		scoreTol = DefaultScoreTolerance
+	}
+	if counterTol <= 0 {
+		counterTol = DefaultCounterTolerance
+	}
+	// Replay with the claim's parameters, so that a drawing that changed
+	// between versions cannot make the steps differ.
+	spec := StepSpec{Workload: claimed.Workload, Seed: claimed.Seed, Seconds: secs, Workers: claimed.Workers, Params: claimed.Params}
+	if err := warmUp(ctx, cfg.Env, cfg.WarmUp, spec); err != nil {
+		return SpotResult{}, fmt.Errorf("spot check: %w", err)
+	}
+	measured, err := RunStep(ctx, cfg.Env, spec)
+	if err != nil {
+		return SpotResult{}, fmt.Errorf("spot check: %w", err)
+	}
+	res := SpotResult{Step: idx, Claimed: claimed, Measured: measured, OK: true}
+	calCPUs := set.Sandbox.CPUs
+	if calCPUs <= 0 {
+		calCPUs = float64(set.Machine.Cores)
+	}
+	leaseCPUs := cfg.CPUs
+	if leaseCPUs <= 0 {
+		leaseCPUs = calCPUs
+	}
+	w := float64(claimed.Workers)
+	res.ExpectedScore = claimed.Score * min(w, leaseCPUs) / min(w, calCPUs)
+	if res.ExpectedScore > 0 {
+		res.ScoreRatio = measured.Score / res.ExpectedScore
+	}
+	if !(res.ScoreRatio >= 1-scoreTol) {
+		res.OK = false
+		res.Problems = append(res.Problems, fmt.Sprintf("%s (%s) ran %.0f%% slower than claimed: %.4g %s/s against %.4g",
+			claimed.Workload, describeParams(claimed.Params), 100*(1-res.ScoreRatio), measured.Score, claimed.Unit, res.ExpectedScore))
+	}
+	if cfg.Env.Counters != nil && claimed.Ops > 0 && measured.Ops > 0 {
+		for c := meter.Counter(0); c < meter.NumCounters; c++ {
+			floor, ok := counterFloors[c]
+			if !ok {
+				continue
+			}
+			cd, ok := claimed.Delta[c.Name()]
+			md := measured.Delta[c.Name()]
+			// Both below the floor is noise. A claim below it and a
+			// replay above is compared: claiming too little must not
+			// escape the check.
+			if !ok || float64(cd) < floor && float64(md) < floor*secs/claimed.Seconds {
+				continue
+			}
+			cc := CounterCheck{
+				Counter:  c.Name(),
+				Claimed:  float64(cd) / claimed.Ops,
+				Measured: float64(md) / measured.Ops,
+			}
+			cc.Ratio = cc.Measured / cc.Claimed
+			if cc.Claimed == 0 {
+				cc.Ratio = math.Inf(1)
+			}
+			cc.OK = cc.Ratio <= 1+counterTol
+			if !cc.OK {
+				res.OK = false
+				res.Problems = append(res.Problems, fmt.Sprintf("%s per %s is %.2f× the claim's (%.4g against %.4g)",
+					c.Name(), strings.TrimSuffix(claimed.Unit, "s"), cc.Ratio, cc.Measured, cc.Claimed))
+			}
+			res.Counters = append(res.Counters, cc)
+		}
+	}
+	return res, nil
+}

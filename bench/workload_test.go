@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestRandomParamsDeterministic(t *testing.T) {
+	for _, w := range Workloads() {
+		a, b := w.RandomParams(42), w.RandomParams(42)
+		if describeParams(a) != describeParams(b) {
+			t.Errorf("%s: seed 42 gave %v and %v", w.Name, a, b)
+		}
+		seen := map[string]bool{}
+		for seed := range uint64(64) {
+			p := w.RandomParams(seed)
+			seen[describeParams(p)] = true
+			if _, _, err := w.prepare(p, 0); err != nil {
+				t.Errorf("%s: drawn parameters %v rejected: %v", w.Name, p, err)
+			}
+		}
+		if len(seen) < 2 {
+			t.Errorf("%s: 64 seeds drew one parameter set", w.Name)
+		}
+	}
+}
+
+func TestPlan(t *testing.T) {
+	plan, err := Plan(Options{Steps: 25, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := Plan(Options{Steps: 25, Seed: 9})
+	other, _ := Plan(Options{Steps: 25, Seed: 10})
+	count := map[string]int{}
+	same := true
+	for i, p := range plan {
+		count[p.Workload]++
+		if again[i] != p {
+			t.Fatalf("step %d: %v, then %v with the same seed", i, p, again[i])
+		}
+		same = same && other[i] == p
+	}
+	if same {
+		t.Error("seeds 9 and 10 plan the same steps")
+	}
+	// 25 steps over 10 workloads: rounds of each once, so 2 or 3 each.
+	for _, w := range WorkloadNames() {
+		if count[w] < 2 || count[w] > 3 {
+			t.Errorf("%s appears %d times in 25 steps", w, count[w])
+		}
+	}
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"no steps", Options{}, "0 steps"},
+		{"unknown workload", Options{Steps: 1, Workloads: []string{"gpu"}}, `no workload "gpu"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Plan(tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Plan = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunWorkloadRejects(t *testing.T) {
+	tests := []struct {
+		name     string
+		workload string
+		opts     RunOptions
+		want     string
+	}{
+		{"unknown workload", "gpu", RunOptions{Seconds: 1}, `no workload "gpu"`},
+		{"no time", "hash", RunOptions{}, "want more than 0"},
+		{"too long", "hash", RunOptions{Seconds: MaxSeconds + 1}, "at most"},
+		{"unknown parameter", "hash", RunOptions{Seconds: 1, Params: Params{"size": "1"}}, "no parameter size"},
+		{"bad number", "hash", RunOptions{Seconds: 1, Params: Params{"block": "big"}}, "want an integer"},
+		{"bad word", "int", RunOptions{Seconds: 1, Params: Params{"kernel": "fft"}}, "want one of"},
+		{"too many workers", "hash", RunOptions{Seconds: 1, Workers: 1000}, "at most 256"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := RunWorkload(context.Background(), tt.workload, tt.opts, nil, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("RunWorkload = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestWorkloadsOnHost runs every kernel briefly in this process: a quick
+// check that each does work and stops on time. The calibration runs them
+// in a sandbox (TestRunStep).
+func TestWorkloadsOnHost(t *testing.T) {
+	for _, w := range Workloads() {
+		t.Run(w.Name, func(t *testing.T) {
+			p := w.RandomParams(1)
+			if w.Name == "fileio" {
+				p["dir"] = "tmp" // not the host's /root
+			}
+			var out bytes.Buffer
+			r, err := RunWorkload(context.Background(), w.Name, RunOptions{Seconds: 0.05, Seed: 1, Params: p, Workers: 1}, nil, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Ops <= 0 || r.Seconds > 0.5 {
+				t.Errorf("%v ops in %v s", r.Ops, r.Seconds)
+			}
+			parsed, err := ParseResult(out.Bytes())
+			if err != nil || parsed.Score != r.Score || parsed.Unit != w.Unit {
+				t.Errorf("printed result %q: %v", out.String(), err)
+			}
+		})
+	}
+}
+
+func TestSyncProtocol(t *testing.T) {
+	in := strings.NewReader("go\n")
+	var out bytes.Buffer
+	if _, err := RunWorkload(context.Background(), "int", RunOptions{Seconds: 0.02, Sync: true, Workers: 1}, in, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || lines[0] != `{"ready":true,"workload":"int"}` {
+		t.Fatalf("output %q", out.String())
+	}
+	if _, err := RunWorkload(context.Background(), "int", RunOptions{Seconds: 0.02, Sync: true}, strings.NewReader(""), &out); err == nil {
+		t.Error("no start line, and the run went ahead")
+	}
+}
+
+func TestRunStepRejectsUnsafe(t *testing.T) {
+	// Nothing runs: the check comes first (Env has no Command).
+	tests := []struct {
+		name string
+		spec StepSpec
+	}{
+		{"shell in a value", StepSpec{Workload: "hash", Params: Params{"block": "1;reboot"}}},
+		{"space in a key", StepSpec{Workload: "hash", Params: Params{"a b": "1"}}},
+		{"an option", StepSpec{Workload: "hash", Params: Params{"block": "--help"}}},
+		{"empty value", StepSpec{Workload: "hash", Params: Params{"block": ""}}},
+		{"workload with a quote", StepSpec{Workload: "hash'"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.spec.Seconds = 1
+			if _, err := RunStep(context.Background(), Env{}, tt.spec); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}

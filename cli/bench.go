@@ -1,0 +1,631 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/sandbox"
+)
+
+// newCmdBench is the 'zennet bench' group: run the canonical suite,
+// publish, verify and import calibration sets.
+func newCmdBench(io IOStreams, g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Benchmark this machine's sandboxes; sign, verify and import calibration sets",
+		Long: `bench measures what this machine's gVisor sandboxes deliver: it runs the built-in
+canonical suite (or the Phoronix Test Suite) inside a sandbox, records the
+meter's counter rates and the score of each step, and writes them as a
+calibration set, which renters use to price providers per unit of work.
+The file format is in docs/calibration.md.`,
+		Args: noArgs,
+	}
+	cmd.AddCommand(
+		newCmdBenchRun(io, g),
+		newCmdBenchPublish(io, g),
+		newCmdBenchVerify(io, g),
+		newCmdBenchImport(io, g),
+	)
+	return cmd
+}
+
+type benchRunOptions struct {
+	IO          IOStreams
+	G           *globalOptions
+	Output      string
+	Steps       int
+	Seconds     float64
+	Seed        uint64
+	Workloads   []string
+	PTS         []string
+	Platform    string
+	Runsc       string
+	Image       string
+	AgentBinary string
+	CPUs        float64
+	Memory      string
+	Note        string
+	Sign        bool
+	Identity    string
+	JSON        bool
+
+	memoryBytes int64
+}
+
+func newCmdBenchRun(io IOStreams, g *globalOptions) *cobra.Command {
+	o := &benchRunOptions{IO: io, G: g}
+	cmd := &cobra.Command{
+		Use:   "run -o FILE [--steps N] [--seconds T] [--platform P] [--pts TEST]...",
+		Short: "Run the benchmark suite in a sandbox and write a calibration set",
+		Long: `run creates a gVisor sandbox, runs N steps of T seconds in it (each a workload of
+the canonical suite at full load with random parameters: ` + strings.Join(bench.WorkloadNames(), ", ") + `),
+samples the sandbox's counters around each step, destroys the sandbox and writes
+the calibration set to FILE, signed with --sign.
+
+With --pts it runs those Phoronix Test Suite tests in batch mode instead, one
+step each; phoronix-test-suite and the tests must be installed in the image.`,
+		Example: `  zennet bench run -o calibration.json
+  zennet bench run -o ptrace.json --platform ptrace --steps 12 --seconds 2
+  zennet bench run -o pts.json --pts pts/compress-gzip --pts pts/stream`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runBenchRun(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Output, "output", "o", "", "write the calibration set to FILE")
+	f.IntVar(&o.Steps, "steps", bench.DefaultSteps, "number of steps")
+	f.Float64Var(&o.Seconds, "seconds", bench.DefaultSeconds, "seconds of each step")
+	f.Uint64Var(&o.Seed, "seed", 0, "seed of the steps' workloads and parameters (default: random)")
+	f.StringSliceVar(&o.Workloads, "workloads", nil, "run only these workloads (comma-separated)")
+	f.StringArrayVar(&o.PTS, "pts", nil, "run this Phoronix Test Suite test instead of the suite (repeatable)")
+	f.StringVar(&o.Platform, "platform", envOr("ZENNET_PLATFORM", ""), "runsc platform: systrap (default), ptrace or kvm")
+	f.StringVar(&o.Runsc, "runsc", envOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
+	f.StringVar(&o.Image, "image", envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")), "root filesystem of the sandbox")
+	f.StringVar(&o.AgentBinary, "agent-binary", envOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into the sandbox (default: this binary)")
+	f.Float64Var(&o.CPUs, "cpus", 0, "CPU quota of the sandbox in cores (default: none)")
+	f.StringVarP(&o.Memory, "memory", "m", "1G", "memory of the sandbox")
+	f.StringVar(&o.Note, "note", "", "describe the conditions of the run (stored in the set)")
+	f.BoolVar(&o.Sign, "sign", false, "sign the set with your key (see -i)")
+	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key to sign with (default ~/.ssh/id_ed25519, else one zennet creates)")
+	f.BoolVar(&o.JSON, "json", false, "print a summary of the set as JSON")
+	return cmd
+}
+
+// Validate checks the options and fills the derived fields.
+func (o *benchRunOptions) Validate() error {
+	if o.Output == "" {
+		return usagef("-o FILE: say where to write the calibration set")
+	}
+	if o.Steps < 1 || o.Steps > bench.MaxSteps {
+		return usagef("--steps %d: must be between 1 and %d", o.Steps, bench.MaxSteps)
+	}
+	if !(o.Seconds > 0 && o.Seconds <= bench.MaxSeconds) {
+		return usagef("--seconds %v: must be more than 0 and at most %d", o.Seconds, bench.MaxSeconds)
+	}
+	for _, w := range o.Workloads {
+		if _, ok := bench.LookupWorkload(w); !ok {
+			return usagef("--workloads: no workload %q; the suite has %s", w, strings.Join(bench.WorkloadNames(), ", "))
+		}
+	}
+	if len(o.PTS) > 0 && len(o.Workloads) > 0 {
+		return usagef("--pts and --workloads do not mix: --pts replaces the suite")
+	}
+	switch o.Platform {
+	case "", "systrap", "ptrace", "kvm":
+	default:
+		return usagef("--platform %q is not one of systrap, ptrace, kvm", o.Platform)
+	}
+	if !(o.CPUs >= 0 && o.CPUs <= 4096) {
+		return usagef("--cpus %v: must be 0 (no quota) or more", o.CPUs)
+	}
+	m, err := ParseSize(o.Memory)
+	if err != nil {
+		return usagef("-m: %v", err)
+	}
+	if m < 256<<20 {
+		return usagef("-m %s: the benchmark sandbox needs at least 256M", o.Memory)
+	}
+	o.memoryBytes = m
+	if len(o.Note) > 1024 {
+		return usagef("--note: at most 1024 bytes")
+	}
+	if o.Identity != "" {
+		o.Sign = true
+	}
+	if o.Seed == 0 {
+		o.Seed = bench.RandomSeed()
+	}
+	return nil
+}
+
+// benchIdentity loads the benchmarker's key: path, or as for the renter
+// ~/.ssh/id_ed25519, else the config dir's id_ed25519 (created once).
+func benchIdentity(path, configDir string) (gossh.Signer, error) {
+	if path == "" {
+		home, _ := os.UserHomeDir()
+		path = filepath.Join(home, ".ssh", "id_ed25519")
+		if _, err := os.Stat(path); err != nil {
+			path = filepath.Join(configDir, "id_ed25519")
+		}
+	} else if _, err := os.Stat(path); err != nil {
+		return nil, usagef("--identity %s: %v", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	return loadOrCreateKey(abs, "zennet benchmarker")
+}
+
+func benchProgress(o *benchRunOptions) func(bench.Progress) {
+	if o.JSON || !isTerminal(o.IO.ErrOut) {
+		return nil
+	}
+	start := time.Now()
+	return func(p bench.Progress) {
+		if p.Done == nil {
+			fmt.Fprintf(o.IO.ErrOut, "\r\033[Kstep %d/%d: %s ... (%s)", p.Step, p.Steps, p.Workload, time.Since(start).Round(time.Second))
+			return
+		}
+		fmt.Fprintf(o.IO.ErrOut, "\r\033[Kstep %d/%d: %s %s: %s, %.2f CPUs\n", p.Step, p.Steps, p.Workload,
+			paramString(p.Done.Params), formatScore(p.Done.Score, p.Done.Unit), p.Done.Rates["cpu_ns"]/1e9)
+	}
+}
+
+func runBenchRun(ctx context.Context, o *benchRunOptions) error {
+	log, err := o.G.logger(o.IO.ErrOut)
+	if err != nil {
+		return err
+	}
+	runsc, err := findRunsc(o.Runsc)
+	if err != nil {
+		return err
+	}
+	if err := sandbox.CheckImage(o.Image); err != nil {
+		return fmt.Errorf("%w (or build it with 'zennet image build')", err)
+	}
+	if len(o.PTS) > 0 && !bench.PTSInImage(o.Image) {
+		return fmt.Errorf("%w in the sandbox image %s; %s", bench.ErrNoPTS, o.Image, bench.PTSInstallHint)
+	}
+	agent := o.AgentBinary
+	if agent == "" {
+		if agent, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	if err := lease.CheckAgentBinary(agent); err != nil {
+		return err
+	}
+	var signer gossh.Signer
+	if o.Sign {
+		// Load the key first: better to fail before minutes of benchmarks.
+		if signer, err = benchIdentity(o.Identity, o.G.ConfigDir); err != nil {
+			return err
+		}
+	}
+	state, err := os.MkdirTemp("", "zennet-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(state)
+	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: o.Image, StateDir: state, Platform: o.Platform, Log: log})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	set, err := bench.Calibrate(ctx, bench.CalibrateConfig{
+		Runtime: rt, Runsc: runsc, Platform: o.Platform,
+		Sandbox: bench.SandboxConfig{AgentBinary: agent, MemoryBytes: o.memoryBytes, CPUs: o.CPUs},
+		Options: bench.Options{Steps: o.Steps, Seconds: o.Seconds, Seed: o.Seed, Workloads: o.Workloads, Progress: benchProgress(o)},
+		PTS:     o.PTS,
+		Note:    o.Note,
+		Log:     log,
+	})
+	if isTerminal(o.IO.ErrOut) && !o.JSON {
+		fmt.Fprint(o.IO.ErrOut, "\r\033[K")
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", errInterrupted, err)
+		}
+		return err
+	}
+	if signer != nil {
+		if err := set.Sign(signer); err != nil {
+			return err
+		}
+	}
+	if err := set.WriteFile(o.Output); err != nil {
+		return fmt.Errorf("write %s: %w", o.Output, err)
+	}
+	return printSet(o.IO, o.JSON, o.Output, set, true)
+}
+
+type benchPublishOptions struct {
+	IO       IOStreams
+	G        *globalOptions
+	File     string
+	Output   string
+	Identity string
+	JSON     bool
+}
+
+func newCmdBenchPublish(io IOStreams, g *globalOptions) *cobra.Command {
+	o := &benchPublishOptions{IO: io, G: g}
+	cmd := &cobra.Command{
+		Use:   "publish FILE [-i KEY] [-o OUT]",
+		Short: "Sign a calibration set with your key, so others can check who measured it",
+		Long: `publish signs the calibration set FILE with your SSH key (the set then names
+the key), replacing any earlier signature, and writes it back (or to -o). A
+provider attaches the signed set to its offers; renters check it with
+'zennet bench verify' and keep it with 'zennet bench import'.`,
+		Example: "  zennet bench publish calibration.json\n  zennet bench publish calibration.json -i ~/.ssh/bench_ed25519 -o signed.json",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("want one FILE; see 'zennet bench publish --help'")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.File = args[0]
+			if o.Output == "" {
+				o.Output = o.File
+			}
+			return runBenchPublish(o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key to sign with (default ~/.ssh/id_ed25519, else one zennet creates)")
+	f.StringVarP(&o.Output, "output", "o", "", "write the signed set here (default: FILE itself)")
+	f.BoolVar(&o.JSON, "json", false, "print a summary of the signed set as JSON")
+	return cmd
+}
+
+func runBenchPublish(o *benchPublishOptions) error {
+	set, err := bench.ReadFile(o.File)
+	if err != nil {
+		return err
+	}
+	signer, err := benchIdentity(o.Identity, o.G.ConfigDir)
+	if err != nil {
+		return err
+	}
+	if err := set.Sign(signer); err != nil {
+		return err
+	}
+	if err := set.WriteFile(o.Output); err != nil {
+		return fmt.Errorf("write %s: %w", o.Output, err)
+	}
+	return printSet(o.IO, o.JSON, o.Output, set, false)
+}
+
+type benchVerifyOptions struct {
+	IO       IOStreams
+	G        *globalOptions
+	Files    []string
+	Unsigned bool
+	JSON     bool
+}
+
+func newCmdBenchVerify(io IOStreams, g *globalOptions) *cobra.Command {
+	o := &benchVerifyOptions{IO: io, G: g}
+	cmd := &cobra.Command{
+		Use:   "verify FILE...",
+		Short: "Check calibration sets: well formed, and signed by the key they name",
+		Long: `verify decodes each calibration set and checks its signature against the key it
+names. A truncated or modified file fails, and so does an unsigned one unless
+--unsigned is given. It exits 1 if any file fails.`,
+		Example: "  zennet bench verify calibration.json\n  zennet bench verify --json sets/*.json",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("want at least one FILE; see 'zennet bench verify --help'")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Files = args
+			return runBenchVerify(o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Unsigned, "unsigned", false, "accept sets that are well formed but not signed")
+	f.BoolVar(&o.JSON, "json", false, "print the result of each file as JSON")
+	return cmd
+}
+
+// setCheck is the outcome of verifying one file.
+type setCheck struct {
+	File        string `json:"file"`
+	OK          bool   `json:"ok"`
+	Signed      bool   `json:"signed"`
+	Signer      string `json:"signer,omitempty"`
+	Digest      string `json:"digest,omitempty"`
+	Suite       string `json:"suite,omitempty"`
+	Machine     string `json:"machine,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Steps       int    `json:"steps,omitempty"`
+	Error       string `json:"error,omitempty"`
+	StoredAs    string `json:"stored_as,omitempty"`
+
+	set *bench.Set
+}
+
+func checkSet(file string, allowUnsigned bool) setCheck {
+	c := setCheck{File: file}
+	set, err := bench.ReadFile(file)
+	if err == nil {
+		c.set = set
+		c.Suite = set.Suite.Name + " " + set.Suite.Version
+		c.Machine = set.Machine.String()
+		c.Fingerprint = set.Machine.Fingerprint
+		c.Steps = len(set.Steps)
+		c.Digest, _ = set.Digest()
+		err = set.Verify()
+		if set.Signer != nil {
+			c.Signer = gossh.FingerprintSHA256(set.Signer)
+		}
+		c.Signed = err == nil
+		if errors.Is(err, bench.ErrUnsigned) {
+			if allowUnsigned {
+				err = nil
+			} else {
+				err = fmt.Errorf("%w (sign it with 'zennet bench publish', or pass --unsigned)", err)
+			}
+		}
+	}
+	if err != nil {
+		// The FILE column names the file already.
+		c.Error = strings.TrimPrefix(err.Error(), file+": ")
+	}
+	c.OK = err == nil
+	return c
+}
+
+func runBenchVerify(o *benchVerifyOptions) error {
+	var checks []setCheck
+	failed := 0
+	for _, f := range o.Files {
+		c := checkSet(f, o.Unsigned)
+		if !c.OK {
+			failed++
+		}
+		checks = append(checks, c)
+	}
+	printChecks(o.IO, o.JSON, "calibration_checks", checks)
+	if failed > 0 {
+		return causeError{msg: fmt.Sprintf("%d of %d calibration sets failed verification", failed, len(checks))}
+	}
+	return nil
+}
+
+type benchImportOptions struct {
+	IO       IOStreams
+	G        *globalOptions
+	Files    []string
+	Unsigned bool
+	JSON     bool
+}
+
+func newCmdBenchImport(io IOStreams, g *globalOptions) *cobra.Command {
+	o := &benchImportOptions{IO: io, G: g}
+	cmd := &cobra.Command{
+		Use:   "import FILE...",
+		Short: "Verify calibration sets and keep them in the config dir",
+		Long: `import verifies each calibration set as 'zennet bench verify' does and, if all
+pass, stores them under CONFIG_DIR/calibrations/, named by their digest (the
+same set imported twice is kept once). If any fails, none is stored.`,
+		Example: "  zennet bench import alice.json bob.json",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("want at least one FILE; see 'zennet bench import --help'")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Files = args
+			return runBenchImport(o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Unsigned, "unsigned", false, "accept sets that are well formed but not signed")
+	f.BoolVar(&o.JSON, "json", false, "print the result of each file as JSON")
+	return cmd
+}
+
+func runBenchImport(o *benchImportOptions) error {
+	var checks []setCheck
+	failed := 0
+	for _, f := range o.Files {
+		c := checkSet(f, o.Unsigned)
+		if !c.OK {
+			failed++
+		}
+		checks = append(checks, c)
+	}
+	if failed > 0 {
+		printChecks(o.IO, o.JSON, "calibration_imports", checks)
+		return causeError{msg: fmt.Sprintf("%d of %d calibration sets failed verification; nothing imported", failed, len(checks))}
+	}
+	dir := filepath.Join(o.G.ConfigDir, bench.StoreDir)
+	for i := range checks {
+		path, err := bench.Store(dir, checks[i].set)
+		if err != nil {
+			return err
+		}
+		checks[i].StoredAs = path
+	}
+	printChecks(o.IO, o.JSON, "calibration_imports", checks)
+	return nil
+}
+
+func printChecks(io IOStreams, asJSON bool, kind string, checks []setCheck) {
+	if asJSON {
+		writeJSON(io.Out, kind, checks)
+		return
+	}
+	var rows [][]string
+	for _, c := range checks {
+		status := "ok"
+		switch {
+		case !c.OK:
+			status = "FAILED"
+		case !c.Signed:
+			status = "unsigned"
+		}
+		signer, detail := c.Signer, c.Machine
+		if signer == "" {
+			signer = "-"
+		}
+		if !c.OK {
+			detail = c.Error
+		} else if c.StoredAs != "" {
+			detail = c.StoredAs
+		}
+		rows = append(rows, []string{c.File, status, signer, strconv.Itoa(c.Steps), detail})
+	}
+	table(io.Out, []string{"FILE", "STATUS", "SIGNER", "STEPS", "DETAIL"}, rows)
+}
+
+// setSummary is the --json form of a written set.
+type setSummary struct {
+	File        string        `json:"file"`
+	Digest      string        `json:"digest"`
+	Signed      bool          `json:"signed"`
+	Signer      string        `json:"signer,omitempty"`
+	Suite       bench.Suite   `json:"suite"`
+	Machine     bench.Machine `json:"machine"`
+	Seed        uint64        `json:"seed"`
+	StepSeconds float64       `json:"step_seconds"`
+	Steps       []stepSummary `json:"steps"`
+}
+
+type stepSummary struct {
+	Workload string       `json:"workload"`
+	Params   bench.Params `json:"params"`
+	Score    float64      `json:"score"`
+	Unit     string       `json:"unit"`
+	CPUs     float64      `json:"cpus"`
+}
+
+func printSet(io IOStreams, asJSON bool, file string, set *bench.Set, steps bool) error {
+	digest, err := set.Digest()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		s := setSummary{File: file, Digest: digest, Signed: set.Signature != nil, Suite: set.Suite, Machine: set.Machine,
+			Seed: set.Run.Seed, StepSeconds: set.Run.Seconds}
+		if set.Signer != nil {
+			s.Signer = gossh.FingerprintSHA256(set.Signer)
+		}
+		for _, st := range set.Steps {
+			s.Steps = append(s.Steps, stepSummary{Workload: st.Workload, Params: st.Params, Score: st.Score, Unit: st.Unit, CPUs: st.Rates["cpu_ns"] / 1e9})
+		}
+		return writeJSON(io.Out, "calibration", s)
+	}
+	if steps {
+		var rows [][]string
+		for i, st := range set.Steps {
+			rows = append(rows, []string{strconv.Itoa(i + 1), st.Workload, paramString(st.Params),
+				strconv.FormatFloat(st.Score, 'g', 6, 64), st.Unit, strconv.FormatFloat(st.Rates["cpu_ns"]/1e9, 'f', 2, 64)})
+		}
+		table(io.Out, []string{"STEP", "WORKLOAD", "PARAMS", "SCORE", "UNIT/s", "CPUs"}, rows)
+	}
+	signed := "unsigned"
+	if set.Signer != nil {
+		signed = "signed by " + gossh.FingerprintSHA256(set.Signer)
+	}
+	fmt.Fprintf(io.ErrOut, "zennet: wrote %s: %s, %s, %s (digest %s)\n", file, plural(len(set.Steps), "step"), set.Machine, signed, digest[:16])
+	return nil
+}
+
+func paramString(p bench.Params) string {
+	var parts []string
+	for _, k := range sortedKeys(p) {
+		parts = append(parts, k+"="+p[k])
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}
+
+func sortedKeys(p bench.Params) []string { return slices.Sorted(maps.Keys(p)) }
+
+// formatScore prints a score with an SI prefix: "1.23 G bytes/s".
+func formatScore(v float64, unit string) string {
+	prefixes := []string{"", "k", "M", "G", "T"}
+	i := 0
+	for v >= 1000 && i < len(prefixes)-1 {
+		v /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.3g %s%s/s", v, prefixes[i], unit)
+}
+
+// newCmdAgentBench runs one workload of the canonical suite inside a
+// sandbox (hidden under 'zennet agent'); the bench driver starts it with
+// --sync.
+func newCmdAgentBench(io IOStreams) *cobra.Command {
+	var opts bench.RunOptions
+	var params []string
+	cmd := &cobra.Command{
+		Use:   "bench WORKLOAD --seconds T --seed S [--param K=V]...",
+		Short: "Run one benchmark workload at full load and print its result as a JSON line",
+		Long: "Workloads: " + strings.Join(bench.WorkloadNames(), ", ") + `.
+With --sync it prints a ready line once set up and waits for a line on stdin
+before it starts, so that the driver meters only the run.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("want one workload: %s", strings.Join(bench.WorkloadNames(), ", "))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(params) > 0 {
+				opts.Params = bench.Params{}
+				for _, p := range params {
+					k, v, ok := strings.Cut(p, "=")
+					if !ok || k == "" {
+						return usagef("--param %q: want KEY=VALUE", p)
+					}
+					opts.Params[k] = v
+				}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if _, err := bench.RunWorkload(ctx, args[0], opts, io.In, io.Out); err != nil {
+				return fmt.Errorf("bench %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.Float64Var(&opts.Seconds, "seconds", 2, "how long to run at full load")
+	f.Uint64Var(&opts.Seed, "seed", 0, "seed of the random parameters")
+	f.IntVar(&opts.Workers, "workers", 0, "workers at once (default: one per CPU)")
+	f.StringArrayVar(&params, "param", nil, "set a parameter, KEY=VALUE (repeatable)")
+	f.BoolVar(&opts.Sync, "sync", false, "print a ready line once set up and wait for a line on stdin")
+	return cmd
+}

@@ -94,12 +94,12 @@ func TestRunStepErrors(t *testing.T) {
 }
 
 // Run-to-run tolerances of the tests, on the reference machine (2 vCPUs
-// shared with other tenants whose load was 3 to 13; docs/calibration.md):
-// the score per CPU-second of the sandbox stays within ±35% of the median
-// of repeated runs under any load seen there (measured ±1-21% for these
-// workloads over five runs of 2 s); the wall-clock score within ±50% while
-// the host is not oversubscribed, and it is not held to anything when it
-// is.
+// shared with other tenants; docs/calibration.md): the score per
+// CPU-second of the sandbox stays within ±35% of the median of repeated
+// runs under any load seen there (measured ±1-21% for these workloads over
+// five runs of 2 s on a busy host, ±1-6% on a quiet one); the wall-clock
+// score within ±50% while the host is not oversubscribed, and it is not
+// held to anything when it is.
 const (
 	efficiencyTolerance = 0.35
 	wallScoreTolerance  = 0.5
@@ -127,7 +127,9 @@ func TestScoresStable(t *testing.T) {
 				}
 				scores = append(scores, st.Score)
 				eff = append(eff, st.Score/(st.Rate(meter.CPU)/1e9))
-				overloaded = overloaded || hostLoad() > float64(runtime.NumCPU())
+				// The load average counts this test's own workers,
+				// about one per CPU.
+				overloaded = overloaded || hostLoad() > 1.5*float64(runtime.NumCPU())
 			}
 			if worst := spread(eff); worst > efficiencyTolerance {
 				t.Errorf("score per CPU-second off its median by %.0f%% (tolerance %.0f%%): %.4g", 100*worst, 100*efficiencyTolerance, eff)

@@ -197,7 +197,11 @@ func (r *Runtime) Create(ctx context.Context, s Spec) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			r.destroy(context.WithoutCancel(ctx), s.ID)
+			// Bounded: a runsc that hung creating the sandbox (the kvm
+			// platform where KVM does not work) may hang answering too.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			r.destroy(cctx, s.ID)
 		}
 	}()
 	spec := r.ociSpec(s)

@@ -49,6 +49,11 @@ func TestScripts(t *testing.T) {
 				env.Setenv(v, os.Getenv(v))
 			}
 			env.Setenv("SSHCONFIG", filepath.Join(env.WorkDir, "config", "ssh_config"))
+			testdata, err := filepath.Abs(filepath.Join("..", "..", "testdata"))
+			if err != nil {
+				return err
+			}
+			env.Setenv("TESTDATA", testdata)
 			return os.MkdirAll(home, 0o700)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

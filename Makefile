@@ -70,12 +70,13 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# The meter's accuracy tests compare CPU time with a host run of the same
-# loop: they run alone, after the rest, so other packages' tests on the same
-# two cores do not skew them.
+# The meter's accuracy tests and the bench's stability tests measure CPU
+# time and work per second: they run after the rest, one package at a time,
+# so other packages' tests on the same two cores do not skew them.
+TIMED_PKGS := ./meter ./bench
 test: deps runsc lnd image build fmt-check vet
-	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/meter$$')
-	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 10m ./meter
+	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e '/meter$$' -e '/bench$$')
+	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -p 1 -timeout 10m $(TIMED_PKGS)
 
 # Speed and memory, each against a baseline measured in the same run:
 # leases through a provider vs bare runsc sandboxes (time to start N, idle

@@ -428,7 +428,7 @@ type SandboxConfig struct {
 const DefaultSandboxMemory = 1 << 30
 
 // StartSandbox creates a sandbox for benchmarks in rt and returns its id.
-// Its first process is 'zennet agent init'. The caller destroys it.
+// Its first process is sandbox.ReaperArgs. The caller destroys it.
 func StartSandbox(ctx context.Context, rt *sandbox.Runtime, cfg SandboxConfig) (string, error) {
 	if cfg.AgentBinary == "" {
 		return "", errors.New("no agent binary for the benchmark sandbox")
@@ -449,7 +449,7 @@ func StartSandbox(ctx context.Context, rt *sandbox.Runtime, cfg SandboxConfig) (
 		MemoryBytes: cfg.MemoryBytes,
 		CPUs:        cfg.CPUs,
 		Hostname:    "zennet-bench",
-		Args:        []string{AgentPath, "agent", "init"},
+		Args:        sandbox.ReaperArgs,
 		Mounts:      []sandbox.Mount{{Source: cfg.AgentBinary, Destination: AgentPath, ReadOnly: true}},
 	})
 	if err != nil {

@@ -28,12 +28,6 @@ func newCmdAgent(io IOStreams) *cobra.Command {
 		},
 	}
 	serve.Flags().StringVar(&dir, "config", sshgate.AgentConfigDir, "directory with host_key and authorized_keys")
-	initCmd := &cobra.Command{
-		Use:   "init",
-		Short: "Be the sandbox's first process: reap orphans, wait",
-		Args:  noArgs,
-		Run:   func(cmd *cobra.Command, args []string) { sshgate.RunAgentInit() },
-	}
-	cmd.AddCommand(serve, initCmd, newCmdAgentBench(io))
+	cmd.AddCommand(serve, newCmdAgentBench(io))
 	return cmd
 }

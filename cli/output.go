@@ -58,14 +58,15 @@ func table(w io.Writer, header []string, rows [][]string) {
 	tw.Flush()
 }
 
-// writeFileJSON writes v as an indented --json envelope to path, atomically.
-func writeFileJSON(path string, v any) error {
+// writeFileJSON writes v as an indented --json envelope of kind to path,
+// atomically.
+func writeFileJSON(path, kind string, v any) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := writeJSON(f, "provider", v); err != nil {
+	if err := writeJSON(f, kind, v); err != nil {
 		f.Close()
 		return err
 	}

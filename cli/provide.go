@@ -300,7 +300,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	// provider.json tells scripts (and the dashboard) where this provider
 	// listens; it exists only while the provider runs.
 	infoPath := filepath.Join(o.DataDir, "provider.json")
-	if err := writeFileJSON(infoPath, info); err != nil {
+	if err := writeFileJSON(infoPath, "provider", info); err != nil {
 		return err
 	}
 	defer os.Remove(infoPath)

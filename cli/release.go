@@ -66,7 +66,7 @@ func runRelease(o *releaseOptions, ids []string) error {
 	out := []releasedSession{}
 	for _, r := range targets {
 		for {
-			if _, err := os.Stat(sessionDir(o.G.ConfigDir, r.ID)); os.IsNotExist(err) {
+			if _, err := os.Stat(session.Dir(o.G.ConfigDir, r.ID)); os.IsNotExist(err) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -86,8 +86,4 @@ func runRelease(o *releaseOptions, ids []string) error {
 		fmt.Fprintln(o.IO.ErrOut, "zennet: no running sessions")
 	}
 	return nil
-}
-
-func sessionDir(configDir, id string) string {
-	return configDir + "/sessions/" + id
 }

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,12 +70,6 @@ func (s State) String() string {
 
 // ErrPaused refuses connections to a paused lease.
 var ErrPaused = errors.New("lease is paused")
-
-// initArgs is every sandbox's first process: a shell that waits forever and
-// so reaps the orphans reparented to it (dash's wait reaps any child). It
-// replaced 'zennet agent init', a Go program that cost each idle sandbox
-// some 28 MiB more (measured with BenchmarkLeaseStart).
-var initArgs = []string{"/bin/sh", "-c", `trap "exit 0" TERM INT; while :; do sleep 2147483647 & wait $!; done`}
 
 // Paths inside every sandbox where the provider binds the agent.
 const (
@@ -142,7 +137,7 @@ func (l *Lease) Proto() proto.Lease {
 	return proto.Lease{
 		ID:      l.ID,
 		Limits:  l.Limits,
-		HostKey: string(ssh.MarshalAuthorizedKey(l.HostKey)[:len(ssh.MarshalAuthorizedKey(l.HostKey))-1]),
+		HostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(l.HostKey))),
 		Started: l.Started,
 	}
 }
@@ -548,7 +543,7 @@ func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string
 		DiskBytes:   l.DiskBytes,
 		Pids:        m.cfg.Pids,
 		Hostname:    id,
-		Args:        initArgs,
+		Args:        sandbox.ReaperArgs,
 		Mounts: []sandbox.Mount{
 			{Source: m.cfg.AgentBinary, Destination: AgentBinary, ReadOnly: true},
 			{Source: dir, Destination: AgentConfigDir, ReadOnly: true},

@@ -75,7 +75,7 @@ func Open(configDir string) (*Session, error) {
 	var b [6]byte
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	dir := filepath.Join(sessions, id)
+	dir := Dir(configDir, id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create session dir: %w", err)
 	}
@@ -93,6 +93,10 @@ func Open(configDir string) (*Session, error) {
 		rec: Record{ID: id, Pid: os.Getpid(), Started: time.Now().UTC()}}
 	return s, nil
 }
+
+// Dir is where session id of configDir keeps its files; it is gone once
+// the session has ended.
+func Dir(configDir, id string) string { return filepath.Join(configDir, "sessions", id) }
 
 // Live returns the records of runs that still hold their lock, and removes
 // the directories of runs that do not (a crashed run's leftovers).

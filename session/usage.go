@@ -32,7 +32,7 @@ func (s *Session) WriteUsage(u []Usage) error { return writeJSON(s.UsagePath(), 
 
 // ReadUsage returns the usage a live session (by its id) last wrote.
 func ReadUsage(configDir, id string) ([]Usage, error) {
-	b, err := os.ReadFile(filepath.Join(configDir, "sessions", id, "usage.json"))
+	b, err := os.ReadFile(filepath.Join(Dir(configDir, id), "usage.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -253,26 +252,6 @@ func runPTY(s ssh.Session, cmd *exec.Cmd, req ssh.Pty, winCh <-chan ssh.Window) 
 	case <-time.After(time.Second):
 	}
 	return exitCode(err)
-}
-
-// RunAgentInit is the first process of a sandbox: it reaps orphans and waits
-// for the sandbox to be destroyed.
-func RunAgentInit() int {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT)
-	for sig := range sigs {
-		if sig != syscall.SIGCHLD {
-			return 0
-		}
-		for {
-			var ws syscall.WaitStatus
-			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-			if pid <= 0 || err != nil {
-				break
-			}
-		}
-	}
-	return 0
 }
 
 // stdioConn is a net.Conn over the agent's stdin and stdout.

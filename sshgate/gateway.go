@@ -137,7 +137,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (g *Gateway) track(conn *gossh.ServerConn) func() {
+// track logs a renter's connection once, and its end with its duration.
+func (g *Gateway) track(conn *gossh.ServerConn) {
 	start := time.Now()
 	g.mu.Lock()
 	first := false
@@ -147,7 +148,7 @@ func (g *Gateway) track(conn *gossh.ServerConn) func() {
 	}
 	g.mu.Unlock()
 	if !first {
-		return func() {}
+		return
 	}
 	key := VerifiedKey(conn)
 	fp := ""
@@ -162,7 +163,6 @@ func (g *Gateway) track(conn *gossh.ServerConn) func() {
 		g.mu.Unlock()
 		g.log.Info("renter disconnected", "remote", conn.RemoteAddr().String(), "key", fp, "duration", time.Since(start).Round(time.Millisecond))
 	}()
-	return func() {}
 }
 
 func newHolder() string {

@@ -125,8 +125,11 @@ func NewRootCmd(io IOStreams) *cobra.Command {
 		newCmdAgent(io),
 		newCmdImage(io),
 		newCmdUsage(io, g),
+		newCmdLedger(io, g),
 		newCmdPrice(io),
 		newCmdBench(io, g),
+		newCmdDashboard(io, g),
+		newCmdProvider(io, g),
 	)
 	return root
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/sandbox"
+	"github.com/zennet/zennet/sshgate"
 )
 
 type demoOptions struct {
@@ -82,6 +85,7 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		po.CPUs = float64(per) * o.rent.CPUs
 		guest := max(o.rent.memoryBytesOr(), 64<<20)
 		po.Memory = strconv.FormatInt(int64(per)*(guest+sandbox.MemoryOverhead(guest)), 10)
+		po.Grace, po.Unpaid = cmp.Or(po.Grace, sshgate.DefaultGraceIntervals), cmp.Or(po.Unpaid, sshgate.DefaultUnpaidTimeout)
 		if err := po.Validate(); err != nil {
 			return err
 		}
@@ -102,6 +106,9 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		case <-ctx.Done():
 			return errInterrupted
 		}
+	}
+	if len(o.rent.Pay) == 0 {
+		o.rent.Pay = []string{pay.DefaultMethod}
 	}
 	if err := o.rent.Validate(); err != nil {
 		return err
@@ -127,6 +134,7 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		}
 	}
 	errs = append(errs, r.release(context.WithoutCancel(ctx), 30*time.Second))
+	errs = append(errs, printReceipts(&o.rent, r.receipts))
 	return errors.Join(errs...)
 }
 

@@ -14,14 +14,18 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/netsandbox"
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/sshgate"
 )
@@ -43,6 +47,16 @@ type provideOptions struct {
 	Egress      string
 	Publish     []string
 	JSON        bool
+	Rates       []string
+	MinPayment  uint64
+	Grace       int
+	Unpaid      time.Duration
+	Lightning   bool
+	LND         lndFlags
+	Metrics     string
+	TUI         bool
+
+	rates pay.Rates
 
 	policy   netsandbox.Policy
 	services []netsandbox.Service
@@ -85,6 +99,14 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.StringVar(&o.Egress, "egress", envOr("ZENNET_EGRESS", "public"), "what sandboxes may reach: public (the internet, never this machine or its private networks) or none")
 	f.StringArrayVar(&o.Publish, "publish", nil, "a service of this machine's to open to every sandbox: [NAME[:PORT]=]HOST:PORT (repeatable)")
 	f.BoolVar(&o.JSON, "json", false, "print the provider's address and key as JSON once it is ready")
+	f.StringArrayVar(&o.Rates, "rate", nil, "price of a meter counter: COUNTER=MSAT_PER_UNIT, e.g. cpu_ns=1/10000000 (repeatable; see docs/payments.md for the defaults)")
+	f.Uint64Var(&o.MinPayment, "min-payment", 0, "least amount to ask at once, msat (the method's own minimum applies too)")
+	f.IntVar(&o.Grace, "grace", sshgate.DefaultGraceIntervals, "report intervals a bill may stay unpaid before the host is paused")
+	f.DurationVar(&o.Unpaid, "unpaid-timeout", sshgate.DefaultUnpaidTimeout, "end a lease whose bill stays unpaid this long")
+	f.BoolVar(&o.Lightning, "lightning", false, "also accept Lightning payments, to the lnd node the --lnddir flags name")
+	o.LND.register(f)
+	f.StringVar(&o.Metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (off by default)")
+	f.BoolVar(&o.TUI, "tui", false, "show the dashboard while providing (logs go to DATA_DIR/provider.log; q stops the provider)")
 	return cmd
 }
 
@@ -127,6 +149,26 @@ func (o *provideOptions) Validate() error {
 	if o.Pids < 16 {
 		return usagef("--pids must be at least 16")
 	}
+	if o.rates, err = counterRates(defaultRates, o.Rates); err != nil {
+		return err
+	}
+	if o.Grace < 1 {
+		return usagef("--grace must be at least 1 interval")
+	}
+	if o.Unpaid < time.Second {
+		return usagef("--unpaid-timeout must be at least 1s")
+	}
+	if o.Metrics != "" {
+		if _, _, err := net.SplitHostPort(o.Metrics); err != nil {
+			return usagef("--metrics %q is not HOST:PORT", o.Metrics)
+		}
+	}
+	if o.TUI && (o.JSON || !isTerminal(o.IO.Out)) {
+		return usagef("--tui needs a terminal (and no --json)")
+	}
+	if o.LND.set() && !o.Lightning {
+		return usagef("lnd flags given without --lightning: add --lightning to accept Lightning payments")
+	}
 	switch o.Platform {
 	case "", "systrap", "ptrace", "kvm":
 	default:
@@ -150,6 +192,16 @@ func (o *provideOptions) Validate() error {
 		return usagef("--disk: %s is too little to sell (at least 64M)", FormatSize(o.diskBytes))
 	}
 	return nil
+}
+
+// defaultRates are a provider's prices unless --rate says otherwise: 0.1
+// sat per CPU-second, 1 sat per GiB-hour of memory used, 1 sat per GiB of
+// network traffic each way.
+var defaultRates = map[meter.Counter]string{
+	meter.CPU:         "1/10000000",
+	meter.MemoryTime:  "1/3686400",
+	meter.NetInBytes:  "125/134217728",
+	meter.NetOutBytes: "125/134217728",
 }
 
 // freeDisk returns the bytes free to unprivileged users on the file system
@@ -232,15 +284,26 @@ type providerInfo struct {
 // runProvide serves until ctx ends. If ready is not nil it receives the
 // provider's address once the gateway listens.
 func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInfo) error {
-	log, err := o.G.logger(o.IO.ErrOut)
-	if err != nil {
-		return err
-	}
 	lock, err := lockDataDir(o.DataDir)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
+	logOut := o.IO.ErrOut
+	if o.TUI {
+		f, err := os.OpenFile(filepath.Join(o.DataDir, "provider.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logOut = f
+	}
+	plain, err := o.G.logger(logOut)
+	if err != nil {
+		return err
+	}
+	logs := newLogRing(plain.Handler())
+	log := slog.New(logs)
 	runsc, err := findRunsc(o.Runsc)
 	if err != nil {
 		return err
@@ -273,6 +336,18 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	if err != nil {
 		return err
 	}
+	var lnd *pay.LND
+	if o.Lightning {
+		if lnd, err = o.LND.dial(ctx); err != nil {
+			return err
+		}
+		defer lnd.Close()
+	}
+	ledger, err := pay.Open(filepath.Join(o.DataDir, "ledger.db"), &pay.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
 	mgr, err := lease.New(lease.Config{Signer: hostKey,
 		Runtime: rt, AgentBinary: agent, Dir: filepath.Join(o.DataDir, "leases"), Log: log,
 		Capacity: lease.Capacity{Leases: o.MaxLeases, Memory: o.memoryBytes, CPUs: o.CPUs, Disk: o.diskBytes}, Pids: o.Pids,
@@ -285,15 +360,41 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	} else if n > 0 {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: removed %d sandboxes left by an earlier run\n", n)
 	}
+	ctl := newProviderControl(providerInfo{}, mgr, ledger, logs)
+	billing, err := sshgate.NewBilling(sshgate.BillingConfig{Ledger: ledger, Leases: mgr, HostKey: hostKey, Rates: o.rates,
+		MinPayable: o.MinPayment, GraceIntervals: o.Grace, UnpaidTimeout: o.Unpaid, LND: lnd, Log: log, OnCredit: ctl.credit})
+	if err != nil {
+		return err
+	}
+	if n, err := billing.Recover(ctx); err != nil {
+		log.Warn("settle the accounts of an earlier run", "err", err)
+	} else if n > 0 {
+		log.Info("closed the accounts of an earlier run", "leases", n)
+	}
 	l, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
-	gw := sshgate.NewGateway(hostKey, mgr, sshgate.WithLogger(log))
+	gw := sshgate.NewGateway(hostKey, mgr, billing, sshgate.WithLogger(log))
 	info := providerInfo{
 		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
 		Fingerprint: gossh.FingerprintSHA256(hostKey.PublicKey()), DataDir: o.DataDir,
 		MaxLeases: o.MaxLeases, MemoryBytes: o.memoryBytes, CPUs: o.CPUs,
+	}
+	ctl.info, ctl.billing, ctl.gw = info, billing, gw
+	ctlSrv, err := control.Serve(ctx, control.SocketPath(o.DataDir), ctl)
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("control socket: %w", err)
+	}
+	defer ctlSrv.Close()
+	if o.Metrics != "" {
+		m, err := control.ServeMetrics(ctx, o.Metrics, ctl)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("--metrics %s: %w", o.Metrics, err)
+		}
+		defer m.Close()
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gw.Serve(l) }()
@@ -304,8 +405,11 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 		return err
 	}
 	defer os.Remove(infoPath)
+	tuiDone := make(chan error, 1)
 	if ready != nil {
 		ready <- info
+	} else if o.TUI {
+		go func() { tuiDone <- runDashboard(ctx, o.IO, ctl, time.Second) }()
 	} else if o.JSON {
 		writeJSON(o.IO.Out, "provider", info)
 	} else {
@@ -315,9 +419,22 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
+	case err = <-tuiDone:
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// End every lease while the renters are still connected, so that they
+	// get its final report and pay for it, and give them a moment to.
+	var wg sync.WaitGroup
+	for _, le := range mgr.List() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mgr.Terminate(sctx, le.ID, "the provider is shutting down")
+		}()
+	}
+	wg.Wait()
+	billing.WaitSettled(sctx, 5*time.Second)
 	gw.Shutdown(sctx)
 	if serr := mgr.Shutdown(sctx); serr != nil {
 		log.Error("shutdown", "err", serr)

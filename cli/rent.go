@@ -19,6 +19,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/session"
 	"github.com/zennet/zennet/sshgate"
@@ -36,6 +37,8 @@ type rentOptions struct {
 	Interval  time.Duration
 	JSON      bool
 	Timeout   time.Duration
+	Pay       []string
+	LND       lndFlags
 
 	memoryBytes int64
 	diskBytes   int64
@@ -76,6 +79,8 @@ press Ctrl-C (or run 'zennet release'), which ends them all.`,
 	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key (default ~/.ssh/id_ed25519, else one zennet creates)")
 	f.BoolVar(&o.JSON, "json", false, "print the hosts as one JSON document")
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up leasing after this long")
+	f.StringSliceVar(&o.Pay, "pay", []string{pay.DefaultMethod}, "payment methods, preferred first: embedded (no setup), lightning (your lnd: see --lnddir)")
+	o.LND.register(f)
 	return cmd
 }
 
@@ -129,6 +134,14 @@ func (o *rentOptions) Validate() error {
 	if o.Interval < proto.MinInterval*time.Second || o.Interval > proto.MaxInterval*time.Second || o.Interval%time.Second != 0 {
 		return usagef("--interval %s: must be whole seconds from %ds to %ds", o.Interval, proto.MinInterval, proto.MaxInterval)
 	}
+	for _, m := range o.Pay {
+		if !slices.Contains(pay.Methods, m) {
+			return usagef("--pay %q: the payment methods are %s", m, strings.Join(pay.Methods, ", "))
+		}
+	}
+	if len(o.Pay) == 0 {
+		return usagef("--pay: name at least one payment method (%s)", strings.Join(pay.Methods, ", "))
+	}
 	return nil
 }
 
@@ -140,10 +153,23 @@ type rental struct {
 	clients   []*sshgate.Client
 	leases    map[*sshgate.Client][]string
 	listeners map[string]net.Listener // by lease id
-	keyPath   string
-	errs      chan error
-	book      *usageBook
-	stopBook  context.CancelFunc
+	// all is every lease granted through a client, ended ones included:
+	// their final bills are paid before release returns.
+	all      map[*sshgate.Client][]string
+	keyPath  string
+	errs     chan error
+	book     *usageBook
+	stopBook context.CancelFunc
+	ended    chan endedLease
+	ledger   *pay.Ledger
+	lnd      *pay.LND
+	receipts []hostReceipt
+}
+
+// endedLease is a lease its provider ended.
+type endedLease struct {
+	c *sshgate.Client
+	e proto.Ended
 }
 
 func (o *rentOptions) identity() (gossh.Signer, string, error) {
@@ -217,12 +243,21 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var lnd *pay.LND
+	if slices.Contains(o.Pay, pay.MethodLightning) {
+		if lnd, err = o.LND.dial(ctx); err != nil {
+			return nil, err
+		}
+	}
 	sess, err := session.Open(o.G.ConfigDir)
 	if err != nil {
+		if lnd != nil {
+			lnd.Close()
+		}
 		return nil, err
 	}
-	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, listeners: map[string]net.Listener{}, keyPath: keyPath,
-		errs: make(chan error, 16), book: newUsageBook(sess)}
+	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, all: map[*sshgate.Client][]string{},
+		listeners: map[string]net.Listener{}, keyPath: keyPath, errs: make(chan error, 16), ended: make(chan endedLease, 64), lnd: lnd}
 	bookCtx, stopBook := context.WithCancel(context.WithoutCancel(ctx))
 	r.stopBook = stopBook
 	defer func() {
@@ -231,6 +266,10 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 			r = nil
 		}
 	}()
+	if r.ledger, err = openRenterLedger(o.G.ConfigDir, sess.ID); err != nil {
+		return r, err
+	}
+	r.book = newUsageBook(sess, r.ledger, signer, lnd)
 	names, err := sess.ReserveNames(o.Count)
 	if err != nil {
 		return r, err
@@ -252,15 +291,22 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 			refusals = append(refusals, strings.TrimPrefix(err.Error(), sshgate.ErrUnreachable.Error()+": "))
 			continue
 		}
-		go r.book.drain(bookCtx, c)
-		leases, err := c.Rent(ctx, proto.Demand{Count: want, Limits: demand, IntervalSeconds: int(o.Interval / time.Second)})
+		var method string
+		var rates pay.Rates
+		offer, leases, err := c.Rent(ctx, proto.Demand{Count: want, Limits: demand, IntervalSeconds: int(o.Interval / time.Second), Methods: o.Pay},
+			func(offer proto.Offer) (string, error) {
+				method, rates, err = acceptTerms(o.Pay, offer)
+				return method, err
+			})
 		if len(leases) > 0 || err == nil {
 			r.clients = append(r.clients, c)
+			go r.book.events(bookCtx, c, r.ended)
 		} else {
 			c.Close()
 		}
 		for _, le := range leases {
 			r.leases[c] = append(r.leases[c], le.ID)
+			r.all[c] = append(r.all[c], le.ID)
 			l, lerr := net.Listen("tcp", "127.0.0.1:0")
 			if lerr != nil {
 				return r, fmt.Errorf("open local port: %w", lerr)
@@ -277,7 +323,9 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 				LeaseID: le.ID, Limits: le.Limits, HostKey: le.HostKey,
 			}
 			r.hosts = append(r.hosts, h)
-			r.book.add(h, le, c)
+			if aerr := r.book.add(bookCtx, h, le, c, offer, method, rates); aerr != nil {
+				return r, fmt.Errorf("open the account of %s: %w", h.Name, aerr)
+			}
 		}
 		if err != nil {
 			if errors.Is(err, proto.ErrCapacity) {
@@ -319,18 +367,47 @@ func (r *rental) release(ctx context.Context, timeout time.Duration) error {
 			defer wg.Done()
 			if c.Err() == nil {
 				errs[i] = c.Release(ctx, r.leases[c])
+				r.settle(ctx, c)
 			}
 			c.Close()
 		}()
 	}
 	wg.Wait()
-	if r.stopBook != nil {
+	if r.book != nil {
+		r.receipts = r.book.close(r.stopBook)
+	} else if r.stopBook != nil {
 		r.stopBook()
+	}
+	if r.ledger != nil {
+		if err := r.ledger.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.lnd != nil {
+		r.lnd.Close()
 	}
 	if r.sess != nil {
 		r.sess.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// settle waits, for a while, until the final bills of c's leases are
+// paid and acknowledged.
+func (r *rental) settle(ctx context.Context, c *sshgate.Client) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !r.book.settled(r.all[c]) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 type hostsDoc struct {
@@ -373,30 +450,15 @@ func (r *rental) print(o *rentOptions) error {
 }
 
 // hold waits until ctx ends or every provider is gone, reporting lost
-// providers and forwarding errors on stderr.
+// providers, dropped hosts and forwarding errors on stderr.
 func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 	gone := make(chan *sshgate.Client, len(r.clients))
-	type endedLease struct {
-		c *sshgate.Client
-		e proto.Ended
-	}
-	ended := make(chan endedLease)
 	for _, c := range r.clients {
 		go func() {
-			for {
-				select {
-				case e := <-c.Ended():
-					select {
-					case ended <- endedLease{c, e}:
-					case <-ctx.Done():
-						return
-					}
-				case <-c.Done():
-					gone <- c
-					return
-				case <-ctx.Done():
-					return
-				}
+			select {
+			case <-c.Done():
+				gone <- c
+			case <-ctx.Done():
 			}
 		}()
 	}
@@ -407,15 +469,38 @@ func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-flush.C:
+		case now := <-flush.C:
+			r.book.silent(now)
 			if err := r.book.flush(); err != nil {
 				fmt.Fprintf(o.IO.ErrOut, "zennet: write usage: %v\n", err)
 			}
 		case n := <-r.book.notices:
-			fmt.Fprintf(o.IO.ErrOut, "zennet: usage report rejected: %s\n", n)
+			fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", n)
 		case e := <-r.errs:
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %v\n", e)
-		case el := <-ended:
+		case d := <-r.book.drops:
+			if !slices.Contains(r.leases[d.c], d.id) {
+				continue
+			}
+			name := r.drop(d.c, d.id)
+			fmt.Fprintf(o.IO.ErrOut, "zennet: dropped %s (lease %s, provider %s): %s; stopped paying it\n", name, d.id, d.c.Addr, d.reason)
+			go func() {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				if err := d.c.Release(rctx, []string{d.id}); err != nil {
+					select {
+					case r.errs <- fmt.Errorf("release dropped lease %s: %w", d.id, err):
+					default:
+					}
+				}
+			}()
+			if len(r.hosts) == 0 {
+				return errors.New("every host was dropped; none left")
+			}
+		case el := <-r.ended:
+			if !slices.Contains(r.leases[el.c], el.e.ID) {
+				continue
+			}
 			name := r.drop(el.c, el.e.ID)
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %s (lease %s) ended by provider %s: %s\n", name, el.e.ID, el.c.Addr, el.e.Reason)
 			if len(r.hosts) == 0 {
@@ -472,11 +557,15 @@ func runRent(ctx context.Context, o *rentOptions) error {
 		return err
 	}
 	herr := r.hold(ctx, o)
+	n := len(r.hosts)
 	rerr := r.release(context.WithoutCancel(ctx), 30*time.Second)
 	if rerr != nil {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: release: %v\n", rerr)
 	} else if !o.JSON {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: released %s\n", plural(len(r.hosts), "host"))
+		fmt.Fprintf(o.IO.ErrOut, "zennet: released %s\n", plural(n, "host"))
+	}
+	if perr := printReceipts(o, r.receipts); perr != nil {
+		rerr = errors.Join(rerr, perr)
 	}
 	return errors.Join(herr, rerr)
 }

@@ -130,6 +130,7 @@ type Lease struct {
 	sampler  *meter.Sampler
 	reporter *meter.Reporter
 	final    *meter.Report // the last report, once the lease ended
+	last     *meter.Report // the latest report handed out
 }
 
 // Proto returns the lease as sent to the renter.
@@ -151,6 +152,7 @@ type Manager struct {
 	leases    map[string]*Lease
 	reserved  Capacity // capacity held by live leases and grants in progress
 	closed    bool
+	draining  bool
 	notifiers map[string]func(id, reason string, final *meter.Report)
 	inflight  sync.WaitGroup // grants and ends under way
 }
@@ -246,6 +248,9 @@ func (m *Manager) Offer(d proto.Demand) (proto.Offer, error) {
 	if m.closed {
 		return proto.Offer{}, ErrShutdown
 	}
+	if m.draining {
+		return proto.Offer{}, fmt.Errorf("%w: the provider is draining: it takes no new leases", proto.ErrCapacity)
+	}
 	l := m.withDefaults(d.Limits)
 	n := fit(m.freeLocked(), l, d.Count)
 	if n == 0 {
@@ -291,6 +296,10 @@ func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string,
 	}
 	m.inflight.Add(1)
 	defer m.inflight.Done()
+	if m.draining {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: the provider is draining: it takes no new leases", proto.ErrCapacity)
+	}
 	if fit(m.freeLocked(), l, n) < n {
 		msg := m.describeFreeLocked(l)
 		m.mu.Unlock()
@@ -396,8 +405,45 @@ func (le *Lease) report() (meter.Report, error) {
 	if err != nil && !errors.Is(err, meter.ErrGone) {
 		return r, fmt.Errorf("usage of %s: %w", le.ID, err)
 	}
+	le.last = &r
 	return r, nil
 }
+
+// Last returns the latest report of lease id handed out, without taking
+// a new one (which would take a sequence number from the renter's).
+func (m *Manager) Last(id string) (meter.Report, bool) {
+	m.mu.Lock()
+	le, ok := m.leases[id]
+	m.mu.Unlock()
+	if !ok {
+		return meter.Report{}, false
+	}
+	le.meterMu.Lock()
+	defer le.meterMu.Unlock()
+	if le.last == nil {
+		return meter.Report{}, false
+	}
+	return *le.last, true
+}
+
+// SetDraining makes the manager refuse new leases (on) or take them again.
+// Live leases go on.
+func (m *Manager) SetDraining(on bool) {
+	m.mu.Lock()
+	m.draining = on
+	m.mu.Unlock()
+	m.log.Info("draining", "on", on)
+}
+
+// Draining reports whether new leases are refused.
+func (m *Manager) Draining() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.draining
+}
+
+// Capacity returns what the manager sells in all.
+func (m *Manager) Capacity() Capacity { return m.cfg.Capacity }
 
 // closeMeter takes the lease's final report and stops metering it.
 func (le *Lease) closeMeter() *meter.Report {
@@ -616,6 +662,28 @@ func (m *Manager) End(ctx context.Context, id string, owner ssh.PublicKey, reaso
 	defer m.inflight.Done()
 	err := m.finish(ctx, le, reason)
 	return le.final, err
+}
+
+// Terminate ends lease id on the provider's side, whoever holds it (the
+// operator ended it, or it went unpaid), and tells its holder why with its
+// final report, as when its sandbox stops on its own.
+func (m *Manager) Terminate(ctx context.Context, id, reason string) error {
+	m.mu.Lock()
+	le, ok := m.leases[id]
+	if !ok {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: %s", proto.ErrNotFound, id)
+	}
+	delete(m.leases, id)
+	notify := m.notifiers[le.Holder]
+	m.inflight.Add(1)
+	m.mu.Unlock()
+	defer m.inflight.Done()
+	err := m.finish(ctx, le, reason)
+	if notify != nil {
+		notify(le.ID, reason, le.final)
+	}
+	return err
 }
 
 // finish destroys an ended lease's sandbox and returns its capacity. The

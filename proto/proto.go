@@ -38,6 +38,9 @@ const (
 	TypeReleased = "released"
 	TypeEnded    = "ended"
 	TypeUsage    = "usage"
+	TypePayment  = "payment"
+	TypeCredit   = "credit"
+	TypeState    = "state"
 	TypeError    = "error"
 )
 
@@ -56,7 +59,16 @@ type Message struct {
 	// Usage is a signed usage report in the meter's own encoding; this
 	// package carries it without looking inside.
 	Usage json.RawMessage `json:"usage,omitempty"`
-	Error *Error          `json:"error,omitempty"`
+	// PayRequest rides on a usage message: the provider's demand for
+	// payment of the bill up to that report, in the pay package's
+	// encoding. Final marks the lease's last report.
+	PayRequest json.RawMessage `json:"pay_request,omitempty"`
+	Final      bool            `json:"final,omitempty"`
+	// Payment is the renter's proof of payment (pay.Proof's encoding).
+	Payment json.RawMessage `json:"payment,omitempty"`
+	Credit  *Credit         `json:"credit,omitempty"`
+	State   *LeaseState     `json:"state,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
 }
 
 // Limits are the resources of one host.
@@ -84,6 +96,9 @@ type Demand struct {
 	// IntervalSeconds is how often the renter wants usage reports;
 	// 0 asks for DefaultInterval.
 	IntervalSeconds int `json:"interval_s,omitempty"`
+	// Methods are the payment methods the renter can pay by, preferred
+	// first; none means the default (embedded).
+	Methods []string `json:"methods,omitempty"`
 }
 
 // Usage report intervals, in seconds.
@@ -101,11 +116,60 @@ type Offer struct {
 	Expiry time.Time `json:"expiry"`
 	// IntervalSeconds is the agreed usage report interval.
 	IntervalSeconds int `json:"interval_s"`
+	// Payment is what the hosts cost and how they are paid.
+	Payment PaymentTerms `json:"payment"`
 }
 
-// Accept takes Count hosts of the offer.
+// PaymentTerms are a provider's prices and payment rules.
+type PaymentTerms struct {
+	// Methods the provider accepts, preferred first: "embedded",
+	// "lightning".
+	Methods []string `json:"methods"`
+	// Rates are msat per unit of each meter counter, exact decimals or
+	// fractions ("1/1000000"), in the pay package's encoding. Counters
+	// not named cost nothing.
+	Rates json.RawMessage `json:"rates"`
+	// MinPayableMsat is the least amount the provider asks at once
+	// (besides the method's own minimum).
+	MinPayableMsat uint64 `json:"min_payable_msat,omitempty"`
+	// GraceSeconds is how long a payable bill may stay unpaid before the
+	// provider pauses the host; UnpaidTimeoutSeconds how long it may stay
+	// overdue before the provider ends the lease.
+	GraceSeconds         int `json:"grace_s"`
+	UnpaidTimeoutSeconds int `json:"unpaid_timeout_s"`
+	// LightningNode is the provider's lnd node public key (hex), when it
+	// accepts lightning: invoices must pay it.
+	LightningNode string `json:"lightning_node,omitempty"`
+}
+
+// Accept takes Count hosts of the offer, paid by Method (one of the
+// offer's; empty means the default, embedded).
 type Accept struct {
-	Count int `json:"count"`
+	Count  int    `json:"count"`
+	Method string `json:"method,omitempty"`
+}
+
+// Credit is the provider's acknowledgement of a payment: what it has now
+// counted for the lease in all. Refused says why a proof was not counted.
+type Credit struct {
+	ID         string `json:"id"`
+	PaidMsat   uint64 `json:"paid_msat"`
+	BilledMsat uint64 `json:"billed_msat"`
+	Refused    string `json:"refused,omitempty"`
+}
+
+// Lease states a provider announces.
+const (
+	StateRunning = "running"
+	StatePaused  = "paused"
+)
+
+// LeaseState tells the renter that the provider paused or resumed a lease,
+// and why.
+type LeaseState struct {
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // Lease is one granted host.
@@ -218,13 +282,17 @@ func Decode(line []byte) (Message, error) {
 func (m Message) validate() error {
 	set := 0
 	for _, p := range []bool{m.Demand != nil, m.Offer != nil, m.Accept != nil, m.Lease != nil,
-		m.Release != nil, m.Released != nil, m.Ended != nil, m.Usage != nil, m.Error != nil} {
+		m.Release != nil, m.Released != nil, m.Ended != nil, m.Usage != nil, m.Payment != nil, m.Credit != nil,
+		m.State != nil, m.Error != nil} {
 		if p {
 			set++
 		}
 	}
 	if set != 1 {
 		return fmt.Errorf("message %q carries %d payloads, want 1", m.Type, set)
+	}
+	if m.Type != TypeUsage && (m.PayRequest != nil || m.Final) {
+		return fmt.Errorf("message %q carries a payment request or final flag, only usage may", m.Type)
 	}
 	var ok bool
 	switch m.Type {
@@ -240,6 +308,11 @@ func (m Message) validate() error {
 		if ok && (m.Offer.Count < 0 || m.Offer.Limits.validate() != nil ||
 			m.Offer.IntervalSeconds < MinInterval || m.Offer.IntervalSeconds > MaxInterval) {
 			return errors.New("offer: invalid count, limits or interval")
+		}
+		if ok {
+			if err := m.Offer.Payment.validate(); err != nil {
+				return err
+			}
 		}
 	case TypeAccept:
 		ok = m.Accept != nil
@@ -266,6 +339,18 @@ func (m Message) validate() error {
 		ok = m.Ended != nil
 	case TypeUsage:
 		ok = len(m.Usage) > 0
+	case TypePayment:
+		ok = len(m.Payment) > 0
+	case TypeCredit:
+		ok = m.Credit != nil
+		if ok && !ValidLeaseID(m.Credit.ID) {
+			return fmt.Errorf("credit: invalid lease id %q", m.Credit.ID)
+		}
+	case TypeState:
+		ok = m.State != nil
+		if ok && (!ValidLeaseID(m.State.ID) || m.State.State != StateRunning && m.State.State != StatePaused) {
+			return errors.New("state: invalid lease id or state")
+		}
 	case TypeError:
 		ok = m.Error != nil && m.Error.Message != ""
 	default:
@@ -273,6 +358,19 @@ func (m Message) validate() error {
 	}
 	if !ok {
 		return fmt.Errorf("message type %q without its payload", m.Type)
+	}
+	return nil
+}
+
+func (p PaymentTerms) validate() error {
+	if len(p.Methods) == 0 || len(p.Methods) > 8 {
+		return errors.New("offer: payment terms name no method (or too many)")
+	}
+	if len(p.Rates) == 0 {
+		return errors.New("offer: payment terms without rates")
+	}
+	if p.GraceSeconds < 1 || p.UnpaidTimeoutSeconds < p.GraceSeconds {
+		return errors.New("offer: payment grace must be at least 1 s and the unpaid timeout at least the grace")
 	}
 	return nil
 }
@@ -290,6 +388,9 @@ func (d *Demand) Validate() error {
 	}
 	if d.IntervalSeconds != 0 && (d.IntervalSeconds < MinInterval || d.IntervalSeconds > MaxInterval) {
 		return fmt.Errorf("%w: usage interval %ds out of range %d..%d", ErrBadRequest, d.IntervalSeconds, MinInterval, MaxInterval)
+	}
+	if len(d.Methods) > 8 {
+		return fmt.Errorf("%w: %d payment methods named, at most 8", ErrBadRequest, len(d.Methods))
 	}
 	return nil
 }

@@ -22,6 +22,17 @@ type Usage struct {
 	Rejected int               `json:"rejected"`
 	// LastRejection says why the latest rejected report was refused.
 	LastRejection string `json:"last_rejection,omitempty"`
+	// Payments: the method, the renter's bill, what it paid and what the
+	// provider acknowledged, in msat.
+	Method       string `json:"method,omitempty"`
+	BilledMsat   uint64 `json:"billed_msat"`
+	PaidMsat     uint64 `json:"paid_msat"`
+	DueMsat      uint64 `json:"due_msat"`
+	CreditedMsat uint64 `json:"credited_msat"`
+	// State is "running", "paused" (by the provider, with StateReason),
+	// "ended" or "dropped" (by this renter, with StateReason).
+	State       string `json:"state,omitempty"`
+	StateReason string `json:"state_reason,omitempty"`
 }
 
 // UsagePath is where the session keeps its hosts' usage.

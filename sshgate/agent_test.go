@@ -28,7 +28,7 @@ func leaseClient(t *testing.T) *gossh.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	leases, err := c.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 256 << 20, CPUs: 1}})
+	_, leases, err := c.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 256 << 20, CPUs: 1}}, payEmbedded)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,11 +99,11 @@ func providerStart(b *testing.B, n int) (time.Duration, float64, float64) {
 	}
 	defer c.Close()
 	go func() { // reports must be drained
-		for range c.Usage() {
+		for range c.Events() {
 		}
 	}()
 	start := time.Now()
-	leases, err := c.Rent(context.Background(), proto.Demand{Count: n, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}})
+	_, leases, err := c.Rent(context.Background(), proto.Demand{Count: n, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}}, payEmbedded)
 	took := time.Since(start)
 	if err != nil {
 		b.Fatal(err)

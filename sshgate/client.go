@@ -1,6 +1,7 @@
 package sshgate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/meter"
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -37,10 +39,28 @@ type Client struct {
 
 	reqMu   sync.Mutex // one request/response exchange at a time
 	replies chan proto.Message
-	ended   chan proto.Ended
-	usage   chan meter.Report
+	events  chan Event
 	done    chan struct{}
 	err     error
+}
+
+// Event is something the provider tells the renter unasked, in the order
+// it was sent: exactly one field is set.
+type Event struct {
+	Usage  *Usage
+	Ended  *proto.Ended
+	Credit *proto.Credit
+	State  *proto.LeaseState
+}
+
+// Usage is a usage report, decoded but not yet checked (meter.Check does
+// that, with the client's HostKey), with the provider's payment request
+// for the bill up to it, if any.
+type Usage struct {
+	Report  meter.Report
+	Request *pay.Request
+	// Final marks the lease's last report.
+	Final bool
 }
 
 // Dial connects to a provider's gateway and opens the negotiation channel.
@@ -81,8 +101,7 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	go gossh.DiscardRequests(creqs)
 	c := &Client{
 		Addr: addr, HostKey: hostKey, conn: conn, ch: ch, w: proto.NewWriter(ch),
-		replies: make(chan proto.Message, 64), ended: make(chan proto.Ended, 64),
-		usage: make(chan meter.Report, 1024), done: make(chan struct{}),
+		replies: make(chan proto.Message, 64), events: make(chan Event, 1024), done: make(chan struct{}),
 	}
 	go c.read()
 	return c, nil
@@ -100,31 +119,64 @@ func (c *Client) read() {
 			c.err = err
 			return
 		}
+		var ev Event
 		switch m.Type {
 		case proto.TypeEnded:
-			c.ended <- *m.Ended
-			continue
+			ev.Ended = m.Ended
+		case proto.TypeCredit:
+			ev.Credit = m.Credit
+		case proto.TypeState:
+			ev.State = m.State
 		case proto.TypeUsage:
-			rep, err := meter.Decode(m.Usage)
+			u, err := decodeUsage(m)
 			if err != nil {
 				c.err = fmt.Errorf("provider %s sent a malformed usage report: %w", c.Addr, err)
 				c.conn.Close()
 				return
 			}
-			c.usage <- rep
+			ev.Usage = u
+		default:
+			c.replies <- m
 			continue
 		}
-		c.replies <- m
+		c.events <- ev
 	}
 }
 
-// Ended delivers the leases the provider ended on its own.
-func (c *Client) Ended() <-chan proto.Ended { return c.ended }
+func decodeUsage(m proto.Message) (*Usage, error) {
+	rep, err := meter.Decode(m.Usage)
+	if err != nil {
+		return nil, err
+	}
+	u := &Usage{Report: rep, Final: m.Final}
+	if m.PayRequest != nil {
+		req, err := pay.DecodeRequest(m.PayRequest)
+		if err != nil {
+			return nil, err
+		}
+		if req.Lease != rep.Lease || req.Seq != rep.Seq {
+			return nil, fmt.Errorf("payment request for %s report %d rides on %s report %d", req.Lease, req.Seq, rep.Lease, rep.Seq)
+		}
+		u.Request = &req
+	}
+	return u, nil
+}
 
-// Usage delivers the provider's usage reports, decoded but not yet checked
-// (meter.Check does that, with HostKey). They must be drained: a renter that
-// stops reading them stalls the connection.
-func (c *Client) Usage() <-chan meter.Report { return c.usage }
+// Events delivers what the provider tells unasked: usage reports with
+// payment requests, credits for payments, pauses and resumes, and leases it
+// ended. They must be drained: a renter that stops reading them stalls the
+// connection.
+func (c *Client) Events() <-chan Event { return c.events }
+
+// Pay sends the provider a proof of payment; its Credit comes back as an
+// Event.
+func (c *Client) Pay(p pay.Proof) error {
+	b, err := pay.EncodeProof(p)
+	if err != nil {
+		return err
+	}
+	return c.w.Send(proto.Message{Type: proto.TypePayment, Payment: bytes.TrimSpace(b)})
+}
 
 // Done is closed when the connection to the provider is gone.
 func (c *Client) Done() <-chan struct{} { return c.done }
@@ -153,42 +205,48 @@ func (c *Client) next(ctx context.Context) (proto.Message, error) {
 	}
 }
 
-// Rent asks for d and takes what the provider offers, up to d.Count hosts.
-func (c *Client) Rent(ctx context.Context, d proto.Demand) ([]proto.Lease, error) {
+// Rent asks for d and takes what the provider offers, up to d.Count hosts,
+// if accept agrees to the offer's terms and names the payment method.
+func (c *Client) Rent(ctx context.Context, d proto.Demand, accept func(proto.Offer) (method string, err error)) (proto.Offer, []proto.Lease, error) {
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
 	if err := c.w.Send(proto.Message{Type: proto.TypeDemand, Demand: &d}); err != nil {
-		return nil, err
+		return proto.Offer{}, nil, err
 	}
 	m, err := c.next(ctx)
 	if err != nil {
-		return nil, err
+		return proto.Offer{}, nil, err
 	}
 	if m.Type != proto.TypeOffer {
-		return nil, fmt.Errorf("provider %s answered a demand with %q", c.Addr, m.Type)
+		return proto.Offer{}, nil, fmt.Errorf("provider %s answered a demand with %q", c.Addr, m.Type)
 	}
-	n := min(m.Offer.Count, d.Count)
-	if n < 1 || !d.Limits.Satisfies(m.Offer.Limits) {
-		return nil, fmt.Errorf("provider %s offered other terms than demanded", c.Addr)
+	offer := *m.Offer
+	n := min(offer.Count, d.Count)
+	if n < 1 || !d.Limits.Satisfies(offer.Limits) {
+		return offer, nil, fmt.Errorf("provider %s offered other terms than demanded", c.Addr)
 	}
-	if err := c.w.Send(proto.Message{Type: proto.TypeAccept, Accept: &proto.Accept{Count: n}}); err != nil {
-		return nil, err
+	method, err := accept(offer)
+	if err != nil {
+		return offer, nil, fmt.Errorf("provider %s: %w", c.Addr, err)
+	}
+	if err := c.w.Send(proto.Message{Type: proto.TypeAccept, Accept: &proto.Accept{Count: n, Method: method}}); err != nil {
+		return offer, nil, err
 	}
 	leases := make([]proto.Lease, 0, n)
 	for len(leases) < n {
 		m, err := c.next(ctx)
 		if err != nil {
-			return leases, err
+			return offer, leases, err
 		}
 		if m.Type != proto.TypeLease {
-			return leases, fmt.Errorf("provider %s sent %q while granting leases", c.Addr, m.Type)
+			return offer, leases, fmt.Errorf("provider %s sent %q while granting leases", c.Addr, m.Type)
 		}
 		leases = append(leases, *m.Lease)
 	}
 	if n < d.Count {
-		return leases, fmt.Errorf("%w: offered %d of %d hosts", proto.ErrCapacity, n, d.Count)
+		return offer, leases, fmt.Errorf("%w: offered %d of %d hosts", proto.ErrCapacity, n, d.Count)
 	}
-	return leases, nil
+	return offer, leases, nil
 }
 
 // Release ends leases and waits until the provider confirms their sandboxes

@@ -6,6 +6,7 @@ package sshgate
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/meter"
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -34,12 +38,17 @@ const verifiedKeyExt = "zennet-verified-key"
 
 // Gateway is the provider's SSH server.
 type Gateway struct {
-	srv    *ssh.Server
-	leases *lease.Manager
-	log    *slog.Logger
+	srv     *ssh.Server
+	leases  *lease.Manager
+	billing *Billing
+	log     *slog.Logger
 
-	mu    sync.Mutex
-	conns map[*gossh.ServerConn]time.Time
+	mu      sync.Mutex
+	conns   map[*gossh.ServerConn]time.Time
+	writers map[string]*proto.Writer // by holder
+	// handlers counts negotiation sessions still winding down: their
+	// leases' accounts close as they end.
+	handlers sync.WaitGroup
 }
 
 // GatewayOption configures a Gateway.
@@ -55,9 +64,11 @@ func WithIdleTimeout(d time.Duration) GatewayOption {
 	return func(g *Gateway) { g.srv.IdleTimeout = d }
 }
 
-// NewGateway returns a gateway that serves leases from m under hostKey.
-func NewGateway(hostKey gossh.Signer, m *lease.Manager, opts ...GatewayOption) *Gateway {
-	g := &Gateway{leases: m, log: slog.New(slog.DiscardHandler), conns: map[*gossh.ServerConn]time.Time{}}
+// NewGateway returns a gateway that serves leases from m under hostKey,
+// billed and paid through b.
+func NewGateway(hostKey gossh.Signer, m *lease.Manager, b *Billing, opts ...GatewayOption) *Gateway {
+	g := &Gateway{leases: m, billing: b, log: slog.New(slog.DiscardHandler), conns: map[*gossh.ServerConn]time.Time{},
+		writers: map[string]*proto.Writer{}}
 	g.srv = &ssh.Server{
 		Version: "zennet",
 		// Anyone may rent: every offered key may try. Identity is settled
@@ -134,6 +145,16 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if errors.Is(err, ssh.ErrServerClosed) {
 		err = nil
 	}
+	done := make(chan struct{})
+	go func() {
+		g.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("negotiation sessions still ending: %w", ctx.Err()))
+	}
 	return err
 }
 
@@ -178,6 +199,8 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 		return
 	}
 	g.track(conn)
+	g.handlers.Add(1)
+	defer g.handlers.Done()
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
@@ -186,14 +209,43 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 	go gossh.DiscardRequests(reqs)
 	holder := newHolder()
 	log := g.log.With("key", gossh.FingerprintSHA256(owner), "holder", holder)
+	r, w := proto.NewReader(ch), proto.NewWriter(ch)
+	g.mu.Lock()
+	g.writers[holder] = w
+	g.mu.Unlock()
 	defer func() {
-		if err := g.leases.EndHolder(context.WithoutCancel(ctx), holder, "renter disconnected"); err != nil {
-			log.Error("end leases", "err", err)
+		g.mu.Lock()
+		delete(g.writers, holder)
+		g.mu.Unlock()
+	}()
+	// Every lease this renter was granted on this connection: their
+	// accounts stay open, for late payments, until it goes away.
+	var mineMu sync.Mutex
+	var mine []string
+	defer func() {
+		ctx := context.WithoutCancel(ctx)
+		for _, le := range g.leases.Holding(holder) {
+			if final, err := g.leases.End(ctx, le.ID, owner, "renter disconnected"); err != nil {
+				log.Error("end lease", "lease", le.ID, "err", err)
+			} else if final != nil {
+				if _, err := g.billing.bill(ctx, *final, false); err != nil {
+					log.Error("bill final report", "lease", le.ID, "err", err)
+				}
+			}
+		}
+		mineMu.Lock()
+		defer mineMu.Unlock()
+		for _, id := range mine {
+			if rc, err := g.billing.Close(id); err != nil {
+				log.Error("close lease account", "lease", id, "err", err)
+			} else {
+				log.Info("lease account closed", "lease", id, "billed_msat", rc.Status.Billed, "paid_msat", rc.Status.Paid,
+					"unpaid_msat", rc.Status.Unpaid)
+			}
 		}
 	}()
-	r, w := proto.NewReader(ch), proto.NewWriter(ch)
 	g.leases.Notify(holder, func(id, reason string, final *meter.Report) {
-		sendUsage(w, final)
+		g.sendFinal(ctx, w, final, log)
 		w.Send(proto.Message{Type: proto.TypeEnded, Ended: &proto.Ended{ID: id, Reason: reason}})
 	})
 	defer g.leases.Notify(holder, nil)
@@ -202,7 +254,7 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 	stopReports := make(chan struct{})
 	defer close(stopReports)
 	startReports := func(every time.Duration) {
-		reporting.Do(func() { go g.report(holder, every, w, stopReports, log) })
+		reporting.Do(func() { go g.report(ctx, holder, every, w, stopReports, log) })
 	}
 	var offer *proto.Offer
 	for {
@@ -222,35 +274,46 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 				reply = append(reply, proto.ErrorMessage(err))
 				break
 			}
+			o.Payment = g.billing.Terms(o.IntervalSeconds)
 			offer = &o
 			reply = append(reply, proto.Message{Type: proto.TypeOffer, Offer: &o})
 		case proto.TypeAccept:
+			method := cmp.Or(m.Accept.Method, pay.DefaultMethod)
 			if offer == nil || m.Accept.Count > offer.Count || time.Now().After(offer.Expiry) {
 				reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: accept without a live offer for that many hosts", proto.ErrBadRequest)))
 				break
 			}
-			granted, err := g.leases.Grant(ctx, owner, holder, m.Accept.Count, offer.Limits)
+			if !slices.Contains(offer.Payment.Methods, method) {
+				reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: payment method %q is not offered (offered: %s)",
+					proto.ErrBadRequest, method, strings.Join(offer.Payment.Methods, ", "))))
+				break
+			}
+			granted, err := g.grant(ctx, owner, holder, m.Accept.Count, *offer, method)
 			if err != nil {
 				offer = nil
 				log.Warn("grant", "err", err)
 				reply = append(reply, proto.ErrorMessage(err))
 				break
 			}
+			mineMu.Lock()
 			for _, le := range granted {
+				mine = append(mine, le.ID)
 				pl := le.Proto()
 				reply = append(reply, proto.Message{Type: proto.TypeLease, Lease: &pl})
 			}
+			mineMu.Unlock()
 			startReports(time.Duration(offer.IntervalSeconds) * time.Second)
 		case proto.TypeRelease:
 			var done []string
 			var errs []error
 			for _, id := range m.Release.IDs {
-				final, err := g.leases.End(ctx, id, owner, "released by renter")
+				// A release completes even if the renter hangs up meanwhile.
+				final, err := g.leases.End(context.WithoutCancel(ctx), id, owner, "released by renter")
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				sendUsage(w, final)
+				g.sendFinal(ctx, w, final, log)
 				done = append(done, id)
 			}
 			if err := errors.Join(errs...); err != nil && len(done) == 0 {
@@ -258,6 +321,20 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 				break
 			}
 			reply = append(reply, proto.Message{Type: proto.TypeReleased, Released: &proto.Released{IDs: done}})
+		case proto.TypePayment:
+			proof, err := pay.DecodeProof(m.Payment)
+			if err != nil {
+				log.Warn("malformed payment", "err", err)
+				reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: %v", proto.ErrBadRequest, err)))
+				break
+			}
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			credit, act := g.billing.Confirm(cctx, owner, proof)
+			cancel()
+			reply = append(reply, proto.Message{Type: proto.TypeCredit, Credit: &credit})
+			if act.State != nil {
+				reply = append(reply, proto.Message{Type: proto.TypeState, State: act.State})
+			}
 		default:
 			reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: unexpected %s message", proto.ErrBadRequest, m.Type)))
 		}
@@ -272,9 +349,61 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 	}
 }
 
-// report sends a usage report of each of holder's leases every interval
-// until stop closes.
-func (g *Gateway) report(holder string, every time.Duration, w *proto.Writer, stop <-chan struct{}, log *slog.Logger) {
+// Announce tells the renter holding lease id that its state changed (the
+// operator paused or resumed it).
+func (g *Gateway) Announce(id string, st proto.LeaseState) {
+	for _, le := range g.leases.List() {
+		if le.ID != id {
+			continue
+		}
+		g.mu.Lock()
+		w := g.writers[le.Holder]
+		g.mu.Unlock()
+		if w != nil {
+			w.Send(proto.Message{Type: proto.TypeState, State: &st})
+		}
+	}
+}
+
+// grant creates n hosts of offer for owner and opens their accounts, all
+// or none.
+func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder string, n int, offer proto.Offer, method string) ([]*lease.Lease, error) {
+	granted, err := g.leases.Grant(ctx, owner, holder, n, offer.Limits)
+	if err != nil {
+		return nil, err
+	}
+	for i, le := range granted {
+		if err = g.billing.Open(le, method, offer.Payment); err != nil {
+			for _, le := range granted[:i] {
+				g.billing.Close(le.ID)
+			}
+			break
+		}
+	}
+	if err != nil {
+		for _, le := range granted {
+			g.leases.End(context.WithoutCancel(ctx), le.ID, owner, "payment could not be set up")
+		}
+		return nil, fmt.Errorf("set up payments: %w", err)
+	}
+	return granted, nil
+}
+
+// sendFinal bills a lease's final report and sends it with what is due.
+func (g *Gateway) sendFinal(ctx context.Context, w *proto.Writer, final *meter.Report, log *slog.Logger) {
+	if final == nil {
+		return
+	}
+	req, err := g.billing.bill(context.WithoutCancel(ctx), *final, true)
+	if err != nil {
+		log.Error("bill final report", "lease", final.Lease, "err", err)
+	}
+	sendUsage(w, final, req, true)
+}
+
+// report sends a usage report of each of holder's leases every interval,
+// with what is due, and enforces payment, until stop closes.
+func (g *Gateway) report(ctx context.Context, holder string, every time.Duration, w *proto.Writer, stop <-chan struct{}, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -289,15 +418,31 @@ func (g *Gateway) report(holder string, every time.Duration, w *proto.Writer, st
 				log.Warn("usage report", "lease", le.ID, "err", err)
 				continue
 			}
-			if err := sendUsage(w, &r); err != nil {
+			req, err := g.billing.Bill(ctx, r)
+			if err != nil {
+				log.Error("bill usage report", "lease", le.ID, "err", err)
+			}
+			if err := sendUsage(w, &r, req, false); err != nil {
 				return
+			}
+			act := g.billing.Enforce(ctx, le.ID)
+			if act.State != nil {
+				if err := w.Send(proto.Message{Type: proto.TypeState, State: act.State}); err != nil {
+					return
+				}
+			}
+			if act.End != "" {
+				log.Warn("ending unpaid lease", "lease", le.ID, "reason", act.End)
+				if err := g.leases.Terminate(context.WithoutCancel(ctx), le.ID, act.End); err != nil {
+					log.Error("end unpaid lease", "lease", le.ID, "err", err)
+				}
 			}
 		}
 	}
 }
 
-// sendUsage sends r, if any, as a usage message.
-func sendUsage(w *proto.Writer, r *meter.Report) error {
+// sendUsage sends r, if any, as a usage message with req, if any.
+func sendUsage(w *proto.Writer, r *meter.Report, req *pay.Request, final bool) error {
 	if r == nil {
 		return nil
 	}
@@ -305,7 +450,15 @@ func sendUsage(w *proto.Writer, r *meter.Report) error {
 	if err != nil {
 		return err
 	}
-	return w.Send(proto.Message{Type: proto.TypeUsage, Usage: bytes.TrimSpace(b)})
+	m := proto.Message{Type: proto.TypeUsage, Usage: bytes.TrimSpace(b), Final: final}
+	if req != nil {
+		rb, err := pay.EncodeRequest(*req)
+		if err != nil {
+			return err
+		}
+		m.PayRequest = bytes.TrimSpace(rb)
+	}
+	return w.Send(m)
 }
 
 func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {

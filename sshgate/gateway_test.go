@@ -16,7 +16,9 @@ import (
 
 	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/netsandbox"
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/sshgate"
@@ -45,6 +47,26 @@ func startProvider(t *testing.T) (addr string) {
 // own user-mode network, as zennet provide does.
 func startProviderWith(t testing.TB, c lease.Capacity) (string, *sandbox.Runtime) {
 	t.Helper()
+	p := startBilledProvider(t, c, nil)
+	return p.addr, p.rt
+}
+
+// testProvider is a provider started by startBilledProvider.
+type testProvider struct {
+	addr    string
+	rt      *sandbox.Runtime
+	leases  *lease.Manager
+	billing *sshgate.Billing
+	ledger  *pay.Ledger
+}
+
+// payEmbedded accepts any offer, to be paid by the embedded channel.
+func payEmbedded(proto.Offer) (string, error) { return pay.MethodEmbedded, nil }
+
+// startBilledProvider runs a provider with capacity c whose billing
+// configure may adjust (nil: a CPU rate of 1 msat per µs).
+func startBilledProvider(t testing.TB, c lease.Capacity, configure func(*sshgate.BillingConfig)) testProvider {
+	t.Helper()
 	runsc, image := testenv.Runtime(t)
 	dir := t.TempDir()
 	nets, err := netsandbox.New(netsandbox.Config{})
@@ -61,7 +83,22 @@ func startProviderWith(t testing.TB, c lease.Capacity) (string, *sandbox.Runtime
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := sshgate.NewGateway(hostKey, mgr)
+	ledger, err := pay.Open(filepath.Join(dir, "ledger.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := sshgate.BillingConfig{Ledger: ledger, Leases: mgr, HostKey: hostKey}
+	if err := bc.Rates.Set(meter.CPU, "1/1000"); err != nil {
+		t.Fatal(err)
+	}
+	if configure != nil {
+		configure(&bc)
+	}
+	billing, err := sshgate.NewBilling(bc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := sshgate.NewGateway(hostKey, mgr, billing)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -76,8 +113,9 @@ func startProviderWith(t testing.TB, c lease.Capacity) (string, *sandbox.Runtime
 			t.Errorf("close runtime: %v", err)
 		}
 		nets.Close()
+		ledger.Close()
 	})
-	return l.Addr().String(), rt
+	return testProvider{addr: l.Addr().String(), rt: rt, leases: mgr, billing: billing, ledger: ledger}
 }
 
 // offerOnly offers a public key it does not hold: the server sees the key
@@ -107,7 +145,7 @@ func TestAuthenticationBypass(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vc.Close()
-	leases, err := vc.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}})
+	_, leases, err := vc.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}}, payEmbedded)
 	if err != nil {
 		t.Fatal(err)
 	}

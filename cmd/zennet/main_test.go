@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/zennet/zennet/cli"
 	"github.com/zennet/zennet/internal/testenv"
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/session"
 )
@@ -67,6 +69,8 @@ func TestScripts(t *testing.T) {
 			"hostaddr":     cmdHostAddr,
 			"waitusage":    cmdWaitUsage,
 			"usagebelow":   cmdUsageBelow,
+			"ledgersagree": cmdLedgersAgree,
+			"tmuxwait":     cmdTmuxWait,
 		},
 	})
 }
@@ -275,7 +279,7 @@ func cmdWaitUsage(ts *testscript.TestScript, neg bool, args []string) {
 	var last uint64
 	for {
 		if u, ok := latestUsage(ts, args[0]); ok {
-			last = u.Counters[args[1]]
+			last = usageFigure(u, args[1])
 			if last >= min {
 				fmt.Fprintf(ts.Stdout(), "%s %s = %d\n", args[0], args[1], last)
 				return
@@ -302,11 +306,83 @@ func cmdUsageBelow(ts *testscript.TestScript, neg bool, args []string) {
 	if !ok {
 		ts.Fatalf("no usage of %s", args[0])
 	}
-	v := u.Counters[args[1]]
+	v := usageFigure(u, args[1])
 	fmt.Fprintf(ts.Stdout(), "%s %s = %d\n", args[0], args[1], v)
 	if v > max {
 		ts.Fatalf("%s %s = %d > %d", args[0], args[1], v, max)
 	}
+}
+
+// usageFigure is a meter counter of u, or one of its payment figures:
+// billed_msat, paid_msat, credited_msat, due_msat.
+func usageFigure(u session.Usage, name string) uint64 {
+	switch name {
+	case "billed_msat":
+		return u.BilledMsat
+	case "paid_msat":
+		return u.PaidMsat
+	case "credited_msat":
+		return u.CreditedMsat
+	case "due_msat":
+		return u.DueMsat
+	}
+	return u.Counters[name]
+}
+
+// ledgersagree PROVIDER_DATADIR N: the renter's ledgers (every session of
+// $ZENNET_CONFIG_DIR) and the provider's agree on every one of N leases:
+// the same reports billed to the msat, all of it paid and counted, every
+// account closed.
+func cmdLedgersAgree(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: ledgersagree PROVIDER_DATADIR N")
+	}
+	want, err := strconv.Atoi(args[1])
+	if err != nil {
+		ts.Fatalf("ledgersagree: %v", err)
+	}
+	prov := map[string]pay.Receipt{}
+	for _, r := range ledgerReceipts(ts, filepath.Join(args[0], "ledger.db")) {
+		prov[r.Terms.Lease] = r
+	}
+	files, _ := filepath.Glob(filepath.Join(ts.Getenv("ZENNET_CONFIG_DIR"), "ledger", "*.db"))
+	n := 0
+	for _, f := range files {
+		for _, r := range ledgerReceipts(ts, f) {
+			n++
+			p, ok := prov[r.Terms.Lease]
+			rs, ps := r.Status, p.Status
+			switch {
+			case !ok:
+				ts.Fatalf("lease %s is on the renter's ledger only", r.Terms.Lease)
+			case rs.Closed.IsZero() || ps.Closed.IsZero():
+				ts.Fatalf("lease %s: account still open (renter closed %v, provider closed %v)", r.Terms.Lease, !rs.Closed.IsZero(), !ps.Closed.IsZero())
+			case rs.LastSeq != ps.LastSeq || rs.Billed != ps.Billed || rs.Carry != ps.Carry:
+				ts.Fatalf("lease %s: renter billed %d msat (+%s) up to report %d, provider %d msat (+%s) up to %d",
+					r.Terms.Lease, rs.Billed, rs.Carry, rs.LastSeq, ps.Billed, ps.Carry, ps.LastSeq)
+			case rs.Paid != ps.Paid || rs.Billed == 0 || rs.Unpaid >= max(rs.MinPayable, 1):
+				ts.Fatalf("lease %s: billed %d msat, renter paid %d, provider counted %d, unpaid %d (minimum %d)",
+					r.Terms.Lease, rs.Billed, rs.Paid, ps.Paid, rs.Unpaid, rs.MinPayable)
+			}
+			fmt.Fprintf(ts.Stdout(), "%s: %d reports, billed %d msat, paid %d msat\n", r.Terms.Lease, rs.Reports, rs.Billed, rs.Paid)
+		}
+	}
+	if n != want {
+		ts.Fatalf("the renter's ledgers hold %d leases, want %d", n, want)
+	}
+}
+
+func ledgerReceipts(ts *testscript.TestScript, path string) []pay.Receipt {
+	l, err := pay.Open(path, &pay.Options{Timeout: time.Second})
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	defer l.Close()
+	rs, err := l.Receipts()
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	return rs
 }
 
 // latestUsage returns the running sessions' latest usage of host.
@@ -325,4 +401,30 @@ func latestUsage(ts *testscript.TestScript, host string) (session.Usage, bool) {
 		}
 	}
 	return session.Usage{}, false
+}
+
+// tmuxwait SOCKET TARGET REGEXP: wait (30s at most) until the tmux pane
+// TARGET on server SOCKET shows text matching REGEXP (multi-line mode,
+// so ^ and $ match at line ends); print the screen. With !, wait until
+// it no longer does.
+func cmdTmuxWait(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: tmuxwait SOCKET TARGET REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[2])
+	if err != nil {
+		ts.Fatalf("tmuxwait: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		screen, err := exec.Command("tmux", "-u", "-S", ts.MkAbs(args[0]), "capture-pane", "-p", "-t", args[1]).Output()
+		if err == nil && re.Match(screen) != neg {
+			fmt.Fprintf(ts.Stdout(), "%s", screen)
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("after 30s the pane %s %s %q (err %v):\n%s", args[1], map[bool]string{false: "does not show", true: "still shows"}[neg], args[2], err, screen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/control"
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/meter"
+	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/sshgate"
+)
+
+// providerControl is the running provider as its control socket, metrics
+// and dashboard see it.
+type providerControl struct {
+	info    providerInfo
+	started time.Time
+	leases  *lease.Manager
+	billing *sshgate.Billing
+	gw      *sshgate.Gateway
+	ledger  *pay.Ledger
+	logs    *logRing
+
+	mu       sync.Mutex
+	payments []control.PaymentEvent // latest last, at most maxPayments
+	session  uint64
+	today    uint64
+	day      time.Time // the day today counts
+}
+
+const maxPayments = 50
+
+func newProviderControl(info providerInfo, leases *lease.Manager, ledger *pay.Ledger, logs *logRing) *providerControl {
+	p := &providerControl{info: info, started: time.Now(), leases: leases, ledger: ledger, logs: logs}
+	p.day = startOfDay(time.Now())
+	// What was counted today before this run started.
+	if hist, err := ledger.History(pay.Query{Since: p.day, Kinds: []string{pay.EntryCredit}}); err == nil {
+		for _, e := range hist {
+			p.today += e.Msat
+		}
+	}
+	return p
+}
+
+func startOfDay(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
+}
+
+// credit hears of a payment counted (sshgate.BillingConfig.OnCredit).
+func (p *providerControl) credit(id string, msat uint64, method string) {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if day := startOfDay(now); !day.Equal(p.day) {
+		p.day, p.today = day, 0
+	}
+	p.session += msat
+	p.today += msat
+	p.payments = append(p.payments, control.PaymentEvent{Time: now, Lease: id, Msat: msat, Method: method})
+	if len(p.payments) > maxPayments {
+		p.payments = p.payments[len(p.payments)-maxPayments:]
+	}
+}
+
+func (p *providerControl) Status(ctx context.Context) (control.Status, error) {
+	capa := p.leases.Capacity()
+	free := p.leases.Free()
+	st := control.Status{
+		Time: time.Now(),
+		Identity: control.Identity{Fingerprint: p.info.Fingerprint, Address: p.info.Address, DataDir: p.info.DataDir,
+			Started: p.started, Version: Version()},
+		Capacity:        control.Resources{Leases: capa.Leases, MemoryBytes: capa.Memory, CPUs: capa.CPUs, DiskBytes: capa.Disk},
+		Used:            control.Resources{Leases: capa.Leases - free.Leases, MemoryBytes: capa.Memory - free.Memory, CPUs: capa.CPUs - free.CPUs, DiskBytes: capa.Disk - free.Disk},
+		Draining:        p.leases.Draining(),
+		IntervalS:       proto.DefaultInterval,
+		PaymentFailures: p.billing.Failures(),
+		Log:             p.logs.lines(),
+	}
+	for _, le := range p.leases.List() {
+		ls := control.LeaseStatus{ID: le.ID, Renter: gossh.FingerprintSHA256(le.Owner), Started: le.Started, Limits: le.Limits,
+			State: control.StateRunning}
+		if state, reason := p.leases.State(le.ID); state == lease.Paused {
+			ls.State, ls.StateReason = control.StatePaused, reason
+			if strings.HasPrefix(reason, sshgate.UnpaidReasonPrefix) {
+				ls.State = control.StatePausedUnpaid
+			}
+		}
+		if r, ok := p.leases.Last(le.ID); ok {
+			ls.CPUNs, ls.MemoryBytes = r.Counters[meter.CPU], r.Counters[meter.MemoryPeak]
+			ls.NetInBytes, ls.NetOutBytes = r.Counters[meter.NetInBytes], r.Counters[meter.NetOutBytes]
+			ls.LastReport = r.Time
+		}
+		if ps, ok := p.billing.Status(le.ID); ok {
+			ls.Method, ls.BilledMsat, ls.EarnedMsat, ls.DueMsat = ps.Method, ps.Billed, ps.Paid, ps.Unpaid
+		}
+		st.Leases = append(st.Leases, ls)
+	}
+	p.mu.Lock()
+	st.Earnings = control.Earnings{SessionMsat: p.session, TodayMsat: p.today}
+	for i := len(p.payments) - 1; i >= 0; i-- {
+		st.Payments = append(st.Payments, p.payments[i])
+	}
+	p.mu.Unlock()
+	return st, nil
+}
+
+func (p *providerControl) Pause(ctx context.Context, id string) error {
+	if err := p.leases.Pause(ctx, id, "paused by the provider's operator"); err != nil {
+		return err
+	}
+	p.gw.Announce(id, proto.LeaseState{ID: id, State: proto.StatePaused, Reason: "paused by the provider's operator"})
+	return nil
+}
+
+func (p *providerControl) Resume(ctx context.Context, id string) error {
+	if _, reason := p.leases.State(id); strings.HasPrefix(reason, sshgate.UnpaidReasonPrefix) {
+		if ps, ok := p.billing.Status(id); ok && ps.Unpaid > 0 {
+			return fmt.Errorf("%w: lease %s is paused for want of payment (%d msat unpaid); it resumes when paid", control.ErrConflict, id, ps.Unpaid)
+		}
+	}
+	if err := p.leases.Resume(ctx, id); err != nil {
+		return err
+	}
+	p.gw.Announce(id, proto.LeaseState{ID: id, State: proto.StateRunning, Reason: "resumed by the provider's operator"})
+	return nil
+}
+
+func (p *providerControl) End(ctx context.Context, id string) error {
+	return p.leases.Terminate(ctx, id, "ended by the provider's operator")
+}
+
+func (p *providerControl) Drain(ctx context.Context, on bool) error {
+	p.leases.SetDraining(on)
+	return nil
+}
+
+// logRing keeps the provider's latest log lines for the dashboard, and
+// passes every record on.
+type logRing struct {
+	next slog.Handler
+	mu   *sync.Mutex
+	buf  *[]control.LogLine
+}
+
+const maxLogLines = 100
+
+func newLogRing(next slog.Handler) *logRing {
+	return &logRing{next: next, mu: &sync.Mutex{}, buf: new([]control.LogLine)}
+}
+
+func (l *logRing) Enabled(ctx context.Context, lvl slog.Level) bool {
+	return lvl >= slog.LevelInfo || l.next.Enabled(ctx, lvl)
+}
+
+func (l *logRing) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelInfo {
+		var b strings.Builder
+		b.WriteString(r.Message)
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key != "subsystem" {
+				fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+			}
+			return true
+		})
+		l.mu.Lock()
+		*l.buf = append(*l.buf, control.LogLine{Time: r.Time, Level: strings.ToLower(r.Level.String()), Msg: b.String()})
+		if len(*l.buf) > maxLogLines {
+			*l.buf = (*l.buf)[len(*l.buf)-maxLogLines:]
+		}
+		l.mu.Unlock()
+	}
+	if l.next.Enabled(ctx, r.Level) {
+		return l.next.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (l *logRing) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &logRing{next: l.next.WithAttrs(attrs), mu: l.mu, buf: l.buf}
+}
+
+func (l *logRing) WithGroup(name string) slog.Handler {
+	return &logRing{next: l.next.WithGroup(name), mu: l.mu, buf: l.buf}
+}
+
+func (l *logRing) lines() []control.LogLine {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]control.LogLine(nil), *l.buf...)
+}

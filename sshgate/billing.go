@@ -1,0 +1,415 @@
+package sshgate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/meter"
+	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/proto"
+)
+
+// Payment defaults of a provider.
+const (
+	// DefaultGraceIntervals is how many report intervals a payable bill
+	// may stay unpaid before the provider pauses the host.
+	DefaultGraceIntervals = 2
+	// DefaultUnpaidTimeout is how long a bill may stay overdue before the
+	// provider ends the lease.
+	DefaultUnpaidTimeout = time.Minute
+)
+
+// UnpaidReasonPrefix starts the pause reason of a host paused for want of
+// payment: only those does a payment resume.
+const UnpaidReasonPrefix = "unpaid"
+
+// BillingConfig configures a provider's Billing.
+type BillingConfig struct {
+	Ledger *pay.Ledger
+	Leases *lease.Manager
+	// HostKey is the provider's host key: vouchers pay its fingerprint.
+	HostKey gossh.Signer
+	// Rates are the provider's prices, msat per counter unit.
+	Rates pay.Rates
+	// MinPayable is the least amount asked at once, above the method's
+	// own minimum.
+	MinPayable uint64
+	// GraceIntervals is the grace before pausing, in report intervals;
+	// 0 means DefaultGraceIntervals.
+	GraceIntervals int
+	// UnpaidTimeout ends a lease overdue this long; 0 means
+	// DefaultUnpaidTimeout. It is at least the grace.
+	UnpaidTimeout time.Duration
+	// LND is the provider's Lightning node; nil offers the embedded
+	// channel only.
+	LND *pay.LND
+	Log *slog.Logger
+	// OnCredit, if set, hears of every payment counted: msat newly
+	// counted for a lease paid by method.
+	OnCredit func(lease string, msat uint64, method string)
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Billing is the provider's side of the payment loop: it bills every usage
+// report of every lease at its rates, asks the renter for what is due,
+// counts the payments that come back, and pauses, resumes and ends hosts
+// whose bills go unpaid. Every step is recorded in the ledger first.
+type Billing struct {
+	cfg   BillingConfig
+	rates json.RawMessage
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	accounts map[string]*providerAccount
+	failures uint64
+}
+
+type providerAccount struct {
+	acct   *pay.Provider
+	owner  gossh.PublicKey
+	grace  time.Duration
+	expire time.Duration
+	// paused is set while the host is paused for want of payment.
+	paused bool
+	ended  bool
+}
+
+// NewBilling returns a provider's Billing.
+func NewBilling(cfg BillingConfig) (*Billing, error) {
+	if cfg.Ledger == nil || cfg.Leases == nil || cfg.HostKey == nil {
+		return nil, errors.New("billing: ledger, lease manager and host key are required")
+	}
+	if cfg.GraceIntervals <= 0 {
+		cfg.GraceIntervals = DefaultGraceIntervals
+	}
+	if cfg.UnpaidTimeout <= 0 {
+		cfg.UnpaidTimeout = DefaultUnpaidTimeout
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	rates, err := json.Marshal(cfg.Rates)
+	if err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
+	return &Billing{cfg: cfg, rates: rates, log: cfg.Log.With("subsystem", "billing"), accounts: map[string]*providerAccount{}}, nil
+}
+
+// Methods returns the payment methods offered, the default first.
+func (b *Billing) Methods() []string {
+	if b.cfg.LND != nil {
+		return []string{pay.MethodEmbedded, pay.MethodLightning}
+	}
+	return []string{pay.MethodEmbedded}
+}
+
+// Terms returns the payment terms offered with hosts reported every
+// interval seconds.
+func (b *Billing) Terms(interval int) proto.PaymentTerms {
+	grace := b.cfg.GraceIntervals * interval
+	t := proto.PaymentTerms{
+		Methods: b.Methods(), Rates: b.rates, MinPayableMsat: b.cfg.MinPayable,
+		GraceSeconds: grace, UnpaidTimeoutSeconds: max(int(b.cfg.UnpaidTimeout/time.Second), grace),
+	}
+	if b.cfg.LND != nil {
+		t.LightningNode = b.cfg.LND.Pubkey()
+	}
+	return t
+}
+
+// Open opens the account of a granted lease, paid by method on terms.
+func (b *Billing) Open(le *lease.Lease, method string, terms proto.PaymentTerms) error {
+	var payee pay.Payee
+	switch method {
+	case pay.MethodEmbedded:
+		payee = pay.NewEmbeddedPayee(le.ID, le.Owner, b.cfg.HostKey.PublicKey())
+	case pay.MethodLightning:
+		if b.cfg.LND == nil {
+			return fmt.Errorf("%w: this provider does not accept lightning", proto.ErrBadRequest)
+		}
+		payee = b.cfg.LND.Payee(pay.LightningPayeeTerms{Lease: le.ID, MinPayable: terms.MinPayableMsat})
+	default:
+		return fmt.Errorf("%w: unknown payment method %q", proto.ErrBadRequest, method)
+	}
+	acct, err := b.cfg.Ledger.OpenProvider(pay.ProviderTerms{
+		Lease: le.ID, Rates: b.cfg.Rates, Renter: gossh.FingerprintSHA256(le.Owner), MinPayable: terms.MinPayableMsat,
+	}, payee)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.accounts[le.ID] = &providerAccount{acct: acct, owner: le.Owner,
+		grace:  time.Duration(terms.GraceSeconds) * time.Second,
+		expire: time.Duration(terms.UnpaidTimeoutSeconds) * time.Second}
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *Billing) account(id string) *providerAccount {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.accounts[id]
+}
+
+// Bill records lease rep.Lease's report and returns the payment request to
+// send with it, if anything payable is due.
+func (b *Billing) Bill(ctx context.Context, rep meter.Report) (*pay.Request, error) {
+	return b.bill(ctx, rep, true)
+}
+
+func (b *Billing) bill(ctx context.Context, rep meter.Report, ask bool) (*pay.Request, error) {
+	a := b.account(rep.Lease)
+	if a == nil {
+		return nil, fmt.Errorf("bill %s: no open account", rep.Lease)
+	}
+	if st := a.acct.Status(); st.Reports > 0 && rep.Seq <= st.LastSeq {
+		// A report billed already (the final one is handed out again).
+		return nil, nil
+	}
+	if _, err := a.acct.Bill(rep); err != nil {
+		return nil, err
+	}
+	if !ask {
+		return nil, nil
+	}
+	req, err := a.acct.Request(ctx)
+	if err != nil {
+		b.countFailure()
+		return nil, err
+	}
+	return req, nil
+}
+
+// Action is what Enforce decided for a lease.
+type Action struct {
+	// State, if set, is a pause or resume to announce to the renter.
+	State *proto.LeaseState
+	// End, if set, is why the lease must end now.
+	End string
+}
+
+// Enforce pauses lease id's host when a payable bill has been unpaid for
+// longer than the grace, and asks for its end once overdue past the unpaid
+// timeout.
+func (b *Billing) Enforce(ctx context.Context, id string) Action {
+	a := b.account(id)
+	if a == nil {
+		return Action{}
+	}
+	st := a.acct.Status()
+	now := b.cfg.Now()
+	if !st.Overdue(now, a.grace) {
+		return b.resumeIfPaid(ctx, id, a)
+	}
+	if now.Sub(st.UnpaidSince) > a.expire {
+		return Action{End: fmt.Sprintf("%s: %d msat due for %s (the unpaid timeout is %s)",
+			UnpaidReasonPrefix, st.Unpaid, now.Sub(st.UnpaidSince).Round(time.Second), a.expire)}
+	}
+	b.mu.Lock()
+	paused := a.paused
+	b.mu.Unlock()
+	if paused {
+		return Action{}
+	}
+	if state, _ := b.cfg.Leases.State(id); state == lease.Paused {
+		return Action{} // the operator paused it: leave it to them
+	}
+	reason := fmt.Sprintf("%s: %d msat due since %s (grace %s)", UnpaidReasonPrefix, st.Unpaid,
+		st.UnpaidSince.Local().Format(time.TimeOnly), a.grace)
+	if err := b.cfg.Leases.Pause(ctx, id, reason); err != nil {
+		b.log.Error("pause unpaid host", "lease", id, "err", err)
+		return Action{}
+	}
+	b.mu.Lock()
+	a.paused = true
+	b.mu.Unlock()
+	b.log.Warn("host paused: unpaid", "lease", id, "unpaid_msat", st.Unpaid, "since", st.UnpaidSince)
+	return Action{State: &proto.LeaseState{ID: id, State: proto.StatePaused, Reason: reason}}
+}
+
+// resumeIfPaid resumes a host paused for want of payment once it is paid.
+func (b *Billing) resumeIfPaid(ctx context.Context, id string, a *providerAccount) Action {
+	b.mu.Lock()
+	paused := a.paused
+	b.mu.Unlock()
+	if !paused || a.acct.Status().Overdue(b.cfg.Now(), a.grace) {
+		return Action{}
+	}
+	if _, reason := b.cfg.Leases.State(id); !strings.HasPrefix(reason, UnpaidReasonPrefix) {
+		b.mu.Lock()
+		a.paused = false // the operator took over
+		b.mu.Unlock()
+		return Action{}
+	}
+	if err := b.cfg.Leases.Resume(ctx, id); err != nil {
+		b.log.Error("resume paid host", "lease", id, "err", err)
+		return Action{}
+	}
+	b.mu.Lock()
+	a.paused = false
+	b.mu.Unlock()
+	b.log.Info("host resumed: paid", "lease", id)
+	return Action{State: &proto.LeaseState{ID: id, State: proto.StateRunning, Reason: "paid"}}
+}
+
+// Confirm counts a renter's proof of payment for one of owner's leases and
+// returns the credit to send back, and a resume to announce if the payment
+// lifts a pause.
+func (b *Billing) Confirm(ctx context.Context, owner gossh.PublicKey, proof pay.Proof) (proto.Credit, Action) {
+	a := b.account(proof.Lease)
+	if a == nil || !keysEqual(a.owner, owner) {
+		b.countFailure()
+		return proto.Credit{ID: proof.Lease, Refused: "no open account of this lease for this key"}, Action{}
+	}
+	n, err := a.acct.Confirm(ctx, proof)
+	st := a.acct.Status()
+	c := proto.Credit{ID: proof.Lease, PaidMsat: st.Paid, BilledMsat: st.Billed}
+	if err != nil {
+		b.countFailure()
+		b.log.Warn("payment refused", "lease", proof.Lease, "err", err)
+		c.Refused = err.Error()
+		return c, Action{}
+	}
+	b.log.Debug("payment counted", "lease", proof.Lease, "msat", n, "paid_msat", st.Paid, "billed_msat", st.Billed)
+	if n > 0 && b.cfg.OnCredit != nil {
+		b.cfg.OnCredit(proof.Lease, n, st.Method)
+	}
+	return c, b.resumeIfPaid(ctx, proof.Lease, a)
+}
+
+// Close closes lease id's account: its payments end. What is unpaid stays
+// on its receipt.
+func (b *Billing) Close(id string) (pay.Receipt, error) {
+	a := b.account(id)
+	if a == nil {
+		return pay.Receipt{}, fmt.Errorf("close %s: no open account", id)
+	}
+	rc, err := a.acct.Close()
+	b.mu.Lock()
+	delete(b.accounts, id)
+	b.mu.Unlock()
+	return rc, err
+}
+
+// WaitSettled waits, at most d, until no open account has a payment asked
+// and not yet counted.
+func (b *Billing) WaitSettled(ctx context.Context, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		settled := true
+		for _, id := range b.OpenLeases() {
+			if st, ok := b.Status(id); ok && (st.Pending > 0 || st.Payable > 0) {
+				settled = false
+			}
+		}
+		if settled {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Status returns lease id's payment status, if its account is open.
+func (b *Billing) Status(id string) (pay.Status, bool) {
+	a := b.account(id)
+	if a == nil {
+		return pay.Status{}, false
+	}
+	return a.acct.Status(), true
+}
+
+// OpenLeases returns the leases whose accounts are open.
+func (b *Billing) OpenLeases() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, 0, len(b.accounts))
+	for id := range b.accounts {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Failures counts refused proofs and failed payment requests.
+func (b *Billing) Failures() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.failures
+}
+
+func (b *Billing) countFailure() {
+	b.mu.Lock()
+	b.failures++
+	b.mu.Unlock()
+}
+
+// Recover settles the accounts an earlier run left open: it asks the
+// payment method what became of their pending requests (a Lightning
+// invoice paid while the provider was down still counts), then closes
+// them. Their leases are gone: Recover runs after lease.Manager.Recover.
+func (b *Billing) Recover(ctx context.Context) (closed int, err error) {
+	receipts, err := b.cfg.Ledger.Receipts()
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, r := range receipts {
+		if !r.Status.Closed.IsZero() || r.Terms.Role != pay.RoleProvider {
+			continue
+		}
+		var payee pay.Payee
+		switch {
+		case r.Terms.Method == pay.MethodLightning && b.cfg.LND != nil:
+			payee = b.cfg.LND.Payee(pay.LightningPayeeTerms{Lease: r.Terms.Lease, MinPayable: r.Terms.MinPayable})
+		case r.Terms.Method == pay.MethodLightning:
+			errs = append(errs, fmt.Errorf("lease %s was paid by lightning and has %d msat pending: start with the lnd flags to settle it",
+				r.Terms.Lease, r.Status.Pending))
+			continue
+		default:
+			payee = pay.NewEmbeddedPayee(r.Terms.Lease, nil, b.cfg.HostKey.PublicKey())
+		}
+		acct, err := b.cfg.Ledger.OpenProvider(pay.ProviderTerms{Lease: r.Terms.Lease, Rates: r.Terms.Rates, Renter: r.Terms.Peer,
+			MinPayable: r.Terms.MinPayable}, payee)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if n, err := acct.Reconcile(ctx); err != nil {
+			errs = append(errs, err)
+		} else if n > 0 {
+			b.log.Info("payment counted after restart", "lease", r.Terms.Lease, "msat", n)
+		}
+		if _, err := acct.Close(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		closed++
+	}
+	return closed, errors.Join(errs...)
+}
+
+func keysEqual(a, b gossh.PublicKey) bool {
+	return a != nil && b != nil && bytes.Equal(a.Marshal(), b.Marshal())
+}

@@ -1,0 +1,274 @@
+package sshgate_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/sshgate"
+)
+
+// payingRenter is a renter's side of one lease paid by the embedded
+// channel, kept by hand so that the test decides when to pay.
+type payingRenter struct {
+	t      *testing.T
+	c      *sshgate.Client
+	lease  proto.Lease
+	acct   *pay.Renter
+	last   *pay.Request
+	proof  pay.Proof
+	events []sshgate.Event
+}
+
+// next returns the next event, billing usage reports as they come.
+func (r *payingRenter) next(ctx context.Context) sshgate.Event {
+	r.t.Helper()
+	select {
+	case ev := <-r.c.Events():
+		if ev.Usage != nil {
+			if _, err := r.acct.Bill(ev.Usage.Report); err != nil {
+				r.t.Fatalf("bill report %d: %v", ev.Usage.Report.Seq, err)
+			}
+			if ev.Usage.Request != nil {
+				r.last = ev.Usage.Request
+			}
+		}
+		r.events = append(r.events, ev)
+		return ev
+	case <-r.c.Done():
+		r.t.Fatalf("provider gone: %v", r.c.Err())
+	case <-ctx.Done():
+		r.t.Fatalf("waiting for an event: %v (after %d events)", ctx.Err(), len(r.events))
+	}
+	panic("unreachable")
+}
+
+// until reads events until match returns true.
+func (r *payingRenter) until(ctx context.Context, what string, match func(sshgate.Event) bool) sshgate.Event {
+	r.t.Helper()
+	for {
+		if ev := r.next(ctx); match(ev) {
+			return ev
+		} else if ev.Ended != nil {
+			r.t.Fatalf("lease ended while waiting for %s: %s", what, ev.Ended.Reason)
+		}
+	}
+}
+
+// payLast pays the latest request and returns the provider's credit.
+func (r *payingRenter) payLast(ctx context.Context) proto.Credit {
+	r.t.Helper()
+	if r.last == nil {
+		r.t.Fatal("no payment request received")
+	}
+	p, err := r.acct.Pay(ctx, *r.last)
+	if err != nil {
+		r.t.Fatalf("pay: %v", err)
+	}
+	r.proof = p.Proof
+	if err := r.c.Pay(p.Proof); err != nil {
+		r.t.Fatal(err)
+	}
+	return *r.until(ctx, "a credit", func(ev sshgate.Event) bool { return ev.Credit != nil }).Credit
+}
+
+// TestPaymentEnforcement runs the payment loop against a real provider and
+// sandbox with a renter that pays only when told: the host is paused once
+// a bill goes unpaid past the grace, resumed when it is paid, and ended
+// when it goes unpaid past the timeout. Bad vouchers are refused.
+func TestPaymentEnforcement(t *testing.T) {
+	p := startBilledProvider(t, lease.Capacity{Leases: 2, Memory: 2 << 30, CPUs: 2, Disk: 8 << 30}, func(c *sshgate.BillingConfig) {
+		c.GraceIntervals = 2
+		c.UnpaidTimeout = 8 * time.Second
+	})
+	signer := newSigner(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := sshgate.Dial(ctx, p.addr, sshgate.ClientConfig{Signer: signer, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var offer proto.Offer
+	_, leases, err := c.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}, IntervalSeconds: 1},
+		func(o proto.Offer) (string, error) { offer = o; return pay.MethodEmbedded, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offer.Payment.GraceSeconds != 2 || offer.Payment.UnpaidTimeoutSeconds != 8 || string(offer.Payment.Rates) != `{"cpu_ns":"1/1000"}` {
+		t.Fatalf("offer's payment terms = %+v", offer.Payment)
+	}
+	var rates pay.Rates
+	if err := rates.UnmarshalJSON(offer.Payment.Rates); err != nil {
+		t.Fatal(err)
+	}
+	le := leases[0]
+	ledger, err := pay.Open(filepath.Join(t.TempDir(), "renter.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ledger.Close()
+	acct, err := ledger.OpenRenter(pay.RenterTerms{Lease: le.ID, Rates: rates, Provider: gossh.FingerprintSHA256(c.HostKey)},
+		pay.NewEmbeddedPayer(signer, le.ID, c.HostKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &payingRenter{t: t, c: c, lease: le, acct: acct}
+
+	// Unpaid: the provider pauses the host and refuses connections to it.
+	paused := r.until(ctx, "a pause", func(ev sshgate.Event) bool { return ev.State != nil })
+	if paused.State.State != proto.StatePaused || !strings.HasPrefix(paused.State.Reason, "unpaid: ") {
+		t.Fatalf("state = %+v, want paused for want of payment", paused.State)
+	}
+	if _, err := c.OpenLease(le.ID); err == nil || !strings.Contains(err.Error(), "paused") {
+		t.Fatalf("connecting to a paused host: err = %v, want refused as paused", err)
+	}
+	if s, _ := p.leases.State(le.ID); s != lease.Paused {
+		t.Fatalf("lease state = %v, want paused", s)
+	}
+
+	// A voucher signed by someone else, for this lease: refused, counted
+	// as a failure, nothing credited.
+	stranger := newSigner(t)
+	forged := pay.Voucher{Lease: le.ID, Payee: gossh.FingerprintSHA256(c.HostKey), Seq: 1, Total: r.last.Msat}
+	if err := forged.Sign(stranger); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Pay(pay.Proof{Method: pay.MethodEmbedded, Lease: le.ID, Msat: r.last.Msat, Voucher: &forged}); err != nil {
+		t.Fatal(err)
+	}
+	refused := r.until(ctx, "a credit", func(ev sshgate.Event) bool { return ev.Credit != nil }).Credit
+	if refused.Refused == "" || refused.PaidMsat != 0 {
+		t.Fatalf("forged voucher: credit %+v, want refused with nothing paid", refused)
+	}
+
+	// Paid: resumed, and connections work again.
+	credit := r.payLast(ctx)
+	if credit.Refused != "" || credit.PaidMsat != acct.Status().Paid || credit.PaidMsat == 0 {
+		t.Fatalf("credit %+v, renter paid %d msat", credit, acct.Status().Paid)
+	}
+	resumed := r.until(ctx, "a resume", func(ev sshgate.Event) bool { return ev.State != nil })
+	if resumed.State.State != proto.StateRunning {
+		t.Fatalf("state = %+v, want running", resumed.State)
+	}
+	st, err := c.OpenLease(le.ID)
+	if err != nil {
+		t.Fatalf("connecting after payment: %v", err)
+	}
+	st.Close()
+
+	// The same voucher again: a replay, refused.
+	claim := acct.Status()
+	if err := c.Pay(pay.Proof{Method: pay.MethodEmbedded, Lease: le.ID, Msat: credit.PaidMsat, Voucher: r.proof.Voucher}); err != nil {
+		t.Fatal(err)
+	}
+	replay := r.until(ctx, "a credit", func(ev sshgate.Event) bool { return ev.Credit != nil }).Credit
+	if replay.Refused == "" || replay.PaidMsat != claim.Paid {
+		t.Fatalf("replayed voucher: credit %+v, want refused with %d msat paid", replay, claim.Paid)
+	}
+
+	// Unpaid past the timeout: the lease ends, with its final report.
+	var final *sshgate.Usage
+	ended := r.until(ctx, "the end", func(ev sshgate.Event) bool {
+		if ev.Usage != nil && ev.Usage.Final {
+			final = ev.Usage
+		}
+		return ev.Ended != nil
+	})
+	if !strings.HasPrefix(ended.Ended.Reason, "unpaid: ") || final == nil {
+		t.Fatalf("ended: %+v (final report %v), want ended for want of payment with a final report", ended.Ended, final != nil)
+	}
+	if left := p.leases.List(); len(left) != 0 {
+		t.Fatalf("%d leases left after the unpaid end", len(left))
+	}
+	// The provider's account agrees with the renter's on the bill.
+	ps, ok := p.billing.Status(le.ID)
+	if !ok {
+		t.Fatal("provider closed the account while the renter is connected")
+	}
+	rs := acct.Status()
+	if ps.Billed != rs.Billed || ps.Paid != rs.Paid || ps.LastSeq != rs.LastSeq {
+		t.Fatalf("provider billed %d paid %d up to %d; renter billed %d paid %d up to %d",
+			ps.Billed, ps.Paid, ps.LastSeq, rs.Billed, rs.Paid, rs.LastSeq)
+	}
+}
+
+// TestPaymentOnRelease: releasing a lease bills its final report, the
+// renter pays it, and both sides' accounts agree to the msat.
+func TestPaymentOnRelease(t *testing.T) {
+	p := startBilledProvider(t, lease.Capacity{Leases: 2, Memory: 2 << 30, CPUs: 2, Disk: 8 << 30}, nil)
+	signer := newSigner(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := sshgate.Dial(ctx, p.addr, sshgate.ClientConfig{Signer: signer, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	offer, leases, err := c.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}, IntervalSeconds: 1}, payEmbedded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rates pay.Rates
+	if err := rates.UnmarshalJSON(offer.Payment.Rates); err != nil {
+		t.Fatal(err)
+	}
+	le := leases[0]
+	ledger, err := pay.Open(filepath.Join(t.TempDir(), "renter.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ledger.Close()
+	acct, err := ledger.OpenRenter(pay.RenterTerms{Lease: le.ID, Rates: rates}, pay.NewEmbeddedPayer(signer, le.ID, c.HostKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &payingRenter{t: t, c: c, lease: le, acct: acct}
+	r.until(ctx, "a payment request", func(ev sshgate.Event) bool { return ev.Usage != nil && ev.Usage.Request != nil })
+	r.payLast(ctx)
+	if err := c.Release(ctx, []string{le.ID}); err != nil {
+		t.Fatal(err)
+	}
+	final := r.until(ctx, "the final report", func(ev sshgate.Event) bool { return ev.Usage != nil && ev.Usage.Final })
+	if final.Usage.Request != nil {
+		r.payLast(ctx)
+	}
+	rs, err := acct.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, ok := p.billing.Status(le.ID)
+	if !ok {
+		t.Fatal("provider closed the account while the renter is connected")
+	}
+	if rs.Status.Billed == 0 || ps.Billed != rs.Status.Billed || ps.Paid != rs.Status.Paid || rs.Status.Due != 0 || ps.Unpaid != 0 {
+		t.Fatalf("after release: provider billed %d paid %d unpaid %d; renter billed %d paid %d due %d",
+			ps.Billed, ps.Paid, ps.Unpaid, rs.Status.Billed, rs.Status.Paid, rs.Status.Due)
+	}
+	// Once the renter hangs up, the provider closes its account.
+	c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, open := p.billing.Status(le.ID); !open {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("provider kept the account open after the renter left")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	prc, err := p.ledger.Receipt(le.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prc.Status.Closed.IsZero() || prc.Status.Paid != rs.Status.Paid {
+		t.Fatalf("provider's receipt %+v", prc.Status)
+	}
+}

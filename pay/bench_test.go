@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zennet/zennet/meter"
 )
@@ -56,6 +58,7 @@ func BenchmarkEmbeddedPayment(b *testing.B) {
 			}
 			b.ResetTimer()
 			var wg sync.WaitGroup
+			lat := make([][]time.Duration, leases)
 			for i, e := range pairs {
 				n := b.N / leases
 				if i < b.N%leases {
@@ -65,12 +68,39 @@ func BenchmarkEmbeddedPayment(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					for range n {
+						t0 := time.Now()
 						e.interval(b, cpuUsage(1000))
+						lat[i] = append(lat[i], time.Since(t0))
 					}
 				}()
 			}
 			wg.Wait()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "payments/s")
+			b.StopTimer()
+			reportPayments(b, lat)
 		})
 	}
+}
+
+// ReportPayments is reportPayments for the external tests.
+var ReportPayments = reportPayments
+
+// reportPayments reports throughput and latency of one payment each
+// (bill, request, pay, confirm, every step recorded on both ledgers), and
+// how many leases one renter can pay every interval at that rate, at a 1 s
+// and a 5 s interval.
+func reportPayments(b *testing.B, lat [][]time.Duration) {
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	rate := float64(len(all)) / b.Elapsed().Seconds()
+	b.ReportMetric(rate, "payments/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(rate*1, "leases@1s")
+	b.ReportMetric(rate*5, "leases@5s")
 }

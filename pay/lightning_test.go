@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -373,16 +372,7 @@ func BenchmarkLightningPayment(b *testing.B) {
 			}
 			wg.Wait()
 			b.StopTimer()
-			var all []time.Duration
-			for _, l := range lat {
-				all = append(all, l...)
-			}
-			slices.Sort(all)
-			if len(all) > 0 {
-				b.ReportMetric(float64(len(all))/b.Elapsed().Seconds(), "payments/s")
-				b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
-				b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
-			}
+			pay.ReportPayments(b, lat)
 			for _, l := range ls {
 				l.renter.Close()
 				l.provider.Close()

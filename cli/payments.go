@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
@@ -81,6 +82,69 @@ func openRenterLedger(configDir, session string) (*pay.Ledger, error) {
 		return nil, fmt.Errorf("create ledger dir: %w", err)
 	}
 	return pay.Open(filepath.Join(dir, session+".db"), nil)
+}
+
+// settleOldLedgers finishes the ledgers of sessions that ended without
+// closing them (a crash, a kill): it asks each payment method what became
+// of payments left pending, records it, and closes the accounts. Ledgers
+// still held by a running session are left alone. Lightning payments need
+// the renter's node: without lnd they stay pending and a note says so.
+func settleOldLedgers(ctx context.Context, configDir string, signer gossh.Signer, lnd *pay.LND, current string) []string {
+	paths, _ := filepath.Glob(filepath.Join(ledgerDir(configDir), "*.db"))
+	var notes []string
+	for _, path := range paths {
+		if strings.TrimSuffix(filepath.Base(path), ".db") == current {
+			continue
+		}
+		l, err := pay.Open(path, &pay.Options{Timeout: 50 * time.Millisecond})
+		if err != nil {
+			continue // a running session's, or unreadable: ledger reports those
+		}
+		rs, err := l.Receipts()
+		if err != nil {
+			l.Close()
+			notes = append(notes, fmt.Sprintf("ledger %s: %v", path, err))
+			continue
+		}
+		for _, r := range rs {
+			if !r.Status.Closed.IsZero() || r.Terms.Role != pay.RoleRenter {
+				continue
+			}
+			var payer pay.Payer
+			switch {
+			case r.Terms.Method == pay.MethodLightning && lnd != nil:
+				payer = lnd.Payer(pay.LightningPayerTerms{Lease: r.Terms.Lease, MinPayable: r.Terms.MinPayable})
+			case r.Terms.Method == pay.MethodLightning:
+				if r.Status.Pending > 0 {
+					notes = append(notes, fmt.Sprintf("lease %s of an ended session has %s msat of Lightning payments whose outcome is unknown: rent once with --pay lightning and your lnd flags to settle them",
+						r.Terms.Lease, msat(r.Status.Pending)))
+				}
+				continue
+			default:
+				// Only Lookup is asked of it: a signed voucher is paid.
+				payer = pay.NewEmbeddedPayer(signer, r.Terms.Lease, signer.PublicKey())
+			}
+			acct, err := l.OpenRenter(pay.RenterTerms{Lease: r.Terms.Lease, Rates: r.Terms.Rates, Provider: r.Terms.Peer,
+				MinPayable: r.Terms.MinPayable}, payer)
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("lease %s: %v", r.Terms.Lease, err))
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			_, err = acct.Reconcile(rctx)
+			cancel()
+			if err != nil || len(acct.Pending()) > 0 {
+				acct.Detach()
+				notes = append(notes, fmt.Sprintf("lease %s: a payment of an ended session is still unresolved (%v); it is retried next time", r.Terms.Lease, err))
+				continue
+			}
+			if _, err := acct.Close(); err != nil {
+				notes = append(notes, fmt.Sprintf("lease %s: %v", r.Terms.Lease, err))
+			}
+		}
+		l.Close()
+	}
+	return notes
 }
 
 // msat formats an amount in msat with thousands separators.

@@ -270,6 +270,9 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 		return r, err
 	}
 	r.book = newUsageBook(sess, r.ledger, signer, lnd)
+	for _, n := range settleOldLedgers(ctx, o.G.ConfigDir, signer, lnd, sess.ID) {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", n)
+	}
 	names, err := sess.ReserveNames(o.Count)
 	if err != nil {
 		return r, err

@@ -175,7 +175,10 @@ func (b *Billing) Bill(ctx context.Context, rep meter.Report) (*pay.Request, err
 func (b *Billing) bill(ctx context.Context, rep meter.Report, ask bool) (*pay.Request, error) {
 	a := b.account(rep.Lease)
 	if a == nil {
-		return nil, fmt.Errorf("bill %s: no open account", rep.Lease)
+		// Closed already: its renter left and its final report was
+		// billed then.
+		b.log.Debug("report of a closed account", "lease", rep.Lease, "seq", rep.Seq)
+		return nil, nil
 	}
 	if st := a.acct.Status(); st.Reports > 0 && rep.Seq <= st.LastSeq {
 		// A report billed already (the final one is handed out again).

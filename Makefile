@@ -25,7 +25,7 @@ export ZENNET_RUNSC := $(abspath $(RUNSC))
 export ZENNET_IMAGE := $(abspath $(IMAGE))
 export ZENNET_CACHE_DIR := $(abspath $(CACHE))
 
-.PHONY: all build deps runsc lnd image demo test unit vet fmt-check bench clean
+.PHONY: all build deps runsc lnd image demo test unit vet fmt-check bench bench-pricing clean
 
 all: build
 
@@ -86,6 +86,18 @@ bench: deps runsc lnd image build
 	$(GO) test -run '^$$' -bench Sample -benchtime=200x -timeout 30m ./meter | awk -f scripts/benchratio.awk
 	$(GO) test -run '^$$' -bench . -benchtime=200x -timeout 30m ./netsandbox
 	$(GO) test -run '^$$' -bench . -benchtime=100x -timeout 30m ./pay/
+
+# The price model's fairness measured for real (issue 7; docs/pricing.md,
+# "Measured fairness"): five sandbox configurations of this machine (systrap,
+# ptrace, each with and without a CPU-hungry neighbour, a 1-core quota), each
+# calibrated in the run, seven held-out jobs run three times on each; prints
+# each job's bill CV across them under the model, CPU- and wall-seconds, and
+# writes the input (for 'zennet price fairness') and the report to
+# $(BENCH_OUT). About 13 minutes here; run it on a quiet machine.
+# FAIRNESS_FLAGS adds flags, e.g. '--repeats 5' or '--price-per-score 1000'.
+BENCH_OUT ?= bench-out
+bench-pricing: runsc image build
+	$(BIN) bench fairness -o $(BENCH_OUT) --agent-binary $(abspath $(BIN)) $(FAIRNESS_FLAGS)
 
 clean:
 	rm -rf bin

@@ -40,6 +40,7 @@ The file format is in docs/calibration.md.`,
 		newCmdBenchPublish(io, g),
 		newCmdBenchVerify(io, g),
 		newCmdBenchImport(io, g),
+		newCmdBenchFairness(io, g),
 	)
 	return cmd
 }

@@ -126,10 +126,13 @@ func NewRootCmd(io IOStreams) *cobra.Command {
 		newCmdImage(io),
 		newCmdUsage(io, g),
 		newCmdLedger(io, g),
+		newCmdProviders(io, g),
+		newCmdReputation(io, g),
 		newCmdPrice(io),
 		newCmdBench(io, g),
 		newCmdDashboard(io, g),
 		newCmdProvider(io, g),
+		newCmdRun(io, g),
 	)
 	return root
 }

@@ -86,6 +86,8 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		guest := max(o.rent.memoryBytesOr(), 64<<20)
 		po.Memory = strconv.FormatInt(int64(per)*(guest+sandbox.MemoryOverhead(guest)), 10)
 		po.Grace, po.Unpaid = cmp.Or(po.Grace, sshgate.DefaultGraceIntervals), cmp.Or(po.Unpaid, sshgate.DefaultUnpaidTimeout)
+		po.PerWork, po.Calibration = cmp.Or(po.PerWork, DefaultPricePerWork), cmp.Or(po.Calibration, envOr("ZENNET_CALIBRATION", "auto"))
+		po.PowBits, po.Every = cmp.Or(po.PowBits, defaultPowBits), cmp.Or(po.Every, time.Minute)
 		if err := po.Validate(); err != nil {
 			return err
 		}

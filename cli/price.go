@@ -48,6 +48,7 @@ func priceArgs(lo, hi int, want string) cobra.PositionalArgs {
 type priceFitFlags struct {
 	PerSecond   float64
 	PerScore    float64
+	PerRefCPU   float64
 	Reference   string
 	MinVariance float64
 	Components  int
@@ -61,6 +62,7 @@ func (f *priceFitFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.Float64Var(&f.PerSecond, "price-per-second", 0, "one full-load price for every step, msat per second")
 	fl.Float64Var(&f.PerScore, "price-per-score", 0, "msat per unit of each step's score (with --reference: per reference-second of work)")
+	fl.Float64Var(&f.PerRefCPU, "price-per-reference-cpu-second", 0, "msat per CPU-second the reference machine spends on the same work (needs --reference)")
 	fl.StringVar(&f.Reference, "reference", "", "calibration of the reference machine: scores are divided by its steps' scores")
 	fl.Float64Var(&f.MinVariance, "min-variance", pricing.DefaultMinVariance, "fraction of the scaled variance the kept components must carry")
 	fl.IntVar(&f.Components, "components", 0, "keep exactly this many components (default: by --min-variance)")
@@ -70,10 +72,10 @@ func (f *priceFitFlags) register(cmd *cobra.Command) {
 
 // validate checks the flags and reads the reference calibration.
 func (f *priceFitFlags) validate() error {
-	if f.PerSecond != 0 && f.PerScore != 0 {
-		return usagef("--price-per-second and --price-per-score: give one, not both")
+	if (f.PerSecond != 0 && f.PerScore != 0) || (f.PerSecond != 0 && f.PerRefCPU != 0) || (f.PerScore != 0 && f.PerRefCPU != 0) {
+		return usagef("--price-per-second, --price-per-score and --price-per-reference-cpu-second: give one, not more")
 	}
-	if f.PerSecond < 0 || f.PerScore < 0 {
+	if f.PerSecond < 0 || f.PerScore < 0 || f.PerRefCPU < 0 {
 		return usagef("a price must be a positive number of msat")
 	}
 	if !(f.MinVariance > 0 && f.MinVariance <= 1) {
@@ -86,8 +88,8 @@ func (f *priceFitFlags) validate() error {
 		return usagef("--ridge %v: must be more than 0 (e.g. 0.001)", f.Ridge)
 	}
 	if f.Reference != "" {
-		if f.PerScore == 0 {
-			return usagef("--reference needs --price-per-score: it makes scores relative")
+		if f.PerScore == 0 && f.PerRefCPU == 0 {
+			return usagef("--reference needs --price-per-score or --price-per-reference-cpu-second: it makes scores relative")
 		}
 		c, err := readCalibration(f.Reference)
 		if err != nil {
@@ -99,7 +101,7 @@ func (f *priceFitFlags) validate() error {
 }
 
 func (f *priceFitFlags) prices() pricing.Prices {
-	return pricing.Prices{PerSecond: f.PerSecond, PerScore: f.PerScore}
+	return pricing.Prices{PerSecond: f.PerSecond, PerScore: f.PerScore, PerReferenceCPUSecond: f.PerRefCPU}
 }
 
 func (f *priceFitFlags) options() pricing.Options {
@@ -356,6 +358,8 @@ func runPriceShow(o *priceShowOptions) error {
 		if m.Reference != "" {
 			prices = fmt.Sprintf("%g msat per reference-second (scores relative to %s)", m.Prices.PerScore, m.Reference)
 		}
+	case "per_reference_cpu_second":
+		prices = fmt.Sprintf("%g msat per CPU-second of work on the reference %s", m.Prices.PerReferenceCPUSecond, m.Reference)
 	default:
 		prices = "each step's own value"
 	}

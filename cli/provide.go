@@ -23,6 +23,7 @@ import (
 
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/pay"
@@ -55,6 +56,12 @@ type provideOptions struct {
 	LND         lndFlags
 	Metrics     string
 	TUI         bool
+	Calibration string
+	PerWork     float64
+	Peers       []string
+	Announce    string
+	PowBits     uint
+	Every       time.Duration
 
 	rates pay.Rates
 
@@ -99,7 +106,13 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.StringVar(&o.Egress, "egress", envOr("ZENNET_EGRESS", "public"), "what sandboxes may reach: public (the internet, never this machine or its private networks) or none")
 	f.StringArrayVar(&o.Publish, "publish", nil, "a service of this machine's to open to every sandbox: [NAME[:PORT]=]HOST:PORT (repeatable)")
 	f.BoolVar(&o.JSON, "json", false, "print the provider's address and key as JSON once it is ready")
-	f.StringArrayVar(&o.Rates, "rate", nil, "price of a meter counter: COUNTER=MSAT_PER_UNIT, e.g. cpu_ns=1/10000000 (repeatable; see docs/payments.md for the defaults)")
+	f.StringArrayVar(&o.Rates, "rate", nil, "flat price of a meter counter instead of the price model: COUNTER=MSAT_PER_UNIT, e.g. cpu_ns=1/10000000 (repeatable)")
+	f.Float64Var(&o.PerWork, "price-per-work", DefaultPricePerWork, "price model: msat for a second of the reference machine's full-load work; the rates are fitted to this machine's calibration")
+	f.StringSliceVar(&o.Peers, "peer", splitList(os.Getenv("ZENNET_PEERS")), "another provider to exchange announcements with, HOST:PORT (repeatable; env ZENNET_PEERS)")
+	f.StringVar(&o.Announce, "announce", envOr("ZENNET_ANNOUNCE", ""), "address renters reach this provider at, HOST:PORT, announced to the market (default: --listen's, when it names a host)")
+	f.DurationVar(&o.Every, "announce-every", time.Minute, "how often to announce this provider to the market and exchange announcements with a peer")
+	f.UintVar(&o.PowBits, "pow-bits", defaultPowBits, "proof of work to ask of announcements received, in bits (each bit doubles a sender's cost)")
+	f.StringVar(&o.Calibration, "calibration", envOr("ZENNET_CALIBRATION", "auto"), "calibration to offer: auto (benchmark this machine on first start, cached), off, or a signed calibration set FILE")
 	f.Uint64Var(&o.MinPayment, "min-payment", 0, "least amount to ask at once, msat (the method's own minimum applies too)")
 	f.IntVar(&o.Grace, "grace", sshgate.DefaultGraceIntervals, "report intervals a bill may stay unpaid before the host is paused")
 	f.DurationVar(&o.Unpaid, "unpaid-timeout", sshgate.DefaultUnpaidTimeout, "end a lease whose bill stays unpaid this long")
@@ -152,11 +165,38 @@ func (o *provideOptions) Validate() error {
 	if o.rates, err = counterRates(defaultRates, o.Rates); err != nil {
 		return err
 	}
+	if !(o.PerWork > 0 && o.PerWork < 1e12) {
+		return usagef("--price-per-work %v: must be a positive number of msat", o.PerWork)
+	}
+	if o.Calibration == "" {
+		return usagef("--calibration: say auto, off or a calibration set FILE")
+	}
+	if o.Calibration != "auto" && o.Calibration != "off" {
+		if _, err := os.Stat(o.Calibration); err != nil {
+			return usagef("--calibration %s: %v (say auto, off or a calibration set FILE)", o.Calibration, err)
+		}
+	}
 	if o.Grace < 1 {
 		return usagef("--grace must be at least 1 interval")
 	}
 	if o.Unpaid < time.Second {
 		return usagef("--unpaid-timeout must be at least 1s")
+	}
+	for _, p := range o.Peers {
+		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+			return usagef("--peer %q is not HOST:PORT", p)
+		}
+	}
+	if o.Announce != "" {
+		if h, port, err := net.SplitHostPort(o.Announce); err != nil || port == "" || h == "" || net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified() {
+			return usagef("--announce %q is not a HOST:PORT renters can dial", o.Announce)
+		}
+	}
+	if o.Every < 100*time.Millisecond {
+		return usagef("--announce-every %s: at least 100ms", o.Every)
+	}
+	if o.PowBits > 40 {
+		return usagef("--pow-bits %d: at most 40 (each bit doubles the work a sender does)", o.PowBits)
 	}
 	if o.Metrics != "" {
 		if _, _, err := net.SplitHostPort(o.Metrics); err != nil {
@@ -336,6 +376,23 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	if err != nil {
 		return err
 	}
+	calib, err := providerCalibration(ctx, o, rt, runsc, agent, hostKey, log)
+	if err != nil {
+		return err
+	}
+	calibJSON, err := calibrationJSON(calib)
+	if err != nil {
+		return err
+	}
+	// The price model's rates, unless flat rates were asked for (or there
+	// is no calibration to fit them from).
+	rates, perWork := o.rates, 0.0
+	if calib != nil && len(o.Rates) == 0 {
+		if rates, _, err = modelRates(calib, o.PerWork); err != nil {
+			return fmt.Errorf("price this machine's calibration: %w (or give flat prices with --rate)", err)
+		}
+		perWork = o.PerWork
+	}
 	var lnd *pay.LND
 	if o.Lightning {
 		if lnd, err = o.LND.dial(ctx); err != nil {
@@ -361,8 +418,9 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 		fmt.Fprintf(o.IO.ErrOut, "zennet: removed %d sandboxes left by an earlier run\n", n)
 	}
 	ctl := newProviderControl(providerInfo{}, mgr, ledger, logs)
-	billing, err := sshgate.NewBilling(sshgate.BillingConfig{Ledger: ledger, Leases: mgr, HostKey: hostKey, Rates: o.rates,
-		MinPayable: o.MinPayment, GraceIntervals: o.Grace, UnpaidTimeout: o.Unpaid, LND: lnd, Log: log, OnCredit: ctl.credit})
+	billing, err := sshgate.NewBilling(sshgate.BillingConfig{Ledger: ledger, Leases: mgr, HostKey: hostKey, Rates: rates,
+		MinPayable: o.MinPayment, GraceIntervals: o.Grace, UnpaidTimeout: o.Unpaid, LND: lnd, Log: log, OnCredit: ctl.credit,
+		Calibration: calibJSON, PricePerWork: perWork, Reputation: market.OpenBook(reputationPath(o.DataDir))})
 	if err != nil {
 		return err
 	}
@@ -375,7 +433,29 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
-	gw := sshgate.NewGateway(hostKey, mgr, billing, sshgate.WithLogger(log))
+	announce := o.Announce
+	if h, _, _ := net.SplitHostPort(l.Addr().String()); announce == "" && !net.ParseIP(h).IsUnspecified() {
+		announce = l.Addr().String()
+	}
+	var announcer func() market.Announcement
+	if announce != "" {
+		digest := ""
+		if calib != nil {
+			digest, _ = calib.Digest()
+		}
+		score := relativeScore(calib)
+		announcer = func() market.Announcement {
+			free := mgr.Free()
+			if mgr.Draining() {
+				free = lease.Capacity{}
+			}
+			return market.Announcement{Address: announce,
+				Capacity:         market.Capacity{Leases: max(free.Leases, 0), MemoryBytes: max(free.Memory, 0), CPUs: max(free.CPUs, 0), DiskBytes: max(free.Disk, 0)},
+				PricePerWorkMsat: perWork, Score: score, Calibration: digest, Methods: billing.Methods()}
+		}
+	}
+	gossip := sshgate.NewGossip(sshgate.GossipConfig{Signer: hostKey, Announce: announcer, Peers: o.Peers, MinBits: o.PowBits, Every: o.Every, Log: log})
+	gw := sshgate.NewGateway(hostKey, mgr, billing, sshgate.WithLogger(log), sshgate.WithGossip(gossip))
 	info := providerInfo{
 		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
 		Fingerprint: gossh.FingerprintSHA256(hostKey.PublicKey()), DataDir: o.DataDir,
@@ -398,6 +478,16 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gw.Serve(l) }()
+	gctx, stopGossip := context.WithCancel(ctx)
+	gossipDone := make(chan struct{})
+	go func() {
+		defer close(gossipDone)
+		gossip.Run(gctx)
+	}()
+	defer func() {
+		stopGossip()
+		<-gossipDone
+	}()
 	// provider.json tells scripts (and the dashboard) where this provider
 	// listens; it exists only while the provider runs.
 	infoPath := filepath.Join(o.DataDir, "provider.json")

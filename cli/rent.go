@@ -19,6 +19,8 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/session"
@@ -39,6 +41,15 @@ type rentOptions struct {
 	Timeout   time.Duration
 	Pay       []string
 	LND       lndFlags
+	SpotCheck bool
+	// The market: where to learn providers, and the rules of choice.
+	Seeds         []string
+	Explain       bool
+	Min           int
+	MaxPrice      float64
+	MinScore      float64
+	MinReputation float64
+	PowBits       uint
 
 	memoryBytes int64
 	diskBytes   int64
@@ -69,18 +80,8 @@ press Ctrl-C (or run 'zennet release'), which ends them all.`,
 			return runRent(ctx, o)
 		},
 	}
-	f := cmd.Flags()
-	f.IntVarP(&o.Count, "count", "n", 1, "number of hosts")
-	f.StringVarP(&o.Memory, "memory", "m", "512M", "memory per host (K, M, G, T: powers of 1024)")
-	f.Float64Var(&o.CPUs, "cpus", 1, "CPU quota per host, in cores")
-	f.StringVar(&o.Disk, "disk", "", "disk per host (default: the provider's, typically 4G)")
-	f.DurationVar(&o.Interval, "interval", proto.DefaultInterval*time.Second, "how often providers report usage (1s to 60s)")
-	f.StringSliceVar(&o.Providers, "provider", splitList(os.Getenv("ZENNET_PROVIDERS")), "provider address HOST:PORT (repeatable; env ZENNET_PROVIDERS)")
-	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key (default ~/.ssh/id_ed25519, else one zennet creates)")
-	f.BoolVar(&o.JSON, "json", false, "print the hosts as one JSON document")
-	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up leasing after this long")
-	f.StringSliceVar(&o.Pay, "pay", []string{pay.DefaultMethod}, "payment methods, preferred first: embedded (no setup), lightning (your lnd: see --lnddir)")
-	o.LND.register(f)
+	registerRentFlags(cmd.Flags(), o)
+	cmd.Flags().IntVar(&o.Min, "min", 0, "accept as few as this many hosts when the market cannot give -n (default: all -n or nothing)")
 	return cmd
 }
 
@@ -120,8 +121,16 @@ func (o *rentOptions) Validate() error {
 	if !(o.CPUs > 0 && o.CPUs <= 4096) {
 		return usagef("--cpus %v: must be more than 0 (e.g. 0.5 or 2)", o.CPUs)
 	}
-	if len(o.Providers) == 0 {
-		return usagef("no provider given: pass --provider HOST:PORT (or try 'zennet demo' to rent from providers on this machine)")
+	for _, p := range o.Seeds {
+		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+			return usagef("--seed %q is not HOST:PORT", p)
+		}
+	}
+	if o.Min < 0 || o.Min > o.Count {
+		return usagef("--min %d: must be between 1 and -n %d", o.Min, o.Count)
+	}
+	if !(o.MaxPrice >= 0) || !(o.MinScore >= 0) || !(o.MinReputation >= 0 && o.MinReputation <= 1) {
+		return usagef("--max-price and --min-score must not be negative, --min-reputation is between 0 and 1")
 	}
 	for _, p := range o.Providers {
 		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
@@ -153,17 +162,26 @@ type rental struct {
 	clients   []*sshgate.Client
 	leases    map[*sshgate.Client][]string
 	listeners map[string]net.Listener // by lease id
+	// calibrations are the providers' offered calibration sets.
+	calibrations map[*sshgate.Client]*bench.Set
 	// all is every lease granted through a client, ended ones included:
 	// their final bills are paid before release returns.
 	all      map[*sshgate.Client][]string
 	keyPath  string
 	errs     chan error
 	book     *usageBook
+	bookCtx  context.Context
 	stopBook context.CancelFunc
+	signer   gossh.Signer
+	hostKeys gossh.HostKeyCallback
 	ended    chan endedLease
 	ledger   *pay.Ledger
 	lnd      *pay.LND
 	receipts []hostReceipt
+	// market is the directory hosts came from (nil with --provider): lost
+	// hosts are replaced from it.
+	market *market.Directory
+	opts   *rentOptions
 }
 
 // endedLease is a lease its provider ended.
@@ -256,10 +274,10 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 		}
 		return nil, err
 	}
-	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, all: map[*sshgate.Client][]string{},
+	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, all: map[*sshgate.Client][]string{}, calibrations: map[*sshgate.Client]*bench.Set{},
 		listeners: map[string]net.Listener{}, keyPath: keyPath, errs: make(chan error, 16), ended: make(chan endedLease, 64), lnd: lnd}
-	bookCtx, stopBook := context.WithCancel(context.WithoutCancel(ctx))
-	r.stopBook = stopBook
+	r.bookCtx, r.stopBook = context.WithCancel(context.WithoutCancel(ctx))
+	r.signer, r.hostKeys, r.opts = signer, hostKeys, o
 	defer func() {
 		if err != nil {
 			r.release(context.WithoutCancel(ctx), 30*time.Second)
@@ -282,6 +300,9 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 	demand := proto.Limits{MemoryBytes: o.memoryBytes, CPUs: o.CPUs, DiskBytes: o.diskBytes}
 	var refusals []string
 	var unreachable, capacity int
+	if len(o.Providers) == 0 {
+		return r, r.rentFromMarket(ctx, o, names)
+	}
 	for _, addr := range o.Providers {
 		want := o.Count - len(r.hosts)
 		if want == 0 {
@@ -296,39 +317,19 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 		}
 		var method string
 		var rates pay.Rates
+		var calib *bench.Set
 		offer, leases, err := c.Rent(ctx, proto.Demand{Count: want, Limits: demand, IntervalSeconds: int(o.Interval / time.Second), Methods: o.Pay},
 			func(offer proto.Offer) (string, error) {
-				method, rates, err = acceptTerms(o.Pay, offer)
+				method, rates, calib, err = acceptTerms(o.Pay, offer)
 				return method, err
 			})
 		if len(leases) > 0 || err == nil {
-			r.clients = append(r.clients, c)
-			go r.book.events(bookCtx, c, r.ended)
+			r.addClient(c)
 		} else {
 			c.Close()
 		}
-		for _, le := range leases {
-			r.leases[c] = append(r.leases[c], le.ID)
-			r.all[c] = append(r.all[c], le.ID)
-			l, lerr := net.Listen("tcp", "127.0.0.1:0")
-			if lerr != nil {
-				return r, fmt.Errorf("open local port: %w", lerr)
-			}
-			r.listeners[le.ID] = l
-			go c.Forward(l, le.ID, func(e error) {
-				select {
-				case r.errs <- e:
-				default:
-				}
-			})
-			h := session.Host{
-				Name: names[len(r.hosts)], LocalPort: l.Addr().(*net.TCPAddr).Port, Provider: addr,
-				LeaseID: le.ID, Limits: le.Limits, HostKey: le.HostKey,
-			}
-			r.hosts = append(r.hosts, h)
-			if aerr := r.book.add(bookCtx, h, le, c, offer, method, rates); aerr != nil {
-				return r, fmt.Errorf("open the account of %s: %w", h.Name, aerr)
-			}
+		if terr := r.take(c, offer, method, rates, calib, leases, names[len(r.hosts):]); terr != nil {
+			return r, terr
 		}
 		if err != nil {
 			if errors.Is(err, proto.ErrCapacity) {
@@ -350,8 +351,95 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 		}
 		return r, errors.New(msg)
 	}
-	r.files, err = sess.Write(r.hosts, keyPath)
-	return r, err
+	return r, r.ready(ctx, o)
+}
+
+// ready writes the session's files and spot-checks the providers.
+func (r *rental) ready(ctx context.Context, o *rentOptions) error {
+	var err error
+	if r.files, err = r.sess.Write(r.hosts, r.keyPath); err != nil {
+		return err
+	}
+	if o.SpotCheck {
+		return r.spotCheck(ctx, o)
+	}
+	return nil
+}
+
+// rentFromMarket rents -n hosts (at least --min) from the market's
+// providers, learned from --seed and the providers file.
+func (r *rental) rentFromMarket(ctx context.Context, o *rentOptions, names []string) error {
+	dir, notes := knownProviders(ctx, o.G.ConfigDir, o.Seeds, r.signer, o.PowBits)
+	for _, n := range notes {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", n)
+	}
+	if dir.Len() == 0 {
+		return usagef("no provider known: pass --seed HOST:PORT (any provider of the market) or --provider HOST:PORT (or try 'zennet demo')")
+	}
+	r.market = dir
+	explain, err := r.rentMarket(ctx, o, dir, names, nil)
+	got := len(r.hosts)
+	want := o.Count
+	if o.Min > 0 {
+		want = o.Min
+	}
+	if got < want || got == 0 {
+		msg := fmt.Sprintf("got %d of %d hosts from the market: %s", got, o.Count, summarize(explain))
+		if err != nil {
+			msg += " (" + err.Error() + ")"
+		}
+		if o.Min == 0 && got > 0 {
+			msg += fmt.Sprintf("; pass --min %d to take them", got)
+		}
+		return causeError{msg: msg, cause: proto.ErrCapacity}
+	}
+	if got < o.Count {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: got %d of %d hosts (--min %d): %s\n", got, o.Count, o.Min, summarize(explain))
+		r.sess.ReserveNames(got) // free the names not used
+	}
+	return r.ready(ctx, o)
+}
+
+// addClient keeps a provider the rental holds leases of, and handles its
+// events.
+func (r *rental) addClient(c *sshgate.Client) {
+	r.clients = append(r.clients, c)
+	go r.book.events(r.bookCtx, c, r.ended)
+}
+
+// take adds leases granted by c to the rental under names (one each, in
+// order): a local port each, an account each.
+func (r *rental) take(c *sshgate.Client, offer proto.Offer, method string, rates pay.Rates, calib *bench.Set, leases []proto.Lease, names []string) error {
+	if calib != nil && len(leases) > 0 {
+		r.calibrations[c] = calib
+	}
+	if len(leases) > 0 && r.opts != nil {
+		r.note(r.opts, c, market.Leased(uint64(len(leases))))
+	}
+	for i, le := range leases {
+		r.leases[c] = append(r.leases[c], le.ID)
+		r.all[c] = append(r.all[c], le.ID)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("open local port: %w", err)
+		}
+		r.listeners[le.ID] = l
+		go c.Forward(l, le.ID, func(e error) {
+			select {
+			case r.errs <- e:
+			default:
+			}
+		})
+		h := session.Host{
+			Name: names[i], LocalPort: l.Addr().(*net.TCPAddr).Port, Provider: c.Addr,
+			LeaseID: le.ID, Limits: le.Limits, HostKey: le.HostKey,
+		}
+		r.hosts = append(r.hosts, h)
+		if err := r.book.add(r.bookCtx, h, le, c, offer, method, rates); err != nil {
+			return fmt.Errorf("open the account of %s: %w", h.Name, err)
+		}
+	}
+	return nil
 }
 
 // release ends every lease, waiting up to timeout for the providers to
@@ -370,6 +458,11 @@ func (r *rental) release(ctx context.Context, timeout time.Duration) error {
 			defer wg.Done()
 			if c.Err() == nil {
 				errs[i] = c.Release(ctx, r.leases[c])
+				if errs[i] == nil && r.opts != nil {
+					for range r.leases[c] {
+						r.note(r.opts, c, market.Completed())
+					}
+				}
 				r.settle(ctx, c)
 			}
 			c.Close()
@@ -486,6 +579,7 @@ func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 				continue
 			}
 			name := r.drop(d.c, d.id)
+			r.note(o, d.c, market.Dropped(d.reason))
 			fmt.Fprintf(o.IO.ErrOut, "zennet: dropped %s (lease %s, provider %s): %s; stopped paying it\n", name, d.id, d.c.Addr, d.reason)
 			go func() {
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -505,6 +599,9 @@ func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 				continue
 			}
 			name := r.drop(el.c, el.e.ID)
+			if providersFault(el.e.Reason) {
+				r.note(o, el.c, market.Dropped(el.e.Reason))
+			}
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %s (lease %s) ended by provider %s: %s\n", name, el.e.ID, el.c.Addr, el.e.Reason)
 			if len(r.hosts) == 0 {
 				return errors.New("every host has ended; none left")
@@ -514,12 +611,19 @@ func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %v; %s lost\n", c.Err(), plural(len(r.leases[c]), "host"))
 			for _, id := range r.leases[c] {
 				r.drop(c, id)
+				r.note(o, c, market.Dropped("provider gone"))
 			}
 			if live == 0 {
 				return errors.New("every provider is gone; no hosts left")
 			}
 		}
 	}
+}
+
+// providersFault tells whether a lease the provider ended counts against
+// it: not when the renter's host overran its memory or went unpaid.
+func providersFault(reason string) bool {
+	return !strings.HasPrefix(reason, "memory limit exceeded") && !strings.HasPrefix(reason, sshgate.UnpaidReasonPrefix)
 }
 
 // drop forgets a host whose lease ended: its port closes and the session's

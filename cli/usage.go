@@ -301,6 +301,37 @@ func (b *usageBook) setState(id, state, reason string) {
 	}
 }
 
+// reportAfter waits for a checked report of lease id read at or after t,
+// and returns its counters as a meter sample.
+func (b *usageBook) reportAfter(ctx context.Context, id string, t time.Time) (meter.Sample, error) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		b.mu.Lock()
+		h := b.hosts[id]
+		var prev *meter.Report
+		var interval time.Duration
+		if h != nil {
+			prev, interval = h.prev, h.interval
+		}
+		b.mu.Unlock()
+		if h == nil {
+			return meter.Sample{}, fmt.Errorf("no host with lease %s", id)
+		}
+		if prev != nil && !prev.Time.Before(t) {
+			return meter.Sample{Time: prev.Time, Counters: prev.Counters}, nil
+		}
+		if time.Since(t) > 3*interval+5*time.Second {
+			return meter.Sample{}, fmt.Errorf("no usage report of %s since %s", id, t.Format(time.TimeOnly))
+		}
+		select {
+		case <-ctx.Done():
+			return meter.Sample{}, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
 // silent asks to drop the hosts whose reports stopped coming: none for
 // three intervals and a few seconds more.
 func (b *usageBook) silent(now time.Time) {

@@ -37,7 +37,7 @@ func ServeMetrics(ctx context.Context, addr string, p Provider) (*Server, error)
 		}
 		fmt.Fprintf(w, "zennet provider metrics: %s\n", MetricsPath)
 	})
-	return start(ctx, l, l.Addr(), mux), nil
+	return start(ctx, l, l.Addr(), mux, "", 0), nil
 }
 
 // Collector exports a Provider's Status as Prometheus metrics.

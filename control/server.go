@@ -71,11 +71,11 @@ func (s *Server) Close() error {
 }
 
 // start serves h on l until ctx ends or Close.
-func start(ctx context.Context, l net.Listener, addr net.Addr, h http.Handler) *Server {
+func start(ctx context.Context, l net.Listener, addr net.Addr, h http.Handler, path string, ino uint64) *Server {
 	s := &Server{
 		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: log.New(io.Discard, "", 0)},
-		l: l, addr: addr, done: make(chan struct{}),
+		l: l, addr: addr, done: make(chan struct{}), path: path, ino: ino,
 	}
 	go s.srv.Serve(l)
 	go func() {
@@ -99,9 +99,7 @@ func Serve(ctx context.Context, path string, p Provider) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := start(ctx, l, &net.UnixAddr{Name: path, Net: "unix"}, Handler(p))
-	s.path, s.ino = path, ino
-	return s, nil
+	return start(ctx, l, &net.UnixAddr{Name: path, Net: "unix"}, Handler(p), path, ino), nil
 }
 
 func listenUnix(path string) (net.Listener, uint64, error) {

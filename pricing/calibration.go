@@ -90,7 +90,8 @@ func decodeStrict(b []byte, v any) error {
 }
 
 // Prices says what each calibration step is worth. Set at most one of
-// PerSecond and PerScore; with neither, every row's Value is used.
+// PerSecond, PerScore and PerReferenceCPUSecond; with none, every row's
+// Value is used.
 type Prices struct {
 	// PerSecond is one full-load price in msat per second for every step.
 	PerSecond float64 `json:"per_second,omitempty"`
@@ -99,28 +100,58 @@ type Prices struct {
 	// Options.Reference the score is relative, and PerScore is the price
 	// of a second of work on the reference machine.
 	PerScore float64 `json:"per_score,omitempty"`
+	// PerReferenceCPUSecond prices the work of a step by the CPU time the
+	// reference machine (Options.Reference, required) spends on it: a
+	// second of step k is worth PerReferenceCPUSecond × (Row.Score ÷ the
+	// reference step's score) × the reference step's CPUs (its cpu_ns rate
+	// in seconds per second). On the reference itself this is CPU-second
+	// billing; elsewhere a CPU-second is worth what it gets done. Unlike
+	// PerScore it does not value the CPUs a step leaves idle on the
+	// reference (waiting for a process to start, a file to sync), which
+	// only counters that are by-products of that wait could pay for, and
+	// which a job that moves those counters far more would then pay many
+	// times over (docs/pricing.md, "Measured fairness").
+	PerReferenceCPUSecond float64 `json:"per_reference_cpu_second,omitempty"`
 }
 
-// Mode names the way p sets step values: "per_second", "per_score" or
-// "per_step".
+// ReferenceCPUCounter is the reference row's counter whose rate, in
+// nanoseconds per second, gives its CPUs under PerReferenceCPUSecond.
+const ReferenceCPUCounter = "cpu_ns"
+
+// Mode names the way p sets step values: "per_second", "per_score",
+// "per_reference_cpu_second" or "per_step".
 func (p Prices) Mode() string {
 	switch {
 	case p.PerSecond != 0:
 		return "per_second"
 	case p.PerScore != 0:
 		return "per_score"
+	case p.PerReferenceCPUSecond != 0:
+		return "per_reference_cpu_second"
 	}
 	return "per_step"
 }
 
+// relative reports whether the mode takes scores relative to a reference.
+func (p Prices) relative() bool {
+	m := p.Mode()
+	return m == "per_score" || m == "per_reference_cpu_second"
+}
+
 func (p Prices) validate() error {
-	if p.PerSecond != 0 && p.PerScore != 0 {
-		return fmt.Errorf("%w: give a price per second or a price per score, not both", ErrCalibration)
+	set := 0
+	for _, x := range []float64{p.PerSecond, p.PerScore, p.PerReferenceCPUSecond} {
+		if x != 0 {
+			set++
+		}
+	}
+	if set > 1 {
+		return fmt.Errorf("%w: give a price per second, per score or per reference CPU-second: one, not both", ErrCalibration)
 	}
 	for _, x := range []struct {
 		name string
 		v    float64
-	}{{"price per second", p.PerSecond}, {"price per score", p.PerScore}} {
+	}{{"price per second", p.PerSecond}, {"price per score", p.PerScore}, {"price per reference CPU-second", p.PerReferenceCPUSecond}} {
 		if math.IsNaN(x.v) || math.IsInf(x.v, 0) || x.v < 0 {
 			return fmt.Errorf("%w: %s %v: must be a positive number of msat", ErrCalibration, x.name, x.v)
 		}
@@ -138,6 +169,12 @@ func (p Prices) value(r Row) (float64, error) {
 			return 0, fmt.Errorf("score %v: pricing per score needs a positive score on every step", r.Score)
 		}
 		return p.PerScore * r.Score, nil
+	case "per_reference_cpu_second":
+		// Fit has made the score reference CPU-seconds per second.
+		if !(r.Score > 0) || math.IsInf(r.Score, 0) {
+			return 0, fmt.Errorf("score %v: pricing per reference CPU-second needs a positive score on every step", r.Score)
+		}
+		return p.PerReferenceCPUSecond * r.Score, nil
 	}
 	if !(r.Value > 0) || math.IsInf(r.Value, 0) {
 		return 0, fmt.Errorf("value %v: with no price per second or per score every step needs a positive value (msat per second)", r.Value)
@@ -146,8 +183,9 @@ func (p Prices) value(r Row) (float64, error) {
 }
 
 // relativeScores returns c with each step's score divided by the score of
-// the reference step of the same name.
-func relativeScores(c Calibration, ref *Calibration) (Calibration, error) {
+// the reference step of the same name, and with cpu multiplied by that
+// step's CPUs on the reference (ReferenceCPUCounter).
+func relativeScores(c Calibration, ref *Calibration, cpu bool) (Calibration, error) {
 	refScore := map[string]float64{}
 	for _, r := range ref.Rows {
 		if _, dup := refScore[r.Step]; dup || r.Step == "" {
@@ -157,6 +195,13 @@ func relativeScores(c Calibration, ref *Calibration) (Calibration, error) {
 			return c, fmt.Errorf("%w: reference %s step %q: score %v is not a positive number", ErrCalibration, ref.ID(), r.Step, r.Score)
 		}
 		refScore[r.Step] = r.Score
+		if cpu {
+			cpus := r.Rates[ReferenceCPUCounter] / 1e9
+			if !(cpus > 0) || math.IsInf(cpus, 0) {
+				return c, fmt.Errorf("%w: reference %s step %q: %s rate %v is not a positive number; pricing per reference CPU-second needs it", ErrCalibration, ref.ID(), r.Step, ReferenceCPUCounter, r.Rates[ReferenceCPUCounter])
+			}
+			refScore[r.Step] = r.Score / cpus
+		}
 	}
 	out := Calibration{Hash: c.ID(), Units: c.Units, Rows: make([]Row, len(c.Rows))}
 	for i, r := range c.Rows {

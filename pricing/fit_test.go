@@ -2,6 +2,7 @@ package pricing
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -450,6 +451,10 @@ func TestFitPrices(t *testing.T) {
 	c := calib([]string{cpu, faults}, []float64{1000, 1000}, []float64{1e9, 0}, []float64{0.5e9, 4000})
 	c.Rows[0].Score, c.Rows[1].Score = 100, 60 // ops per second
 	ref := Calibration{Hash: "ref", Rows: []Row{{Step: "sa", Score: 50}, {Step: "sb", Score: 60}}}
+	refCPU := Calibration{Hash: "ref", Rows: []Row{
+		{Step: "sa", Score: 50, Rates: map[string]float64{cpu: 2e9}},
+		{Step: "sb", Score: 60, Rates: map[string]float64{cpu: 2.5e9}},
+	}}
 	tests := []struct {
 		name   string
 		prices Prices
@@ -460,6 +465,8 @@ func TestFitPrices(t *testing.T) {
 		{"per second", Prices{PerSecond: 700}, Options{}, []float64{700, 700}},
 		{"per score", Prices{PerScore: 3}, Options{}, []float64{300, 180}},
 		{"per score relative to a reference", Prices{PerScore: 1000}, Options{Reference: &ref}, []float64{2000, 1000}},
+		// 1000 × 100/50 × 2 CPUs, 1000 × 60/60 × 2.5 CPUs.
+		{"per reference CPU-second", Prices{PerReferenceCPUSecond: 1000}, Options{Reference: &refCPU}, []float64{4000, 2500}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -482,6 +489,59 @@ func TestFitPrices(t *testing.T) {
 				t.Errorf("calibrations %v, want %s", m.Calibrations, c.ID())
 			}
 		})
+	}
+}
+
+// TestFitPerReferenceCPUSecond checks the valuation by the reference's CPU
+// time: against itself a calibration gives CPU-second billing, whatever
+// else its steps do and however many CPUs they leave idle; a provider that
+// needs twice the CPU time for the same work is billed the same per job;
+// and the mode needs a reference with CPU time on every step.
+func TestFitPerReferenceCPUSecond(t *testing.T) {
+	cpu, user, faults, reads := meter.CPU.Name(), meter.CPUUser.Name(), meter.PageFaultsMinor.Name(), meter.ReadSyscalls.Name()
+	rng := rand.New(rand.NewPCG(3, 3))
+	ref := Calibration{Hash: "ref"}
+	slow := Calibration{Hash: "slow"}
+	for i := range 12 {
+		cpus := 0.5 + 1.5*rng.Float64() // some steps leave CPUs idle
+		rates := map[string]float64{cpu: cpus * 1e9, user: 0.8 * cpus * 1e9, faults: 1e4 * rng.Float64(), reads: 1e5 * rng.Float64()}
+		step := fmt.Sprintf("w/%d", i)
+		score := 1e6 * (1 + rng.Float64())
+		ref.Rows = append(ref.Rows, Row{Step: step, Rates: rates, Score: score})
+		// The slow provider spends twice the CPU time on the same work.
+		slowRates := maps.Clone(rates)
+		slowRates[cpu], slowRates[user] = 2*rates[cpu], 2*rates[user]
+		slow.Rows = append(slow.Rows, Row{Step: step, Rates: slowRates, Score: score})
+	}
+	prices := Prices{PerReferenceCPUSecond: 1000}
+	job := Usage{cpu: 3e9, user: 2.4e9, faults: 5000, reads: 20000}
+	slowJob := Usage{cpu: 6e9, user: 4.8e9, faults: 5000, reads: 20000}
+	for _, tt := range []struct {
+		name string
+		cal  Calibration
+		u    Usage
+	}{{"reference", ref, job}, {"slow", slow, slowJob}} {
+		m, err := Fit([]Calibration{tt.cal}, prices, Options{Reference: &ref})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.RMSResidual > 2e-3 {
+			t.Errorf("%s: residual %v", tt.name, m.RMSResidual)
+		}
+		if got := quoteFloat(t, m, tt.u); !near(got, 3000, 5e-3) {
+			t.Errorf("%s: a job of 3 reference CPU-seconds billed %v msat, want 3000", tt.name, got)
+		}
+	}
+	if _, err := Fit([]Calibration{slow}, prices, Options{}); !errors.Is(err, ErrCalibration) || !strings.Contains(err.Error(), "needs the reference") {
+		t.Errorf("no reference: %v", err)
+	}
+	noCPU := Calibration{Hash: "nocpu", Rows: slices.Clone(ref.Rows)}
+	noCPU.Rows[3] = Row{Step: noCPU.Rows[3].Step, Score: 1, Rates: map[string]float64{faults: 1}}
+	if _, err := Fit([]Calibration{slow}, prices, Options{Reference: &noCPU}); !errors.Is(err, ErrCalibration) || !strings.Contains(err.Error(), "cpu_ns rate 0") {
+		t.Errorf("reference without CPU time: %v", err)
+	}
+	if _, err := Fit([]Calibration{slow}, Prices{PerScore: 1, PerReferenceCPUSecond: 1}, Options{Reference: &ref}); !errors.Is(err, ErrCalibration) {
+		t.Errorf("two prices: %v", err)
 	}
 }
 

@@ -141,16 +141,19 @@ func Fit(cals []Calibration, prices Prices, opts Options) (*Model, error) {
 		ids[i] = c.ID()
 	}
 	if opts.Reference != nil {
-		if prices.Mode() != "per_score" {
-			return nil, fmt.Errorf("%w: a reference calibration only makes sense with a price per score", ErrCalibration)
+		if !prices.relative() {
+			return nil, fmt.Errorf("%w: a reference calibration only makes sense with a price per score or per reference CPU-second", ErrCalibration)
 		}
 		rel := make([]Calibration, len(cals))
 		for i, c := range cals {
-			if rel[i], err = relativeScores(c, opts.Reference); err != nil {
+			if rel[i], err = relativeScores(c, opts.Reference, prices.Mode() == "per_reference_cpu_second"); err != nil {
 				return nil, err
 			}
 		}
 		cals = rel
+	}
+	if prices.Mode() == "per_reference_cpu_second" && opts.Reference == nil {
+		return nil, fmt.Errorf("%w: a price per reference CPU-second needs the reference calibration", ErrCalibration)
 	}
 	p, err := assemble(cals, prices, opts.Exclude)
 	if err != nil {

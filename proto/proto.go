@@ -140,6 +140,15 @@ type PaymentTerms struct {
 	// LightningNode is the provider's lnd node public key (hex), when it
 	// accepts lightning: invoices must pay it.
 	LightningNode string `json:"lightning_node,omitempty"`
+	// Calibration is the provider's calibration set (the bench package's
+	// signed JSON): what its hosts do per unit of benchmark work, for
+	// renters to price it and to spot-check it.
+	Calibration json.RawMessage `json:"calibration,omitempty"`
+	// PricePerWorkMsat, when set, says the Rates are the price model's
+	// (docs/pricing.md): fitted from Calibration so that a second of the
+	// reference machine's work costs this many msat. Renters fit the same
+	// model and check.
+	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
 }
 
 // Accept takes Count hosts of the offer, paid by Method (one of the
@@ -371,6 +380,9 @@ func (p PaymentTerms) validate() error {
 	}
 	if p.GraceSeconds < 1 || p.UnpaidTimeoutSeconds < p.GraceSeconds {
 		return errors.New("offer: payment grace must be at least 1 s and the unpaid timeout at least the grace")
+	}
+	if !(p.PricePerWorkMsat >= 0 && p.PricePerWorkMsat < 1e15) || p.PricePerWorkMsat > 0 && len(p.Calibration) == 0 {
+		return errors.New("offer: a price per unit of work needs a calibration set, and a finite positive price")
 	}
 	return nil
 }

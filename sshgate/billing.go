@@ -15,6 +15,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
@@ -54,7 +55,15 @@ type BillingConfig struct {
 	// LND is the provider's Lightning node; nil offers the embedded
 	// channel only.
 	LND *pay.LND
-	Log *slog.Logger
+	// Calibration is the calibration set offered (encoded), if any, and
+	// PricePerWork the price per unit of benchmark work that Rates were
+	// fitted at (0: Rates are flat prices).
+	Calibration  json.RawMessage
+	PricePerWork float64
+	Log          *slog.Logger
+	// Reputation, if set, records each renter's late payments, leases
+	// ended unpaid and leases completed paid.
+	Reputation *market.Book
 	// OnCredit, if set, hears of every payment counted: msat newly
 	// counted for a lease paid by method.
 	OnCredit func(lease string, msat uint64, method string)
@@ -129,6 +138,7 @@ func (b *Billing) Terms(interval int) proto.PaymentTerms {
 	if b.cfg.LND != nil {
 		t.LightningNode = b.cfg.LND.Pubkey()
 	}
+	t.Calibration, t.PricePerWorkMsat = b.cfg.Calibration, b.cfg.PricePerWork
 	return t
 }
 
@@ -152,11 +162,13 @@ func (b *Billing) Open(le *lease.Lease, method string, terms proto.PaymentTerms)
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	b.accounts[le.ID] = &providerAccount{acct: acct, owner: le.Owner,
+	a := &providerAccount{acct: acct, owner: le.Owner,
 		grace:  time.Duration(terms.GraceSeconds) * time.Second,
 		expire: time.Duration(terms.UnpaidTimeoutSeconds) * time.Second}
+	b.mu.Lock()
+	b.accounts[le.ID] = a
 	b.mu.Unlock()
+	b.note(a, market.Leased(1))
 	return nil
 }
 
@@ -220,6 +232,7 @@ func (b *Billing) Enforce(ctx context.Context, id string) Action {
 		return b.resumeIfPaid(ctx, id, a)
 	}
 	if now.Sub(st.UnpaidSince) > a.expire {
+		b.note(a, market.Dropped("unpaid"))
 		return Action{End: fmt.Sprintf("%s: %d msat due for %s (the unpaid timeout is %s)",
 			UnpaidReasonPrefix, st.Unpaid, now.Sub(st.UnpaidSince).Round(time.Second), a.expire)}
 	}
@@ -241,6 +254,7 @@ func (b *Billing) Enforce(ctx context.Context, id string) Action {
 	b.mu.Lock()
 	a.paused = true
 	b.mu.Unlock()
+	b.note(a, market.LatePayment())
 	b.log.Warn("host paused: unpaid", "lease", id, "unpaid_msat", st.Unpaid, "since", st.UnpaidSince)
 	return Action{State: &proto.LeaseState{ID: id, State: proto.StatePaused, Reason: reason}}
 }
@@ -306,6 +320,9 @@ func (b *Billing) Close(id string) (pay.Receipt, error) {
 	b.mu.Lock()
 	delete(b.accounts, id)
 	b.mu.Unlock()
+	if err == nil && rc.Status.Unpaid < rc.Status.MinPayable {
+		b.note(a, market.Completed())
+	}
 	return rc, err
 }
 
@@ -341,6 +358,16 @@ func (b *Billing) Status(id string) (pay.Status, bool) {
 		return pay.Status{}, false
 	}
 	return a.acct.Status(), true
+}
+
+// note records ev of a's renter in the provider's book.
+func (b *Billing) note(a *providerAccount, ev market.Event) {
+	if b.cfg.Reputation == nil {
+		return
+	}
+	if _, err := b.cfg.Reputation.Note(gossh.FingerprintSHA256(a.owner), ev, b.cfg.Now()); err != nil {
+		b.log.Warn("reputation", "err", err)
+	}
 }
 
 // OpenLeases returns the leases whose accounts are open.

@@ -38,6 +38,7 @@ type Client struct {
 	w       *proto.Writer
 
 	reqMu   sync.Mutex // one request/response exchange at a time
+	offered int        // hosts of the live offer, guarded by reqMu
 	replies chan proto.Message
 	events  chan Event
 	done    chan struct{}
@@ -208,45 +209,69 @@ func (c *Client) next(ctx context.Context) (proto.Message, error) {
 // Rent asks for d and takes what the provider offers, up to d.Count hosts,
 // if accept agrees to the offer's terms and names the payment method.
 func (c *Client) Rent(ctx context.Context, d proto.Demand, accept func(proto.Offer) (method string, err error)) (proto.Offer, []proto.Lease, error) {
-	c.reqMu.Lock()
-	defer c.reqMu.Unlock()
-	if err := c.w.Send(proto.Message{Type: proto.TypeDemand, Demand: &d}); err != nil {
-		return proto.Offer{}, nil, err
-	}
-	m, err := c.next(ctx)
+	offer, err := c.Offer(ctx, d)
 	if err != nil {
-		return proto.Offer{}, nil, err
+		return offer, nil, err
 	}
-	if m.Type != proto.TypeOffer {
-		return proto.Offer{}, nil, fmt.Errorf("provider %s answered a demand with %q", c.Addr, m.Type)
-	}
-	offer := *m.Offer
 	n := min(offer.Count, d.Count)
-	if n < 1 || !d.Limits.Satisfies(offer.Limits) {
-		return offer, nil, fmt.Errorf("provider %s offered other terms than demanded", c.Addr)
-	}
 	method, err := accept(offer)
 	if err != nil {
 		return offer, nil, fmt.Errorf("provider %s: %w", c.Addr, err)
 	}
+	leases, err := c.Accept(ctx, n, method)
+	if err == nil && n < d.Count {
+		err = fmt.Errorf("%w: offered %d of %d hosts", proto.ErrCapacity, n, d.Count)
+	}
+	return offer, leases, err
+}
+
+// Offer asks for d and returns the provider's offer: how many of the hosts
+// it can give now, on what terms, until the offer's expiry.
+func (c *Client) Offer(ctx context.Context, d proto.Demand) (proto.Offer, error) {
+	c.reqMu.Lock()
+	defer c.reqMu.Unlock()
+	if err := c.w.Send(proto.Message{Type: proto.TypeDemand, Demand: &d}); err != nil {
+		return proto.Offer{}, err
+	}
+	m, err := c.next(ctx)
+	if err != nil {
+		return proto.Offer{}, err
+	}
+	if m.Type != proto.TypeOffer {
+		return proto.Offer{}, fmt.Errorf("provider %s answered a demand with %q", c.Addr, m.Type)
+	}
+	offer := *m.Offer
+	if offer.Count < 1 || !d.Limits.Satisfies(offer.Limits) {
+		return offer, fmt.Errorf("provider %s offered other terms than demanded", c.Addr)
+	}
+	c.offered = offer.Count
+	return offer, nil
+}
+
+// Accept takes n hosts of the last offer, paid by method, and returns
+// their leases as they are granted.
+func (c *Client) Accept(ctx context.Context, n int, method string) ([]proto.Lease, error) {
+	c.reqMu.Lock()
+	defer c.reqMu.Unlock()
+	if n < 1 || n > c.offered {
+		return nil, fmt.Errorf("accept %d hosts of provider %s's offer of %d", n, c.Addr, c.offered)
+	}
+	c.offered = 0
 	if err := c.w.Send(proto.Message{Type: proto.TypeAccept, Accept: &proto.Accept{Count: n, Method: method}}); err != nil {
-		return offer, nil, err
+		return nil, err
 	}
 	leases := make([]proto.Lease, 0, n)
 	for len(leases) < n {
 		m, err := c.next(ctx)
 		if err != nil {
-			return offer, leases, err
+			return leases, err
 		}
 		if m.Type != proto.TypeLease {
-			return offer, leases, fmt.Errorf("provider %s sent %q while granting leases", c.Addr, m.Type)
+			return leases, fmt.Errorf("provider %s sent %q while granting leases", c.Addr, m.Type)
 		}
 		leases = append(leases, *m.Lease)
 	}
-	if n < d.Count {
-		return offer, leases, fmt.Errorf("%w: offered %d of %d hosts", proto.ErrCapacity, n, d.Count)
-	}
-	return offer, leases, nil
+	return leases, nil
 }
 
 // Release ends leases and waits until the provider confirms their sandboxes

@@ -41,6 +41,7 @@ type Gateway struct {
 	srv     *ssh.Server
 	leases  *lease.Manager
 	billing *Billing
+	gossip  *Gossip
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -57,6 +58,12 @@ type GatewayOption func(*Gateway)
 // WithLogger sets the gateway's logger.
 func WithLogger(l *slog.Logger) GatewayOption {
 	return func(g *Gateway) { g.log = l.With("subsystem", "sshgate") }
+}
+
+// WithGossip makes the gateway a node of the market: it serves
+// ChannelGossip from g.
+func WithGossip(gs *Gossip) GatewayOption {
+	return func(g *Gateway) { g.gossip = gs }
 }
 
 // WithIdleTimeout closes connections idle for d.
@@ -84,6 +91,7 @@ func NewGateway(hostKey gossh.Signer, m *lease.Manager, b *Billing, opts ...Gate
 		ChannelHandlers: map[string]ssh.ChannelHandler{
 			proto.ChannelNegotiate: g.recovered(g.negotiate),
 			proto.ChannelLease:     g.recovered(g.leaseChannel),
+			ChannelGossip:          g.recovered(g.gossipChannel),
 			"session":              rejectSession,
 		},
 		RequestHandlers: map[string]ssh.RequestHandler{},

@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/meter"
+	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/proto"
+)
+
+// modelOffer is an offer priced by the model from a real calibration set.
+func modelOffer(t *testing.T, price float64) (proto.Offer, pay.Rates) {
+	t.Helper()
+	b, err := os.ReadFile("../testdata/calibration/ptrace.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := bench.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rates, m, err := modelRates(set, price)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Reference == "" || len(m.Counters) == 0 {
+		t.Fatalf("model without a reference or counters: %+v", m)
+	}
+	raw, err := json.Marshal(rates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := calibrationJSON(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proto.Offer{Payment: proto.PaymentTerms{Methods: []string{pay.MethodEmbedded}, Rates: raw, Calibration: cal,
+		PricePerWorkMsat: price, GraceSeconds: 10, UnpaidTimeoutSeconds: 60}}, rates
+}
+
+// priced returns a counter the rates price.
+func priced(t *testing.T, r pay.Rates) meter.Counter {
+	t.Helper()
+	for c := meter.Counter(0); c < meter.NumCounters; c++ {
+		if r.Rate(c).Sign() > 0 {
+			return c
+		}
+	}
+	t.Fatal("the model prices no counter")
+	return 0
+}
+
+func TestModelRatesScaleWithPrice(t *testing.T) {
+	_, r1 := modelOffer(t, 100)
+	_, r2 := modelOffer(t, 200)
+	for c := meter.Counter(0); c < meter.NumCounters; c++ {
+		c1, _ := r1.Rate(c).Float64()
+		c2, _ := r2.Rate(c).Float64()
+		if c1 < 0 || c1 == 0 && c2 != 0 || c1 > 0 && (c2/c1 < 1.999999 || c2/c1 > 2.000001) {
+			t.Fatalf("%s rate %g at 100 msat per unit of work, %g at 200: want non-negative and double", c, c1, c2)
+		}
+	}
+	priced(t, r1)
+}
+
+func TestAcceptTermsChecksModelRates(t *testing.T) {
+	offer, rates := modelOffer(t, 100)
+	method, got, set, err := acceptTerms([]string{pay.MethodEmbedded}, offer)
+	if err != nil || method != pay.MethodEmbedded || set == nil || !got.Equal(&rates) {
+		t.Fatalf("honest offer: method %q, set %v, err %v", method, set != nil, err)
+	}
+
+	// Rates above what the calibration and price give.
+	var inflated pay.Rates
+	if err := inflated.UnmarshalJSON(offer.Payment.Rates); err != nil {
+		t.Fatal(err)
+	}
+	c := priced(t, inflated)
+	r := inflated.Rate(c)
+	if err := inflated.Set(c, r.Add(r, r).RatString()); err != nil {
+		t.Fatal(err)
+	}
+	bad := offer
+	bad.Payment.Rates, _ = json.Marshal(inflated)
+	if _, _, _, err := acceptTerms([]string{pay.MethodEmbedded}, bad); err == nil || !strings.Contains(err.Error(), "its rate for "+c.Name()) {
+		t.Fatalf("inflated cpu rate: err = %v", err)
+	}
+
+	// A calibration changed after it was signed.
+	tampered := offer
+	tampered.Payment.Calibration = []byte(strings.Replace(string(offer.Payment.Calibration), `"score":`, `"score":1`, 1))
+	if _, _, _, err := acceptTerms([]string{pay.MethodEmbedded}, tampered); err == nil || !strings.Contains(err.Error(), "calibration") {
+		t.Fatalf("tampered calibration: err = %v", err)
+	}
+
+	// No common method.
+	if _, _, _, err := acceptTerms([]string{pay.MethodLightning}, offer); err == nil || !strings.Contains(err.Error(), "--pay") {
+		t.Fatalf("no common method: err = %v", err)
+	}
+}

@@ -1,0 +1,273 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/market"
+	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/sshgate"
+)
+
+// providersPath is the renter's directory of known providers.
+func providersPath(configDir string) string { return filepath.Join(configDir, "providers.json") }
+
+// reputationPath is the party's book of counterparts.
+func reputationPath(dir string) string { return filepath.Join(dir, "reputation.json") }
+
+// knownProviders loads the renter's directory, adds what the seeds know
+// (a provider answers with every announcement it has), saves it, and
+// returns it.
+func knownProviders(ctx context.Context, configDir string, seeds []string, signer gossh.Signer, minBits uint) (*market.Directory, []string) {
+	dir := market.NewDirectory(0)
+	path := providersPath(configDir)
+	var notes []string
+	now := time.Now()
+	if _, dropped, err := dir.Load(path, now, minBits); err != nil {
+		notes = append(notes, fmt.Sprintf("providers file %s: %v", path, err))
+	} else if dropped > 0 {
+		notes = append(notes, fmt.Sprintf("dropped %d expired or invalid announcements from %s", dropped, path))
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, seed := range seeds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			anns, err := sshgate.FetchDirectory(fctx, seed, signer)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && len(anns) == 0 {
+				notes = append(notes, fmt.Sprintf("seed %s: %v", seed, err))
+				return
+			}
+			refused := 0
+			for _, a := range anns {
+				if _, err := dir.Add(a, now, minBits); err != nil {
+					refused++
+				}
+			}
+			if refused > 0 {
+				notes = append(notes, fmt.Sprintf("seed %s: refused %d of %d announcements (forged, expired or too little proof of work)", seed, refused, len(anns)))
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seeds) > 0 {
+		if err := dir.Save(path); err != nil {
+			notes = append(notes, fmt.Sprintf("save %s: %v", path, err))
+		}
+	}
+	return dir, notes
+}
+
+// asked is a market candidate once asked: its client and checked offer.
+type asked struct {
+	cand   market.Candidate
+	c      *sshgate.Client
+	offer  proto.Offer
+	method string
+	rates  pay.Rates
+	calib  *bench.Set
+}
+
+// pinned accepts only the host key an announcement names.
+func pinned(want string) gossh.HostKeyCallback {
+	return func(_ string, _ net.Addr, key gossh.PublicKey) error {
+		if market.ProviderString(key) != want {
+			return fmt.Errorf("host key %s is not the announced provider's", gossh.FingerprintSHA256(key))
+		}
+		return nil
+	}
+}
+
+// askMarket asks every candidate for count hosts at once and returns the
+// candidates with their offers (or why they gave none). exclude names
+// providers not to ask (fingerprints).
+func (r *rental) askMarket(ctx context.Context, o *rentOptions, dir *market.Directory, count int, exclude map[string]bool) []*asked {
+	anns := dir.List(time.Now())
+	book := market.OpenBook(reputationPath(o.G.ConfigDir))
+	marks := markedProviders(o.G.ConfigDir)
+	demand := proto.Demand{Count: count, Limits: proto.Limits{MemoryBytes: o.memoryBytes, CPUs: o.CPUs, DiskBytes: o.diskBytes},
+		IntervalSeconds: int(o.Interval / time.Second), Methods: o.Pay}
+	out := make([]*asked, 0, len(anns))
+	for i := range anns {
+		a := &anns[i]
+		if exclude[a.Fingerprint()] {
+			continue
+		}
+		cand := market.CandidateFrom(a)
+		if rec, ok, _ := book.Get(cand.Provider); ok {
+			cand.Reputation = rec
+		}
+		cand.SpotCheckFailed = marks[cand.Provider]
+		out = append(out, &asked{cand: cand})
+	}
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, q := range out {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			c, err := sshgate.Dial(actx, q.cand.Address, sshgate.ClientConfig{Signer: r.signer,
+				HostKeyCallback: pinned(q.cand.Announcement.Provider), Timeout: 10 * time.Second})
+			if err != nil {
+				q.cand.Err = err
+				return
+			}
+			offer, err := c.Offer(actx, demand)
+			if err != nil {
+				c.Close()
+				if errors.Is(err, proto.ErrCapacity) {
+					err = fmt.Errorf("%w: %v", market.ErrNoCapacity, err)
+				} else {
+					err = fmt.Errorf("%w: %v", market.ErrRefused, err)
+				}
+				q.cand.Err = err
+				return
+			}
+			method, rates, calib, err := acceptTerms(o.Pay, offer)
+			if err != nil {
+				c.Close()
+				q.cand.Err = fmt.Errorf("%w: %v", market.ErrRefused, err)
+				return
+			}
+			q.c, q.offer, q.method, q.rates, q.calib = c, offer, method, rates, calib
+			q.cand.Offered = offer.Count
+			q.cand.PricePerWorkMsat = offer.Payment.PricePerWorkMsat
+			q.cand.Score = relativeScore(calib)
+			q.cand.Methods = offer.Payment.Methods
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// rentMarket rents count hosts from the providers of the market, named
+// names, choosing by the renter's rules. It returns the explanation per
+// provider.
+func (r *rental) rentMarket(ctx context.Context, o *rentOptions, dir *market.Directory, names []string, exclude map[string]bool) ([]market.Explanation, error) {
+	count := len(names)
+	progress(o, "asking %d providers for %d hosts ...", dir.Len(), count)
+	qs := r.askMarket(ctx, o, dir, count, exclude)
+	cands := make([]market.Candidate, len(qs))
+	for i, q := range qs {
+		cands[i] = q.cand
+	}
+	picks, explain := market.Choose(cands, count, o.rules())
+	chosen := map[int]int{}
+	for _, p := range picks {
+		chosen[p.Index] = p.Count
+	}
+	// Accept the chosen offers at once; hang up on the others.
+	type result struct {
+		q      *asked
+		leases []proto.Lease
+		err    error
+	}
+	results := make([]result, len(qs))
+	var wg sync.WaitGroup
+	for i, q := range qs {
+		if q.c == nil {
+			continue
+		}
+		n := chosen[i]
+		if n == 0 {
+			q.c.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			progress(o, "leasing %d hosts from %s ...", n, q.cand.Address)
+			leases, err := q.c.Accept(ctx, n, q.method)
+			results[i] = result{q, leases, err}
+		}()
+	}
+	wg.Wait()
+	progress(o, "")
+	var errs []error
+	for i, res := range results {
+		if res.q == nil {
+			continue
+		}
+		if len(res.leases) > 0 {
+			r.addClient(res.q.c)
+		} else {
+			res.q.c.Close()
+		}
+		if res.err != nil {
+			errs = append(errs, fmt.Errorf("provider %s: %w", res.q.cand.Address, res.err))
+			explain[i].Reasons = append(explain[i].Reasons, "granting failed: "+res.err.Error())
+		}
+		if err := r.take(res.q.c, res.q.offer, res.q.method, res.q.rates, res.q.calib, res.leases, names[:len(res.leases)]); err != nil {
+			return explain, err
+		}
+		names = names[len(res.leases):]
+	}
+	if o.Explain {
+		for _, e := range explain {
+			fmt.Fprintf(o.IO.ErrOut, "zennet: %s (%s): %s\n", e.Address, e.Provider, e.Reason())
+		}
+	}
+	return explain, errors.Join(errs...)
+}
+
+// rules are the renter's rules of choice, from its flags.
+func (o *rentOptions) rules() market.Rules {
+	return market.Rules{MaxPricePerWork: o.MaxPrice, MinScore: o.MinScore, Methods: o.Pay, MinReputation: o.MinReputation}
+}
+
+// markedProviders are the providers whose spot check failed.
+func markedProviders(configDir string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range readMarks(configDir) {
+		out[m.Provider] = true
+	}
+	return out
+}
+
+// summarize says why fewer hosts than wanted were had.
+func summarize(explain []market.Explanation) string {
+	var b bytes.Buffer
+	for _, e := range explain {
+		if e.Chosen {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %s", e.Address, e.Reason())
+	}
+	if b.Len() == 0 {
+		return "no provider known"
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// note records an event in the renter's book of providers.
+func (r *rental) note(o *rentOptions, c *sshgate.Client, ev market.Event) {
+	if _, err := market.OpenBook(reputationPath(o.G.ConfigDir)).Note(fingerprint(c), ev, time.Now()); err != nil {
+		select {
+		case r.errs <- fmt.Errorf("reputation: %w", err):
+		default:
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zennet/zennet/market"
+)
+
+type providersOptions struct {
+	IO       IOStreams
+	G        *globalOptions
+	Seeds    []string
+	JSON     bool
+	PowBits  uint
+	Identity string
+}
+
+func newCmdProviders(io IOStreams, g *globalOptions) *cobra.Command {
+	o := &providersOptions{IO: io, G: g}
+	cmd := &cobra.Command{
+		Use:   "providers",
+		Short: "List the providers of the market this machine knows",
+		Long: `providers lists the providers whose signed announcements this machine knows
+(CONFIG_DIR/providers.json), after asking the --seed providers for theirs: address,
+key, free capacity, price per second of reference work, benchmark score relative
+to the reference machine, payment methods, and until when the announcement holds.
+Announcements that are forged, expired or carry too little proof of work are
+refused.`,
+		Example: "  zennet providers --seed 192.0.2.7:2222\n  zennet providers --json",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			return runProviders(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&o.Seeds, "seed", splitList(os.Getenv("ZENNET_SEEDS")), "a provider to ask for the providers it knows, HOST:PORT (repeatable; env ZENNET_SEEDS)")
+	f.BoolVar(&o.JSON, "json", false, "print the announcements as JSON")
+	f.UintVar(&o.PowBits, "pow-bits", defaultPowBits, "proof of work to ask of announcements, in bits")
+	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key to reach seeds with (default as for renting)")
+	return cmd
+}
+
+type providerRow struct {
+	Address          string          `json:"address"`
+	Provider         string          `json:"provider"`
+	Fingerprint      string          `json:"fingerprint"`
+	Capacity         market.Capacity `json:"capacity"`
+	PricePerWorkMsat float64         `json:"price_per_work_msat"`
+	Score            float64         `json:"score"`
+	Methods          []string        `json:"methods"`
+	Expires          time.Time       `json:"expires"`
+	Reputation       float64         `json:"reputation"`
+	SpotCheckFailed  bool            `json:"spot_check_failed,omitempty"`
+}
+
+func runProviders(ctx context.Context, o *providersOptions) error {
+	ro := &rentOptions{G: o.G, Identity: o.Identity}
+	signer, _, err := ro.identity()
+	if err != nil {
+		return err
+	}
+	dir, notes := knownProviders(ctx, o.G.ConfigDir, o.Seeds, signer, o.PowBits)
+	for _, n := range notes {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", n)
+	}
+	book := market.OpenBook(reputationPath(o.G.ConfigDir))
+	marks := markedProviders(o.G.ConfigDir)
+	rows := []providerRow{}
+	for _, a := range dir.List(time.Now()) {
+		rec, _, _ := book.Get(a.Fingerprint())
+		rows = append(rows, providerRow{Address: a.Address, Provider: a.Provider, Fingerprint: a.Fingerprint(), Capacity: a.Capacity,
+			PricePerWorkMsat: a.PricePerWorkMsat, Score: a.Score, Methods: a.Methods, Expires: a.Expires,
+			Reputation: rec.Score(), SpotCheckFailed: marks[a.Fingerprint()]})
+	}
+	if o.JSON {
+		return writeJSON(o.IO.Out, "providers", rows)
+	}
+	var t [][]string
+	for _, p := range rows {
+		price := "flat"
+		if p.PricePerWorkMsat > 0 {
+			price = strconv.FormatFloat(p.PricePerWorkMsat, 'g', 4, 64)
+		}
+		note := ""
+		if p.SpotCheckFailed {
+			note = "spot check failed"
+		}
+		t = append(t, []string{p.Address, p.Fingerprint, strconv.Itoa(p.Capacity.Leases), FormatSize(p.Capacity.MemoryBytes),
+			strconv.FormatFloat(p.Capacity.CPUs, 'g', 4, 64), price, strconv.FormatFloat(p.Score, 'f', 2, 64),
+			fmt.Sprint(p.Methods), strconv.FormatFloat(p.Reputation, 'f', 2, 64), p.Expires.Local().Format(time.TimeOnly), note})
+	}
+	table(o.IO.Out, []string{"ADDRESS", "KEY", "HOSTS", "MEMORY", "CPUS", "PRICE msat/work-s", "SCORE", "PAY", "REPUTATION", "UNTIL", ""}, t)
+	if len(rows) == 0 && isTerminal(o.IO.ErrOut) {
+		fmt.Fprintln(o.IO.ErrOut, "zennet: no providers known: pass --seed HOST:PORT")
+	}
+	return nil
+}
+
+type reputationOptions struct {
+	IO      IOStreams
+	G       *globalOptions
+	JSON    bool
+	DataDir string
+}
+
+func newCmdReputation(io IOStreams, g *globalOptions) *cobra.Command {
+	o := &reputationOptions{IO: io, G: g}
+	cmd := &cobra.Command{
+		Use:   "reputation",
+		Short: "Show this machine's record of its counterparts",
+		Long: `reputation shows, per counterpart key, what this machine saw of it: leases,
+completed, dropped, failed calibration spot checks, late payments, and the
+score (0 to 1; someone never met is 0.5) that renting uses to choose. As a
+renter it is your record of providers; with --provider-data-dir, a provider's
+record of its renters.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runReputation(o) },
+	}
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print as JSON")
+	cmd.Flags().StringVar(&o.DataDir, "provider-data-dir", "", "show a provider's record of its renters (its data dir)")
+	return cmd
+}
+
+func runReputation(o *reputationOptions) error {
+	path := reputationPath(o.G.ConfigDir)
+	if o.DataDir != "" {
+		path = reputationPath(o.DataDir)
+	}
+	recs, err := market.OpenBook(path).All()
+	if err != nil {
+		return err
+	}
+	type row struct {
+		market.Record
+		Score float64 `json:"score"`
+	}
+	rows := []row{}
+	for _, r := range recs {
+		rows = append(rows, row{r, r.Score()})
+	}
+	if o.JSON {
+		return writeJSON(o.IO.Out, "reputation", rows)
+	}
+	var t [][]string
+	for _, r := range rows {
+		t = append(t, []string{r.Key, strconv.FormatUint(r.Leases, 10), strconv.FormatUint(r.Completed, 10), strconv.FormatUint(r.Dropped, 10),
+			strconv.FormatUint(r.FailedChecks, 10), strconv.FormatUint(r.LatePayments, 10), strconv.FormatFloat(r.Score, 'f', 2, 64),
+			r.Last.Local().Format(time.DateTime)})
+	}
+	table(o.IO.Out, []string{"KEY", "LEASES", "COMPLETED", "DROPPED", "FAILED CHECKS", "LATE PAYMENTS", "SCORE", "LAST"}, t)
+	return nil
+}

@@ -271,3 +271,30 @@ func (r *rental) note(o *rentOptions, c *sshgate.Client, ev market.Event) {
 		}
 	}
 }
+
+// replace rents hosts from the market in place of lost ones, under their
+// names, from providers other than those that lost them; the others are
+// untouched. It says what it did.
+func (r *rental) replace(ctx context.Context, o *rentOptions, names []string) {
+	if r.market == nil || len(names) == 0 || ctx.Err() != nil {
+		return
+	}
+	before := len(r.hosts)
+	_, err := r.rentMarket(ctx, o, r.market, names, r.excluded)
+	got := r.hosts[before:]
+	for _, h := range got {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: replaced %s with a host of provider %s (lease %s)\n", h.Name, h.Provider, h.LeaseID)
+	}
+	if len(got) < len(names) {
+		msg := fmt.Sprintf("could replace %d of %d lost hosts", len(got), len(names))
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		fmt.Fprintf(o.IO.ErrOut, "zennet: %s; holding %s\n", msg, plural(len(r.hosts), "host"))
+	}
+	if len(got) > 0 {
+		if _, err := r.sess.Write(r.hosts, r.keyPath); err != nil {
+			fmt.Fprintf(o.IO.ErrOut, "zennet: rewrite session files: %v\n", err)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/control"
+	"github.com/zennet/zennet/idle"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/meter"
@@ -62,6 +63,14 @@ type provideOptions struct {
 	Announce    string
 	PowBits     uint
 	Every       time.Duration
+	WhenIdle    bool
+	BusyAbove   string
+	IdleBelow   string
+	BusyFor     time.Duration
+	IdleFor     time.Duration
+	Throttle    float64
+
+	busyAbove, idleBelow idle.Threshold
 
 	rates pay.Rates
 
@@ -110,6 +119,12 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.Float64Var(&o.PerWork, "price-per-work", DefaultPricePerWork, "price model: msat for a second of the reference machine's full-load work; the rates are fitted to this machine's calibration")
 	f.StringSliceVar(&o.Peers, "peer", splitList(os.Getenv("ZENNET_PEERS")), "another provider to exchange announcements with, HOST:PORT (repeatable; env ZENNET_PEERS)")
 	f.StringVar(&o.Announce, "announce", envOr("ZENNET_ANNOUNCE", ""), "address renters reach this provider at, HOST:PORT, announced to the market (default: --listen's, when it names a host)")
+	f.BoolVar(&o.WhenIdle, "when-idle", false, "lend the machine only while its owner leaves it alone: pause (or throttle) every lease while the owner is busy")
+	f.StringVar(&o.BusyAbove, "busy-above", idle.DefaultBusyAbove.String(), "with --when-idle: the owner is busy above this load, in cores (0.5) or of the machine (25%)")
+	f.StringVar(&o.IdleBelow, "idle-below", idle.DefaultIdleBelow.String(), "with --when-idle: the owner is idle again below this load")
+	f.DurationVar(&o.BusyFor, "busy-for", idle.DefaultBusyFor, "with --when-idle: how long the load must stay above --busy-above")
+	f.DurationVar(&o.IdleFor, "idle-for", idle.DefaultIdleFor, "with --when-idle: how long the load must stay below --idle-below")
+	f.Float64Var(&o.Throttle, "throttle", 0, "with --when-idle: between the thresholds, scale leases' CPU quotas by this factor (0 < f < 1) instead of waiting to pause them")
 	f.DurationVar(&o.Every, "announce-every", time.Minute, "how often to announce this provider to the market and exchange announcements with a peer")
 	f.UintVar(&o.PowBits, "pow-bits", defaultPowBits, "proof of work to ask of announcements received, in bits (each bit doubles a sender's cost)")
 	f.StringVar(&o.Calibration, "calibration", envOr("ZENNET_CALIBRATION", "auto"), "calibration to offer: auto (benchmark this machine on first start, cached), off, or a signed calibration set FILE")
@@ -190,6 +205,19 @@ func (o *provideOptions) Validate() error {
 	if o.Announce != "" {
 		if h, port, err := net.SplitHostPort(o.Announce); err != nil || port == "" || h == "" || net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified() {
 			return usagef("--announce %q is not a HOST:PORT renters can dial", o.Announce)
+		}
+	}
+	if o.WhenIdle {
+		var err error
+		if o.busyAbove, err = idle.ParseThreshold(o.BusyAbove); err != nil {
+			return usagef("--busy-above: %v", err)
+		}
+		if o.idleBelow, err = idle.ParseThreshold(o.IdleBelow); err != nil {
+			return usagef("--idle-below: %v", err)
+		}
+		p := idle.Policy{BusyAbove: o.busyAbove, IdleBelow: o.idleBelow, BusyFor: o.BusyFor, IdleFor: o.IdleFor, ThrottleFactor: o.Throttle}
+		if err := p.Validate(); err != nil {
+			return usagef("--when-idle: %v", err)
 		}
 	}
 	if o.Every < 100*time.Millisecond {
@@ -319,6 +347,9 @@ type providerInfo struct {
 	MaxLeases   int     `json:"max_leases"`
 	MemoryBytes int64   `json:"memory_bytes"`
 	CPUs        float64 `json:"cpus"`
+	// Pid is the provider's process: a provider.json whose process is
+	// gone is stale (left by a crash).
+	Pid int `json:"pid"`
 }
 
 // runProvide serves until ctx ends. If ready is not nil it receives the
@@ -329,6 +360,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 		return err
 	}
 	defer lock.Close()
+	os.Remove(filepath.Join(o.DataDir, "provider.json")) // a crashed run's
 	logOut := o.IO.ErrOut
 	if o.TUI {
 		f, err := os.OpenFile(filepath.Join(o.DataDir, "provider.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -459,9 +491,15 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	info := providerInfo{
 		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
 		Fingerprint: gossh.FingerprintSHA256(hostKey.PublicKey()), DataDir: o.DataDir,
-		MaxLeases: o.MaxLeases, MemoryBytes: o.memoryBytes, CPUs: o.CPUs,
+		MaxLeases: o.MaxLeases, MemoryBytes: o.memoryBytes, CPUs: o.CPUs, Pid: os.Getpid(),
 	}
 	ctl.info, ctl.billing, ctl.gw = info, billing, gw
+	if o.WhenIdle {
+		if _, err := startIdleKeeper(ctx, o, mgr, rt, gw, log); err != nil {
+			l.Close()
+			return err
+		}
+	}
 	ctlSrv, err := control.Serve(ctx, control.SocketPath(o.DataDir), ctl)
 	if err != nil {
 		l.Close()

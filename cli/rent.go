@@ -182,6 +182,9 @@ type rental struct {
 	// hosts are replaced from it.
 	market *market.Directory
 	opts   *rentOptions
+	// excluded are providers (fingerprints) that lost hosts: replacements
+	// come from others.
+	excluded map[string]bool
 }
 
 // endedLease is a lease its provider ended.
@@ -274,7 +277,7 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 		}
 		return nil, err
 	}
-	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, all: map[*sshgate.Client][]string{}, calibrations: map[*sshgate.Client]*bench.Set{},
+	r = &rental{sess: sess, leases: map[*sshgate.Client][]string{}, all: map[*sshgate.Client][]string{}, calibrations: map[*sshgate.Client]*bench.Set{}, excluded: map[string]bool{},
 		listeners: map[string]net.Listener{}, keyPath: keyPath, errs: make(chan error, 16), ended: make(chan endedLease, 64), lnd: lnd}
 	r.bookCtx, r.stopBook = context.WithCancel(context.WithoutCancel(ctx))
 	r.signer, r.hostKeys, r.opts = signer, hostKeys, o
@@ -591,6 +594,8 @@ func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 					}
 				}
 			}()
+			r.excluded[fingerprint(d.c)] = true
+			r.replace(ctx, o, []string{name})
 			if len(r.hosts) == 0 {
 				return errors.New("every host was dropped; none left")
 			}
@@ -603,15 +608,33 @@ func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 				r.note(o, el.c, market.Dropped(el.e.Reason))
 			}
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %s (lease %s) ended by provider %s: %s\n", name, el.e.ID, el.c.Addr, el.e.Reason)
+			if providersFault(el.e.Reason) {
+				r.excluded[fingerprint(el.c)] = true
+				r.replace(ctx, o, []string{name})
+			}
 			if len(r.hosts) == 0 {
 				return errors.New("every host has ended; none left")
 			}
 		case c := <-gone:
 			live--
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %v; %s lost\n", c.Err(), plural(len(r.leases[c]), "host"))
-			for _, id := range r.leases[c] {
-				r.drop(c, id)
+			var lost []string
+			for _, id := range slices.Clone(r.leases[c]) {
+				lost = append(lost, r.drop(c, id))
 				r.note(o, c, market.Dropped("provider gone"))
+			}
+			r.excluded[fingerprint(c)] = true
+			before := len(r.clients)
+			r.replace(ctx, o, lost)
+			live += len(r.clients) - before
+			for _, nc := range r.clients[before:] {
+				go func() {
+					select {
+					case <-nc.Done():
+						gone <- nc
+					case <-ctx.Done():
+					}
+				}()
 			}
 			if live == 0 {
 				return errors.New("every provider is gone; no hosts left")

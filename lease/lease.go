@@ -153,6 +153,7 @@ type Manager struct {
 	reserved  Capacity // capacity held by live leases and grants in progress
 	closed    bool
 	draining  bool
+	hold      string // why new leases are refused for now, if they are
 	notifiers map[string]func(id, reason string, final *meter.Report)
 	inflight  sync.WaitGroup // grants and ends under way
 }
@@ -250,6 +251,9 @@ func (m *Manager) Offer(d proto.Demand) (proto.Offer, error) {
 	}
 	if m.draining {
 		return proto.Offer{}, fmt.Errorf("%w: the provider is draining: it takes no new leases", proto.ErrCapacity)
+	}
+	if m.hold != "" {
+		return proto.Offer{}, fmt.Errorf("%w: %s: no new leases for now", proto.ErrCapacity, m.hold)
 	}
 	l := m.withDefaults(d.Limits)
 	n := fit(m.freeLocked(), l, d.Count)
@@ -433,6 +437,15 @@ func (m *Manager) SetDraining(on bool) {
 	m.draining = on
 	m.mu.Unlock()
 	m.log.Info("draining", "on", on)
+}
+
+// SetHold refuses new leases for now, saying why (the owner is using the
+// machine); "" takes them again. Unlike draining, it is the provider's
+// own passing state, not the operator's.
+func (m *Manager) SetHold(reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hold = reason
 }
 
 // Draining reports whether new leases are refused.

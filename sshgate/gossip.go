@@ -78,7 +78,10 @@ type Gossip struct {
 	peers   []string
 	bits    map[string]uint // what each peer asks
 	seq     uint64
-	own     *market.Envelope // the latest announcement of ours
+	own     *market.Envelope             // the latest announcement of ours
+	queue   map[string][]market.Envelope // to push, by peer, at the next flush
+	conns   map[string]*gossh.Client     // kept to peers
+	ctx     context.Context              // Run's: pushes end with it
 	wg      sync.WaitGroup
 	rnd     *rand.Rand
 	running bool
@@ -98,8 +101,9 @@ func NewGossip(cfg GossipConfig) *Gossip {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	g := &Gossip{cfg: cfg, log: cfg.Log.With("subsystem", "gossip"), bits: map[string]uint{},
-		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+	g := &Gossip{cfg: cfg, log: cfg.Log.With("subsystem", "gossip"), bits: map[string]uint{}, queue: map[string][]market.Envelope{},
+		conns: map[string]*gossh.Client{},
+		rnd:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	g.self = market.ProviderString(cfg.Signer.PublicKey())
 	g.relay = market.NewRelay(market.NewDirectory(0), market.RelayConfig{MinBits: cfg.MinBits,
 		OnReject: func(from string, a *market.Announcement, err error) {
@@ -137,6 +141,9 @@ func (g *Gossip) Peers() []string {
 
 // Run announces the provider and keeps the directory until ctx ends.
 func (g *Gossip) Run(ctx context.Context) {
+	g.mu.Lock()
+	g.ctx = ctx
+	g.mu.Unlock()
 	// First learn what the peers know (peer exchange), then announce.
 	for _, p := range g.Peers() {
 		g.wg.Add(1)
@@ -147,6 +154,20 @@ func (g *Gossip) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(g.cfg.Every)
 	defer t.Stop()
+	// Pushes to a peer go out in batches, a connection per peer per
+	// flush however many announcements it gets meanwhile.
+	flush := time.NewTicker(flushEvery)
+	defer flush.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-flush.C:
+				g.flush()
+			}
+		}
+	}()
 	for {
 		if g.cfg.Announce != nil {
 			if err := g.announce(ctx); err != nil && ctx.Err() == nil {
@@ -156,6 +177,7 @@ func (g *Gossip) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			g.wg.Wait()
+			g.closeConns()
 			return
 		case <-t.C:
 			g.relay.Expire(time.Now())
@@ -215,6 +237,31 @@ func (g *Gossip) send(from string, envs []market.Envelope) {
 	targets := market.Targets(g.peers, from, g.cfg.Fanout, g.rnd)
 	g.mu.Unlock()
 	for _, p := range targets {
+		g.queuePush(p, envs)
+	}
+}
+
+// flushEvery is how often queued pushes go out.
+const flushEvery = 250 * time.Millisecond
+
+// queuePush queues envelopes for a peer until the next flush.
+func (g *Gossip) queuePush(p string, envs []market.Envelope) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	q := append(g.queue[p], envs...)
+	if len(q) > market.MaxBatch {
+		q = q[len(q)-market.MaxBatch:]
+	}
+	g.queue[p] = q
+}
+
+// flush pushes what is queued, one request per peer.
+func (g *Gossip) flush() {
+	g.mu.Lock()
+	q := g.queue
+	g.queue = map[string][]market.Envelope{}
+	g.mu.Unlock()
+	for p, envs := range q {
 		g.push(p, envs)
 	}
 }
@@ -224,9 +271,12 @@ func (g *Gossip) push(p string, envs []market.Envelope) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		g.mu.Lock()
+		parent := g.ctx
+		g.mu.Unlock()
+		ctx, cancel := context.WithTimeout(parent, 10*time.Second)
 		defer cancel()
-		ack, err := gossipRequest(ctx, p, g.cfg.Signer, gossipMsg{Type: "push", Envelopes: encodeEnvelopes(envs)})
+		ack, err := g.request(ctx, p, gossipMsg{Type: "push", Envelopes: encodeEnvelopes(envs)})
 		if err != nil {
 			g.log.Debug("push", "peer", p, "err", err)
 			return
@@ -241,9 +291,9 @@ func (g *Gossip) push(p string, envs []market.Envelope) {
 func (g *Gossip) pull(ctx context.Context, peer string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	ans, err := gossipRequest(ctx, peer, g.cfg.Signer, gossipMsg{Type: "list"})
+	ans, err := g.request(ctx, peer, gossipMsg{Type: "list"})
 	if err != nil {
-		g.log.Warn("peer exchange", "peer", peer, "err", err)
+		g.log.Info("peer exchange", "peer", peer, "err", err)
 		return
 	}
 	g.mu.Lock()
@@ -264,7 +314,7 @@ func (g *Gossip) take(from string, envs []market.Envelope) int {
 			own := g.own
 			g.mu.Unlock()
 			if own != nil {
-				g.push(a.Address, []market.Envelope{*own})
+				g.queuePush(a.Address, []market.Envelope{*own})
 			}
 		}
 	}
@@ -357,34 +407,47 @@ func writeGossip(w io.Writer, m gossipMsg) error {
 	return err
 }
 
-// gossipRequest sends one request to the node at addr and returns its
-// answer. The node's host key is not pinned: what matters is that every
-// announcement is signed by the provider it names.
+// gossipRequest sends one request to the node at addr, on a connection of
+// its own, and returns its answer. The node's host key is not pinned: what
+// matters is that every announcement is signed by the provider it names.
 func gossipRequest(ctx context.Context, addr string, signer gossh.Signer, req gossipMsg) (gossipMsg, error) {
+	conn, err := dialGossip(ctx, addr, signer)
+	if err != nil {
+		return gossipMsg{}, err
+	}
+	defer conn.Close()
+	return requestOn(ctx, conn, addr, req)
+}
+
+func dialGossip(ctx context.Context, addr string, signer gossh.Signer) (*gossh.Client, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return gossipMsg{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
 	}
-	defer nc.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
-	}
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	sc, chans, reqs, err := gossh.NewClientConn(nc, addr, &gossh.ClientConfig{
 		User: "zennet", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
 		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second,
 	})
 	if err != nil {
-		return gossipMsg{}, fmt.Errorf("ssh handshake with %s: %w", addr, err)
+		nc.Close()
+		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}
-	conn := gossh.NewClient(sc, chans, reqs)
-	defer conn.Close()
+	nc.SetDeadline(time.Time{})
+	return gossh.NewClient(sc, chans, reqs), nil
+}
+
+// requestOn sends one request on a channel of conn.
+func requestOn(ctx context.Context, conn *gossh.Client, addr string, req gossipMsg) (gossipMsg, error) {
 	ch, creqs, err := conn.OpenChannel(ChannelGossip, nil)
 	if err != nil {
 		return gossipMsg{}, fmt.Errorf("%s: %w", addr, err)
 	}
 	go gossh.DiscardRequests(creqs)
 	defer ch.Close()
+	stop := context.AfterFunc(ctx, func() { ch.Close() })
+	defer stop()
 	if err := writeGossip(ch, req); err != nil {
 		return gossipMsg{}, err
 	}
@@ -400,6 +463,51 @@ func gossipRequest(ctx context.Context, addr string, signer gossh.Signer, req go
 		return ans, fmt.Errorf("%s: %s", addr, ans.Message)
 	}
 	return ans, nil
+}
+
+// request sends a request to a peer on the connection kept to it (one
+// SSH handshake per peer, not per message), dialling again once if the
+// kept connection has gone.
+func (g *Gossip) request(ctx context.Context, peer string, req gossipMsg) (gossipMsg, error) {
+	for attempt := 0; ; attempt++ {
+		g.mu.Lock()
+		conn := g.conns[peer]
+		g.mu.Unlock()
+		if conn == nil {
+			var err error
+			if conn, err = dialGossip(ctx, peer, g.cfg.Signer); err != nil {
+				return gossipMsg{}, err
+			}
+			g.mu.Lock()
+			if old := g.conns[peer]; old != nil {
+				conn.Close()
+				conn = old
+			} else {
+				g.conns[peer] = conn
+			}
+			g.mu.Unlock()
+		}
+		ans, err := requestOn(ctx, conn, peer, req)
+		if err == nil || ans.Type == "error" || attempt == 1 || ctx.Err() != nil {
+			return ans, err
+		}
+		g.mu.Lock()
+		if g.conns[peer] == conn {
+			delete(g.conns, peer)
+		}
+		g.mu.Unlock()
+		conn.Close()
+	}
+}
+
+// closeConns closes the connections kept to peers.
+func (g *Gossip) closeConns() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for p, c := range g.conns {
+		c.Close()
+		delete(g.conns, p)
+	}
 }
 
 // FetchDirectory asks the node at addr for every announcement it knows,
@@ -434,4 +542,11 @@ func (g *Gateway) gossipChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.
 	defer ch.Close()
 	go gossh.DiscardRequests(reqs)
 	g.gossip.serve(ch, conn.RemoteAddr().String())
+}
+
+// Push offers envelopes to the node at addr and returns how many it took
+// and the proof of work it asks of announcements.
+func Push(ctx context.Context, addr string, signer gossh.Signer, envs []market.Envelope) (accepted int, minBits uint, err error) {
+	ans, err := gossipRequest(ctx, addr, signer, gossipMsg{Type: "push", Envelopes: encodeEnvelopes(envs)})
+	return ans.Accepted, ans.MinBits, err
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -12,16 +14,21 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/cli"
+	"github.com/zennet/zennet/internal/sshsig"
 	"github.com/zennet/zennet/internal/testenv"
+	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/session"
+	"github.com/zennet/zennet/sshgate"
 )
 
 func TestMain(m *testing.M) {
@@ -30,7 +37,15 @@ func TestMain(m *testing.M) {
 	})
 }
 
-func TestScripts(t *testing.T) {
+func TestScripts(t *testing.T) { runScripts(t, filepath.Join("..", "..", "testdata", "script")) }
+
+// TestScriptsAlone runs the scripts that measure the machine's load
+// (idle-only providing): 'make test' runs them after the others, alone.
+func TestScriptsAlone(t *testing.T) {
+	runScripts(t, filepath.Join("..", "..", "testdata", "script-alone"))
+}
+
+func runScripts(t *testing.T, dir string) {
 	for _, tool := range []string{"ssh", "scp", "ssh-keygen"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: run 'make test', which installs the OpenSSH client", tool)
@@ -39,7 +54,7 @@ func TestScripts(t *testing.T) {
 	testenv.Runtime(t)
 	agent := testenv.AgentBinary(t)
 	testscript.Run(t, testscript.Params{
-		Dir:                 filepath.Join("..", "..", "testdata", "script"),
+		Dir:                 dir,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			home := filepath.Join(env.WorkDir, "home")
@@ -75,6 +90,7 @@ func TestScripts(t *testing.T) {
 			"usagebelow":   cmdUsageBelow,
 			"ledgersagree": cmdLedgersAgree,
 			"tmuxwait":     cmdTmuxWait,
+			"pushbad":      cmdPushBad,
 		},
 	})
 }
@@ -93,13 +109,17 @@ func cmdWaitProvider(ts *testscript.TestScript, neg bool, args []string) {
 			var doc struct {
 				Data struct {
 					Address string `json:"address"`
+					Pid     int    `json:"pid"`
 				} `json:"data"`
 			}
 			if err := json.Unmarshal(b, &doc); err != nil {
 				ts.Fatalf("provider.json: %v", err)
 			}
-			ts.Setenv(args[1], doc.Data.Address)
-			return
+			// A file left by a provider that is gone is not this one's.
+			if doc.Data.Pid > 0 && syscall.Kill(doc.Data.Pid, 0) == nil {
+				ts.Setenv(args[1], doc.Data.Address)
+				return
+			}
 		}
 		if time.Now().After(deadline) {
 			ts.Fatalf("provider on %s not ready after 2m", args[0])
@@ -120,19 +140,29 @@ func liveHosts(ts *testscript.TestScript) []session.Host {
 	return hosts
 }
 
-// waithosts N: wait until the running sessions hold N hosts in all.
+// waithosts N [ADDR]: wait until the running sessions hold N hosts in
+// all, none of them of the provider at ADDR.
 func cmdWaitHosts(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 1 {
-		ts.Fatalf("usage: waithosts N")
+	if len(args) != 1 && len(args) != 2 {
+		ts.Fatalf("usage: waithosts N [ADDR]")
 	}
 	n, err := strconv.Atoi(args[0])
 	if err != nil {
 		ts.Fatalf("waithosts: %v", err)
 	}
+	ok := func() bool {
+		hosts := liveHosts(ts)
+		for _, h := range hosts {
+			if len(args) == 2 && h.Provider == args[1] {
+				return false
+			}
+		}
+		return len(hosts) == n
+	}
 	deadline := time.Now().Add(2 * time.Minute)
-	for len(liveHosts(ts)) != n {
+	for !ok() {
 		if time.Now().After(deadline) {
-			ts.Fatalf("%d hosts after 2m, want %d", len(liveHosts(ts)), n)
+			ts.Fatalf("after 2m: hosts %+v, want %d (none of %s)", liveHosts(ts), n, args[1:])
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -430,5 +460,71 @@ func cmdTmuxWait(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("after 30s the pane %s %s %q (err %v):\n%s", args[1], map[bool]string{false: "does not show", true: "still shows"}[neg], args[2], err, screen)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// pushbad ADDR KIND: push the market node at ADDR an announcement that
+// must be refused, and fail unless it is: KIND is forged (it names the
+// node's own key but another key signed it), expired, or weak (less proof
+// of work than the node asks).
+func cmdPushBad(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: pushbad ADDR forged|expired|weak")
+	}
+	addr, kind := args[0], args[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, liar, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	signer, err := gossh.NewSignerFromKey(liar)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	// Ask what the node asks, with an empty push.
+	_, bits, err := sshgate.Push(ctx, addr, signer, nil)
+	if err != nil {
+		ts.Fatalf("pushbad: %v", err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	a := market.Announcement{Provider: market.ProviderString(signer.PublicKey()), Address: "192.0.2.1:2222",
+		Capacity:         market.Capacity{Leases: 100, MemoryBytes: 1 << 40, CPUs: 1000, DiskBytes: 1 << 40},
+		PricePerWorkMsat: 1, Score: 100, Methods: []string{"embedded"}, Seq: uint64(now.UnixNano()), Issued: now, Expires: now.Add(time.Hour)}
+	switch kind {
+	case "forged":
+		// Claim a real provider's identity: the key of the node itself.
+		dir, err := sshgate.FetchDirectory(ctx, addr, signer)
+		if err != nil || len(dir) == 0 {
+			ts.Fatalf("pushbad: no announcement to forge at %s: %v", addr, err)
+		}
+		a.Provider = dir[0].Provider
+	case "expired":
+		a.Issued, a.Expires = now.Add(-2*time.Hour), now.Add(-time.Hour)
+	case "weak":
+	default:
+		ts.Fatalf("pushbad: unknown kind %q", kind)
+	}
+	if kind == "weak" {
+		for a.Nonce = 0; market.Work(&a) >= bits; a.Nonce++ {
+		}
+	} else if err := market.Mint(ctx, &a, bits); err != nil {
+		ts.Fatalf("%v", err)
+	}
+	if kind == "forged" {
+		// Signed, but by the liar's key, not the provider's it names.
+		if a.Signature, err = sshsig.Sign(signer, market.AnnouncementNamespace, a.CanonicalBytes()); err != nil {
+			ts.Fatalf("%v", err)
+		}
+	} else if err := a.Sign(signer); err != nil {
+		ts.Fatalf("%v", err)
+	}
+	n, _, err := sshgate.Push(ctx, addr, signer, []market.Envelope{{Announcement: a}})
+	if err != nil {
+		ts.Fatalf("pushbad: %v", err)
+	}
+	fmt.Fprintf(ts.Stdout(), "%s announcement: %d taken (node asks %d bits)\n", kind, n, bits)
+	if n != 0 {
+		ts.Fatalf("the node took a %s announcement", kind)
 	}
 }

@@ -1,0 +1,59 @@
+package sshgate_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/market"
+	"github.com/zennet/zennet/sshgate"
+)
+
+// TestGossipDirectory pushes many signed announcements to a gateway's
+// gossip node and fetches its directory back: all of them, in one answer.
+func TestGossipDirectory(t *testing.T) {
+	gs := sshgate.NewGossip(sshgate.GossipConfig{Signer: newSigner(t)})
+	addr := startGossipGateway(t, gs)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 40
+	var envs []market.Envelope
+	now := time.Now().UTC().Truncate(time.Second)
+	for i := range n {
+		s := newSigner(t)
+		a := market.Announcement{Provider: market.ProviderString(s.PublicKey()), Address: fmt.Sprintf("192.0.2.%d:2222", i+1),
+			Capacity: market.Capacity{Leases: 1, MemoryBytes: 1 << 30, CPUs: 1, DiskBytes: 1 << 30}, Methods: []string{"embedded"},
+			Seq: 1, Issued: now, Expires: now.Add(time.Hour)}
+		if err := a.Sign(s); err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, market.Envelope{Announcement: a})
+	}
+	taken, _, err := sshgate.Push(ctx, addr, newSigner(t), envs)
+	if err != nil || taken != n {
+		t.Fatalf("push: %d taken, err %v", taken, err)
+	}
+	for range 20 {
+		got, err := sshgate.FetchDirectory(ctx, addr, newSigner(t))
+		if err != nil || len(got) != n {
+			t.Fatalf("fetch: %d announcements, err %v", len(got), err)
+		}
+	}
+}
+
+func startGossipGateway(t *testing.T, gs *sshgate.Gossip) string {
+	t.Helper()
+	p := startBilledProvider(t, lease.Capacity{Leases: 1, Memory: 1 << 30, CPUs: 1, Disk: 1 << 30}, nil)
+	_ = p
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := sshgate.NewGateway(newSigner(t), p.leases, p.billing, sshgate.WithGossip(gs))
+	go gw.Serve(l)
+	t.Cleanup(func() { gw.Shutdown(context.Background()) })
+	return l.Addr().String()
+}

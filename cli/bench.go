@@ -113,16 +113,24 @@ step each; phoronix-test-suite and the tests must be installed in the image.`,
 	return cmd
 }
 
+// checkSuiteFlags checks --steps and --seconds of a suite run.
+func checkSuiteFlags(steps int, seconds float64) error {
+	if steps < 1 || steps > bench.MaxSteps {
+		return usagef("--steps %d: must be between 1 and %d", steps, bench.MaxSteps)
+	}
+	if !(seconds > 0 && seconds <= bench.MaxSeconds) {
+		return usagef("--seconds %v: must be more than 0 and at most %d", seconds, bench.MaxSeconds)
+	}
+	return nil
+}
+
 // Validate checks the options and fills the derived fields.
 func (o *benchRunOptions) Validate() error {
 	if o.Output == "" {
 		return usagef("-o FILE: say where to write the calibration set")
 	}
-	if o.Steps < 1 || o.Steps > bench.MaxSteps {
-		return usagef("--steps %d: must be between 1 and %d", o.Steps, bench.MaxSteps)
-	}
-	if !(o.Seconds > 0 && o.Seconds <= bench.MaxSeconds) {
-		return usagef("--seconds %v: must be more than 0 and at most %d", o.Seconds, bench.MaxSeconds)
+	if err := checkSuiteFlags(o.Steps, o.Seconds); err != nil {
+		return err
 	}
 	for _, w := range o.Workloads {
 		if _, ok := bench.LookupWorkload(w); !ok {

@@ -107,11 +107,8 @@ func (o *benchFairnessOptions) Validate() error {
 	if o.Output == "" {
 		return usagef("-o DIR: say where to write the results")
 	}
-	if o.Steps < 1 || o.Steps > bench.MaxSteps {
-		return usagef("--steps %d: must be between 1 and %d", o.Steps, bench.MaxSteps)
-	}
-	if !(o.Seconds > 0 && o.Seconds <= bench.MaxSeconds) {
-		return usagef("--seconds %v: must be more than 0 and at most %d", o.Seconds, bench.MaxSeconds)
+	if err := checkSuiteFlags(o.Steps, o.Seconds); err != nil {
+		return err
 	}
 	if o.Seed == 0 {
 		return usagef("--seed 0: give a fixed seed, the same for every provider")

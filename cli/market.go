@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -161,9 +159,9 @@ func (r *rental) askMarket(ctx context.Context, o *rentOptions, dir *market.Dire
 }
 
 // rentMarket rents count hosts from the providers of the market, named
-// names, choosing by the renter's rules. It returns the explanation per
-// provider.
-func (r *rental) rentMarket(ctx context.Context, o *rentOptions, dir *market.Directory, names []string, exclude map[string]bool) ([]market.Explanation, error) {
+// names, choosing by the renter's rules. It returns what the market gave
+// and why not more (market.Summarize); granting failures are the error.
+func (r *rental) rentMarket(ctx context.Context, o *rentOptions, dir *market.Directory, names []string, exclude map[string]bool) (string, error) {
 	count := len(names)
 	progress(o, "asking %d providers for %d hosts ...", dir.Len(), count)
 	qs := r.askMarket(ctx, o, dir, count, exclude)
@@ -218,7 +216,7 @@ func (r *rental) rentMarket(ctx context.Context, o *rentOptions, dir *market.Dir
 			explain[i].Reasons = append(explain[i].Reasons, "granting failed: "+res.err.Error())
 		}
 		if err := r.take(res.q.c, res.q.offer, res.q.method, res.q.rates, res.q.calib, res.leases, names[:len(res.leases)]); err != nil {
-			return explain, err
+			return market.Summarize(count, picks, explain), err
 		}
 		names = names[len(res.leases):]
 	}
@@ -227,7 +225,7 @@ func (r *rental) rentMarket(ctx context.Context, o *rentOptions, dir *market.Dir
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %s (%s): %s\n", e.Address, e.Provider, e.Reason())
 		}
 	}
-	return explain, errors.Join(errs...)
+	return market.Summarize(count, picks, explain), errors.Join(errs...)
 }
 
 // rules are the renter's rules of choice, from its flags.
@@ -242,24 +240,6 @@ func markedProviders(configDir string) map[string]bool {
 		out[m.Provider] = true
 	}
 	return out
-}
-
-// summarize says why fewer hosts than wanted were had.
-func summarize(explain []market.Explanation) string {
-	var b bytes.Buffer
-	for _, e := range explain {
-		if e.Chosen {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "%s: %s", e.Address, e.Reason())
-	}
-	if b.Len() == 0 {
-		return "no provider known"
-	}
-	return strings.TrimSpace(b.String())
 }
 
 // note records an event in the renter's book of providers.

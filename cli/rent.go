@@ -380,14 +380,14 @@ func (r *rental) rentFromMarket(ctx context.Context, o *rentOptions, names []str
 		return usagef("no provider known: pass --seed HOST:PORT (any provider of the market) or --provider HOST:PORT (or try 'zennet demo')")
 	}
 	r.market = dir
-	explain, err := r.rentMarket(ctx, o, dir, names, nil)
+	summary, err := r.rentMarket(ctx, o, dir, names, nil)
 	got := len(r.hosts)
 	want := o.Count
 	if o.Min > 0 {
 		want = o.Min
 	}
 	if got < want || got == 0 {
-		msg := fmt.Sprintf("got %d of %d hosts from the market: %s", got, o.Count, summarize(explain))
+		msg := "the market gave too few hosts: " + summary
 		if err != nil {
 			msg += " (" + err.Error() + ")"
 		}
@@ -397,7 +397,7 @@ func (r *rental) rentFromMarket(ctx context.Context, o *rentOptions, names []str
 		return causeError{msg: msg, cause: proto.ErrCapacity}
 	}
 	if got < o.Count {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: got %d of %d hosts (--min %d): %s\n", got, o.Count, o.Min, summarize(explain))
+		fmt.Fprintf(o.IO.ErrOut, "zennet: taking what the market gave (--min %d): %s\n", o.Min, summary)
 		r.sess.ReserveNames(got) // free the names not used
 	}
 	return r.ready(ctx, o)

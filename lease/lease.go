@@ -636,13 +636,14 @@ func (m *Manager) Get(id string, owner ssh.PublicKey) (*Lease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	le, ok := m.leases[id]
-	if !ok || owner == nil || !keysEqual(le.Owner, owner) {
+	if !ok || owner == nil || !KeysEqual(le.Owner, owner) {
 		return nil, fmt.Errorf("%w: %s", proto.ErrNotFound, id)
 	}
 	return le, nil
 }
 
-func keysEqual(a, b ssh.PublicKey) bool {
+// KeysEqual reports whether a and b are the same public key.
+func KeysEqual(a, b ssh.PublicKey) bool {
 	return a.Type() == b.Type() && string(a.Marshal()) == string(b.Marshal())
 }
 
@@ -665,7 +666,7 @@ func (m *Manager) Connect(id string, owner ssh.PublicKey) (*exec.Cmd, error) {
 func (m *Manager) End(ctx context.Context, id string, owner ssh.PublicKey, reason string) (*meter.Report, error) {
 	m.mu.Lock()
 	le, ok := m.leases[id]
-	if !ok || !keysEqual(le.Owner, owner) {
+	if !ok || !KeysEqual(le.Owner, owner) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", proto.ErrNotFound, id)
 	}

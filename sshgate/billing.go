@@ -1,7 +1,6 @@
 package sshgate
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -289,7 +288,7 @@ func (b *Billing) resumeIfPaid(ctx context.Context, id string, a *providerAccoun
 // lifts a pause.
 func (b *Billing) Confirm(ctx context.Context, owner gossh.PublicKey, proof pay.Proof) (proto.Credit, Action) {
 	a := b.account(proof.Lease)
-	if a == nil || !keysEqual(a.owner, owner) {
+	if a == nil || a.owner == nil || owner == nil || !lease.KeysEqual(a.owner, owner) {
 		b.countFailure()
 		return proto.Credit{ID: proof.Lease, Refused: "no open account of this lease for this key"}, Action{}
 	}
@@ -438,8 +437,4 @@ func (b *Billing) Recover(ctx context.Context) (closed int, err error) {
 		closed++
 	}
 	return closed, errors.Join(errs...)
-}
-
-func keysEqual(a, b gossh.PublicKey) bool {
-	return a != nil && b != nil && bytes.Equal(a.Marshal(), b.Marshal())
 }

@@ -46,8 +46,9 @@ func TestGossipDirectory(t *testing.T) {
 
 func startGossipGateway(t *testing.T, gs *sshgate.Gossip) string {
 	t.Helper()
+	// A provider's lease manager and billing, behind a second gateway
+	// that also serves gossip.
 	p := startBilledProvider(t, lease.Capacity{Leases: 1, Memory: 1 << 30, CPUs: 1, Disk: 1 << 30}, nil)
-	_ = p
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -54,6 +54,10 @@ type Env struct {
 	// SampleInterval is how often Counters is read during a step, which
 	// is what integrates memory over time; 0 means 250 ms.
 	SampleInterval time.Duration
+	// Start, if set, is called once the workload has set up; the run
+	// starts when it returns (an error ends the step). Probes use it to
+	// start steps in several sandboxes at once.
+	Start func(context.Context) error
 }
 
 // Options say which steps a run does.
@@ -312,6 +316,11 @@ func RunStep(ctx context.Context, env Env, spec StepSpec) (Step, error) {
 	}
 	if _, err := next(setupTimeout); err != nil {
 		return Step{}, failed("set up", err)
+	}
+	if env.Start != nil {
+		if err := env.Start(ctx); err != nil {
+			return Step{}, failed("start run", err)
+		}
 	}
 	var s0 meter.Sample
 	if env.Counters != nil {

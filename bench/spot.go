@@ -228,3 +228,54 @@ func SpotCheck(ctx context.Context, cfg SpotConfig) (SpotResult, error) {
 	}
 	return res, nil
 }
+
+// ProbeWorkload is the step a probe runs: the reference run's first step
+// of this CPU-bound workload, replayed with the reference's parameters.
+const ProbeWorkload = "int"
+
+// ProbeResult is how fast a rented host ran the probe step.
+type ProbeResult struct {
+	Step Step
+	// Speed is the step's score relative to the reference machine's,
+	// scaled to the host's CPUs: 1 is as fast as the reference would be
+	// with as many CPUs, 0.5 half as fast.
+	Speed float64
+}
+
+// Probe runs a short benchmark step (ProbeWorkload, seconds long; 0 means
+// 2 s) in a host of cpus CPUs (0: as many as the reference had) and says
+// how fast it ran compared with the reference machine. It is what the
+// renter's --probe ranks hosts by.
+func Probe(ctx context.Context, env Env, cpus, seconds float64) (ProbeResult, error) {
+	ref, err := Reference()
+	if err != nil {
+		return ProbeResult{}, err
+	}
+	i := slices.IndexFunc(ref.Steps, func(s Step) bool { return s.Workload == ProbeWorkload })
+	if i < 0 {
+		return ProbeResult{}, fmt.Errorf("probe: the reference run has no %s step", ProbeWorkload)
+	}
+	claimed := ref.Steps[i]
+	if seconds <= 0 {
+		seconds = 2
+	}
+	spec := StepSpec{Workload: claimed.Workload, Seed: claimed.Seed, Seconds: seconds, Workers: claimed.Workers, Params: claimed.Params}
+	measured, err := RunStep(ctx, env, spec)
+	if err != nil {
+		return ProbeResult{}, fmt.Errorf("probe: %w", err)
+	}
+	refCPUs := ref.Sandbox.CPUs
+	if refCPUs <= 0 {
+		refCPUs = float64(ref.Machine.Cores)
+	}
+	if cpus <= 0 {
+		cpus = refCPUs
+	}
+	w := float64(claimed.Workers)
+	expected := claimed.Score * min(w, cpus) / min(w, refCPUs)
+	res := ProbeResult{Step: measured}
+	if expected > 0 {
+		res.Speed = measured.Score / expected
+	}
+	return res, nil
+}

@@ -99,8 +99,10 @@ func (r *rental) askMarket(ctx context.Context, o *rentOptions, dir *market.Dire
 	anns := dir.List(time.Now())
 	book := market.OpenBook(reputationPath(o.G.ConfigDir))
 	marks := markedProviders(o.G.ConfigDir)
+	// The demand carries the renter's counter-offer: a provider that asks
+	// more per unit of work comes down to it, or to its floor.
 	demand := proto.Demand{Count: count, Limits: proto.Limits{MemoryBytes: o.memoryBytes, CPUs: o.CPUs, DiskBytes: o.diskBytes},
-		IntervalSeconds: int(o.Interval / time.Second), Methods: o.Pay}
+		IntervalSeconds: int(o.Interval / time.Second), Methods: o.Pay, BidPerWorkMsat: o.bid()}
 	out := make([]*asked, 0, len(anns))
 	for i := range anns {
 		a := &anns[i]
@@ -150,6 +152,10 @@ func (r *rental) askMarket(ctx context.Context, o *rentOptions, dir *market.Dire
 			q.c, q.offer, q.method, q.rates, q.calib = c, offer, method, rates, calib
 			q.cand.Offered = offer.Count
 			q.cand.PricePerWorkMsat = offer.Payment.PricePerWorkMsat
+			q.cand.ListPricePerWorkMsat = offer.Payment.ListPricePerWorkMsat
+			if bid := demand.BidPerWorkMsat; bid > 0 && max(offer.Payment.ListPricePerWorkMsat, offer.Payment.PricePerWorkMsat) > bid {
+				q.cand.Countered = bid
+			}
 			q.cand.Score = relativeScore(calib)
 			q.cand.Methods = offer.Payment.Methods
 		}()

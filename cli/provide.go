@@ -59,6 +59,7 @@ type provideOptions struct {
 	TUI         bool
 	Calibration string
 	PerWork     float64
+	MinPerWork  float64
 	Peers       []string
 	Announce    string
 	PowBits     uint
@@ -117,6 +118,7 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.BoolVar(&o.JSON, "json", false, "print the provider's address and key as JSON once it is ready")
 	f.StringArrayVar(&o.Rates, "rate", nil, "flat price of a meter counter instead of the price model: COUNTER=MSAT_PER_UNIT, e.g. cpu_ns=1/10000000 (repeatable)")
 	f.Float64Var(&o.PerWork, "price-per-work", DefaultPricePerWork, "price model: msat for a second of the reference machine's full-load work; the rates are fitted to this machine's calibration")
+	f.Float64Var(&o.MinPerWork, "min-price-per-work", 0, "the least price per work to take when a renter counters with a lower bid (0: no discounts; at most --price-per-work)")
 	f.StringSliceVar(&o.Peers, "peer", splitList(os.Getenv("ZENNET_PEERS")), "another provider to exchange announcements with, HOST:PORT (repeatable; env ZENNET_PEERS)")
 	f.StringVar(&o.Announce, "announce", envOr("ZENNET_ANNOUNCE", ""), "address renters reach this provider at, HOST:PORT, announced to the market (default: --listen's, when it names a host)")
 	f.BoolVar(&o.WhenIdle, "when-idle", false, "lend the machine only while its owner leaves it alone: pause (or throttle) every lease while the owner is busy")
@@ -182,6 +184,9 @@ func (o *provideOptions) Validate() error {
 	}
 	if !(o.PerWork > 0 && o.PerWork < 1e12) {
 		return usagef("--price-per-work %v: must be a positive number of msat", o.PerWork)
+	}
+	if !(o.MinPerWork >= 0 && o.MinPerWork <= o.PerWork) {
+		return usagef("--min-price-per-work %v: must be between 0 (no discounts) and --price-per-work %v", o.MinPerWork, o.PerWork)
 	}
 	if o.Calibration == "" {
 		return usagef("--calibration: say auto, off or a calibration set FILE")
@@ -418,12 +423,19 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	}
 	// The price model's rates, unless flat rates were asked for (or there
 	// is no calibration to fit them from).
-	rates, perWork := o.rates, 0.0
+	rates, perWork, floor := o.rates, 0.0, 0.0
+	var ratesAt func(float64) (pay.Rates, error)
 	if calib != nil && len(o.Rates) == 0 {
 		if rates, _, err = modelRates(calib, o.PerWork); err != nil {
 			return fmt.Errorf("price this machine's calibration: %w (or give flat prices with --rate)", err)
 		}
-		perWork = o.PerWork
+		perWork, floor = o.PerWork, o.MinPerWork
+		ratesAt = func(price float64) (pay.Rates, error) {
+			r, _, err := modelRates(calib, price)
+			return r, err
+		}
+	} else if o.MinPerWork > 0 {
+		log.Warn("--min-price-per-work is ignored: this provider offers flat rates")
 	}
 	var lnd *pay.LND
 	if o.Lightning {
@@ -452,7 +464,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	ctl := newProviderControl(providerInfo{}, mgr, ledger, logs)
 	billing, err := sshgate.NewBilling(sshgate.BillingConfig{Ledger: ledger, Leases: mgr, HostKey: hostKey, Rates: rates,
 		MinPayable: o.MinPayment, GraceIntervals: o.Grace, UnpaidTimeout: o.Unpaid, LND: lnd, Log: log, OnCredit: ctl.credit,
-		Calibration: calibJSON, PricePerWork: perWork, Reputation: market.OpenBook(reputationPath(o.DataDir))})
+		Calibration: calibJSON, PricePerWork: perWork, MinPricePerWork: floor, RatesAt: ratesAt, Reputation: market.OpenBook(reputationPath(o.DataDir))})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,10 +44,14 @@ type rentOptions struct {
 	LND       lndFlags
 	SpotCheck bool
 	// The market: where to learn providers, and the rules of choice.
-	Seeds         []string
-	Explain       bool
-	Min           int
-	MaxPrice      float64
+	Seeds    []string
+	Explain  bool
+	Min      int
+	MaxPrice float64
+	Bid      float64
+	// Probe rents this many hosts more, probes them all and keeps the
+	// best Count.
+	Probe         int
 	MinScore      float64
 	MinReputation float64
 	PowBits       uint
@@ -126,11 +131,17 @@ func (o *rentOptions) Validate() error {
 			return usagef("--seed %q is not HOST:PORT", p)
 		}
 	}
+	if o.Probe < 0 || o.Probe > proto.MaxHostsPerDemand-o.Count {
+		return usagef("--probe %d: must be between 0 and %d (-n plus --probe hosts are rented)", o.Probe, proto.MaxHostsPerDemand-o.Count)
+	}
 	if o.Min < 0 || o.Min > o.Count {
 		return usagef("--min %d: must be between 1 and -n %d", o.Min, o.Count)
 	}
 	if !(o.MaxPrice >= 0) || !(o.MinScore >= 0) || !(o.MinReputation >= 0 && o.MinReputation <= 1) {
 		return usagef("--max-price and --min-score must not be negative, --min-reputation is between 0 and 1")
+	}
+	if !(o.Bid >= 0 && o.Bid <= proto.MaxPricePerWork) || (o.MaxPrice > 0 && o.Bid > o.MaxPrice) {
+		return usagef("--bid %v: must be between 0 and --max-price (a bid above what you would pay is no counter-offer)", o.Bid)
 	}
 	for _, p := range o.Providers {
 		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
@@ -153,6 +164,10 @@ func (o *rentOptions) Validate() error {
 	}
 	return nil
 }
+
+// bid is the renter's counter-offer to providers that ask more per unit of
+// work: --bid, else --max-price (0: none).
+func (o *rentOptions) bid() float64 { return cmp.Or(o.Bid, o.MaxPrice) }
 
 // rental is a set of leased hosts with their forwarders and files.
 type rental struct {
@@ -254,7 +269,11 @@ func progress(o *rentOptions, format string, a ...any) {
 	}
 }
 
-// rent leases o.Count hosts from the providers in order, all or nothing.
+// asked is how many hosts are rented: -n, plus --probe to drop.
+func (o *rentOptions) asked() int { return o.Count + o.Probe }
+
+// rent leases o.Count hosts (o.asked() with --probe) from the providers in
+// order, all or nothing.
 func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 	signer, keyPath, err := o.identity()
 	if err != nil {
@@ -294,7 +313,7 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 	for _, n := range settleOldLedgers(ctx, o.G.ConfigDir, signer, lnd, sess.ID) {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", n)
 	}
-	names, err := sess.ReserveNames(o.Count)
+	names, err := sess.ReserveNames(o.asked())
 	if err != nil {
 		return r, err
 	}
@@ -307,7 +326,7 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 		return r, r.rentFromMarket(ctx, o, names)
 	}
 	for _, addr := range o.Providers {
-		want := o.Count - len(r.hosts)
+		want := o.asked() - len(r.hosts)
 		if want == 0 {
 			break
 		}
@@ -321,7 +340,8 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 		var method string
 		var rates pay.Rates
 		var calib *bench.Set
-		offer, leases, err := c.Rent(ctx, proto.Demand{Count: want, Limits: demand, IntervalSeconds: int(o.Interval / time.Second), Methods: o.Pay},
+		offer, leases, err := c.Rent(ctx, proto.Demand{Count: want, Limits: demand, IntervalSeconds: int(o.Interval / time.Second), Methods: o.Pay,
+			BidPerWorkMsat: o.bid()},
 			func(offer proto.Offer) (string, error) {
 				method, rates, calib, err = acceptTerms(o.Pay, offer)
 				return method, err
@@ -342,8 +362,8 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 		}
 	}
 	progress(o, "")
-	if len(r.hosts) < o.Count {
-		msg := fmt.Sprintf("got %d of %d hosts: %s", len(r.hosts), o.Count, strings.Join(refusals, "; "))
+	if len(r.hosts) < o.asked() {
+		msg := fmt.Sprintf("got %d of %d hosts: %s", len(r.hosts), o.asked(), strings.Join(refusals, "; "))
 		switch {
 		case errors.Is(context.Cause(ctx), context.DeadlineExceeded):
 			return r, fmt.Errorf("leasing timed out after %s: %s", o.Timeout, msg)
@@ -357,11 +377,17 @@ func rent(ctx context.Context, o *rentOptions) (r *rental, err error) {
 	return r, r.ready(ctx, o)
 }
 
-// ready writes the session's files and spot-checks the providers.
+// ready writes the session's files, probes the hosts and keeps the best
+// (--probe), and spot-checks the providers.
 func (r *rental) ready(ctx context.Context, o *rentOptions) error {
 	var err error
 	if r.files, err = r.sess.Write(r.hosts, r.keyPath); err != nil {
 		return err
+	}
+	if o.Probe > 0 {
+		if err := r.probe(ctx, o, o.Count); err != nil {
+			return err
+		}
 	}
 	if o.SpotCheck {
 		return r.spotCheck(ctx, o)
@@ -435,7 +461,7 @@ func (r *rental) take(c *sshgate.Client, offer proto.Offer, method string, rates
 		})
 		h := session.Host{
 			Name: names[i], LocalPort: l.Addr().(*net.TCPAddr).Port, Provider: c.Addr,
-			LeaseID: le.ID, Limits: le.Limits, HostKey: le.HostKey,
+			LeaseID: le.ID, Limits: le.Limits, HostKey: le.HostKey, PricePerWorkMsat: offer.Payment.PricePerWorkMsat,
 		}
 		r.hosts = append(r.hosts, h)
 		if err := r.book.add(r.bookCtx, h, le, c, offer, method, rates); err != nil {
@@ -524,13 +550,16 @@ type hostJSON struct {
 	CPUs        float64 `json:"cpus"`
 	DiskBytes   int64   `json:"disk_bytes"`
 	HostKey     string  `json:"host_key"`
+	// PricePerWorkMsat is the agreed price per reference-second of work
+	// (0: flat rates).
+	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
 }
 
 func (r *rental) print(o *rentOptions) error {
 	if o.JSON {
 		doc := hostsDoc{Session: r.sess.ID, Files: r.files}
 		for _, h := range r.hosts {
-			doc.Hosts = append(doc.Hosts, hostJSON{h.Name, h.LocalPort, h.Provider, h.LeaseID, h.Limits.MemoryBytes, h.Limits.CPUs, h.Limits.DiskBytes, h.HostKey})
+			doc.Hosts = append(doc.Hosts, hostJSON{h.Name, h.LocalPort, h.Provider, h.LeaseID, h.Limits.MemoryBytes, h.Limits.CPUs, h.Limits.DiskBytes, h.HostKey, h.PricePerWorkMsat})
 		}
 		return writeJSON(o.IO.Out, "hosts", doc)
 	}

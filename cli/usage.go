@@ -70,6 +70,16 @@ func newUsageBook(sess *session.Session, ledger *pay.Ledger, signer gossh.Signer
 		notices: make(chan string, 64), drops: make(chan drop, 64)}
 }
 
+// rename gives a host another name in the usage file and receipts.
+func (b *usageBook) rename(id, name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h, ok := b.hosts[id]; ok {
+		h.u.Name = name
+		b.dirty = true
+	}
+}
+
 // add starts checking reports for a host and opens its account, to be paid
 // by method on the offer's terms.
 func (b *usageBook) add(ctx context.Context, h session.Host, le proto.Lease, c *sshgate.Client, offer proto.Offer, method string, rates pay.Rates) error {
@@ -270,8 +280,13 @@ func (b *usageBook) credit(c proto.Credit) {
 		return
 	}
 	if c.Refused != "" {
-		b.notice("%s: provider %s refused a payment: %s", h.u.Name, h.u.Provider, c.Refused)
-		return
+		// A proof of a payment the provider had already counted (a
+		// Lightning invoice it saw settle before the proof came) is
+		// refused, but nothing is lost: its credit covers all we paid.
+		if c.PaidMsat < h.acct.Status().Paid {
+			b.notice("%s: provider %s refused a payment: %s", h.u.Name, h.u.Provider, c.Refused)
+			return
+		}
 	}
 	h.credited = max(h.credited, c.PaidMsat)
 	b.statusLocked(h)

@@ -304,6 +304,11 @@ func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string,
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: the provider is draining: it takes no new leases", proto.ErrCapacity)
 	}
+	if m.hold != "" { // set since the offer
+		reason := m.hold
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s: no new leases for now", proto.ErrCapacity, reason)
+	}
 	if fit(m.freeLocked(), l, n) < n {
 		msg := m.describeFreeLocked(l)
 		m.mu.Unlock()

@@ -174,3 +174,36 @@ func TestRecoverRemovesLeftovers(t *testing.T) {
 		t.Fatalf("lease dir left: %v", err)
 	}
 }
+
+// An offer made before a hold (the owner came back, draining) is not
+// granted after it.
+func TestHoldAndDrainRefuseGrants(t *testing.T) {
+	m, rt, _ := setup(t, 0)
+	for _, set := range []struct {
+		name       string
+		on, off    func()
+		wantReason string
+	}{
+		{"hold", func() { m.SetHold("the owner is using the machine") }, func() { m.SetHold("") }, "the owner is using the machine"},
+		{"drain", func() { m.SetDraining(true) }, func() { m.SetDraining(false) }, "draining"},
+	} {
+		if _, err := m.Offer(proto.Demand{Count: 1, Limits: small}); err != nil {
+			t.Fatalf("%s: offer before: %v", set.name, err)
+		}
+		set.on()
+		if _, err := m.Offer(proto.Demand{Count: 1, Limits: small}); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), set.wantReason) {
+			t.Fatalf("%s: offer = %v, want a capacity error saying %q", set.name, err, set.wantReason)
+		}
+		if _, err := m.Grant(context.Background(), owner(t), "h", 1, small); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), set.wantReason) {
+			t.Fatalf("%s: grant = %v, want a capacity error saying %q", set.name, err, set.wantReason)
+		}
+		if sts, _ := rt.List(context.Background()); len(sts) != 0 {
+			t.Fatalf("%s: sandboxes started: %+v", set.name, sts)
+		}
+		set.off()
+	}
+	les, err := m.Grant(context.Background(), owner(t), "h", 1, small)
+	if err != nil || len(les) != 1 {
+		t.Fatalf("grant after: %v", err)
+	}
+}

@@ -39,6 +39,13 @@ type Candidate struct {
 	// the announcement's.
 	PricePerWorkMsat float64
 	Score            float64
+	// ListPricePerWorkMsat is the provider's asking price when
+	// PricePerWorkMsat is what it accepted of the renter's counter-offer
+	// (0: no counter-offer, or it was not needed).
+	ListPricePerWorkMsat float64
+	// Countered is the renter's counter-offer (0: none made): the price per
+	// work it bid when the provider asked more than it would pay.
+	Countered float64
 	// Methods are the payment methods of the offer (none means embedded).
 	Methods []string
 	// Err is why the provider gave no offer: unreachable, refused (wrap
@@ -213,6 +220,9 @@ func Choose(cands []Candidate, n int, rules Rules) (picks []Pick, explain []Expl
 		default:
 			s = fmt.Sprintf("not needed: better offers cover all %s", hosts(n))
 		}
+		if e.Chosen && c.ListPricePerWorkMsat > c.PricePerWorkMsat && c.PricePerWorkMsat > 0 {
+			s += fmt.Sprintf(" (came down from %s on a counter-offer of %s)", num(c.ListPricePerWorkMsat), num(c.Countered))
+		}
 		if e.Chosen && capped[i] && count[i] < min(c.Offered, n) {
 			if count[i] <= limit {
 				s += fmt.Sprintf(" (of %d offered: at most %d of %d on one provider)", c.Offered, limit, n)
@@ -251,7 +261,14 @@ func ineligible(c *Candidate, rules Rules, methods []string) []string {
 		if !(c.PricePerWorkMsat > 0) {
 			r = append(r, fmt.Sprintf("flat rates: no price per unit of work to compare with max %s", num1(rules.MaxPricePerWork)))
 		} else if c.PricePerWorkMsat > rules.MaxPricePerWork {
-			r = append(r, fmt.Sprintf("price %s > max %s", num1(c.PricePerWorkMsat), num1(rules.MaxPricePerWork)))
+			why := fmt.Sprintf("price %s > max %s", num1(c.PricePerWorkMsat), num1(rules.MaxPricePerWork))
+			switch {
+			case c.Countered > 0 && c.ListPricePerWorkMsat > c.PricePerWorkMsat:
+				why += fmt.Sprintf(" (its least: it came down from %s on a counter-offer of %s)", num1(c.ListPricePerWorkMsat), num1(c.Countered))
+			case c.Countered > 0:
+				why += fmt.Sprintf(" (it does not take counter-offers: %s was refused)", num1(c.Countered))
+			}
+			r = append(r, why)
 		}
 	}
 	if rules.MinScore > 0 {

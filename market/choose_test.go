@@ -45,6 +45,12 @@ func TestChooseReasons(t *testing.T) {
 		{"chosen", cand("a", 4, 100, 1), Rules{}, "chosen: 3 hosts at 100 msat per unit of work"},
 		{"chosen at max", cand("a", 4, 2, 1), Rules{MaxPricePerWork: 2, MinScore: 1, MinReputation: 0.5}, "chosen: 3 hosts at 2 msat per unit of work"},
 		{"chosen, flat", cand("a", 4, 0, 0), Rules{}, "chosen: 3 hosts at flat rates"},
+		{"counter-offer met", with(cand("a", 4, 2, 1), func(c *Candidate) { c.ListPricePerWorkMsat, c.Countered = 3, 2 }), Rules{MaxPricePerWork: 2},
+			"chosen: 3 hosts at 2 msat per unit of work (came down from 3 on a counter-offer of 2)"},
+		{"counter-offer, floor above the max", with(cand("a", 4, 2.5, 1), func(c *Candidate) { c.ListPricePerWorkMsat, c.Countered = 3, 2 }), Rules{MaxPricePerWork: 2},
+			"price 2.5 > max 2.0 (its least: it came down from 3.0 on a counter-offer of 2.0)"},
+		{"counter-offer refused", with(cand("a", 4, 3, 1), func(c *Candidate) { c.Countered = 2 }), Rules{MaxPricePerWork: 2},
+			"price 3.0 > max 2.0 (it does not take counter-offers: 2.0 was refused)"},
 		{"chosen, no methods named", with(cand("a", 1, 0, 0), func(c *Candidate) { c.Methods = nil }), Rules{}, "chosen: 1 host at flat rates"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

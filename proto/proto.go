@@ -99,6 +99,12 @@ type Demand struct {
 	// Methods are the payment methods the renter can pay by, preferred
 	// first; none means the default (embedded).
 	Methods []string `json:"methods,omitempty"`
+	// BidPerWorkMsat, when set, is the renter's counter-offer: the price
+	// per reference-second of work it proposes. A provider priced by the
+	// model that asks more offers at the bid or at its floor, whichever is
+	// higher (PaymentTerms.ListPricePerWorkMsat keeps its asking price);
+	// one that asks less, or flat rates, ignores it.
+	BidPerWorkMsat float64 `json:"bid_per_work_msat,omitempty"`
 }
 
 // Usage report intervals, in seconds.
@@ -149,6 +155,9 @@ type PaymentTerms struct {
 	// reference machine's work costs this many msat. Renters fit the same
 	// model and check.
 	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
+	// ListPricePerWorkMsat, when the price is a counter-offer's (lower than
+	// the provider asks of others), is the provider's asking price.
+	ListPricePerWorkMsat float64 `json:"list_price_per_work_msat,omitempty"`
 }
 
 // Accept takes Count hosts of the offer, paid by Method (one of the
@@ -404,8 +413,15 @@ func (d *Demand) Validate() error {
 	if len(d.Methods) > 8 {
 		return fmt.Errorf("%w: %d payment methods named, at most 8", ErrBadRequest, len(d.Methods))
 	}
+	if !(d.BidPerWorkMsat >= 0 && d.BidPerWorkMsat <= MaxPricePerWork) { // also rejects NaN
+		return fmt.Errorf("%w: bid %v msat per work out of range 0..%g", ErrBadRequest, d.BidPerWorkMsat, float64(MaxPricePerWork))
+	}
 	return nil
 }
+
+// MaxPricePerWork bounds a price per reference-second of work, in msat
+// (a thousand bitcoin).
+const MaxPricePerWork = 1e14
 
 // MinMemory is the least memory a host may have.
 const MinMemory = 64 << 20

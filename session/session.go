@@ -31,6 +31,9 @@ type Host struct {
 	LeaseID   string       `json:"lease_id"`
 	Limits    proto.Limits `json:"limits"`
 	HostKey   string       `json:"host_key"`
+	// PricePerWorkMsat is the agreed price per reference-second of work
+	// (0: flat rates).
+	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
 }
 
 // Files are the paths a session writes.

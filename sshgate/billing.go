@@ -59,7 +59,14 @@ type BillingConfig struct {
 	// fitted at (0: Rates are flat prices).
 	Calibration  json.RawMessage
 	PricePerWork float64
-	Log          *slog.Logger
+	// MinPricePerWork is the least price per work the provider takes
+	// when a renter counters (proto.Demand.BidPerWorkMsat): a bid below
+	// PricePerWork is met at the bid or this floor, whichever is higher.
+	// 0 or PricePerWork: no discount. RatesAt fits the rates at another
+	// price; it is required for a floor below the price.
+	MinPricePerWork float64
+	RatesAt         func(pricePerWork float64) (pay.Rates, error)
+	Log             *slog.Logger
 	// Reputation, if set, records each renter's late payments, leases
 	// ended unpaid and leases completed paid.
 	Reputation *market.Book
@@ -82,6 +89,8 @@ type Billing struct {
 	mu       sync.Mutex
 	accounts map[string]*providerAccount
 	failures uint64
+	// countered caches the encoded rates of counter-offered prices.
+	countered map[float64]json.RawMessage
 }
 
 type providerAccount struct {
@@ -111,11 +120,15 @@ func NewBilling(cfg BillingConfig) (*Billing, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MinPricePerWork < 0 || (cfg.MinPricePerWork > 0 && cfg.MinPricePerWork < cfg.PricePerWork && cfg.RatesAt == nil) {
+		return nil, errors.New("billing: a floor below the price needs RatesAt")
+	}
 	rates, err := json.Marshal(cfg.Rates)
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
-	return &Billing{cfg: cfg, rates: rates, log: cfg.Log.With("subsystem", "billing"), accounts: map[string]*providerAccount{}}, nil
+	return &Billing{cfg: cfg, rates: rates, log: cfg.Log.With("subsystem", "billing"), accounts: map[string]*providerAccount{},
+		countered: map[float64]json.RawMessage{}}, nil
 }
 
 // Methods returns the payment methods offered, the default first.
@@ -127,8 +140,10 @@ func (b *Billing) Methods() []string {
 }
 
 // Terms returns the payment terms offered with hosts reported every
-// interval seconds.
-func (b *Billing) Terms(interval int) proto.PaymentTerms {
+// interval seconds, to a renter that bids bid msat per work (0: no bid).
+// A bid below the price is met down to the floor (MinPricePerWork): the
+// rates are refitted at the price offered.
+func (b *Billing) Terms(interval int, bid float64) (proto.PaymentTerms, error) {
 	grace := b.cfg.GraceIntervals * interval
 	t := proto.PaymentTerms{
 		Methods: b.Methods(), Rates: b.rates, MinPayableMsat: b.cfg.MinPayable,
@@ -138,7 +153,43 @@ func (b *Billing) Terms(interval int) proto.PaymentTerms {
 		t.LightningNode = b.cfg.LND.Pubkey()
 	}
 	t.Calibration, t.PricePerWorkMsat = b.cfg.Calibration, b.cfg.PricePerWork
-	return t
+	list := b.cfg.PricePerWork
+	price, ok := CounterPrice(list, b.cfg.MinPricePerWork, bid)
+	if !ok {
+		return t, nil
+	}
+	b.mu.Lock()
+	rates, ok := b.countered[price]
+	b.mu.Unlock()
+	if !ok {
+		r, err := b.cfg.RatesAt(price)
+		if err != nil {
+			return t, fmt.Errorf("price a counter-offer of %v msat per work: %w", price, err)
+		}
+		if rates, err = json.Marshal(r); err != nil {
+			return t, err
+		}
+		b.mu.Lock()
+		if len(b.countered) >= 256 { // bids are the renters' to choose: bound the cache
+			clear(b.countered)
+		}
+		b.countered[price] = rates
+		b.mu.Unlock()
+	}
+	t.Rates, t.PricePerWorkMsat, t.ListPricePerWorkMsat = rates, price, list
+	return t, nil
+}
+
+// CounterPrice is the price per work a provider asking list, with floor
+// its least, offers a renter that bids bid: the bid or the floor, whichever
+// is higher, when the bid is below the list price and the floor is too;
+// ok is false when the list price stands (no bid, a bid at or above it, no
+// floor, flat rates).
+func CounterPrice(list, floor, bid float64) (price float64, ok bool) {
+	if !(bid > 0) || !(list > 0) || bid >= list || !(floor > 0) || floor >= list {
+		return list, false
+	}
+	return max(bid, floor), true
 }
 
 // Open opens the account of a granted lease, paid by method on terms.
@@ -155,8 +206,13 @@ func (b *Billing) Open(le *lease.Lease, method string, terms proto.PaymentTerms)
 	default:
 		return fmt.Errorf("%w: unknown payment method %q", proto.ErrBadRequest, method)
 	}
+	// The offer's rates: a counter-offer's differ from the list price's.
+	var rates pay.Rates
+	if err := rates.UnmarshalJSON(terms.Rates); err != nil {
+		return fmt.Errorf("the offer's rates: %w", err)
+	}
 	acct, err := b.cfg.Ledger.OpenProvider(pay.ProviderTerms{
-		Lease: le.ID, Rates: b.cfg.Rates, Renter: gossh.FingerprintSHA256(le.Owner), MinPayable: terms.MinPayableMsat,
+		Lease: le.ID, Rates: rates, Renter: gossh.FingerprintSHA256(le.Owner), MinPayable: terms.MinPayableMsat,
 	}, payee)
 	if err != nil {
 		return err

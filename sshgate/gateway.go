@@ -282,7 +282,11 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 				reply = append(reply, proto.ErrorMessage(err))
 				break
 			}
-			o.Payment = g.billing.Terms(o.IntervalSeconds)
+			if o.Payment, err = g.billing.Terms(o.IntervalSeconds, m.Demand.BidPerWorkMsat); err != nil {
+				log.Error("payment terms", "err", err)
+				reply = append(reply, proto.ErrorMessage(err))
+				break
+			}
 			offer = &o
 			reply = append(reply, proto.Message{Type: proto.TypeOffer, Offer: &o})
 		case proto.TypeAccept:
@@ -318,6 +322,16 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 				// A release completes even if the renter hangs up meanwhile.
 				final, err := g.leases.End(context.WithoutCancel(ctx), id, owner, "released by renter")
 				if err != nil {
+					// A lease of this connection's that has ended meanwhile
+					// (the provider ended it, its final report is on its
+					// way) is released: releasing is idempotent.
+					mineMu.Lock()
+					ours := slices.Contains(mine, id)
+					mineMu.Unlock()
+					if errors.Is(err, proto.ErrNotFound) && ours {
+						done = append(done, id)
+						continue
+					}
 					errs = append(errs, err)
 					continue
 				}

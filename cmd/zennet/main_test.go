@@ -379,10 +379,23 @@ func cmdLedgersAgree(ts *testscript.TestScript, neg bool, args []string) {
 	for _, r := range ledgerReceipts(ts, filepath.Join(args[0], "ledger.db")) {
 		prov[r.Terms.Lease] = r
 	}
+	// Only this provider's leases: renters may have rented from others.
+	keyPEM, err := os.ReadFile(filepath.Join(ts.MkAbs(args[0]), "host_key"))
+	if err != nil {
+		ts.Fatalf("ledgersagree: %v", err)
+	}
+	hostKey, err := gossh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		ts.Fatalf("ledgersagree: host key: %v", err)
+	}
+	me := gossh.FingerprintSHA256(hostKey.PublicKey())
 	files, _ := filepath.Glob(filepath.Join(ts.Getenv("ZENNET_CONFIG_DIR"), "ledger", "*.db"))
 	n := 0
 	for _, f := range files {
 		for _, r := range ledgerReceipts(ts, f) {
+			if r.Terms.Peer != me {
+				continue
+			}
 			n++
 			p, ok := prov[r.Terms.Lease]
 			rs, ps := r.Status, p.Status
@@ -391,6 +404,8 @@ func cmdLedgersAgree(ts *testscript.TestScript, neg bool, args []string) {
 				ts.Fatalf("lease %s is on the renter's ledger only", r.Terms.Lease)
 			case rs.Closed.IsZero() || ps.Closed.IsZero():
 				ts.Fatalf("lease %s: account still open (renter closed %v, provider closed %v)", r.Terms.Lease, !rs.Closed.IsZero(), !ps.Closed.IsZero())
+			case !r.Terms.Rates.Equal(&p.Terms.Rates):
+				ts.Fatalf("lease %s: the renter's rates are not the provider's", r.Terms.Lease)
 			case rs.LastSeq != ps.LastSeq || rs.Billed != ps.Billed || rs.Carry != ps.Carry:
 				ts.Fatalf("lease %s: renter billed %d msat (+%s) up to report %d, provider %d msat (+%s) up to %d",
 					r.Terms.Lease, rs.Billed, rs.Carry, rs.LastSeq, ps.Billed, ps.Carry, ps.LastSeq)

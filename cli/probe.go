@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/session"
+	"github.com/zennet/zennet/sshgate"
+)
+
+// probeSeconds is how long the probe step runs on each host.
+const probeSeconds = 2
+
+// probed is one host's probe: how fast it ran the probe step, and what
+// that work costs there.
+type probed struct {
+	host  session.Host
+	speed float64 // relative to the reference machine (0: the probe failed)
+	err   error
+	// efficiency orders the hosts, best first: speed per msat of price per
+	// work when every host has one, else speed.
+	efficiency float64
+}
+
+// probe runs the probe step (bench.Probe) on every host at once, keeps the
+// keep most efficient and releases the others: "hire many, drop the least
+// efficient". Efficiency is work per second over the price of a unit of
+// work (msat per reference-second), so that of two hosts at one price the
+// faster is kept, and of two equally fast the cheaper; when any host has
+// flat rates (no price per work to compare) it is speed alone. A host
+// whose probe fails ranks last. The kept hosts take the first names, in
+// their order, and the session's files are rewritten.
+func (r *rental) probe(ctx context.Context, o *rentOptions, keep int) error {
+	progress(o, "probing %d hosts (%ds of benchmark work each) ...", len(r.hosts), probeSeconds)
+	res := make([]probed, len(r.hosts))
+	// Every host starts its step at once, when all have set up (or
+	// failed), so that hosts sharing a machine are measured under each
+	// other's load alike.
+	var wg, ready sync.WaitGroup
+	allReady := make(chan struct{})
+	ready.Add(len(r.hosts))
+	go func() { ready.Wait(); close(allReady) }()
+	for i, h := range r.hosts {
+		res[i].host = h
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			arrive := func() { once.Do(ready.Done) }
+			defer arrive()
+			pctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			env := bench.Env{Command: sshCommander(r.files.SSHConfig, h.Name), Start: func(ctx context.Context) error {
+				arrive()
+				select {
+				case <-allReady:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}}
+			p, err := bench.Probe(pctx, env, h.Limits.CPUs, probeSeconds)
+			res[i].speed, res[i].err = p.Speed, err
+		}()
+	}
+	wg.Wait()
+	progress(o, "")
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	rankProbes(res)
+	keep = min(keep, len(res))
+	kept, dropped := res[:keep], res[keep:]
+	for i, p := range res {
+		verdict := "kept"
+		if i >= keep {
+			verdict = "dropped (least efficient)"
+		}
+		price := "flat rates"
+		if p.host.PricePerWorkMsat > 0 {
+			price = fmt.Sprintf("%s msat per unit of work", strconv.FormatFloat(p.host.PricePerWorkMsat, 'f', -1, 64))
+		}
+		if p.err != nil {
+			fmt.Fprintf(o.IO.ErrOut, "zennet: probe of %s (provider %s) failed: %v; %s\n", p.host.Name, p.host.Provider, p.err, verdict)
+			continue
+		}
+		fmt.Fprintf(o.IO.ErrOut, "zennet: probe of %s (provider %s): %.2f of the reference's speed at %s; %s\n",
+			p.host.Name, p.host.Provider, p.speed, price, verdict)
+	}
+	if len(dropped) > 0 {
+		// Their receipts keep a name no kept host takes.
+		for _, p := range dropped {
+			r.book.rename(p.host.LeaseID, p.host.Name+"-dropped")
+		}
+		r.releaseHosts(ctx, dropped)
+	}
+	// The kept hosts take the first names, in the order they were rented.
+	slices.SortFunc(kept, func(a, b probed) int {
+		return cmp.Compare(slices.IndexFunc(r.hosts, func(h session.Host) bool { return h.LeaseID == a.host.LeaseID }),
+			slices.IndexFunc(r.hosts, func(h session.Host) bool { return h.LeaseID == b.host.LeaseID }))
+	})
+	names, err := r.sess.ReserveNames(len(kept))
+	if err != nil {
+		return err
+	}
+	hosts := make([]session.Host, len(kept))
+	for i, p := range kept {
+		hosts[i] = p.host
+		hosts[i].Name = names[i]
+		r.book.rename(p.host.LeaseID, names[i])
+	}
+	r.hosts = hosts
+	r.files, err = r.sess.Write(r.hosts, r.keyPath)
+	return err
+}
+
+// rankProbes orders probes best first (see probe).
+func rankProbes(res []probed) {
+	byPrice := true
+	for _, p := range res {
+		if !(p.host.PricePerWorkMsat > 0) {
+			byPrice = false
+		}
+	}
+	for i := range res {
+		p := &res[i]
+		switch {
+		case p.err != nil:
+			p.efficiency = -1
+		case byPrice:
+			p.efficiency = p.speed / p.host.PricePerWorkMsat
+		default:
+			p.efficiency = p.speed
+		}
+	}
+	slices.SortStableFunc(res, func(a, b probed) int { return cmp.Compare(b.efficiency, a.efficiency) })
+}
+
+// releaseHosts ends the leases of hosts the renter no longer wants, each
+// provider's at once; their final bills are paid before the rental's
+// release returns. The hosts leave the rental.
+func (r *rental) releaseHosts(ctx context.Context, ps []probed) {
+	byClient := map[*sshgate.Client][]string{}
+	for _, p := range ps {
+		for _, c := range r.clients {
+			if slices.Contains(r.leases[c], p.host.LeaseID) {
+				byClient[c] = append(byClient[c], p.host.LeaseID)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for c, ids := range byClient {
+		for _, id := range ids {
+			if l, ok := r.listeners[id]; ok {
+				l.Close()
+				delete(r.listeners, id)
+			}
+			r.leases[c] = slices.DeleteFunc(r.leases[c], func(x string) bool { return x == id })
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := c.Release(rctx, ids); err != nil {
+				fmt.Fprintf(r.opts.IO.ErrOut, "zennet: release probed hosts of provider %s: %v\n", c.Addr, err)
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/zennet/zennet/internal/testenv"
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/sandbox"
+)
+
+// BenchmarkMarketStart times renting N hosts from the market against
+// starting N bare runsc sandboxes in the same run (the goal is a ratio of
+// at most 1.2), and the time to a first host against the time to a first
+// bare sandbox. Run with -benchtime=1x: each iteration is a whole cold
+// start.
+//
+//   - bare-s: N minimal sandboxes created and started with runsc directly, 8
+//     at a time as the lease manager does (sshgate's BenchmarkLeaseStart
+//     baseline), until all are up; bare-first-s until the first is.
+//   - market-s: four real provider processes on loopback, gossiping
+//     announcements (the 2nd to 4th peer with the 1st), offering about N/4
+//     leases each, all four known to the seed before the clock starts; then
+//     from starting 'zennet -n N -m 128M --seed FIRST' (a cold renter: it
+//     learns the market from the seed, chooses, negotiates, pays, writes
+//     its ssh_config) until 'ssh -F ssh_config zennet-i true' has succeeded
+//     on every host, 16 at a time.
+//   - market-first-s: the same with -n 1, until its one host answers ssh.
+//
+// ratio is market-s / bare-s, first-ratio market-first-s / bare-first-s.
+// Each renter is ended with SIGINT (it releases its hosts and settles);
+// the providers too, at the end, which destroy their sandboxes.
+//
+// By hand: 'make build', then
+//
+//	export ZENNET_RUNSC=$(ls ~/.cache/zennet/runsc/*/runsc | head -1) ZENNET_IMAGE=~/.cache/zennet/images/bookworm ZENNET_AGENT_BINARY=$PWD/bin/zennet
+//	go test -run '^$' -bench 'MarketStart/N=8$' -benchtime=1x -timeout 20m ./cmd/zennet
+func BenchmarkMarketStart(b *testing.B) {
+	for _, n := range []int{8, 100} {
+		b.Run("N="+strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				bare, bareFirst := bareStart(b, n)
+				m := startMarket(b, n)
+				through, printed, spread := m.rent(b, n)
+				first, firstPrinted, _ := m.rent(b, 1)
+				m.stop(b)
+				b.ReportMetric(bare.Seconds(), "bare-s")
+				b.ReportMetric(bareFirst.Seconds(), "bare-first-s")
+				b.ReportMetric(through.Seconds(), "market-s")
+				b.ReportMetric(first.Seconds(), "market-first-s")
+				b.ReportMetric(through.Seconds()/bare.Seconds(), "ratio")
+				b.ReportMetric(first.Seconds()/bareFirst.Seconds(), "first-ratio")
+				b.Logf("hosts per provider: %v; the renter printed its hosts after %.2fs (-n %d) and %.2fs (-n 1)",
+					spread, printed.Seconds(), n, firstPrinted.Seconds())
+				b.Logf("ratio market/bare N=%d: %.2fx (goal <= 1.2x); first host %.2fs vs first bare sandbox %.2fs: %.2fx",
+					n, through.Seconds()/bare.Seconds(), first.Seconds(), bareFirst.Seconds(), first.Seconds()/bareFirst.Seconds())
+			}
+		})
+	}
+}
+
+// bareStart creates and starts n minimal sandboxes with runsc directly,
+// 8 at a time as the lease manager does (as sshgate's bareStart), and
+// destroys them. It returns how long all took, and the first.
+func bareStart(b *testing.B, n int) (all, first time.Duration) {
+	runsc, image := testenv.Runtime(b)
+	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: image, StateDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = lease.NewID()
+	}
+	var once sync.Once
+	start := time.Now()
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, id := range ids {
+		g.Go(func() error {
+			err := rt.Create(context.Background(), sandbox.Spec{ID: id, MemoryBytes: 128 << 20, CPUs: 1, Args: []string{"/bin/sleep", "1000"}})
+			if err == nil {
+				once.Do(func() { first = time.Since(start) })
+			}
+			return err
+		})
+	}
+	err = g.Wait()
+	all = time.Since(start)
+	for _, id := range ids {
+		rt.Destroy(context.Background(), id)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return all, first
+}
+
+// benchMarket is four providers on loopback and a renter's environment.
+type benchMarket struct {
+	zennet string
+	dir    string
+	env    []string
+	seed   string
+	procs  []*proc
+	once   sync.Once
+}
+
+// proc is a zennet process the benchmark started.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *json.Decoder
+	stdout *bufio.Reader
+	stderr *lockedBuffer
+	done   chan struct{} // closed when stdout is drained
+
+	drainOnce, stopOnce sync.Once
+	stopErr             error
+}
+
+// lockedBuffer is a process's stderr, read while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start runs the zennet binary with args in m's environment.
+func (m *benchMarket) start(b *testing.B, name string, args ...string) *proc {
+	cmd := exec.Command(m.zennet, args...)
+	cmd.Env = m.env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &proc{name: name, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	p.stdout = bufio.NewReader(stdout)
+	p.out = json.NewDecoder(p.stdout)
+	return p
+}
+
+// next reads p's next JSON document, which must be of kind.
+func (p *proc) next(kind string, v any) error {
+	var e envelope
+	if err := p.out.Decode(&e); err != nil {
+		return fmt.Errorf("%s: reading the %s document: %v\n%s stderr:\n%s", p.name, kind, err, p.name, p.stderr.String())
+	}
+	if e.Kind != kind {
+		return fmt.Errorf("%s: got a %q document, want %q", p.name, e.Kind, kind)
+	}
+	return json.Unmarshal(e.Data, v)
+}
+
+// drain discards the rest of p's stdout, so it never blocks writing.
+func (p *proc) drain() {
+	p.drainOnce.Do(func() {
+		go func() {
+			io.Copy(io.Discard, io.MultiReader(p.out.Buffered(), p.stdout))
+			close(p.done)
+		}()
+	})
+}
+
+// interrupt ends p with SIGINT and waits for it, killing it after wait;
+// it returns how p ended (the same on later calls).
+func (p *proc) interrupt(wait time.Duration) error {
+	p.stopOnce.Do(func() {
+		p.drain()
+		p.cmd.Process.Signal(syscall.SIGINT)
+		exited := make(chan error, 1)
+		go func() {
+			<-p.done
+			exited <- p.cmd.Wait()
+		}()
+		select {
+		case p.stopErr = <-exited:
+		case <-time.After(wait):
+			p.cmd.Process.Kill()
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+			}
+			p.stopErr = fmt.Errorf("%s did not end within %v of SIGINT: killed", p.name, wait)
+		}
+	})
+	return p.stopErr
+}
+
+// startMarket starts four providers with room for about n leases in all,
+// the 2nd to 4th peering with the 1st, and waits until the 1st knows all
+// four announcements.
+func startMarket(b *testing.B, n int) *benchMarket {
+	testenv.Runtime(b)
+	if _, err := exec.LookPath("ssh"); err != nil {
+		b.Fatal("ssh not found: run 'make bench', which installs the OpenSSH client")
+	}
+	// A short directory of its own: the providers' control sockets live
+	// in their data dirs.
+	dir, err := os.MkdirTemp("", "zmb")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &benchMarket{zennet: testenv.AgentBinary(b), dir: dir}
+	m.env = append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "ZENNET_CONFIG_DIR="+filepath.Join(dir, "config"),
+		"ZENNET_DATA_DIR="+filepath.Join(dir, "data"))
+	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.stop(b) })
+	calibration, err := filepath.Abs(filepath.Join("..", "..", "testdata", "calibration", "systrap.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Room for a few more than n/4 leases each when n is large, so that a
+	// provider slow to free a slot does not fail the rent; small enough
+	// that every provider still gets hosts (a renter takes at most half
+	// of N from one).
+	per := (n+3)/4 + n/50
+	for i := range 4 {
+		args := []string{"provide", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "p"+strconv.Itoa(i+1)),
+			"--max-leases", strconv.Itoa(per), "--memory", strconv.Itoa(per) + "G", "--cpus", strconv.Itoa(per),
+			"--disk", strconv.Itoa(4*per) + "G", "--pow-bits", "8", "--announce-every", "2s", "--calibration", calibration, "--json"}
+		if i > 0 {
+			args = append(args, "--peer", m.seed)
+		}
+		p := m.start(b, "provider "+strconv.Itoa(i+1), args...)
+		m.procs = append(m.procs, p)
+		var info struct{ Address string }
+		if err := p.next("provider", &info); err != nil {
+			b.Fatal(err)
+		}
+		p.drain()
+		if i == 0 {
+			m.seed = info.Address
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		cmd := exec.Command(m.zennet, "providers", "--seed", m.seed, "--pow-bits", "8", "--json")
+		cmd.Env = m.env
+		out, err := cmd.Output()
+		var e envelope
+		var rows []struct{ Address string }
+		if err == nil && json.Unmarshal(out, &e) == nil && json.Unmarshal(e.Data, &rows) == nil && len(rows) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("after 2m the seed knows %d providers, want 4 (%v)\n%s", len(rows), err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return m
+}
+
+// rent times 'zennet -n n' from its start until every host answers ssh,
+// then ends the renter with SIGINT. It returns the time, the time until
+// the renter printed its hosts, and how many hosts each provider gave.
+func (m *benchMarket) rent(b *testing.B, n int) (took, printed time.Duration, spread map[string]int) {
+	start := time.Now()
+	p := m.start(b, "renter -n "+strconv.Itoa(n), "-n", strconv.Itoa(n), "-m", "128M", "--seed", m.seed, "--pow-bits", "8",
+		"--timeout", "15m", "--json")
+	b.Cleanup(func() { p.interrupt(time.Minute) })
+	var doc struct {
+		Hosts []struct {
+			Name     string `json:"name"`
+			Provider string `json:"provider"`
+		} `json:"hosts"`
+		Files struct {
+			SSHConfig string `json:"ssh_config"`
+		} `json:"files"`
+	}
+	err := p.next("hosts", &doc)
+	printed = time.Since(start)
+	p.drain()
+	if err != nil {
+		p.interrupt(time.Minute)
+		b.Fatal(err)
+	}
+	if len(doc.Hosts) != n {
+		p.interrupt(time.Minute)
+		b.Fatalf("got %d hosts, want %d", len(doc.Hosts), n)
+	}
+	var g errgroup.Group
+	g.SetLimit(16)
+	spread = map[string]int{}
+	for _, h := range doc.Hosts {
+		spread[h.Provider]++
+		g.Go(func() error { return m.ssh(doc.Files.SSHConfig, h.Name) })
+	}
+	err = g.Wait()
+	took = time.Since(start)
+	if err != nil {
+		p.interrupt(time.Minute)
+		b.Fatal(err)
+	}
+	if err := p.interrupt(2 * time.Minute); err != nil {
+		b.Errorf("renter -n %d: %v\n%s", n, err, p.stderr.String())
+	}
+	return took, printed, spread
+}
+
+// ssh runs 'true' on host, trying a few times.
+func (m *benchMarket) ssh(config, host string) error {
+	var err error
+	for try := range 5 {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * 200 * time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, "ssh", "-F", config, "-o", "BatchMode=yes", host, "true")
+		cmd.Env = m.env
+		var out []byte
+		out, err = cmd.CombinedOutput()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		err = fmt.Errorf("ssh %s: %v: %s", host, err, strings.TrimSpace(string(out)))
+	}
+	return err
+}
+
+// stop ends the providers with SIGINT, checks that they left no sandbox,
+// and removes their directory.
+func (m *benchMarket) stop(b *testing.B) {
+	m.once.Do(func() {
+		var wg sync.WaitGroup
+		errs := make([]error, len(m.procs))
+		for i, p := range m.procs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := p.interrupt(2 * time.Minute); err != nil {
+					errs[i] = fmt.Errorf("%s: %v\n%s", p.name, err, p.stderr.String())
+				}
+			}()
+		}
+		wg.Wait()
+		clean := true
+		if err := errors.Join(errs...); err != nil {
+			clean = false
+			b.Error(err)
+		}
+		runsc, _ := testenv.Runtime(b)
+		for i := range m.procs {
+			root := filepath.Join(m.dir, "p"+strconv.Itoa(i+1), "sandboxes", "runsc")
+			out, err := exec.Command(runsc, "--root", root, "list", "--quiet").CombinedOutput()
+			if s := strings.TrimSpace(string(out)); err != nil || s != "" {
+				clean = false
+				b.Errorf("provider %d left sandboxes (%v): %s", i+1, err, s)
+			}
+		}
+		if clean { // else left to look at
+			os.RemoveAll(m.dir)
+		}
+	})
+}

@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/zennet/zennet/sshgate"
+	"github.com/zennet/zennet/agent"
 )
 
 // newCmdAgent is the side of zennet that runs inside a sandbox.
@@ -19,15 +19,15 @@ func newCmdAgent(io IOStreams) *cobra.Command {
 		Short: "Serve one SSH connection on stdin/stdout",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := sshgate.LoadAgentConfig(dir)
+			cfg, err := agent.LoadConfig(dir)
 			if err != nil {
 				return err
 			}
-			sshgate.ServeAgent(cfg, sshgate.Stdio{})
+			agent.Serve(cfg, agent.Stdio{})
 			return nil
 		},
 	}
-	serve.Flags().StringVar(&dir, "config", sshgate.AgentConfigDir, "directory with host_key and authorized_keys")
+	serve.Flags().StringVar(&dir, "config", agent.ConfigDir, "directory with host_key and authorized_keys")
 	cmd.AddCommand(serve, newCmdAgentBench(io))
 	return cmd
 }

@@ -98,7 +98,9 @@ sets (sets/NAME.json, unsigned).`,
 	f.StringVarP(&o.Memory, "memory", "m", "1G", "memory of each sandbox")
 	f.BoolVar(&o.Check, "check", false, "exit non-zero when the fairness goal is not met")
 	f.StringVar(&o.Sets, "sets", "", "use DIR/NAME.json as provider NAME's calibration instead of running the suite (analysis only: the measurement calibrates in the same run)")
-	o.Fit.register(cmd)
+	// What negotiation prices, by default: the fairness it measures is
+	// the bills' (pricing.WorkCounters).
+	o.Fit.register(cmd, pricing.NegotiationExclude())
 	return cmd
 }
 

@@ -131,7 +131,8 @@ func modelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Model, error
 	if err != nil {
 		return rates, nil, err
 	}
-	m, err := pricing.Fit([]pricing.Calibration{cal}, pricing.Prices{PerReferenceCPUSecond: price}, pricing.Options{Reference: &refCal})
+	m, err := pricing.Fit([]pricing.Calibration{cal}, pricing.Prices{PerReferenceCPUSecond: price},
+		pricing.Options{Reference: &refCal, Exclude: pricing.NegotiationExclude()})
 	if err != nil {
 		return rates, nil, err
 	}

@@ -58,7 +58,8 @@ type priceFitFlags struct {
 	reference *pricing.Calibration
 }
 
-func (f *priceFitFlags) register(cmd *cobra.Command) {
+// register registers the fit flags; exclude is --exclude's default.
+func (f *priceFitFlags) register(cmd *cobra.Command, exclude []string) {
 	fl := cmd.Flags()
 	fl.Float64Var(&f.PerSecond, "price-per-second", 0, "one full-load price for every step, msat per second")
 	fl.Float64Var(&f.PerScore, "price-per-score", 0, "msat per unit of each step's score (with --reference: per reference-second of work)")
@@ -67,7 +68,7 @@ func (f *priceFitFlags) register(cmd *cobra.Command) {
 	fl.Float64Var(&f.MinVariance, "min-variance", pricing.DefaultMinVariance, "fraction of the scaled variance the kept components must carry")
 	fl.IntVar(&f.Components, "components", 0, "keep exactly this many components (default: by --min-variance)")
 	fl.Float64Var(&f.Ridge, "ridge", pricing.DefaultRidge, "ridge, relative to the smallest kept squared singular value")
-	fl.StringSliceVar(&f.Exclude, "exclude", pricing.DefaultExclude, "counters not to price (repeatable; '' for none), besides memory_peak_bytes")
+	fl.StringSliceVar(&f.Exclude, "exclude", exclude, "counters not to price (repeatable; '' for none), besides memory_peak_bytes")
 }
 
 // validate checks the flags and reads the reference calibration.
@@ -211,7 +212,7 @@ MODEL. Warnings about the fit go to stderr.`,
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "where to write the model (required)")
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the fit's summary as JSON")
-	o.Fit.register(cmd)
+	o.Fit.register(cmd, pricing.DefaultExclude)
 	return cmd
 }
 
@@ -513,7 +514,7 @@ means.`,
 	}
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&o.Check, "check", false, "exit non-zero when the goal is not met")
-	o.Fit.register(cmd)
+	o.Fit.register(cmd, pricing.NegotiationExclude())
 	return cmd
 }
 

@@ -41,6 +41,7 @@ type provideOptions struct {
 	Image       string
 	Platform    string
 	AgentBinary string
+	ServeBinary string
 	MaxLeases   int
 	Memory      string
 	CPUs        float64
@@ -108,6 +109,7 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.StringVar(&o.Image, "image", envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")), "root filesystem of the sandboxes (built with mmdebstrap if missing)")
 	f.StringVar(&o.Platform, "platform", envOr("ZENNET_PLATFORM", ""), "runsc platform: systrap (default), ptrace or kvm")
 	f.StringVar(&o.AgentBinary, "agent-binary", envOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into sandboxes (default: this binary)")
+	f.StringVar(&o.ServeBinary, "serve-binary", envOr("ZENNET_SERVE_BINARY", ""), "static zennet-agent binary that serves each SSH connection inside a sandbox (default: zennet-agent next to the agent binary, else the agent binary itself)")
 	f.IntVar(&o.MaxLeases, "max-leases", 64, "most leases at once")
 	f.StringVar(&o.Memory, "memory", "", "memory to sell in all (default: this machine's memory less 1G)")
 	f.Float64Var(&o.CPUs, "cpus", float64(4*runtime.NumCPU()), "CPU quota to sell in all, in cores (quotas cap, they do not reserve)")
@@ -394,6 +396,14 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	if err := lease.CheckAgentBinary(agent); err != nil {
 		return err
 	}
+	serve := o.ServeBinary
+	if serve == "" {
+		if serve = lease.FindServeBinary(agent); serve == "" {
+			log.Info("no zennet-agent next to the agent binary: SSH sessions are served by the full zennet binary, which starts slower and takes more of each sandbox's memory ('make build' builds both)", "agent", agent)
+		}
+	} else if err := lease.CheckAgentBinary(serve); err != nil {
+		return fmt.Errorf("--serve-binary: %w", err)
+	}
 	if sandbox.CheckImage(o.Image) != nil {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: building the sandbox root filesystem at %s (once; about a minute) ...\n", o.Image)
 		if err := sandbox.BuildImage(ctx, o.Image, ""); err != nil {
@@ -450,7 +460,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	}
 	defer ledger.Close()
 	mgr, err := lease.New(lease.Config{Signer: hostKey,
-		Runtime: rt, AgentBinary: agent, Dir: filepath.Join(o.DataDir, "leases"), Log: log,
+		Runtime: rt, AgentBinary: agent, ServeBinary: serve, Dir: filepath.Join(o.DataDir, "leases"), Log: log,
 		Capacity: lease.Capacity{Leases: o.MaxLeases, Memory: o.memoryBytes, CPUs: o.CPUs, Disk: o.diskBytes}, Pids: o.Pids,
 	})
 	if err != nil {

@@ -72,6 +72,33 @@ var NonAdditive = []string{meter.MemoryPeak.Name()}
 // work, so pricing them would pay a provider for overcommitting.
 var DefaultExclude = []string{meter.CtxSwitchesInvoluntary.Name()}
 
+// WorkCounters are the counters Zennet's negotiated model prices
+// (NegotiationExclude): CPU time, split into user and system time, its
+// cross-check, and voluntary context switches. The canonical suite spans
+// them: every step moves them, in different proportions. The others — bytes
+// and system calls of I/O, page faults, disk, network, memory — are each
+// moved by one or two step types, so their fitted rates carry whatever those
+// steps' values leave unexplained, and a job moving them far beyond any step
+// was billed many times its worth: on a quiet machine the held-out `tar`
+// paid 14× on a provider with a CPU-hungry neighbour, through the bytes it
+// read (docs/pricing.md, "Measured fairness"). Their work is still paid: in
+// gVisor it is CPU time of the sandbox.
+var WorkCounters = []string{
+	meter.CPU.Name(), meter.CPUUser.Name(), meter.CPUSystem.Name(), meter.ProcCPU.Name(), meter.CtxSwitchesVoluntary.Name(),
+}
+
+// NegotiationExclude returns the counters Zennet's negotiated model leaves
+// out: every meter counter but the WorkCounters.
+func NegotiationExclude() []string {
+	var out []string
+	for c := meter.Counter(0); c < meter.NumCounters; c++ {
+		if !slices.Contains(WorkCounters, c.Name()) && !slices.Contains(NonAdditive, c.Name()) {
+			out = append(out, c.Name())
+		}
+	}
+	return out
+}
+
 // WarnResidual is the RMS relative residual (fitted or held out) above
 // which Fit warns.
 const WarnResidual = 0.05

@@ -60,7 +60,12 @@ type GossipConfig struct {
 	// Fanout bounds the peers each announcement is sent to (default
 	// market.DefaultFanout).
 	Fanout int
-	Log    *slog.Logger
+	// MaxPeers bounds the peers learned from announcements, besides
+	// Peers (default DefaultMaxPeers): every learned peer is dialled, so
+	// announcements naming many addresses must not make the node dial
+	// without end.
+	MaxPeers int
+	Log      *slog.Logger
 }
 
 // Gossip is a provider's node of the market: it keeps the directory of
@@ -98,6 +103,9 @@ func NewGossip(cfg GossipConfig) *Gossip {
 	if cfg.Fanout <= 0 {
 		cfg.Fanout = market.DefaultFanout
 	}
+	if cfg.MaxPeers <= 0 {
+		cfg.MaxPeers = DefaultMaxPeers
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -125,12 +133,20 @@ func (g *Gossip) Stats() market.RelayStats { return g.relay.Stats() }
 func (g *Gossip) addPeer(addr string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if addr != "" && !slices.Contains(g.peers, addr) {
-		g.peers = append(g.peers, addr)
-		return true
+	if addr == "" || slices.Contains(g.peers, addr) {
+		return false
 	}
-	return false
+	if len(g.peers) >= len(g.cfg.Peers)+g.cfg.MaxPeers && !slices.Contains(g.cfg.Peers, addr) {
+		g.log.Debug("peer not added: enough peers", "address", addr, "peers", len(g.peers))
+		return false
+	}
+	g.peers = append(g.peers, addr)
+	return true
 }
+
+// DefaultMaxPeers is GossipConfig.MaxPeers' default: enough for every
+// provider of a market of a few hundred to be two hops away.
+const DefaultMaxPeers = 128
 
 // Peers returns the nodes it gossips with.
 func (g *Gossip) Peers() []string {
@@ -438,16 +454,29 @@ func dialGossip(ctx context.Context, addr string, signer gossh.Signer) (*gossh.C
 	return gossh.NewClient(sc, chans, reqs), nil
 }
 
-// requestOn sends one request on a channel of conn.
+// gossipTimeout bounds one request to a peer, from opening its channel to
+// reading the answer.
+const gossipTimeout = 30 * time.Second
+
+// requestOn sends one request on a channel of conn. A request that does not
+// complete within gossipTimeout, or whose ctx ends, closes conn: a peer
+// that stops answering (a process gone while its socket lingers, a
+// network that drops packets) must not hold the node's pushes, or its
+// shutdown, forever.
 func requestOn(ctx context.Context, conn *gossh.Client, addr string, req gossipMsg) (gossipMsg, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, gossipTimeout, fmt.Errorf("%s: no answer in %s", addr, gossipTimeout))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	ch, creqs, err := conn.OpenChannel(ChannelGossip, nil)
 	if err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
 		return gossipMsg{}, fmt.Errorf("%s: %w", addr, err)
 	}
 	go gossh.DiscardRequests(creqs)
 	defer ch.Close()
-	stop := context.AfterFunc(ctx, func() { ch.Close() })
-	defer stop()
 	if err := writeGossip(ch, req); err != nil {
 		return gossipMsg{}, err
 	}

@@ -15,7 +15,9 @@ import (
 // TestGossipDirectory pushes many signed announcements to a gateway's
 // gossip node and fetches its directory back: all of them, in one answer.
 func TestGossipDirectory(t *testing.T) {
-	gs := sshgate.NewGossip(sshgate.GossipConfig{Signer: newSigner(t)})
+	// Every announcement names a new peer; the node learns no more than
+	// MaxPeers of them, besides the one it was given.
+	gs := sshgate.NewGossip(sshgate.GossipConfig{Signer: newSigner(t), Peers: []string{"192.0.2.250:2222"}, MaxPeers: 5})
 	addr := startGossipGateway(t, gs)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -41,6 +43,9 @@ func TestGossipDirectory(t *testing.T) {
 		if err != nil || len(got) != n {
 			t.Fatalf("fetch: %d announcements, err %v", len(got), err)
 		}
+	}
+	if peers := gs.Peers(); len(peers) != 6 || peers[0] != "192.0.2.250:2222" {
+		t.Fatalf("peers %v: want the configured one and 5 learned", peers)
 	}
 }
 

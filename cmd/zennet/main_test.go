@@ -75,6 +75,9 @@ func runScripts(t *testing.T, dir string) {
 			// machine rather than benchmark this one on first start (a
 			// minute); calibration.txtar runs the real first start.
 			env.Setenv("ZENNET_CALIBRATION", filepath.Join(testdata, "calibration", "systrap.json"))
+			// A script that fails, or SIGKILLs a provider and ends before
+			// restarting it, leaves sandboxes behind: destroy them.
+			env.Defer(func() { destroySandboxes(env.T(), env.WorkDir) })
 			return os.MkdirAll(home, 0o700)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -93,6 +96,32 @@ func runScripts(t *testing.T, dir string) {
 			"pushbad":      cmdPushBad,
 		},
 	})
+}
+
+// destroySandboxes destroys every sandbox of the providers whose data dirs
+// are in dir (its subdirectories, one or two levels down).
+func destroySandboxes(t testscript.T, dir string) {
+	var states []string
+	for _, pat := range []string{"*/sandboxes", "*/*/sandboxes"} {
+		m, _ := filepath.Glob(filepath.Join(dir, pat))
+		states = append(states, m...)
+	}
+	for _, st := range states {
+		rt, err := sandbox.New(sandbox.Config{Runsc: os.Getenv("ZENNET_RUNSC"), Image: os.Getenv("ZENNET_IMAGE"), StateDir: st})
+		if err != nil {
+			t.Log(fmt.Sprintf("clean up %s: %v", st, err))
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		sts, _ := rt.List(ctx)
+		for _, s := range sts {
+			if err := rt.Destroy(ctx, s.ID); err != nil {
+				t.Log(fmt.Sprintf("clean up sandbox %s: %v", s.ID, err))
+			}
+		}
+		cancel()
+		rt.Close()
+	}
 }
 
 // waitprovider DATADIR VAR: wait for the provider on DATADIR to be ready

@@ -30,7 +30,8 @@ var (
 )
 
 // AgentBinary returns a statically linked zennet for sandboxes: the one in
-// ZENNET_AGENT_BINARY, else one built once per test process. (Test binaries
+// ZENNET_AGENT_BINARY, else one built once per test process (with
+// zennet-agent beside it). (Test binaries
 // are built with -race and cgo, so they cannot serve inside a sandbox.)
 func AgentBinary(t testing.TB) string {
 	t.Helper()
@@ -45,13 +46,16 @@ func AgentBinary(t testing.TB) string {
 			buildErr = err.Error()
 			return
 		}
+		// zennet, and zennet-agent beside it, as 'make build' does.
 		out := filepath.Join(dir, "zennet")
-		cmd := exec.Command("go", "build", "-o", out, "./cmd/zennet")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = err.Error() + "\n" + string(b)
-			return
+		for _, pkg := range []string{"./cmd/zennet", "./cmd/zennet-agent"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), pkg)
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				buildErr = err.Error() + "\n" + string(b)
+				return
+			}
 		}
 		built = out
 	})

@@ -1,4 +1,9 @@
-package sshgate
+// Package agent is the SSH server inside every sandbox: the provider starts
+// it once per connection (runsc exec) on the connection's stdin and stdout.
+// It is built into its own small binary, cmd/zennet-agent (and into zennet
+// as 'zennet agent serve'): each SSH session pays its start-up and memory
+// inside the renter's sandbox, so it imports nothing more than it needs.
+package agent
 
 import (
 	"bufio"
@@ -22,24 +27,28 @@ import (
 
 // Paths inside every sandbox, bound read-only by the provider.
 const (
-	AgentDir        = "/.zennet"
-	AgentBinary     = AgentDir + "/bin/zennet"
-	AgentConfigDir  = AgentDir + "/etc"
+	Dir = "/.zennet"
+	// Binary is the full zennet binary ('zennet agent serve', 'zennet
+	// agent bench'); ServeBinary the small one that only serves SSH.
+	Binary      = Dir + "/bin/zennet"
+	ServeBinary = Dir + "/bin/zennet-agent"
+	// ConfigDir holds the lease's host key and the renter's key.
+	ConfigDir       = Dir + "/etc"
 	agentHostKey    = "host_key"
 	agentAuthorized = "authorized_keys"
 )
 
-// AgentConfig is what the in-sandbox SSH server needs.
-type AgentConfig struct {
+// Config is what the in-sandbox SSH server needs.
+type Config struct {
 	HostKey    gossh.Signer
 	Authorized []gossh.PublicKey
 	Log        *slog.Logger
 }
 
-// LoadAgentConfig reads the host key and authorized keys the provider wrote
-// for this lease.
-func LoadAgentConfig(dir string) (AgentConfig, error) {
-	var cfg AgentConfig
+// LoadConfig reads the host key and authorized keys the provider wrote for
+// this lease.
+func LoadConfig(dir string) (Config, error) {
+	var cfg Config
 	b, err := os.ReadFile(dir + "/" + agentHostKey)
 	if err != nil {
 		return cfg, fmt.Errorf("read host key: %w", err)
@@ -65,11 +74,11 @@ func LoadAgentConfig(dir string) (AgentConfig, error) {
 	return cfg, nil
 }
 
-// ServeAgent serves one SSH connection on rw inside a sandbox: shell and exec
+// Serve serves one SSH connection on rw inside a sandbox: shell and exec
 // sessions (with a PTY when asked), the sftp subsystem and local port
 // forwarding to the sandbox's own addresses. It returns when the connection
 // ends.
-func ServeAgent(cfg AgentConfig, rw io.ReadWriteCloser) {
+func Serve(cfg Config, rw io.ReadWriteCloser) {
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -271,7 +280,7 @@ type stdioAddr struct{}
 func (stdioAddr) Network() string { return "stdio" }
 func (stdioAddr) String() string  { return "stdio" }
 
-// Stdio joins os.Stdin and os.Stdout into one stream for ServeAgent.
+// Stdio joins os.Stdin and os.Stdout into one stream for Serve.
 type Stdio struct{}
 
 func (Stdio) Read(p []byte) (int, error)  { return os.Stdin.Read(p) }

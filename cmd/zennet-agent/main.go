@@ -1,0 +1,48 @@
+// Command zennet-agent is the SSH server inside zennet's sandboxes: the
+// provider runs 'zennet-agent serve' once per SSH connection, on the
+// connection's stdin and stdout. It is 'zennet agent serve' without the rest
+// of zennet, so that each session starts faster and takes less of the
+// renter's memory (docs/architecture.md, "The agent").
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/zennet/zennet/agent"
+)
+
+const usage = `usage: zennet-agent serve [--config DIR]
+
+Serves one SSH connection on stdin and stdout inside a sandbox, with the host
+key and authorized keys in DIR (default ` + agent.ConfigDir + `).
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "serve" {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	dir := fs.String("config", agent.ConfigDir, "directory with host_key and authorized_keys")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "zennet-agent: unexpected argument %q\n%s", fs.Arg(0), usage)
+		return 2
+	}
+	cfg, err := agent.LoadConfig(*dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "zennet-agent: %v\n", err)
+		return 1
+	}
+	agent.Serve(cfg, agent.Stdio{})
+	return 0
+}

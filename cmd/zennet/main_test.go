@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -282,13 +283,31 @@ func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: freeport VAR")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		ts.Fatalf("freeport: %v", err)
+	// A port is handed out once per test process: the kernel may give the
+	// port just closed to the next bind(0), and two servers of one script
+	// cannot share it.
+	freePortsMu.Lock()
+	defer freePortsMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			ts.Fatalf("freeport: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !freePorts[port] {
+			freePorts[port] = true
+			ts.Setenv(args[0], strconv.Itoa(port))
+			return
+		}
 	}
-	defer l.Close()
-	ts.Setenv(args[0], strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	ts.Fatalf("freeport: no port not handed out before")
 }
+
+var (
+	freePortsMu sync.Mutex
+	freePorts   = map[int]bool{}
+)
 
 // waitport ADDR: wait until something listens on ADDR.
 func cmdWaitPort(ts *testscript.TestScript, neg bool, args []string) {

@@ -31,7 +31,7 @@ type probed struct {
 // probe runs the probe step (bench.Probe) on every host at once, keeps the
 // keep most efficient and releases the others: "hire many, drop the least
 // efficient". Efficiency is work per second over the price of a unit of
-// work (msat per reference-second), so that of two hosts at one price the
+// work (msat per reference CPU-second), so that of two hosts at one price the
 // faster is kept, and of two equally fast the cheaper; when any host has
 // flat rates (no price per work to compare) it is speed alone. A host
 // whose probe fails ranks last. The kept hosts take the first names, in

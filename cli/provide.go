@@ -119,7 +119,7 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.StringArrayVar(&o.Publish, "publish", nil, "a service of this machine's to open to every sandbox: [NAME[:PORT]=]HOST:PORT (repeatable)")
 	f.BoolVar(&o.JSON, "json", false, "print the provider's address and key as JSON once it is ready")
 	f.StringArrayVar(&o.Rates, "rate", nil, "flat price of a meter counter instead of the price model: COUNTER=MSAT_PER_UNIT, e.g. cpu_ns=1/10000000 (repeatable)")
-	f.Float64Var(&o.PerWork, "price-per-work", DefaultPricePerWork, "price model: msat for a second of the reference machine's full-load work; the rates are fitted to this machine's calibration")
+	f.Float64Var(&o.PerWork, "price-per-work", DefaultPricePerWork, "price model: msat for the work the reference machine does in a CPU-second; the rates are fitted to this machine's calibration")
 	f.Float64Var(&o.MinPerWork, "min-price-per-work", 0, "the least price per work to take when a renter counters with a lower bid (0: no discounts; at most --price-per-work)")
 	f.StringSliceVar(&o.Peers, "peer", splitList(os.Getenv("ZENNET_PEERS")), "another provider to exchange announcements with, HOST:PORT (repeatable; env ZENNET_PEERS)")
 	f.StringVar(&o.Announce, "announce", envOr("ZENNET_ANNOUNCE", ""), "address renters reach this provider at, HOST:PORT, announced to the market (default: --listen's, when it names a host)")

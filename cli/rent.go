@@ -71,7 +71,8 @@ GNU parallel --sshloginfile, prints the hosts, and holds the leases until you
 press Ctrl-C (or run 'zennet release'), which ends them all.`,
 		Example: `  zennet -n 3 -m 512M --provider 127.0.0.1:2222
   ssh -F ~/.config/zennet/ssh_config zennet-1
-  zennet -n 2 -m 1G --provider a.example:2222 --json`,
+  zennet -n 2 -m 1G --provider a.example:2222 --json
+  zennet -n 100 -m 512M --seed a.example:2222 --max-price 150 --explain`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("count") && !cmd.Flags().Changed("memory") && len(o.Providers) == 0 {
@@ -550,7 +551,7 @@ type hostJSON struct {
 	CPUs        float64 `json:"cpus"`
 	DiskBytes   int64   `json:"disk_bytes"`
 	HostKey     string  `json:"host_key"`
-	// PricePerWorkMsat is the agreed price per reference-second of work
+	// PricePerWorkMsat is the agreed price per reference CPU-second of work
 	// (0: flat rates).
 	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
 }

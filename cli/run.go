@@ -122,8 +122,8 @@ func registerRentFlags(f *pflag.FlagSet, o *rentOptions) {
 	// The market's flags, but --min: a run needs all its hosts.
 	f.StringSliceVar(&o.Seeds, "seed", splitList(os.Getenv("ZENNET_SEEDS")), "a provider to learn the market's providers from, HOST:PORT (repeatable; env ZENNET_SEEDS); without --provider, hosts come from the market")
 	f.BoolVar(&o.Explain, "explain", false, "say, per provider of the market, why it was chosen or not")
-	f.Float64Var(&o.MaxPrice, "max-price", 0, "most msat to pay per second of the reference machine's work (0: any)")
-	f.Float64Var(&o.Bid, "bid", 0, "counter-offer: propose this many msat per second of the reference machine's work to providers that ask more (default: --max-price)")
+	f.Float64Var(&o.MaxPrice, "max-price", 0, "most msat to pay for the work the reference machine does in a CPU-second (0: any)")
+	f.Float64Var(&o.Bid, "bid", 0, "counter-offer: propose this many msat for the reference machine's CPU-second of work to providers that ask more (default: --max-price)")
 	f.Float64Var(&o.MinScore, "min-score", 0, "least benchmark score relative to the reference machine (0: any, uncalibrated providers too)")
 	f.Float64Var(&o.MinReputation, "min-reputation", 0, "least reputation, 0 to 1, in your own record of providers (a provider never met is 0.5)")
 	f.UintVar(&o.PowBits, "pow-bits", defaultPowBits, "proof of work to ask of providers' announcements, in bits")

@@ -82,7 +82,7 @@ const (
 	MaxLeases         = 1 << 20
 	MaxCPUs           = 1 << 20
 	MaxScore          = 1e6
-	MaxPricePerWork   = 1e12 // msat per reference-second of work: 10 000 BTC
+	MaxPricePerWork   = 1e12 // msat per reference CPU-second of work: 10 000 BTC
 )
 
 // Payment methods an announcement may name. They are pay.MethodEmbedded
@@ -141,7 +141,7 @@ type Announcement struct {
 	Address string
 	// Capacity is what is free now.
 	Capacity Capacity
-	// PricePerWorkMsat is the price of one reference-second of benchmark
+	// PricePerWorkMsat is the price of one reference CPU-second of benchmark
 	// work in msat (docs/pricing.md); 0 means flat rates, no price per
 	// unit of work.
 	PricePerWorkMsat float64

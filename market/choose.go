@@ -33,7 +33,7 @@ type Candidate struct {
 	Announcement *Announcement
 	// Offered is how many hosts the provider offered (0: none).
 	Offered int
-	// PricePerWorkMsat is the offer's price per reference-second of work
+	// PricePerWorkMsat is the offer's price per reference CPU-second of work
 	// (0: flat rates); Score its calibration's relative work (0:
 	// uncalibrated). Both are the offer's, as the renter checked them, not
 	// the announcement's.
@@ -67,7 +67,7 @@ func CandidateFrom(a *Announcement) Candidate {
 
 // Rules are the renter's rules of choice. Zero values are the defaults.
 type Rules struct {
-	// MaxPricePerWork is the most msat per reference-second of work the
+	// MaxPricePerWork is the most msat per reference CPU-second of work the
 	// renter pays; 0 means no limit. With a limit, flat-rate providers
 	// (no price per work to compare) are not chosen.
 	MaxPricePerWork float64

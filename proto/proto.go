@@ -100,7 +100,7 @@ type Demand struct {
 	// first; none means the default (embedded).
 	Methods []string `json:"methods,omitempty"`
 	// BidPerWorkMsat, when set, is the renter's counter-offer: the price
-	// per reference-second of work it proposes. A provider priced by the
+	// per reference CPU-second of work it proposes. A provider priced by the
 	// model that asks more offers at the bid or at its floor, whichever is
 	// higher (PaymentTerms.ListPricePerWorkMsat keeps its asking price);
 	// one that asks less, or flat rates, ignores it.
@@ -419,9 +419,9 @@ func (d *Demand) Validate() error {
 	return nil
 }
 
-// MaxPricePerWork bounds a price per reference-second of work, in msat
-// (a thousand bitcoin).
-const MaxPricePerWork = 1e14
+// MaxPricePerWork bounds a price per reference CPU-second of work, in msat
+// (10 000 bitcoin, as market.MaxPricePerWork bounds announcements).
+const MaxPricePerWork = 1e12
 
 // MinMemory is the least memory a host may have.
 const MinMemory = 64 << 20

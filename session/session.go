@@ -31,7 +31,7 @@ type Host struct {
 	LeaseID   string       `json:"lease_id"`
 	Limits    proto.Limits `json:"limits"`
 	HostKey   string       `json:"host_key"`
-	// PricePerWorkMsat is the agreed price per reference-second of work
+	// PricePerWorkMsat is the agreed price per reference CPU-second of work
 	// (0: flat rates).
 	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
 }

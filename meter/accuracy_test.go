@@ -98,11 +98,11 @@ func TestAccuracyCPU(t *testing.T) {
 	start := mustSample(t, s).Counters.Sub(a.Counters)
 	t.Logf("perl -e 1: %v", start)
 
-	// Three runs of 0.7 s make the 2 s burn. Each host run goes at the same
-	// time as its sandbox run, on the other core, so that both see the same
-	// machine; and the least CPU time of the three is compared on each side:
-	// on a shared VM two identical loops run side by side differ by up to
-	// 8%, and contention only ever adds time.
+	// Three runs of 0.7 s make the 2 s burn. Each host run goes just before
+	// its sandbox run, alone, and the least CPU time of the three is
+	// compared on each side: contention only ever adds time. (Run side by
+	// side on this 2-vCPU VM, the two loops slowed each other unequally:
+	// the host's took 0.92-1.0 s while a sandbox run took 0.70 s.)
 	const runs = 3
 	n := int(float64(10_000_000) * float64(700*time.Millisecond) / float64(hostCPU(10_000_000)))
 	base := hostCPU(0)
@@ -110,12 +110,10 @@ func TestAccuracyCPU(t *testing.T) {
 	var meter []Vector
 	var total Vector
 	for range runs {
-		hostDone := make(chan time.Duration)
-		go func() { hostDone <- hostCPU(n) }()
+		host = append(host, hostCPU(n)-base)
 		a := mustSample(t, s)
 		inSandbox(t, "perl", "-e", loop(n))
 		d := mustSample(t, s).Counters.Sub(a.Counters)
-		host = append(host, <-hostDone-base)
 		meter = append(meter, d)
 		for i := range total {
 			total[i] += d[i]
@@ -129,7 +127,15 @@ func TestAccuracyCPU(t *testing.T) {
 		}
 	}
 	d := meter[least]
-	checkWithin(t, "cpu_ns", float64(d[CPU]-start[CPU]), float64(min(host[0], host[1], host[2])))
+	// The sandbox's CPU time includes the Sentry's work for the loop (its
+	// system calls and page faults), which the host's perl does not pay:
+	// +0.4% to +6.1% over six runs here. So more is allowed than less.
+	got, want := float64(d[CPU]-start[CPU]), float64(min(host[0], host[1], host[2]))
+	if rel := (got - want) / want; rel < -tolerance || rel > 2*tolerance {
+		t.Errorf("cpu_ns: %.4g is not within -%g%%..+%g%% of %.4g (%+.2f%%)", got, 100*tolerance, 200*tolerance, want, 100*rel)
+	} else {
+		t.Logf("cpu_ns: got %.4g, want %.4g (%+.2f%%)", got, want, 100*rel)
+	}
 	// The user/system split is sampled at scheduler ticks, and /proc/PID/stat
 	// counts 10 ms ticks per process: both against the exact total.
 	checkWithin(t, "cpu_user_ns+cpu_system_ns", float64(total[CPUUser]+total[CPUSystem]), float64(total[CPU]))

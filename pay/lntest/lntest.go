@@ -408,8 +408,26 @@ func (n *Network) waitFor(ctx context.Context, what string, cond func() (bool, e
 	}
 }
 
-// start starts the node and connects to it.
+// start starts the node and connects to it. Its ports are picked free a
+// moment before lnd binds them, so another process may take one first:
+// then it starts again, afresh, on other ports.
 func (node *Node) start() error {
+	for attempt := 1; ; attempt++ {
+		err := node.startOnce()
+		if err == nil || attempt == 3 || node.proc == nil || !node.proc.exited() {
+			return err
+		}
+		if b, _ := os.ReadFile(node.proc.log); !strings.Contains(string(b), "address already in use") {
+			return err
+		}
+		node.network.t.Logf("lntest: %s lost a port to another process; starting it again on other ports", node.Name)
+		if err := os.RemoveAll(node.Dir); err != nil {
+			return err
+		}
+	}
+}
+
+func (node *Node) startOnce() error {
 	n := node.network
 	rpc := fmt.Sprintf("127.0.0.1:%d", FreePort(n.t))
 	node.P2P = fmt.Sprintf("127.0.0.1:%d", FreePort(n.t))

@@ -25,9 +25,11 @@ const (
 	CPUAccountingSlack = 20 * time.Millisecond
 	// CPUSplitTolerance is the relative tolerance of cpu_user_ns +
 	// cpu_system_ns over the same bound: the kernel charges the split a
-	// whole tick at a time to whatever runs at the tick, which can read a
-	// few percent above the exact runtime over a short interval.
-	CPUSplitTolerance = 0.05
+	// whole tick at a time to whatever runs at the tick, which can read
+	// above the exact runtime. At 5% an honest report was rejected in CI:
+	// two busy loops under a 0.5-CPU quota read 2.328 s of user and system
+	// time over 4.175 s, where the exact counter stayed within the bound.
+	CPUSplitTolerance = 0.10
 	// MemorySlackBytes covers the kernel's per-CPU batching of memory.stat
 	// (64 pages per CPU) above the cgroup's hard limit.
 	MemorySlackBytes = 4 << 20

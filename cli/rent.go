@@ -609,6 +609,9 @@ func (r *rental) hold(ctx context.Context, o *rentOptions) error {
 			fmt.Fprintf(o.IO.ErrOut, "zennet: %v\n", e)
 		case d := <-r.book.drops:
 			if !slices.Contains(r.leases[d.c], d.id) {
+				// Released already (a probe's drop, a replaced host): its
+				// account stops, and the user is told why.
+				fmt.Fprintf(o.IO.ErrOut, "zennet: stopped paying released lease %s (provider %s): %s\n", d.id, d.c.Addr, d.reason)
 				continue
 			}
 			name := r.drop(d.c, d.id)

@@ -169,6 +169,25 @@ func (b *usageBook) usage(u sshgate.Usage) {
 	if h == nil || h.stopped {
 		return // not (or no longer) ours; reports are cumulative, the next covers it
 	}
+	if h.prev != nil && rep.Seq <= h.prev.Seq && rep.Lease == h.prev.Lease {
+		// Reports are cumulative: one that comes after a newer one (the
+		// provider's interval report racing the lease's end) tells nothing
+		// new. A final report repeating the last one still ends the lease's
+		// billing, and its request is paid.
+		if !u.Final || rep.Seq != h.prev.Seq || rep.Counters != h.prev.Counters {
+			return
+		}
+		h.final = true
+		b.statusLocked(h)
+		if u.Request != nil {
+			select {
+			case <-h.pay:
+			default:
+			}
+			h.pay <- *u.Request
+		}
+		return
+	}
 	t := h.terms
 	t.Now = time.Now()
 	if err := meter.Check(t, h.prev, rep); err != nil {
@@ -265,8 +284,9 @@ func (b *usageBook) payOne(ctx context.Context, h *bookHost, req pay.Request) {
 		b.mu.Lock()
 		b.stopLocked(h, fmt.Sprintf("its provider asked for a payment its bill does not support: %v", err))
 		b.mu.Unlock()
-	case errors.Is(err, pay.ErrBelowMinimum):
-		// It stays due until it adds up to a payable amount.
+	case errors.Is(err, pay.ErrBelowMinimum), errors.Is(err, pay.ErrCrossing):
+		// It stays due until it adds up to a payable amount, or until the
+		// provider asks again having counted what was in flight.
 	default:
 		b.notice("%s: payment of %d msat: %v", h.u.Name, req.Msat, err)
 	}

@@ -155,3 +155,28 @@ func TestUsageBookRefusesOverAsk(t *testing.T) {
 		t.Fatalf("paid an over-asking provider: %+v", st)
 	}
 }
+
+// A report that arrives after a newer one (the provider's interval report
+// racing the lease's end) is ignored, not taken for a forgery; a final
+// report repeating the last one ends the billing.
+func TestUsageBookIgnoresStaleReport(t *testing.T) {
+	f := newBookFixture(t)
+	r1 := f.report(t, 250_000_000, f.provider)
+	r2 := f.report(t, 250_000_000, f.provider)
+	f.book.usage(sshgate.Usage{Report: r1})
+	f.book.usage(sshgate.Usage{Report: r2})
+	f.book.usage(sshgate.Usage{Report: r1})
+	h := f.book.hosts[f.lease.ID]
+	if st := h.acct.Status(); st.Billed != 500_000 || st.Reports != 2 || h.final {
+		t.Fatalf("after a stale report: billed %d msat over %d reports, final %v", st.Billed, st.Reports, h.final)
+	}
+	f.book.usage(sshgate.Usage{Report: r2, Final: true})
+	if st := h.acct.Status(); st.Billed != 500_000 || st.Reports != 2 || !h.final {
+		t.Fatalf("after the final repeat: billed %d msat over %d reports, final %v", st.Billed, st.Reports, h.final)
+	}
+	select {
+	case d := <-f.book.drops:
+		t.Fatalf("dropped: %v", d.reason)
+	default:
+	}
+}

@@ -286,6 +286,17 @@ func (r *Renter) Pay(ctx context.Context, req Request) (Payment, error) {
 		return Payment{}, fmt.Errorf("pay: %w: %d msat, the minimum is %d msat", ErrBelowMinimum, req.Msat, r.min)
 	}
 	s := statusOf(r.terms, r.st, r.min)
+	if req.Msat > s.Due {
+		// More than all it billed is over-asking; less is a request made
+		// before the provider counted what the renter has sent since.
+		if req.Msat > s.Billed {
+			return Payment{}, fmt.Errorf("pay: %w: provider asks %d msat, more than the %d msat the renter's bill comes to", ErrAmount, req.Msat, s.Billed)
+		}
+		if r.terms.Method != MethodEmbedded || s.Due < max(r.min, 1) {
+			return Payment{}, fmt.Errorf("pay: %w: provider asks %d msat, the renter's bill says %d msat are due", ErrCrossing, req.Msat, s.Due)
+		}
+		req.Msat = s.Due // a voucher for what the renter's own bill says
+	}
 	args := PayArgs{Lease: r.terms.Lease, Seq: r.st.Intents + 1, Due: s.Due, Paid: r.st.Paid + r.st.Pending}
 	in, err := r.payer.Prepare(ctx, args, req)
 	if err != nil {

@@ -267,7 +267,7 @@ func TestRenterRefuses(t *testing.T) {
 		req  Request
 		want error
 	}{
-		{name: "more than due", req: Request{Method: MethodEmbedded, Lease: testLease, Seq: 2, Msat: 51}, want: ErrAmount},
+		{name: "more than billed", req: Request{Method: MethodEmbedded, Lease: testLease, Seq: 2, Msat: 151}, want: ErrAmount},
 		{name: "report not billed yet", req: Request{Method: MethodEmbedded, Lease: testLease, Seq: 3, Msat: 50}, want: ErrAmount},
 		{name: "below the minimum", req: Request{Method: MethodEmbedded, Lease: testLease, Seq: 2, Msat: 9}, want: ErrBelowMinimum},
 		{name: "another lease", req: Request{Method: MethodEmbedded, Lease: "zn-fffffffffffffffff", Seq: 2, Msat: 50}, want: ErrBadRequest},
@@ -283,9 +283,18 @@ func TestRenterRefuses(t *testing.T) {
 	if s := e.renter.Status(); s.Paid != 100 || s.Pending != 0 || s.Due != 50 {
 		t.Errorf("refused requests changed the account: %+v", s)
 	}
-	// What is due is still paid in full.
-	if _, err := e.renter.Pay(context.Background(), Request{Method: MethodEmbedded, Lease: testLease, Seq: 2, Msat: 50}); err != nil {
-		t.Fatal(err)
+	// A request for more than is due but no more than was billed crossed a
+	// payment in flight: the voucher pays what is due, no more.
+	p, err := e.renter.Pay(context.Background(), Request{Method: MethodEmbedded, Lease: testLease, Seq: 2, Msat: 120})
+	if err != nil || p.Intent.Msat != 50 || p.Proof.Voucher == nil || p.Proof.Voucher.Total != 150 {
+		t.Fatalf("crossing request: %+v, %v; want a voucher of 50 msat, 150 in all", p.Intent, err)
+	}
+	if s := e.renter.Status(); s.Paid != 150 || s.Due != 0 {
+		t.Errorf("after the crossing request: %+v", s)
+	}
+	// Nothing is due now: a request for the same is a crossing one, unpaid.
+	if _, err := e.renter.Pay(context.Background(), Request{Method: MethodEmbedded, Lease: testLease, Seq: 2, Msat: 50}); !errors.Is(err, ErrCrossing) {
+		t.Fatalf("request with nothing due: %v, want ErrCrossing", err)
 	}
 }
 

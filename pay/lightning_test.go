@@ -281,8 +281,8 @@ func TestLightning(t *testing.T) {
 		if out, err := payer(id).Send(ctx, done[0].Intent); err != nil || out.State != pay.StateDone {
 			t.Errorf("resending: %+v, %v", out, err)
 		}
-		if _, err := r.Pay(ctx, *req); !errors.Is(err, pay.ErrAmount) {
-			t.Errorf("paying the request again: %v, want ErrAmount (nothing is due)", err)
+		if _, err := r.Pay(ctx, *req); !errors.Is(err, pay.ErrCrossing) {
+			t.Errorf("paying the request again: %v, want ErrCrossing (nothing is due; an invoice is not paid in part)", err)
 		}
 		after, _ := rn.ChannelBalance(t)
 		if before-after != 5000 {

@@ -50,6 +50,12 @@ var (
 	// ErrAmount: a request asks more than the payer's own bill says is due,
 	// or an invoice's amount differs from the request's.
 	ErrAmount = errors.New("payment request amount does not match the bill")
+	// ErrCrossing: the request asks more than the renter's bill leaves
+	// due, but no more than it billed: the provider asked before counting
+	// a payment in flight. It is not paid as asked (an invoice cannot be
+	// paid in part); the next request, or the payment in flight, settles
+	// it. Embedded vouchers pay what is due instead.
+	ErrCrossing = errors.New("payment request crosses a payment in flight")
 	// ErrBelowMinimum: the amount is below what the method can pay.
 	ErrBelowMinimum = errors.New("amount below the payable minimum")
 	// ErrBadRequest: a payment request or proof is malformed, or for

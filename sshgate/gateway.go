@@ -252,8 +252,14 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 			}
 		}
 	}()
+	// reportMu orders a lease's reports: one taken by the interval loop
+	// just before the lease ends must not reach the renter after the
+	// final one (it would read as a sequence going backwards).
+	var reportMu sync.Mutex
 	g.leases.Notify(holder, func(id, reason string, final *meter.Report) {
+		reportMu.Lock()
 		g.sendFinal(ctx, w, final, log)
+		reportMu.Unlock()
 		w.Send(proto.Message{Type: proto.TypeEnded, Ended: &proto.Ended{ID: id, Reason: reason}})
 	})
 	defer g.leases.Notify(holder, nil)
@@ -262,7 +268,7 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 	stopReports := make(chan struct{})
 	defer close(stopReports)
 	startReports := func(every time.Duration) {
-		reporting.Do(func() { go g.report(ctx, holder, every, w, stopReports, log) })
+		reporting.Do(func() { go g.report(ctx, holder, every, w, stopReports, &reportMu, log) })
 	}
 	var offer *proto.Offer
 	for {
@@ -320,7 +326,12 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 			var errs []error
 			for _, id := range m.Release.IDs {
 				// A release completes even if the renter hangs up meanwhile.
+				reportMu.Lock()
 				final, err := g.leases.End(context.WithoutCancel(ctx), id, owner, "released by renter")
+				if err == nil {
+					g.sendFinal(ctx, w, final, log)
+				}
+				reportMu.Unlock()
 				if err != nil {
 					// A lease of this connection's that has ended meanwhile
 					// (the provider ended it, its final report is on its
@@ -335,7 +346,6 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 					errs = append(errs, err)
 					continue
 				}
-				g.sendFinal(ctx, w, final, log)
 				done = append(done, id)
 			}
 			if err := errors.Join(errs...); err != nil && len(done) == 0 {
@@ -425,7 +435,7 @@ func (g *Gateway) sendFinal(ctx context.Context, w *proto.Writer, final *meter.R
 
 // report sends a usage report of each of holder's leases every interval,
 // with what is due, and enforces payment, until stop closes.
-func (g *Gateway) report(ctx context.Context, holder string, every time.Duration, w *proto.Writer, stop <-chan struct{}, log *slog.Logger) {
+func (g *Gateway) report(ctx context.Context, holder string, every time.Duration, w *proto.Writer, stop <-chan struct{}, mu *sync.Mutex, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -435,16 +445,22 @@ func (g *Gateway) report(ctx context.Context, holder string, every time.Duration
 		case <-t.C:
 		}
 		for _, le := range g.leases.Holding(holder) {
+			mu.Lock()
 			r, err := g.leases.Report(le.ID)
 			if err != nil {
-				log.Warn("usage report", "lease", le.ID, "err", err)
+				mu.Unlock()
+				if !errors.Is(err, proto.ErrNotFound) { // not ended meanwhile
+					log.Warn("usage report", "lease", le.ID, "err", err)
+				}
 				continue
 			}
 			req, err := g.billing.Bill(ctx, r)
 			if err != nil {
 				log.Error("bill usage report", "lease", le.ID, "err", err)
 			}
-			if err := sendUsage(w, &r, req, false); err != nil {
+			err = sendUsage(w, &r, req, false)
+			mu.Unlock()
+			if err != nil {
 				return
 			}
 			act := g.billing.Enforce(ctx, le.ID)

@@ -370,7 +370,7 @@ func measureProvider(ctx context.Context, cfg FairnessConfig, p FairProvider, st
 	opts.Progress = func(pr Progress) {
 		if pr.Done != nil {
 			progress("  %s: calibration step %d/%d %s %s: %.2f CPUs", p.Name, pr.Step, pr.Steps, pr.Workload,
-				paramsString(pr.Done.Params), pr.Done.Rates["cpu_ns"]/1e9)
+				describeParams(pr.Done.Params), pr.Done.Rates["cpu_ns"]/1e9)
 		}
 	}
 	if set := cfg.Sets[p.Name]; set != nil {
@@ -396,19 +396,6 @@ func platformName(p string) string {
 		return "systrap (default)"
 	}
 	return p
-}
-
-func paramsString(p Params) string {
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, k+"="+p[k])
-	}
-	return strings.Join(parts, ",")
 }
 
 // runJobs makes a fresh sandbox, sets the jobs' input up and runs the jobs,

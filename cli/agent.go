@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"os"
+
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/agent"
+	"github.com/zennet/zennet/lease"
 )
 
 // newCmdAgent is the side of zennet that runs inside a sandbox.
@@ -30,4 +33,17 @@ func newCmdAgent(io IOStreams) *cobra.Command {
 	serve.Flags().StringVar(&dir, "config", agent.ConfigDir, "directory with host_key and authorized_keys")
 	cmd.AddCommand(serve, newCmdAgentBench(io))
 	return cmd
+}
+
+// agentBinary is the static zennet binary bound into sandboxes: flag (an
+// --agent-binary) if set, else this one; it must be statically linked.
+func agentBinary(flag string) (string, error) {
+	path := flag
+	if path == "" {
+		var err error
+		if path, err = os.Executable(); err != nil {
+			return "", err
+		}
+	}
+	return path, lease.CheckAgentBinary(path)
 }

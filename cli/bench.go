@@ -18,7 +18,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/bench"
-	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/sandbox"
 )
 
@@ -217,13 +216,8 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 	if len(o.PTS) > 0 && !bench.PTSInImage(o.Image) {
 		return fmt.Errorf("%w in the sandbox image %s; %s", bench.ErrNoPTS, o.Image, bench.PTSInstallHint)
 	}
-	agent := o.AgentBinary
-	if agent == "" {
-		if agent, err = os.Executable(); err != nil {
-			return err
-		}
-	}
-	if err := lease.CheckAgentBinary(agent); err != nil {
+	agent, err := agentBinary(o.AgentBinary)
+	if err != nil {
 		return err
 	}
 	var signer gossh.Signer

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/bench"
-	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/pricing"
 	"github.com/zennet/zennet/sandbox"
 )
@@ -166,13 +165,8 @@ func runBenchFairness(ctx context.Context, o *benchFairnessOptions) error {
 	if err := sandbox.CheckImage(o.Image); err != nil {
 		return fmt.Errorf("%w (or build it with 'zennet image build')", err)
 	}
-	agent := o.AgentBinary
-	if agent == "" {
-		if agent, err = os.Executable(); err != nil {
-			return err
-		}
-	}
-	if err := lease.CheckAgentBinary(agent); err != nil {
+	agent, err := agentBinary(o.AgentBinary)
+	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(o.Output, "sets"), 0o755); err != nil {

@@ -76,7 +76,7 @@ func (r *rental) probe(ctx context.Context, o *rentOptions, keep int) error {
 	}
 	rankProbes(res)
 	keep = min(keep, len(res))
-	kept, dropped := res[:keep], res[keep:]
+	dropped := res[keep:]
 	for i, p := range res {
 		verdict := "kept"
 		if i >= keep {
@@ -93,29 +93,21 @@ func (r *rental) probe(ctx context.Context, o *rentOptions, keep int) error {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: probe of %s (provider %s): %.2f of the reference's speed at %s; %s\n",
 			p.host.Name, p.host.Provider, p.speed, price, verdict)
 	}
-	if len(dropped) > 0 {
-		// Their receipts keep a name no kept host takes.
-		for _, p := range dropped {
-			r.book.rename(p.host.LeaseID, p.host.Name+"-dropped")
-		}
-		r.releaseHosts(ctx, dropped)
+	// The dropped hosts leave (their receipts keep a name no kept host
+	// takes); the kept ones stay in the order they were rented and take
+	// the first names.
+	for _, p := range dropped {
+		r.book.rename(p.host.LeaseID, p.host.Name+"-dropped")
 	}
-	// The kept hosts take the first names, in the order they were rented.
-	slices.SortFunc(kept, func(a, b probed) int {
-		return cmp.Compare(slices.IndexFunc(r.hosts, func(h session.Host) bool { return h.LeaseID == a.host.LeaseID }),
-			slices.IndexFunc(r.hosts, func(h session.Host) bool { return h.LeaseID == b.host.LeaseID }))
-	})
-	names, err := r.sess.ReserveNames(len(kept))
+	r.releaseHosts(ctx, dropped)
+	names, err := r.sess.ReserveNames(len(r.hosts))
 	if err != nil {
 		return err
 	}
-	hosts := make([]session.Host, len(kept))
-	for i, p := range kept {
-		hosts[i] = p.host
-		hosts[i].Name = names[i]
-		r.book.rename(p.host.LeaseID, names[i])
+	for i := range r.hosts {
+		r.hosts[i].Name = names[i]
+		r.book.rename(r.hosts[i].LeaseID, names[i])
 	}
-	r.hosts = hosts
 	r.files, err = r.sess.Write(r.hosts, r.keyPath)
 	return err
 }
@@ -157,11 +149,7 @@ func (r *rental) releaseHosts(ctx context.Context, ps []probed) {
 	var wg sync.WaitGroup
 	for c, ids := range byClient {
 		for _, id := range ids {
-			if l, ok := r.listeners[id]; ok {
-				l.Close()
-				delete(r.listeners, id)
-			}
-			r.leases[c] = slices.DeleteFunc(r.leases[c], func(x string) bool { return x == id })
+			r.forget(c, id)
 		}
 		wg.Add(1)
 		go func() {

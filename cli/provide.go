@@ -387,13 +387,8 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	if err != nil {
 		return err
 	}
-	agent := o.AgentBinary
-	if agent == "" {
-		if agent, err = os.Executable(); err != nil {
-			return err
-		}
-	}
-	if err := lease.CheckAgentBinary(agent); err != nil {
+	agent, err := agentBinary(o.AgentBinary)
+	if err != nil {
 		return err
 	}
 	serve := o.ServeBinary

@@ -682,9 +682,9 @@ func providersFault(reason string) bool {
 	return !strings.HasPrefix(reason, "memory limit exceeded") && !strings.HasPrefix(reason, sshgate.UnpaidReasonPrefix)
 }
 
-// drop forgets a host whose lease ended: its port closes and the session's
-// files are rewritten without it. It returns the host's name.
-func (r *rental) drop(c *sshgate.Client, id string) string {
+// forget removes lease id of c from the rental: its port closes and its
+// host leaves the list. It returns the host's name.
+func (r *rental) forget(c *sshgate.Client, id string) string {
 	if l, ok := r.listeners[id]; ok {
 		l.Close()
 		delete(r.listeners, id)
@@ -698,6 +698,13 @@ func (r *rental) drop(c *sshgate.Client, id string) string {
 		}
 		return false
 	})
+	return name
+}
+
+// drop forgets a host whose lease ended and rewrites the session's files
+// without it. It returns the host's name.
+func (r *rental) drop(c *sshgate.Client, id string) string {
+	name := r.forget(c, id)
 	if _, err := r.sess.Write(r.hosts, r.keyPath); err != nil {
 		select {
 		case r.errs <- fmt.Errorf("rewrite session files: %w", err):

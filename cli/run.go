@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -511,13 +512,8 @@ func runRun(ctx context.Context, o *runOptions) error {
 	case interrupted:
 		runErr = fmt.Errorf("interrupted: the tasks were stopped and the hosts released; output so far is in %s", dir)
 	case len(failed) > 0:
-		ids := make([]int, 0, len(failed))
-		for t := range failed {
-			ids = append(ids, t)
-		}
-		slices.Sort(ids)
 		var parts []string
-		for _, t := range ids {
+		for _, t := range slices.Sorted(maps.Keys(failed)) {
 			parts = append(parts, strconv.Itoa(t))
 		}
 		runErr = fmt.Errorf("%d of %s failed (%s); output in %s", len(failed), plural(o.Tasks, "task"), "task "+strings.Join(parts, ", "), dir)

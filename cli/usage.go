@@ -179,13 +179,7 @@ func (b *usageBook) usage(u sshgate.Usage) {
 		}
 		h.final = true
 		b.statusLocked(h)
-		if u.Request != nil {
-			select {
-			case <-h.pay:
-			default:
-			}
-			h.pay <- *u.Request
-		}
+		h.offer(u.Request)
 		return
 	}
 	t := h.terms
@@ -209,13 +203,20 @@ func (b *usageBook) usage(u sshgate.Usage) {
 	h.u.Seq, h.u.Time = rep.Seq, rep.Time
 	h.u.Counters = counterMap(rep.Counters)
 	b.statusLocked(h)
-	if u.Request != nil {
-		select { // the newest request replaces one not yet taken
-		case <-h.pay:
-		default:
-		}
-		h.pay <- *u.Request
+	h.offer(u.Request)
+}
+
+// offer passes req, if any, to h's payer: the newest request replaces one
+// not yet taken. b.mu is held.
+func (h *bookHost) offer(req *pay.Request) {
+	if req == nil {
+		return
 	}
+	select {
+	case <-h.pay:
+	default:
+	}
+	h.pay <- *req
 }
 
 // stopLocked stops paying h and asks for it to be dropped. b.mu is held.

@@ -1,7 +1,6 @@
 package idle
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -9,8 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/prometheus/procfs"
 )
 
 // minQuotaUs is the kernel's smallest CFS quota (1 ms).
@@ -52,17 +49,5 @@ func cpuDir(root string) (string, error) {
 	if root != "" {
 		return filepath.Join(root, "cpu"), nil
 	}
-	mounts, err := procfs.GetMounts()
-	if err != nil {
-		return "", fmt.Errorf("idle: find cgroup mounts: %w", err)
-	}
-	for _, m := range mounts {
-		if m.FSType != "cgroup" {
-			continue
-		}
-		if _, ok := m.SuperOptions["cpu"]; ok {
-			return m.MountPoint, nil
-		}
-	}
-	return "", errors.New("idle: no cgroup v1 cpu controller")
+	return controllerMount("cpu")
 }

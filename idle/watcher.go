@@ -254,7 +254,10 @@ func cleanCgroups(in []string) []string {
 }
 
 // cpuacctMount finds where the cgroup v1 cpuacct controller is mounted.
-func cpuacctMount() (string, error) {
+func cpuacctMount() (string, error) { return controllerMount("cpuacct") }
+
+// controllerMount finds where the cgroup v1 controller name is mounted.
+func controllerMount(name string) (string, error) {
 	mounts, err := procfs.GetMounts()
 	if err != nil {
 		return "", fmt.Errorf("idle: find cgroup mounts: %w", err)
@@ -263,11 +266,11 @@ func cpuacctMount() (string, error) {
 		if m.FSType != "cgroup" {
 			continue
 		}
-		if _, ok := m.SuperOptions["cpuacct"]; ok {
+		if _, ok := m.SuperOptions[name]; ok {
 			return m.MountPoint, nil
 		}
 	}
-	return "", errors.New("idle: no cgroup v1 cpuacct controller (cgroup v2 is not supported)")
+	return "", fmt.Errorf("idle: no cgroup v1 %s controller (cgroup v2 is not supported)", name)
 }
 
 // Policy returns the Watcher's policy with its defaults filled in.

@@ -169,7 +169,7 @@ func (b *usageBook) usage(u sshgate.Usage) {
 	if h == nil || h.stopped {
 		return // not (or no longer) ours; reports are cumulative, the next covers it
 	}
-	if h.prev != nil && rep.Seq <= h.prev.Seq && rep.Lease == h.prev.Lease {
+	if h.prev != nil && rep.Seq <= h.prev.Seq {
 		// Reports are cumulative: one that comes after a newer one (the
 		// provider's interval report racing the lease's end) tells nothing
 		// new. A final report repeating the last one still ends the lease's

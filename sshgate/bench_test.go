@@ -14,9 +14,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/zennet/zennet/internal/testenv"
+	"github.com/zennet/zennet/internal/benchenv"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
@@ -46,44 +45,17 @@ func BenchmarkLeaseStart(b *testing.B) {
 	}
 }
 
-// bareStart creates and starts n minimal sandboxes with runsc directly,
-// 8 at a time as the lease manager does, measures their idle PSS, and
-// destroys them.
+// bareStart starts n bare sandboxes (benchenv.StartBare), measures their
+// idle PSS, and destroys them.
 func bareStart(b *testing.B, n int) (time.Duration, float64) {
-	runsc, image := testenv.Runtime(b)
-	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: image, StateDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rt.Close()
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = lease.NewID()
-	}
-	start := time.Now()
-	var g errgroup.Group
-	g.SetLimit(8)
-	for _, id := range ids {
-		g.Go(func() error {
-			return rt.Create(context.Background(), sandbox.Spec{ID: id, MemoryBytes: 128 << 20, CPUs: 1, Args: []string{"/bin/sleep", "1000"}})
-		})
-	}
-	err = g.Wait()
-	took := time.Since(start)
+	bare := benchenv.StartBare(b, n)
+	defer bare.Stop()
+	time.Sleep(2 * time.Second) // idle
 	var pss float64
-	if err == nil {
-		time.Sleep(2 * time.Second) // idle
-		for _, id := range ids {
-			pss += cgroupPSS(b, rt.CgroupDir("memory", id))
-		}
+	for _, id := range bare.IDs {
+		pss += cgroupPSS(b, bare.Runtime.CgroupDir("memory", id))
 	}
-	for _, id := range ids {
-		rt.Destroy(context.Background(), id)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	return took, pss / float64(n)
+	return bare.All, pss / float64(n)
 }
 
 // providerStart rents n hosts from a real provider and returns how long

@@ -20,9 +20,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zennet/zennet/internal/benchenv"
 	"github.com/zennet/zennet/internal/testenv"
-	"github.com/zennet/zennet/lease"
-	"github.com/zennet/zennet/sandbox"
 )
 
 // BenchmarkMarketStart times renting N hosts from the market against
@@ -79,59 +78,29 @@ func BenchmarkMarketStart(b *testing.B) {
 	}
 }
 
-// bareStart creates and starts n minimal sandboxes with runsc directly,
-// 8 at a time as the lease manager does (as sshgate's bareStart), and
-// destroys them. It returns how long all took, how long until a command
-// had run in each (bare-ready-s), and the first.
+// bareStart starts n bare sandboxes (benchenv.StartBare), runs a command
+// in each, and destroys them. It returns how long starting all took, how
+// long until a command had run in each (bare-ready-s), and the first.
 func bareStart(b *testing.B, n int) (all, ready, first time.Duration) {
-	runsc, image := testenv.Runtime(b)
-	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: image, StateDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rt.Close()
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = lease.NewID()
-	}
-	var once sync.Once
+	bare := benchenv.StartBare(b, n)
+	defer bare.Stop()
 	start := time.Now()
-	var g errgroup.Group
-	g.SetLimit(8)
-	for _, id := range ids {
-		g.Go(func() error {
-			err := rt.Create(context.Background(), sandbox.Spec{ID: id, MemoryBytes: 128 << 20, CPUs: 1, Args: []string{"/bin/sleep", "1000"}})
-			if err == nil {
-				once.Do(func() { first = time.Since(start) })
+	// Ready to run a command: one runsc exec in each, 16 at a time as the
+	// market's ssh checks go.
+	var eg errgroup.Group
+	eg.SetLimit(16)
+	for _, id := range bare.IDs {
+		eg.Go(func() error {
+			if out, err := bare.Runtime.Command(context.Background(), id, "/bin/true").CombinedOutput(); err != nil {
+				return fmt.Errorf("exec in %s: %v: %s", id, err, out)
 			}
-			return err
+			return nil
 		})
 	}
-	err = g.Wait()
-	all = time.Since(start)
-	if err == nil {
-		// Ready to run a command: one runsc exec in each, 16 at a time as
-		// the market's ssh checks go.
-		var eg errgroup.Group
-		eg.SetLimit(16)
-		for _, id := range ids {
-			eg.Go(func() error {
-				if out, err := rt.Command(context.Background(), id, "/bin/true").CombinedOutput(); err != nil {
-					return fmt.Errorf("exec in %s: %v: %s", id, err, out)
-				}
-				return nil
-			})
-		}
-		err = eg.Wait()
-		ready = time.Since(start)
-	}
-	for _, id := range ids {
-		rt.Destroy(context.Background(), id)
-	}
-	if err != nil {
+	if err := eg.Wait(); err != nil {
 		b.Fatal(err)
 	}
-	return all, ready, first
+	return bare.All, bare.All + time.Since(start), bare.First
 }
 
 // benchMarket is four providers on loopback and a renter's environment.

@@ -482,7 +482,7 @@ func runBenchImport(o *benchImportOptions) error {
 	return nil
 }
 
-func printChecks(io IOStreams, asJSON bool, kind string, checks []setCheck) {
+func printChecks(io IOStreams, asJSON bool, kind Kind, checks []setCheck) {
 	if asJSON {
 		writeJSON(io.Out, kind, checks)
 		return

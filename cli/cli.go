@@ -3,14 +3,17 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -30,15 +33,27 @@ func Version() string {
 }
 
 // Main runs zennet with os.Args and returns the exit code.
+//
+// Ctrl-C and SIGTERM cancel the context every command runs under (the one
+// place that catches them): a command ends what it started and returns.
+// One that still fails once interrupted exits ExitInterrupted, whatever
+// its error, so that an interrupted command has one exit code however the
+// signal raced its work.
 func Main() int {
 	io := IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cmd := NewRootCmd(io)
 	cmd.SetArgs(os.Args[1:])
-	err := cmd.Execute()
+	err := cmd.ExecuteContext(ctx)
 	if err != nil {
 		fmt.Fprintf(io.ErrOut, "zennet: %s\n", sentence(err))
 	}
-	return exitCode(err)
+	code := exitCode(err)
+	if code != ExitOK && ctx.Err() != nil {
+		return ExitInterrupted
+	}
+	return code
 }
 
 // sentence makes an error read as one sentence.

@@ -5,18 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/renter"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/sshgate"
 )
@@ -40,9 +37,7 @@ on every host over ssh, then releases them and exits.`,
 		Example: "  zennet demo -n 4\n  zennet demo -n 2 --exec 'uname -a; dmesg | head -1'",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runDemo(ctx, o)
+			return runDemo(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -122,21 +117,21 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := r.print(&o.rent); err != nil {
-		r.release(context.WithoutCancel(ctx), 30*time.Second)
+	if err := printHosts(&o.rent, r); err != nil {
+		r.Release(context.WithoutCancel(ctx), 30*time.Second)
 		return err
 	}
 	var errs []error
-	for _, h := range r.hosts {
-		c := exec.CommandContext(ctx, "ssh", "-F", r.files.SSHConfig, h.Name, o.Exec)
+	for _, h := range r.Hosts() {
+		c := renter.SSH(ctx, r.Files().SSHConfig, h.Name, o.Exec)
 		c.Stdout, c.Stderr = o.rent.IO.Out, o.rent.IO.ErrOut
 		fmt.Fprintf(o.rent.IO.ErrOut, "== %s\n", h.Name)
 		if err := c.Run(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", h.Name, err))
 		}
 	}
-	errs = append(errs, r.release(context.WithoutCancel(ctx), 30*time.Second))
-	errs = append(errs, printReceipts(&o.rent, r.receipts))
+	errs = append(errs, r.Release(context.WithoutCancel(ctx), 30*time.Second))
+	errs = append(errs, printReceipts(&o.rent, r.Receipts()))
 	return errors.Join(errs...)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/renter"
 	"github.com/zennet/zennet/sshgate"
 )
 
@@ -17,6 +18,10 @@ const (
 	ExitUnreachable = 3 // no provider could be reached
 	ExitCapacity    = 4 // providers reachable, but not enough hosts
 	ExitConflict    = 5 // another process holds the resource (data dir in use)
+	// ExitInterrupted is a command stopped by Ctrl-C or SIGTERM before it
+	// was done (128 + SIGINT, as shells report it). Renting that is
+	// holding hosts ends on Ctrl-C by design: that exits 0.
+	ExitInterrupted = 130
 )
 
 // usageError marks a mistake in the command line.
@@ -38,9 +43,15 @@ func exitCode(err error) int {
 	var ue usageError
 	var ce conflictError
 	switch {
-	case err == nil, errors.Is(err, context.Canceled):
+	case err == nil:
 		return ExitOK
-	case errors.As(err, &ue):
+	case errors.Is(err, errInterrupted):
+		return ExitInterrupted
+	case errors.Is(err, context.Canceled):
+		// A command that stops on Ctrl-C by design (a provider, a
+		// dashboard) and said so by its context's error.
+		return ExitOK
+	case errors.As(err, &ue), errors.Is(err, renter.ErrNoProvider):
 		return ExitUsage
 	case errors.As(err, &ce):
 		return ExitConflict

@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/renter"
 	"github.com/zennet/zennet/session"
 )
 
@@ -57,21 +58,6 @@ data dir, which a running provider holds.`,
 	return cmd
 }
 
-// ledgerFile is one ledger file's content, or why it could not be read.
-type ledgerFile struct {
-	Session  string          `json:"session,omitempty"`
-	Path     string          `json:"path"`
-	Live     bool            `json:"live,omitempty"`
-	Receipts []pay.Receipt   `json:"receipts,omitempty"`
-	Entries  []pay.Entry     `json:"entries,omitempty"`
-	Hosts    []session.Usage `json:"live_hosts,omitempty"`
-}
-
-type ledgerDoc struct {
-	Files []ledgerFile `json:"ledgers"`
-	Total pay.Totals   `json:"total"`
-}
-
 func runLedger(o *ledgerOptions) error {
 	if o.Limit < 0 {
 		return usagef("--limit must not be negative")
@@ -88,7 +74,7 @@ func runLedger(o *ledgerOptions) error {
 		}
 		paths = []string{p}
 	} else {
-		dir := ledgerDir(o.G.ConfigDir)
+		dir := renter.LedgerDir(o.G.ConfigDir)
 		ents, err := os.ReadDir(dir)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -127,7 +113,7 @@ func runLedger(o *ledgerOptions) error {
 		if doc.Files == nil {
 			doc.Files = []ledgerFile{}
 		}
-		return writeJSON(o.IO.Out, "ledger", doc)
+		return writeJSON(o.IO.Out, KindLedger, doc)
 	}
 	if o.History {
 		printHistory(o, doc.Files)
@@ -204,16 +190,16 @@ func printLedgerReceipts(o *ledgerOptions, doc ledgerDoc) {
 				state += ": " + n
 			}
 			rows = append(rows, []string{f.Session, r.Terms.Lease, r.Terms.Role, r.Terms.Method, r.Terms.Opened.Local().Format(time.DateTime),
-				strconv.FormatUint(st.Reports, 10), msat(st.Billed), msat(st.Paid), msat(st.Unpaid), msat(st.Fees), state})
+				strconv.FormatUint(st.Reports, 10), pay.FormatMsat(st.Billed), pay.FormatMsat(st.Paid), pay.FormatMsat(st.Unpaid), pay.FormatMsat(st.Fees), state})
 		}
 		for _, h := range f.Hosts {
 			rows = append(rows, []string{f.Session, h.LeaseID, "renter", h.Method, h.Start.Local().Format(time.DateTime),
-				strconv.Itoa(h.Accepted), msat(h.BilledMsat), msat(h.PaidMsat), msat(h.DueMsat), "", "live (" + h.Name + ")"})
+				strconv.Itoa(h.Accepted), pay.FormatMsat(h.BilledMsat), pay.FormatMsat(h.PaidMsat), pay.FormatMsat(h.DueMsat), "", "live (" + h.Name + ")"})
 		}
 	}
 	t := doc.Total
 	if len(rows) > 0 {
-		rows = append(rows, []string{"total", "", "", "", "", "", msat(t.Billed), msat(t.Paid), msat(t.Billed - min(t.Paid, t.Billed)), msat(t.Fees), ""})
+		rows = append(rows, []string{"total", "", "", "", "", "", pay.FormatMsat(t.Billed), pay.FormatMsat(t.Paid), pay.FormatMsat(t.Billed - min(t.Paid, t.Billed)), pay.FormatMsat(t.Fees), ""})
 	}
 	table(o.IO.Out, []string{"SESSION", "LEASE", "ROLE", "METHOD", "OPENED", "REPORTS", "BILLED msat", "PAID msat", "UNPAID msat", "FEES msat", "STATE"}, rows)
 }
@@ -226,8 +212,8 @@ func printHistory(o *ledgerOptions, files []ledgerFile) {
 			continue
 		}
 		for _, e := range f.Entries {
-			rows = append(rows, []string{f.Session, e.Lease, e.Time.Local().Format(time.DateTime + ".000"), e.Kind, msat(e.Msat),
-				msat(e.Billed), msat(e.Paid), e.Note})
+			rows = append(rows, []string{f.Session, e.Lease, e.Time.Local().Format(time.DateTime + ".000"), e.Kind, pay.FormatMsat(e.Msat),
+				pay.FormatMsat(e.Billed), pay.FormatMsat(e.Paid), e.Note})
 		}
 	}
 	table(o.IO.Out, []string{"SESSION", "LEASE", "TIME", "KIND", "MSAT", "BILLED", "PAID", "NOTE"}, rows)

@@ -29,13 +29,13 @@ const SchemaVersion = 1
 
 // envelope wraps every --json document.
 type envelope struct {
-	SchemaVersion int    `json:"schema_version"`
-	Kind          string `json:"kind"`
-	Data          any    `json:"data"`
+	SchemaVersion int  `json:"schema_version"`
+	Kind          Kind `json:"kind"`
+	Data          any  `json:"data"`
 }
 
 // writeJSON prints one --json document.
-func writeJSON(w io.Writer, kind string, data any) error {
+func writeJSON(w io.Writer, kind Kind, data any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(envelope{SchemaVersion: SchemaVersion, Kind: kind, Data: data})
@@ -60,7 +60,7 @@ func table(w io.Writer, header []string, rows [][]string) {
 
 // writeFileJSON writes v as an indented --json envelope of kind to path,
 // atomically.
-func writeFileJSON(path, kind string, v any) error {
+func writeFileJSON(path string, kind Kind, v any) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {

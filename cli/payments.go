@@ -2,23 +2,18 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
-	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
-	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/renter"
 )
 
 // lndFlags are lncli's flags for reaching an lnd node.
@@ -55,129 +50,9 @@ func (l *lndFlags) dial(ctx context.Context) (*pay.LND, error) {
 	return n, nil
 }
 
-// acceptTerms checks an offer's payment terms and picks the method: the
-// first of the renter's that the provider accepts. Rates the provider says
-// are its price model's must be what its calibration gives. It returns
-// the provider's calibration set, if it offers one.
-func acceptTerms(preferred []string, offer proto.Offer) (string, pay.Rates, *bench.Set, error) {
-	var rates pay.Rates
-	if err := rates.UnmarshalJSON(offer.Payment.Rates); err != nil {
-		return "", rates, nil, fmt.Errorf("its offer's prices are malformed: %w", err)
-	}
-	var set *bench.Set
-	if len(offer.Payment.Calibration) > 0 {
-		var err error
-		if set, err = checkModelRates(offer, rates); err != nil {
-			return "", rates, nil, fmt.Errorf("its offer does not add up: %w", err)
-		}
-	}
-	method, err := pay.ChooseMethod(preferred, offer.Payment.Methods)
-	if err != nil {
-		return "", rates, nil, fmt.Errorf("%w (choose another with --pay)", err)
-	}
-	if method == pay.MethodLightning && offer.Payment.LightningNode == "" {
-		return "", rates, nil, errors.New("it offers lightning without naming its node")
-	}
-	return method, rates, set, nil
-}
-
-// ledgerDir is where a renter keeps its sessions' ledgers.
-func ledgerDir(configDir string) string { return filepath.Join(configDir, "ledger") }
-
-// openRenterLedger opens a session's own ledger: each renter process has
-// its own file, so that runs at once never wait for each other.
-func openRenterLedger(configDir, session string) (*pay.Ledger, error) {
-	dir := ledgerDir(configDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create ledger dir: %w", err)
-	}
-	return pay.Open(filepath.Join(dir, session+".db"), nil)
-}
-
-// settleOldLedgers finishes the ledgers of sessions that ended without
-// closing them (a crash, a kill): it asks each payment method what became
-// of payments left pending, records it, and closes the accounts. Ledgers
-// still held by a running session are left alone. Lightning payments need
-// the renter's node: without lnd they stay pending and a note says so.
-func settleOldLedgers(ctx context.Context, configDir string, signer gossh.Signer, lnd *pay.LND, current string) []string {
-	paths, _ := filepath.Glob(filepath.Join(ledgerDir(configDir), "*.db"))
-	var notes []string
-	for _, path := range paths {
-		if strings.TrimSuffix(filepath.Base(path), ".db") == current {
-			continue
-		}
-		l, err := pay.Open(path, &pay.Options{Timeout: 50 * time.Millisecond})
-		if err != nil {
-			continue // a running session's, or unreadable: ledger reports those
-		}
-		rs, err := l.Receipts()
-		if err != nil {
-			l.Close()
-			notes = append(notes, fmt.Sprintf("ledger %s: %v", path, err))
-			continue
-		}
-		for _, r := range rs {
-			if !r.Status.Closed.IsZero() || r.Terms.Role != pay.RoleRenter {
-				continue
-			}
-			var payer pay.Payer
-			switch {
-			case r.Terms.Method == pay.MethodLightning && lnd != nil:
-				payer = lnd.Payer(pay.LightningPayerTerms{Lease: r.Terms.Lease, MinPayable: r.Terms.MinPayable})
-			case r.Terms.Method == pay.MethodLightning:
-				if r.Status.Pending > 0 {
-					notes = append(notes, fmt.Sprintf("lease %s of an ended session has %s msat of Lightning payments whose outcome is unknown: rent once with --pay lightning and your lnd flags to settle them",
-						r.Terms.Lease, msat(r.Status.Pending)))
-				}
-				continue
-			default:
-				// Only Lookup is asked of it: a signed voucher is paid.
-				payer = pay.NewEmbeddedPayer(signer, r.Terms.Lease, signer.PublicKey())
-			}
-			acct, err := l.OpenRenter(pay.RenterTerms{Lease: r.Terms.Lease, Rates: r.Terms.Rates, Provider: r.Terms.Peer,
-				MinPayable: r.Terms.MinPayable}, payer)
-			if err != nil {
-				notes = append(notes, fmt.Sprintf("lease %s: %v", r.Terms.Lease, err))
-				continue
-			}
-			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			_, err = acct.Reconcile(rctx)
-			cancel()
-			if err != nil || len(acct.Pending()) > 0 {
-				acct.Detach()
-				notes = append(notes, fmt.Sprintf("lease %s: a payment of an ended session is still unresolved (%v); it is retried next time", r.Terms.Lease, err))
-				continue
-			}
-			if _, err := acct.Close(); err != nil {
-				notes = append(notes, fmt.Sprintf("lease %s: %v", r.Terms.Lease, err))
-			}
-		}
-		l.Close()
-	}
-	return notes
-}
-
-// msat formats an amount in msat with thousands separators.
-func msat(v uint64) string {
-	s := strconv.FormatUint(v, 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-type receiptsDoc struct {
-	Hosts []hostReceipt `json:"hosts"`
-	Total pay.Totals    `json:"total"`
-}
-
 // printReceipts prints a receipt per host and the total: a table on
 // stderr, or a "receipts" JSON document on stdout with --json.
-func printReceipts(o *rentOptions, rs []hostReceipt) error {
+func printReceipts(o *rentOptions, rs []renter.Receipt) error {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -187,20 +62,20 @@ func printReceipts(o *rentOptions, rs []hostReceipt) error {
 	}
 	total := pay.Total(all, "")
 	if o.JSON {
-		return writeJSON(o.IO.Out, "receipts", receiptsDoc{Hosts: rs, Total: total})
+		return writeJSON(o.IO.Out, KindReceipts, receiptsDoc{Hosts: rs, Total: total})
 	}
 	writeReceiptTable(o.IO.ErrOut, rs, total)
 	return nil
 }
 
-func writeReceiptTable(w io.Writer, rs []hostReceipt, total pay.Totals) {
+func writeReceiptTable(w io.Writer, rs []renter.Receipt, total pay.Totals) {
 	rows := make([][]string, 0, len(rs)+1)
 	for _, r := range rs {
 		st := r.Receipt.Status
 		rows = append(rows, []string{r.Name, r.Provider, r.Receipt.Terms.Method, strconv.FormatUint(st.Reports, 10),
-			msat(st.Billed), msat(st.Paid), msat(r.CreditedMsat), msat(st.Unpaid), msat(st.Fees)})
+			pay.FormatMsat(st.Billed), pay.FormatMsat(st.Paid), pay.FormatMsat(r.CreditedMsat), pay.FormatMsat(st.Unpaid), pay.FormatMsat(st.Fees)})
 	}
-	rows = append(rows, []string{"total", "", "", "", msat(total.Billed), msat(total.Paid), "", msat(total.Billed - min(total.Paid, total.Billed)), msat(total.Fees)})
+	rows = append(rows, []string{"total", "", "", "", pay.FormatMsat(total.Billed), pay.FormatMsat(total.Paid), "", pay.FormatMsat(total.Billed - min(total.Paid, total.Billed)), pay.FormatMsat(total.Fees)})
 	table(w, []string{"HOST", "PROVIDER", "METHOD", "REPORTS", "BILLED msat", "PAID msat", "ACKED msat", "UNPAID msat", "FEES msat"}, rows)
 }
 
@@ -210,9 +85,9 @@ func receiptNote(st pay.Status) string {
 	case st.Unpaid == 0:
 		return ""
 	case st.Unpaid < st.MinPayable:
-		return fmt.Sprintf("%s msat below the %s msat minimum payment stays due", msat(st.Unpaid), msat(st.MinPayable))
+		return fmt.Sprintf("%s msat below the %s msat minimum payment stays due", pay.FormatMsat(st.Unpaid), pay.FormatMsat(st.MinPayable))
 	default:
-		return fmt.Sprintf("%s msat unpaid", msat(st.Unpaid))
+		return fmt.Sprintf("%s msat unpaid", pay.FormatMsat(st.Unpaid))
 	}
 }
 

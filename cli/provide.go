@@ -469,7 +469,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	ctl := newProviderControl(providerInfo{}, mgr, ledger, logs)
 	billing, err := sshgate.NewBilling(sshgate.BillingConfig{Ledger: ledger, Leases: mgr, HostKey: hostKey, Rates: rates,
 		MinPayable: o.MinPayment, GraceIntervals: o.Grace, UnpaidTimeout: o.Unpaid, LND: lnd, Log: log, OnCredit: ctl.credit,
-		Calibration: calibJSON, PricePerWork: perWork, MinPricePerWork: floor, RatesAt: ratesAt, Reputation: market.OpenBook(reputationPath(o.DataDir))})
+		Calibration: calibJSON, PricePerWork: perWork, MinPricePerWork: floor, RatesAt: ratesAt, Reputation: market.OpenBook(market.BookPath(o.DataDir))})
 	if err != nil {
 		return err
 	}

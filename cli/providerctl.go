@@ -66,7 +66,7 @@ leases, and pausing, resuming and ending leases, and draining.`,
 						return err
 					}
 					if o.JSON {
-						return writeJSON(o.IO.Out, "lease", l)
+						return writeJSON(o.IO.Out, KindLease, l)
 					}
 					printLease(o.IO, l)
 					return nil
@@ -116,15 +116,6 @@ func controlError(err error) error {
 	return err
 }
 
-// leaseAction is the --json result of pause, resume and end.
-type leaseAction struct {
-	Action string `json:"action"`
-	ID     string `json:"id"`
-	// Lease is the lease after the action, null once the provider no
-	// longer lists it.
-	Lease *control.LeaseStatus `json:"lease"`
-}
-
 func (o *providerCtlOptions) actionCmd(verb, short, done string) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " ID",
@@ -152,7 +143,7 @@ func (o *providerCtlOptions) actionCmd(verb, short, done string) *cobra.Command 
 					return err
 				}
 				if o.JSON {
-					return writeJSON(o.IO.Out, "lease-action", res)
+					return writeJSON(o.IO.Out, KindLeaseAction, res)
 				}
 				fmt.Fprintf(o.IO.Out, "%s %s\n", done, id)
 				return nil
@@ -177,10 +168,7 @@ func (o *providerCtlOptions) drainCmd() *cobra.Command {
 					return err
 				}
 				if o.JSON {
-					return writeJSON(o.IO.Out, "provider-drain", struct {
-						Draining bool `json:"draining"`
-						Leases   int  `json:"leases"`
-					}{st.Draining, len(st.Leases)})
+					return writeJSON(o.IO.Out, KindProviderDrain, drainDoc{st.Draining, len(st.Leases)})
 				}
 				if st.Draining {
 					fmt.Fprintf(o.IO.Out, "draining: taking no new leases; current leases go on: %d\n", len(st.Leases))
@@ -201,7 +189,7 @@ func (o *providerCtlOptions) status(ctx context.Context, c *control.Client) erro
 		return err
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, "provider-status", st)
+		return writeJSON(o.IO.Out, KindProviderStatus, st)
 	}
 	id, cp, u := st.Identity, st.Capacity, st.Used
 	draining := "no"

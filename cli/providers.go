@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/market"
+	"github.com/zennet/zennet/renter"
 )
 
 type providersOptions struct {
@@ -48,31 +49,18 @@ refused.`,
 	return cmd
 }
 
-type providerRow struct {
-	Address          string          `json:"address"`
-	Provider         string          `json:"provider"`
-	Fingerprint      string          `json:"fingerprint"`
-	Capacity         market.Capacity `json:"capacity"`
-	PricePerWorkMsat float64         `json:"price_per_work_msat"`
-	Score            float64         `json:"score"`
-	Methods          []string        `json:"methods"`
-	Expires          time.Time       `json:"expires"`
-	Reputation       float64         `json:"reputation"`
-	SpotCheckFailed  bool            `json:"spot_check_failed,omitempty"`
-}
-
 func runProviders(ctx context.Context, o *providersOptions) error {
 	ro := &rentOptions{G: o.G, Identity: o.Identity}
 	signer, _, err := ro.identity()
 	if err != nil {
 		return err
 	}
-	dir, notes := knownProviders(ctx, o.G.ConfigDir, o.Seeds, signer, o.PowBits)
+	dir, notes := renter.KnownProviders(ctx, o.G.ConfigDir, o.Seeds, signer, o.PowBits)
 	for _, n := range notes {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", n)
 	}
-	book := market.OpenBook(reputationPath(o.G.ConfigDir))
-	marks := markedProviders(o.G.ConfigDir)
+	book := market.OpenBook(market.BookPath(o.G.ConfigDir))
+	marks := renter.MarkedProviders(o.G.ConfigDir)
 	rows := []providerRow{}
 	for _, a := range dir.List(time.Now()) {
 		rec, _, _ := book.Get(a.Fingerprint())
@@ -81,7 +69,7 @@ func runProviders(ctx context.Context, o *providersOptions) error {
 			Reputation: rec.Score(), SpotCheckFailed: marks[a.Fingerprint()]})
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, "providers", rows)
+		return writeJSON(o.IO.Out, KindProviders, rows)
 	}
 	var t [][]string
 	for _, p := range rows {
@@ -130,24 +118,20 @@ record of its renters.`,
 }
 
 func runReputation(o *reputationOptions) error {
-	path := reputationPath(o.G.ConfigDir)
+	path := market.BookPath(o.G.ConfigDir)
 	if o.DataDir != "" {
-		path = reputationPath(o.DataDir)
+		path = market.BookPath(o.DataDir)
 	}
 	recs, err := market.OpenBook(path).All()
 	if err != nil {
 		return err
 	}
-	type row struct {
-		market.Record
-		Score float64 `json:"score"`
-	}
-	rows := []row{}
+	rows := []reputationRow{}
 	for _, r := range recs {
-		rows = append(rows, row{r, r.Score()})
+		rows = append(rows, reputationRow{r, r.Score()})
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, "reputation", rows)
+		return writeJSON(o.IO.Out, KindReputation, rows)
 	}
 	var t [][]string
 	for _, r := range rows {

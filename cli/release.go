@@ -32,12 +32,6 @@ its leases, as Ctrl-C would, and waits until each has settled and exited.`,
 	return cmd
 }
 
-type releasedSession struct {
-	Session string `json:"session"`
-	Pid     int    `json:"pid"`
-	Hosts   int    `json:"hosts"`
-}
-
 func runRelease(o *releaseOptions, ids []string) error {
 	live, err := session.Live(o.G.ConfigDir)
 	if err != nil {
@@ -77,7 +71,7 @@ func runRelease(o *releaseOptions, ids []string) error {
 		out = append(out, releasedSession{Session: r.ID, Pid: r.Pid, Hosts: len(r.Hosts)})
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, "released", out)
+		return writeJSON(o.IO.Out, KindReleased, out)
 	}
 	for _, r := range out {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: released session %s (%s)\n", r.Session, plural(r.Hosts, "host"))

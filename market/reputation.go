@@ -136,6 +136,10 @@ type Book struct {
 	path string
 }
 
+// BookPath is the file of a party's book in its state directory (a
+// renter's config dir, a provider's data dir).
+func BookPath(dir string) string { return filepath.Join(dir, "reputation.json") }
+
 // OpenBook returns the book kept at path. Nothing is read or created until
 // it is used; the directory and files are created 0700 and 0600.
 func OpenBook(path string) *Book { return &Book{path: path} }

@@ -1,4 +1,4 @@
-package cli
+package renter
 
 import (
 	"cmp"
@@ -36,8 +36,8 @@ type probed struct {
 // flat rates (no price per work to compare) it is speed alone. A host
 // whose probe fails ranks last. The kept hosts take the first names, in
 // their order, and the session's files are rewritten.
-func (r *rental) probe(ctx context.Context, o *rentOptions, keep int) error {
-	progress(o, "probing %d hosts (%ds of benchmark work each) ...", len(r.hosts), probeSeconds)
+func (r *Rental) probe(ctx context.Context, keep int) error {
+	r.progress("probing %d hosts (%ds of benchmark work each) ...", len(r.hosts), probeSeconds)
 	res := make([]probed, len(r.hosts))
 	// Every host starts its step at once, when all have set up (or
 	// failed), so that hosts sharing a machine are measured under each
@@ -56,7 +56,7 @@ func (r *rental) probe(ctx context.Context, o *rentOptions, keep int) error {
 			defer arrive()
 			pctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			env := bench.Env{Command: sshCommander(r.files.SSHConfig, h.Name), Start: func(ctx context.Context) error {
+			env := bench.Env{Command: Commander(r.files.SSHConfig, h.Name), Start: func(ctx context.Context) error {
 				arrive()
 				select {
 				case <-allReady:
@@ -70,7 +70,7 @@ func (r *rental) probe(ctx context.Context, o *rentOptions, keep int) error {
 		}()
 	}
 	wg.Wait()
-	progress(o, "")
+	r.progress("")
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -87,11 +87,10 @@ func (r *rental) probe(ctx context.Context, o *rentOptions, keep int) error {
 			price = fmt.Sprintf("%s msat per unit of work", strconv.FormatFloat(p.host.PricePerWorkMsat, 'f', -1, 64))
 		}
 		if p.err != nil {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: probe of %s (provider %s) failed: %v; %s\n", p.host.Name, p.host.Provider, p.err, verdict)
+			r.emit(ProbeResult{Host: p.host.Name, Provider: p.host.Provider, Err: p.err, Verdict: verdict})
 			continue
 		}
-		fmt.Fprintf(o.IO.ErrOut, "zennet: probe of %s (provider %s): %.2f of the reference's speed at %s; %s\n",
-			p.host.Name, p.host.Provider, p.speed, price, verdict)
+		r.emit(ProbeResult{Host: p.host.Name, Provider: p.host.Provider, Speed: p.speed, Price: price, Verdict: verdict})
 	}
 	// The dropped hosts leave (their receipts keep a name no kept host
 	// takes); the kept ones stay in the order they were rented and take
@@ -108,8 +107,26 @@ func (r *rental) probe(ctx context.Context, o *rentOptions, keep int) error {
 		r.hosts[i].Name = names[i]
 		r.book.rename(r.hosts[i].LeaseID, names[i])
 	}
-	r.files, err = r.sess.Write(r.hosts, r.keyPath)
+	r.files, err = r.sess.Write(r.hosts, r.cfg.KeyPath)
 	return err
+}
+
+// ProbeResult is one host's probe: its speed relative to the reference
+// machine at its price, or why the probe failed, and whether the host is
+// kept.
+type ProbeResult struct {
+	Host, Provider string
+	Speed          float64
+	Price          string
+	Err            error
+	Verdict        string
+}
+
+func (e ProbeResult) String() string {
+	if e.Err != nil {
+		return fmt.Sprintf("probe of %s (provider %s) failed: %v; %s", e.Host, e.Provider, e.Err, e.Verdict)
+	}
+	return fmt.Sprintf("probe of %s (provider %s): %.2f of the reference's speed at %s; %s", e.Host, e.Provider, e.Speed, e.Price, e.Verdict)
 }
 
 // rankProbes orders probes best first (see probe).
@@ -137,7 +154,7 @@ func rankProbes(res []probed) {
 // releaseHosts ends the leases of hosts the renter no longer wants, each
 // provider's at once; their final bills are paid before the rental's
 // release returns. The hosts leave the rental.
-func (r *rental) releaseHosts(ctx context.Context, ps []probed) {
+func (r *Rental) releaseHosts(ctx context.Context, ps []probed) {
 	byClient := map[*sshgate.Client][]string{}
 	for _, p := range ps {
 		for _, c := range r.clients {
@@ -157,7 +174,7 @@ func (r *rental) releaseHosts(ctx context.Context, ps []probed) {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			if err := c.Release(rctx, ids); err != nil {
-				fmt.Fprintf(r.opts.IO.ErrOut, "zennet: release probed hosts of provider %s: %v\n", c.Addr, err)
+				r.notice("release probed hosts of provider %s: %v", c.Addr, err)
 			}
 		}()
 	}

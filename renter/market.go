@@ -1,11 +1,9 @@
-package cli
+package renter
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -18,18 +16,12 @@ import (
 	"github.com/zennet/zennet/sshgate"
 )
 
-// providersPath is the renter's directory of known providers.
-func providersPath(configDir string) string { return filepath.Join(configDir, "providers.json") }
-
-// reputationPath is the party's book of counterparts.
-func reputationPath(dir string) string { return filepath.Join(dir, "reputation.json") }
-
 // knownProviders loads the renter's directory, adds what the seeds know
 // (a provider answers with every announcement it has), saves it, and
 // returns it.
-func knownProviders(ctx context.Context, configDir string, seeds []string, signer gossh.Signer, minBits uint) (*market.Directory, []string) {
+func KnownProviders(ctx context.Context, configDir string, seeds []string, signer gossh.Signer, minBits uint) (*market.Directory, []string) {
 	dir := market.NewDirectory(0)
-	path := providersPath(configDir)
+	path := ProvidersPath(configDir)
 	var notes []string
 	now := time.Now()
 	if _, dropped, err := dir.Load(path, now, minBits); err != nil {
@@ -82,27 +74,17 @@ type asked struct {
 	calib  *bench.Set
 }
 
-// pinned accepts only the host key an announcement names.
-func pinned(want string) gossh.HostKeyCallback {
-	return func(_ string, _ net.Addr, key gossh.PublicKey) error {
-		if market.ProviderString(key) != want {
-			return fmt.Errorf("host key %s is not the announced provider's", gossh.FingerprintSHA256(key))
-		}
-		return nil
-	}
-}
-
 // askMarket asks every candidate for count hosts at once and returns the
 // candidates with their offers (or why they gave none). exclude names
 // providers not to ask (fingerprints).
-func (r *rental) askMarket(ctx context.Context, o *rentOptions, dir *market.Directory, count int, exclude map[string]bool) []*asked {
+func (r *Rental) askMarket(ctx context.Context, dir *market.Directory, count int, exclude map[string]bool) []*asked {
+	o := r.cfg
 	anns := dir.List(time.Now())
-	book := market.OpenBook(reputationPath(o.G.ConfigDir))
-	marks := markedProviders(o.G.ConfigDir)
+	book := market.OpenBook(market.BookPath(o.ConfigDir))
+	marks := MarkedProviders(o.ConfigDir)
 	// The demand carries the renter's counter-offer: a provider that asks
 	// more per unit of work comes down to it, or to its floor.
-	demand := proto.Demand{Count: count, Limits: proto.Limits{MemoryBytes: o.memoryBytes, CPUs: o.CPUs, DiskBytes: o.diskBytes},
-		IntervalSeconds: int(o.Interval / time.Second), Methods: o.Pay, BidPerWorkMsat: o.bid()}
+	demand := o.demand(count)
 	out := make([]*asked, 0, len(anns))
 	for i := range anns {
 		a := &anns[i]
@@ -126,7 +108,7 @@ func (r *rental) askMarket(ctx context.Context, o *rentOptions, dir *market.Dire
 			defer func() { <-sem }()
 			actx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
-			c, err := sshgate.Dial(actx, q.cand.Address, sshgate.ClientConfig{Signer: r.signer,
+			c, err := sshgate.Dial(actx, q.cand.Address, sshgate.ClientConfig{Signer: o.Signer,
 				HostKeyCallback: pinned(q.cand.Announcement.Provider), Timeout: 10 * time.Second})
 			if err != nil {
 				q.cand.Err = err
@@ -167,10 +149,11 @@ func (r *rental) askMarket(ctx context.Context, o *rentOptions, dir *market.Dire
 // rentMarket rents count hosts from the providers of the market, named
 // names, choosing by the renter's rules. It returns what the market gave
 // and why not more (market.Summarize); granting failures are the error.
-func (r *rental) rentMarket(ctx context.Context, o *rentOptions, dir *market.Directory, names []string, exclude map[string]bool) (string, error) {
+func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []string, exclude map[string]bool) (string, error) {
+	o := r.cfg
 	count := len(names)
-	progress(o, "asking %d providers for %d hosts ...", dir.Len(), count)
-	qs := r.askMarket(ctx, o, dir, count, exclude)
+	r.progress("asking %d providers for %d hosts ...", dir.Len(), count)
+	qs := r.askMarket(ctx, dir, count, exclude)
 	cands := make([]market.Candidate, len(qs))
 	for i, q := range qs {
 		cands[i] = q.cand
@@ -200,13 +183,13 @@ func (r *rental) rentMarket(ctx context.Context, o *rentOptions, dir *market.Dir
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			progress(o, "leasing %d hosts from %s ...", n, q.cand.Address)
+			r.progress("leasing %d hosts from %s ...", n, q.cand.Address)
 			leases, err := q.c.Accept(ctx, n, q.method)
 			results[i] = result{q, leases, err}
 		}()
 	}
 	wg.Wait()
-	progress(o, "")
+	r.progress("")
 	var errs []error
 	for i, res := range results {
 		if res.q == nil {
@@ -228,19 +211,19 @@ func (r *rental) rentMarket(ctx context.Context, o *rentOptions, dir *market.Dir
 	}
 	if o.Explain {
 		for _, e := range explain {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: %s (%s): %s\n", e.Address, e.Provider, e.Reason())
+			r.emit(Explanation{Address: e.Address, Provider: e.Provider, Reason: e.Reason()})
 		}
 	}
 	return market.Summarize(count, picks, explain), errors.Join(errs...)
 }
 
 // rules are the renter's rules of choice, from its flags.
-func (o *rentOptions) rules() market.Rules {
+func (o *Config) rules() market.Rules {
 	return market.Rules{MaxPricePerWork: o.MaxPrice, MinScore: o.MinScore, Methods: o.Pay, MinReputation: o.MinReputation}
 }
 
-// markedProviders are the providers whose spot check failed.
-func markedProviders(configDir string) map[string]bool {
+// MarkedProviders are the providers whose spot check failed.
+func MarkedProviders(configDir string) map[string]bool {
 	out := map[string]bool{}
 	for _, m := range readMarks(configDir) {
 		out[m.Provider] = true
@@ -249,38 +232,31 @@ func markedProviders(configDir string) map[string]bool {
 }
 
 // note records an event in the renter's book of providers.
-func (r *rental) note(o *rentOptions, c *sshgate.Client, ev market.Event) {
-	if _, err := market.OpenBook(reputationPath(o.G.ConfigDir)).Note(fingerprint(c), ev, time.Now()); err != nil {
-		select {
-		case r.errs <- fmt.Errorf("reputation: %w", err):
-		default:
-		}
+func (r *Rental) note(c *sshgate.Client, ev market.Event) {
+	if _, err := market.OpenBook(market.BookPath(r.cfg.ConfigDir)).Note(fingerprint(c), ev, time.Now()); err != nil {
+		r.report(fmt.Errorf("reputation: %w", err))
 	}
 }
 
 // replace rents hosts from the market in place of lost ones, under their
 // names, from providers other than those that lost them; the others are
 // untouched. It says what it did.
-func (r *rental) replace(ctx context.Context, o *rentOptions, names []string) {
+func (r *Rental) replace(ctx context.Context, names []string) {
 	if r.market == nil || len(names) == 0 || ctx.Err() != nil {
 		return
 	}
 	before := len(r.hosts)
-	_, err := r.rentMarket(ctx, o, r.market, names, r.excluded)
+	_, err := r.rentMarket(ctx, r.market, names, r.excluded)
 	got := r.hosts[before:]
 	for _, h := range got {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: replaced %s with a host of provider %s (lease %s)\n", h.Name, h.Provider, h.LeaseID)
+		r.emit(Replaced{Host: h.Name, Provider: h.Provider, Lease: h.LeaseID})
 	}
 	if len(got) < len(names) {
-		msg := fmt.Sprintf("could replace %d of %d lost hosts", len(got), len(names))
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		fmt.Fprintf(o.IO.ErrOut, "zennet: %s; holding %s\n", msg, plural(len(r.hosts), "host"))
+		r.emit(ReplaceShort{Got: len(got), Lost: len(names), Holding: len(r.hosts), Err: err})
 	}
 	if len(got) > 0 {
-		if _, err := r.sess.Write(r.hosts, r.keyPath); err != nil {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: rewrite session files: %v\n", err)
+		if _, err := r.sess.Write(r.hosts, r.cfg.KeyPath); err != nil {
+			r.notice("rewrite session files: %v", err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package cli
+package taskrun
 
 import (
 	"archive/tar"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/zennet/zennet/renter"
 )
 
 func TestLinePrefixer(t *testing.T) {
@@ -174,12 +176,12 @@ func TestAssignReplicasSpread(t *testing.T) {
 func TestRemoteScript(t *testing.T) {
 	args := []string{"sh", "-c", `printf '%s|' "$ZENNET_TASK" "$X" "$1" "$2"; pwd`, "arg0", "it's", `$HOME "q" \ ;|&`}
 	script := remoteScript(args, [][2]string{{"ZENNET_TASK", "3"}, {"X", "a b'c"}})
-	if !strings.HasPrefix(script, "mkdir -p "+remoteResultsDir+" && cd "+remoteResultsDir+" && export ") {
+	if !strings.HasPrefix(script, "mkdir -p "+RemoteResultsDir+" && cd "+RemoteResultsDir+" && export ") {
 		t.Fatalf("script %q", script)
 	}
 	// Run it with the working dir moved to a temporary one.
 	dir := t.TempDir()
-	local := strings.ReplaceAll(script, remoteResultsDir, filepath.Join(dir, "res"))
+	local := strings.ReplaceAll(script, RemoteResultsDir, filepath.Join(dir, "res"))
 	out, err := exec.Command("sh", "-c", local).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -189,7 +191,7 @@ func TestRemoteScript(t *testing.T) {
 		t.Errorf("got %q, want %q", out, want)
 	}
 	for in, want := range map[string]string{"": "''", "abc": "abc", "a b": "'a b'", "it's": `'it'\''s'`, "a/b.c=d": "a/b.c=d", "$x": "'$x'"} {
-		if got := shellQuote(in); got != want {
+		if got := renter.ShellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
 	}
@@ -277,24 +279,24 @@ func TestExtractTar(t *testing.T) {
 }
 
 func TestCompareReplicas(t *testing.T) {
-	run := func(task, replica int, host, prov, out, res string) taskRun {
-		return taskRun{Task: task, Replica: replica, Host: host, Provider: prov, StdoutSHA256: out, ResultsSHA256: res}
+	run := func(task, replica int, host, prov, out, res string) Task {
+		return Task{Task: task, Replica: replica, Host: host, Provider: prov, StdoutSHA256: out, ResultsSHA256: res}
 	}
 	const a, b = "3f2a000000000000aaaa", "9c1b000000000000bbbb"
 	for _, tc := range []struct {
 		name string
-		runs []taskRun
+		runs []Task
 		want []string
 	}{
-		{"agree", []taskRun{run(1, 1, "zennet-1", "A", a, a), run(1, 2, "zennet-2", "B", a, a)}, nil},
-		{"stdout differs", []taskRun{run(1, 1, "zennet-1", "A", a, a), run(1, 2, "zennet-2", "B", a, a),
+		{"agree", []Task{run(1, 1, "zennet-1", "A", a, a), run(1, 2, "zennet-2", "B", a, a)}, nil},
+		{"stdout differs", []Task{run(1, 1, "zennet-1", "A", a, a), run(1, 2, "zennet-2", "B", a, a),
 			run(2, 1, "zennet-3", "A", a, a), run(2, 2, "zennet-4", "B", b, a)},
 			[]string{"task 2: replicas disagree: zennet-3 (provider A) 3f2a00000000… vs zennet-4 (provider B) 9c1b00000000…"}},
-		{"files differ", []taskRun{run(1, 1, "zennet-1", "A", a, a), run(1, 2, "zennet-2", "B", a, b)},
+		{"files differ", []Task{run(1, 1, "zennet-1", "A", a, a), run(1, 2, "zennet-2", "B", a, b)},
 			[]string{"task 1: replicas disagree (files): zennet-1 (provider A) 3f2a00000000… vs zennet-2 (provider B) 9c1b00000000…"}},
-		{"both differ", []taskRun{run(1, 1, "zennet-1", "A", a, a), run(1, 2, "zennet-2", "B", b, b)},
+		{"both differ", []Task{run(1, 1, "zennet-1", "A", a, a), run(1, 2, "zennet-2", "B", b, b)},
 			[]string{"task 1: replicas disagree (stdout and files): zennet-1 (provider A) 3f2a00000000… vs zennet-2 (provider B) 9c1b00000000…"}},
-		{"three replicas, one odd", []taskRun{run(1, 1, "zennet-1", "A", a, a), run(1, 2, "zennet-2", "B", a, a), run(1, 3, "zennet-3", "C", b, a)},
+		{"three replicas, one odd", []Task{run(1, 1, "zennet-1", "A", a, a), run(1, 2, "zennet-2", "B", a, a), run(1, 3, "zennet-3", "C", b, a)},
 			[]string{"task 1: replicas disagree: zennet-1 (provider A) 3f2a00000000… vs zennet-3 (provider C) 9c1b00000000…"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

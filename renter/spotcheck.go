@@ -1,12 +1,10 @@
-package cli
+package renter
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,17 +15,6 @@ import (
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/sshgate"
 )
-
-// sshCommander runs commands in a rented host over the session's ssh_config.
-func sshCommander(sshConfig, host string) bench.Commander {
-	return func(ctx context.Context, argv ...string) *exec.Cmd {
-		quoted := make([]string, len(argv))
-		for i, a := range argv {
-			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		return exec.CommandContext(ctx, "ssh", "-F", sshConfig, "-o", "BatchMode=yes", host, strings.Join(quoted, " "))
-	}
-}
 
 // spotMark is a failed spot check, kept in CONFIG_DIR/marks.jsonl: the
 // renter's record of providers whose calibration claims did not hold.
@@ -44,7 +31,8 @@ type spotMark struct {
 // (scaled to the host's CPUs). A claim off by more than the tolerance
 // marks the provider, when a second replay of the same step fails too. The
 // check costs the renter a few seconds of work on that host.
-func (r *rental) spotCheck(ctx context.Context, o *rentOptions) error {
+func (r *Rental) spotCheck(ctx context.Context) error {
+	configDir := r.cfg.ConfigDir
 	for c, set := range r.calibrations {
 		var host, id string
 		var cpus float64
@@ -62,10 +50,10 @@ func (r *rental) spotCheck(ctx context.Context, o *rentOptions) error {
 		var err error
 		var first []string
 		for attempt, step := 0, -1; attempt < 2; attempt++ {
-			progress(o, "spot-checking provider %s's calibration on %s ...", c.Addr, host)
+			r.progress("spot-checking provider %s's calibration on %s ...", c.Addr, host)
 			res, err = bench.SpotCheck(ctx, bench.SpotConfig{
 				Env: bench.Env{
-					Command: sshCommander(r.files.SSHConfig, host),
+					Command: Commander(r.files.SSHConfig, host),
 					// The provider's own signed reports meter the replay: the
 					// first one read after each call, so the window is the
 					// step plus up to one report interval of idle.
@@ -74,36 +62,64 @@ func (r *rental) spotCheck(ctx context.Context, o *rentOptions) error {
 				},
 				Calibration: set, Step: step, CPUs: cpus,
 			})
-			progress(o, "")
+			r.progress("")
 			if err != nil || res.OK {
 				break
 			}
 			if attempt == 0 {
 				first, step = res.Problems, res.Step
-				fmt.Fprintf(o.IO.ErrOut, "zennet: spot check of provider %s on %s: %s; replaying it once more\n", c.Addr, host, strings.Join(res.Problems, "; "))
+				r.emit(SpotCheck{Provider: c.Addr, Host: host, Problems: res.Problems, Retry: true})
 			}
 		}
 		if err != nil {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: spot check of provider %s on %s could not run: %v\n", c.Addr, host, err)
+			r.emit(SpotCheck{Provider: c.Addr, Host: host, Err: err})
 			continue
 		}
 		if res.OK && first != nil {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: spot check of provider %s on %s: %s step scored %.2f of its claim on the second try: ok\n", c.Addr, host, res.Claimed.Workload, res.ScoreRatio)
+			r.emit(SpotCheck{Provider: c.Addr, Host: host, Step: res.Claimed.Workload, ScoreRatio: res.ScoreRatio, SecondTry: true})
 			continue
 		}
 		step := res.Claimed.Workload
 		if res.OK {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: spot check of provider %s on %s: %s step scored %.2f of its claim: ok\n", c.Addr, host, step, res.ScoreRatio)
+			r.emit(SpotCheck{Provider: c.Addr, Host: host, Step: step, ScoreRatio: res.ScoreRatio})
 			continue
 		}
-		fmt.Fprintf(o.IO.ErrOut, "zennet: spot check of provider %s on %s FAILED (%s step): %s; provider marked in %s\n",
-			c.Addr, host, step, strings.Join(res.Problems, "; "), marksPath(o.G.ConfigDir))
-		r.note(o, c, market.FailedCheck())
-		if err := addMark(o.G.ConfigDir, spotMark{Time: time.Now().UTC(), Provider: fingerprint(c), Address: c.Addr, Step: step, Problems: res.Problems}); err != nil {
+		r.emit(SpotCheck{Provider: c.Addr, Host: host, Step: step, Problems: res.Problems, Failed: true, Marks: MarksPath(configDir)})
+		r.note(c, market.FailedCheck())
+		if err := addMark(configDir, spotMark{Time: time.Now().UTC(), Provider: fingerprint(c), Address: c.Addr, Step: step, Problems: res.Problems}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// SpotCheck is the outcome of a spot check of a provider's calibration on
+// one of its hosts: passed (on the first or, SecondTry, the second replay),
+// Retry (the first replay failed: once more), Failed (both failed: the
+// provider is marked in the Marks file), or Err (it could not run).
+type SpotCheck struct {
+	Provider, Host, Step string
+	ScoreRatio           float64
+	Problems             []string
+	Retry, SecondTry     bool
+	Failed               bool
+	Marks                string
+	Err                  error
+}
+
+func (e SpotCheck) String() string {
+	at := fmt.Sprintf("spot check of provider %s on %s", e.Provider, e.Host)
+	switch {
+	case e.Err != nil:
+		return fmt.Sprintf("%s could not run: %v", at, e.Err)
+	case e.Retry:
+		return fmt.Sprintf("%s: %s; replaying it once more", at, strings.Join(e.Problems, "; "))
+	case e.Failed:
+		return fmt.Sprintf("%s FAILED (%s step): %s; provider marked in %s", at, e.Step, strings.Join(e.Problems, "; "), e.Marks)
+	case e.SecondTry:
+		return fmt.Sprintf("%s: %s step scored %.2f of its claim on the second try: ok", at, e.Step, e.ScoreRatio)
+	}
+	return fmt.Sprintf("%s: %s step scored %.2f of its claim: ok", at, e.Step, e.ScoreRatio)
 }
 
 func firstLease(ids []string) string {
@@ -115,10 +131,8 @@ func firstLease(ids []string) string {
 
 func fingerprint(c *sshgate.Client) string { return gossh.FingerprintSHA256(c.HostKey) }
 
-func marksPath(configDir string) string { return filepath.Join(configDir, "marks.jsonl") }
-
 func addMark(configDir string, m spotMark) error {
-	f, err := os.OpenFile(marksPath(configDir), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(MarksPath(configDir), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -128,7 +142,7 @@ func addMark(configDir string, m spotMark) error {
 
 // readMarks returns the failed spot checks recorded so far.
 func readMarks(configDir string) []spotMark {
-	b, err := os.ReadFile(marksPath(configDir))
+	b, err := os.ReadFile(MarksPath(configDir))
 	if err != nil {
 		return nil
 	}

@@ -1,0 +1,116 @@
+package cli
+
+// Every --json document zennet prints, and the files it writes in the same
+// envelope (run.json, provider.json): their kinds and the types of their
+// data. A kind is a lowercase noun, its words joined by '-'; the data's
+// fields are snake_case. docs/user-guide.md lists them; documents_test.go
+// holds a golden file per kind, so that a change to any is seen.
+
+import (
+	"time"
+
+	"github.com/zennet/zennet/control"
+	"github.com/zennet/zennet/market"
+	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/renter"
+	"github.com/zennet/zennet/session"
+)
+
+// Kind names a document's data type in its envelope.
+type Kind string
+
+// The kinds of documents.
+const (
+	KindHosts          Kind = "hosts"           // zennet -n: the rented hosts (hostsDoc)
+	KindReceipts       Kind = "receipts"        // at release: a receipt per host (receiptsDoc)
+	KindRun            Kind = "run"             // zennet run, and DIR/run.json (taskrun.Doc)
+	KindUsage          Kind = "usage"           // zennet usage ([]session.Usage)
+	KindLedger         Kind = "ledger"          // zennet ledger (ledgerDoc)
+	KindProviders      Kind = "providers"       // zennet providers ([]providerRow)
+	KindReputation     Kind = "reputation"      // zennet reputation ([]reputationRow)
+	KindReleased       Kind = "released"        // zennet release ([]releasedSession)
+	KindLease          Kind = "lease"           // zennet provider lease ID (control.LeaseStatus)
+	KindLeaseAction    Kind = "lease-action"    // zennet provider pause|resume|end (leaseAction)
+	KindProviderDrain  Kind = "provider-drain"  // zennet provider drain (drainDoc)
+	KindProviderStatus Kind = "provider-status" // zennet provider status (control.Status)
+)
+
+type hostsDoc struct {
+	Session string        `json:"session"`
+	Hosts   []hostJSON    `json:"hosts"`
+	Files   session.Files `json:"files"`
+}
+
+type hostJSON struct {
+	Name        string  `json:"name"`
+	LocalPort   int     `json:"local_port"`
+	Provider    string  `json:"provider"`
+	LeaseID     string  `json:"lease_id"`
+	MemoryBytes int64   `json:"memory_bytes"`
+	CPUs        float64 `json:"cpus"`
+	DiskBytes   int64   `json:"disk_bytes"`
+	HostKey     string  `json:"host_key"`
+	// PricePerWorkMsat is the agreed price per reference CPU-second of work
+	// (0: flat rates).
+	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
+}
+
+type receiptsDoc struct {
+	Hosts []renter.Receipt `json:"hosts"`
+	Total pay.Totals       `json:"total"`
+}
+
+// ledgerFile is one ledger file's content, or why it could not be read.
+type ledgerFile struct {
+	Session  string          `json:"session,omitempty"`
+	Path     string          `json:"path"`
+	Live     bool            `json:"live,omitempty"`
+	Receipts []pay.Receipt   `json:"receipts,omitempty"`
+	Entries  []pay.Entry     `json:"entries,omitempty"`
+	Hosts    []session.Usage `json:"live_hosts,omitempty"`
+}
+
+type ledgerDoc struct {
+	Files []ledgerFile `json:"ledgers"`
+	Total pay.Totals   `json:"total"`
+}
+
+type providerRow struct {
+	Address          string          `json:"address"`
+	Provider         string          `json:"provider"`
+	Fingerprint      string          `json:"fingerprint"`
+	Capacity         market.Capacity `json:"capacity"`
+	PricePerWorkMsat float64         `json:"price_per_work_msat"`
+	Score            float64         `json:"score"`
+	Methods          []string        `json:"methods"`
+	Expires          time.Time       `json:"expires"`
+	Reputation       float64         `json:"reputation"`
+	SpotCheckFailed  bool            `json:"spot_check_failed,omitempty"`
+}
+
+type releasedSession struct {
+	Session string `json:"session"`
+	Pid     int    `json:"pid"`
+	Hosts   int    `json:"hosts"`
+}
+
+// leaseAction is the --json result of pause, resume and end.
+type leaseAction struct {
+	Action string `json:"action"`
+	ID     string `json:"id"`
+	// Lease is the lease after the action, null once the provider no
+	// longer lists it.
+	Lease *control.LeaseStatus `json:"lease"`
+}
+
+// reputationRow is one counterpart in a reputation book, with its score.
+type reputationRow struct {
+	market.Record
+	Score float64 `json:"score"`
+}
+
+// drainDoc is the provider's state after drain.
+type drainDoc struct {
+	Draining bool `json:"draining"`
+	Leases   int  `json:"leases"`
+}

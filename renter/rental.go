@@ -1,0 +1,540 @@
+// Package renter is the renter's role: it rents hosts from providers (named,
+// or chosen from the market), pins their keys, checks and pays every usage
+// report, probes and spot-checks hosts, replaces the ones it loses, and
+// releases them all, settling the last bills. It says what happens as typed
+// events; the command line prints them.
+package renter
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/market"
+	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/session"
+	"github.com/zennet/zennet/sshgate"
+)
+
+// Config is what to rent, from whom, and on which terms. The command line
+// fills it from its flags and checks them; Rent takes it as it is.
+type Config struct {
+	// ConfigDir holds the renter's state: sessions, ledgers, known
+	// providers, the market's directory and the reputation book.
+	ConfigDir string
+	// Signer is the renter's key; KeyPath its file, named in ssh_config.
+	Signer  gossh.Signer
+	KeyPath string
+	// Count hosts are kept; Probe more are rented, probed and dropped.
+	// From the market, as few as Min are taken (0: Count or nothing).
+	Count, Probe, Min int
+	Limits            proto.Limits
+	// Providers are asked in order; without them hosts come from the
+	// market, learned from Seeds and the providers file.
+	Providers []string
+	Seeds     []string
+	Interval  time.Duration
+	// Timeout bounds the whole leasing.
+	Timeout time.Duration
+	// Pay lists the payment methods, preferred first; DialLND reaches the
+	// renter's node when lightning is one of them.
+	Pay     []string
+	DialLND func(context.Context) (*pay.LND, error)
+	// SpotCheck replays a step of each provider's calibration.
+	SpotCheck bool
+	// Explain says why each market provider was chosen or not.
+	Explain bool
+	// The market's rules of choice (market.Rules) and the renter's
+	// counter-offer (Bid, else MaxPrice).
+	MaxPrice, Bid, MinScore, MinReputation float64
+	PowBits                                uint
+	// Events receives what the rental says; nil discards it.
+	Events func(Event)
+}
+
+// ErrNoProvider means the renter knows no provider to rent from.
+var ErrNoProvider = errors.New("no provider known: pass --seed HOST:PORT (any provider of the market) or --provider HOST:PORT (or try 'zennet demo')")
+
+// bid is the renter's counter-offer to providers that ask more per unit of
+// work: Bid, else MaxPrice (0: none).
+func (c *Config) bid() float64 { return cmp.Or(c.Bid, c.MaxPrice) }
+
+// asked is how many hosts are rented: Count, plus Probe to drop.
+func (c *Config) asked() int { return c.Count + c.Probe }
+
+// demand is what a provider is asked for count hosts.
+func (c *Config) demand(count int) proto.Demand {
+	return proto.Demand{Count: count, Limits: c.Limits, IntervalSeconds: int(c.Interval / time.Second), Methods: c.Pay,
+		BidPerWorkMsat: c.bid()}
+}
+
+// Rental is a set of leased hosts with their forwarders and files.
+type Rental struct {
+	cfg       *Config
+	sess      *session.Session
+	files     session.Files
+	hosts     []session.Host
+	clients   []*sshgate.Client
+	leases    map[*sshgate.Client][]string
+	listeners map[string]net.Listener // by lease id
+	// calibrations are the providers' offered calibration sets.
+	calibrations map[*sshgate.Client]*bench.Set
+	// all is every lease granted through a client, ended ones included:
+	// their final bills are paid before release returns.
+	all      map[*sshgate.Client][]string
+	errs     chan error
+	book     *usageBook
+	bookCtx  context.Context
+	stopBook context.CancelFunc
+	hostKeys gossh.HostKeyCallback
+	ended    chan endedLease
+	ledger   *pay.Ledger
+	lnd      *pay.LND
+	receipts []Receipt
+	// market is the directory hosts came from (nil with Providers): lost
+	// hosts are replaced from it.
+	market *market.Directory
+	// excluded are providers (fingerprints) that lost hosts: replacements
+	// come from others.
+	excluded map[string]bool
+}
+
+// endedLease is a lease its provider ended.
+type endedLease struct {
+	c *sshgate.Client
+	e proto.Ended
+}
+
+// Hosts are the rented hosts, in order of their names.
+func (r *Rental) Hosts() []session.Host { return slices.Clone(r.hosts) }
+
+// Files are the session's ssh_config, known_hosts and hostfiles.
+func (r *Rental) Files() session.Files { return r.files }
+
+// SessionID is the id of the rental's session.
+func (r *Rental) SessionID() string { return r.sess.ID }
+
+// Receipts are the hosts' receipts, known once Release returned.
+func (r *Rental) Receipts() []Receipt { return r.receipts }
+
+func (r *Rental) emit(e Event) {
+	if r.cfg.Events != nil {
+		r.cfg.Events(e)
+	}
+}
+
+func (r *Rental) progress(format string, a ...any) { r.emit(Progress{fmt.Sprintf(format, a...)}) }
+func (r *Rental) notice(format string, a ...any)   { r.emit(Notice{fmt.Sprintf(format, a...)}) }
+
+// report hands an error of a background task to Hold, which says it.
+func (r *Rental) report(err error) {
+	select {
+	case r.errs <- err:
+	default:
+	}
+}
+
+// Rent leases cfg.Count hosts (Count+Probe with a probe) from the
+// providers in order, or from the market, all or nothing; writes the
+// session's files, probes and spot-checks. On error nothing is kept.
+func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
+	o := &cfg
+	hostKeys, err := providerHostKeys(o.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	var lnd *pay.LND
+	if slices.Contains(o.Pay, pay.MethodLightning) {
+		if o.DialLND == nil {
+			return nil, errors.New("lightning: no lnd node configured")
+		}
+		if lnd, err = o.DialLND(ctx); err != nil {
+			return nil, err
+		}
+	}
+	sess, err := session.Open(o.ConfigDir)
+	if err != nil {
+		if lnd != nil {
+			lnd.Close()
+		}
+		return nil, err
+	}
+	r = &Rental{cfg: o, sess: sess, leases: map[*sshgate.Client][]string{}, all: map[*sshgate.Client][]string{}, calibrations: map[*sshgate.Client]*bench.Set{}, excluded: map[string]bool{},
+		listeners: map[string]net.Listener{}, errs: make(chan error, 16), ended: make(chan endedLease, 64), lnd: lnd, hostKeys: hostKeys}
+	r.bookCtx, r.stopBook = context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		if err != nil {
+			r.Release(context.WithoutCancel(ctx), 30*time.Second)
+			r = nil
+		}
+	}()
+	if r.ledger, err = openRenterLedger(o.ConfigDir, sess.ID); err != nil {
+		return r, err
+	}
+	r.book = newUsageBook(sess, r.ledger, o.Signer, lnd)
+	for _, n := range settleOldLedgers(ctx, o.ConfigDir, o.Signer, lnd, sess.ID) {
+		r.notice("%s", n)
+	}
+	names, err := sess.ReserveNames(o.asked())
+	if err != nil {
+		return r, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	if len(o.Providers) == 0 {
+		return r, r.rentFromMarket(ctx, names)
+	}
+	var refusals []string
+	var unreachable, capacity int
+	for _, addr := range o.Providers {
+		want := o.asked() - len(r.hosts)
+		if want == 0 {
+			break
+		}
+		r.progress("leasing %d hosts from %s ...", want, addr)
+		c, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: o.Signer, HostKeyCallback: hostKeys})
+		if err != nil {
+			unreachable++
+			refusals = append(refusals, strings.TrimPrefix(err.Error(), sshgate.ErrUnreachable.Error()+": "))
+			continue
+		}
+		var method string
+		var rates pay.Rates
+		var calib *bench.Set
+		offer, leases, err := c.Rent(ctx, o.demand(want),
+			func(offer proto.Offer) (string, error) {
+				method, rates, calib, err = acceptTerms(o.Pay, offer)
+				return method, err
+			})
+		if len(leases) > 0 || err == nil {
+			r.addClient(c)
+		} else {
+			c.Close()
+		}
+		if terr := r.take(c, offer, method, rates, calib, leases, names[len(r.hosts):]); terr != nil {
+			return r, terr
+		}
+		if err != nil {
+			if errors.Is(err, proto.ErrCapacity) {
+				capacity++
+			}
+			refusals = append(refusals, fmt.Sprintf("provider %s: %v", addr, strings.TrimPrefix(err.Error(), proto.ErrCapacity.Error()+": ")))
+		}
+	}
+	r.progress("")
+	if len(r.hosts) < o.asked() {
+		msg := fmt.Sprintf("got %d of %d hosts: %s", len(r.hosts), o.asked(), strings.Join(refusals, "; "))
+		switch {
+		case errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+			return r, fmt.Errorf("leasing timed out after %s: %s", o.Timeout, msg)
+		case capacity > 0:
+			return r, causeError{msg: "not enough capacity: " + msg, cause: proto.ErrCapacity}
+		case unreachable == len(o.Providers):
+			return r, causeError{msg: "no provider reachable: " + msg, cause: sshgate.ErrUnreachable}
+		}
+		return r, errors.New(msg)
+	}
+	return r, r.ready(ctx)
+}
+
+// causeError is a message of its own that still matches its cause with
+// errors.Is, for the exit code.
+type causeError struct {
+	msg   string
+	cause error
+}
+
+func (e causeError) Error() string { return e.msg }
+func (e causeError) Unwrap() error { return e.cause }
+
+// ready writes the session's files, probes the hosts and keeps the best
+// (Probe), and spot-checks the providers.
+func (r *Rental) ready(ctx context.Context) error {
+	var err error
+	if r.files, err = r.sess.Write(r.hosts, r.cfg.KeyPath); err != nil {
+		return err
+	}
+	if r.cfg.Probe > 0 {
+		if err := r.probe(ctx, r.cfg.Count); err != nil {
+			return err
+		}
+	}
+	if r.cfg.SpotCheck {
+		return r.spotCheck(ctx)
+	}
+	return nil
+}
+
+// rentFromMarket rents Count hosts (at least Min) from the market's
+// providers, learned from Seeds and the providers file.
+func (r *Rental) rentFromMarket(ctx context.Context, names []string) error {
+	o := r.cfg
+	dir, notes := KnownProviders(ctx, o.ConfigDir, o.Seeds, o.Signer, o.PowBits)
+	for _, n := range notes {
+		r.notice("%s", n)
+	}
+	if dir.Len() == 0 {
+		return ErrNoProvider
+	}
+	r.market = dir
+	summary, err := r.rentMarket(ctx, dir, names, nil)
+	got := len(r.hosts)
+	want := cmp.Or(o.Min, o.Count)
+	if got < want || got == 0 {
+		msg := "the market gave too few hosts: " + summary
+		if err != nil {
+			msg += " (" + err.Error() + ")"
+		}
+		if o.Min == 0 && got > 0 {
+			msg += fmt.Sprintf("; pass --min %d to take them", got)
+		}
+		return causeError{msg: msg, cause: proto.ErrCapacity}
+	}
+	if got < o.Count {
+		r.notice("taking what the market gave (--min %d): %s", o.Min, summary)
+		r.sess.ReserveNames(got) // free the names not used
+	}
+	return r.ready(ctx)
+}
+
+// addClient keeps a provider the rental holds leases of, and handles its
+// events.
+func (r *Rental) addClient(c *sshgate.Client) {
+	r.clients = append(r.clients, c)
+	go r.book.events(r.bookCtx, c, r.ended)
+}
+
+// take adds leases granted by c to the rental under names (one each, in
+// order): a local port each, an account each.
+func (r *Rental) take(c *sshgate.Client, offer proto.Offer, method string, rates pay.Rates, calib *bench.Set, leases []proto.Lease, names []string) error {
+	if calib != nil && len(leases) > 0 {
+		r.calibrations[c] = calib
+	}
+	if len(leases) > 0 {
+		r.note(c, market.Leased(uint64(len(leases))))
+	}
+	for i, le := range leases {
+		r.leases[c] = append(r.leases[c], le.ID)
+		r.all[c] = append(r.all[c], le.ID)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("open local port: %w", err)
+		}
+		r.listeners[le.ID] = l
+		go c.Forward(l, le.ID, r.report)
+		h := session.Host{
+			Name: names[i], LocalPort: l.Addr().(*net.TCPAddr).Port, Provider: c.Addr,
+			LeaseID: le.ID, Limits: le.Limits, HostKey: le.HostKey, PricePerWorkMsat: offer.Payment.PricePerWorkMsat,
+		}
+		r.hosts = append(r.hosts, h)
+		if err := r.book.add(r.bookCtx, h, le, c, offer, method, rates); err != nil {
+			return fmt.Errorf("open the account of %s: %w", h.Name, err)
+		}
+	}
+	return nil
+}
+
+// Release ends every lease, waiting up to timeout for the providers to
+// confirm and for the final bills to be paid, closes the accounts (their
+// receipts are then in Receipts) and removes the session's files.
+func (r *Rental) Release(ctx context.Context, timeout time.Duration) error {
+	for _, l := range r.listeners {
+		l.Close()
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(r.clients))
+	for i, c := range r.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c.Err() == nil {
+				errs[i] = c.Release(ctx, r.leases[c])
+				if errs[i] == nil {
+					for range r.leases[c] {
+						r.note(c, market.Completed())
+					}
+				}
+				r.settle(ctx, c)
+			}
+			c.Close()
+		}()
+	}
+	wg.Wait()
+	if r.book != nil {
+		r.receipts = r.book.close(r.stopBook)
+	} else if r.stopBook != nil {
+		r.stopBook()
+	}
+	if r.ledger != nil {
+		if err := r.ledger.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.lnd != nil {
+		r.lnd.Close()
+	}
+	if r.sess != nil {
+		r.sess.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// settle waits, for a while, until the final bills of c's leases are
+// paid and acknowledged.
+func (r *Rental) settle(ctx context.Context, c *sshgate.Client) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !r.book.settled(r.all[c]) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Hold keeps the hosts until ctx ends or none is left: it checks that
+// reports keep coming, writes the usage file, drops hosts the usage book
+// refuses, replaces hosts lost through a provider's fault (from the
+// market), and says all of it as events. It returns nil when ctx ends.
+func (r *Rental) Hold(ctx context.Context) error {
+	gone := make(chan *sshgate.Client, len(r.clients))
+	watch := func(c *sshgate.Client) {
+		go func() {
+			select {
+			case <-c.Done():
+				gone <- c
+			case <-ctx.Done():
+			}
+		}()
+	}
+	for _, c := range r.clients {
+		watch(c)
+	}
+	live := len(r.clients)
+	flush := time.NewTicker(time.Second)
+	defer flush.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-flush.C:
+			r.book.silent(now)
+			if err := r.book.flush(); err != nil {
+				r.notice("write usage: %v", err)
+			}
+		case n := <-r.book.notices:
+			r.notice("%s", n)
+		case e := <-r.errs:
+			r.notice("%v", e)
+		case d := <-r.book.drops:
+			if !slices.Contains(r.leases[d.c], d.id) {
+				// Released already (a probe's drop, a replaced host): its
+				// account stops, and the user is told why.
+				r.emit(Dropped{Lease: d.id, Provider: d.c.Addr, Reason: d.reason, Released: true})
+				continue
+			}
+			name := r.drop(d.c, d.id)
+			r.note(d.c, market.Dropped(d.reason))
+			r.emit(Dropped{Host: name, Lease: d.id, Provider: d.c.Addr, Reason: d.reason})
+			go func() {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				if err := d.c.Release(rctx, []string{d.id}); err != nil {
+					r.report(fmt.Errorf("release dropped lease %s: %w", d.id, err))
+				}
+			}()
+			r.excluded[fingerprint(d.c)] = true
+			r.replace(ctx, []string{name})
+			if len(r.hosts) == 0 {
+				return errors.New("every host was dropped; none left")
+			}
+		case el := <-r.ended:
+			if !slices.Contains(r.leases[el.c], el.e.ID) {
+				continue
+			}
+			name := r.drop(el.c, el.e.ID)
+			fault := providersFault(el.e)
+			if fault {
+				r.note(el.c, market.Dropped(el.e.Reason))
+			}
+			r.emit(Ended{Host: name, Lease: el.e.ID, Provider: el.c.Addr, Reason: el.e.Reason, ProvidersFault: fault})
+			if fault {
+				r.excluded[fingerprint(el.c)] = true
+				r.replace(ctx, []string{name})
+			}
+			if len(r.hosts) == 0 {
+				return errors.New("every host has ended; none left")
+			}
+		case c := <-gone:
+			live--
+			r.emit(ProviderLost{Err: c.Err(), Hosts: len(r.leases[c])})
+			var lost []string
+			for _, id := range slices.Clone(r.leases[c]) {
+				lost = append(lost, r.drop(c, id))
+				r.note(c, market.Dropped("provider gone"))
+			}
+			r.excluded[fingerprint(c)] = true
+			before := len(r.clients)
+			r.replace(ctx, lost)
+			live += len(r.clients) - before
+			for _, nc := range r.clients[before:] {
+				watch(nc)
+			}
+			if live == 0 {
+				return errors.New("every provider is gone; no hosts left")
+			}
+		}
+	}
+}
+
+// providersFault tells whether a lease the provider ended counts against
+// it: not when the renter's host overran its memory or went unpaid.
+func providersFault(e proto.Ended) bool {
+	return !strings.HasPrefix(e.Reason, "memory limit exceeded") && !strings.HasPrefix(e.Reason, sshgate.UnpaidReasonPrefix)
+}
+
+// forget removes lease id of c from the rental: its port closes and its
+// host leaves the list. It returns the host's name.
+func (r *Rental) forget(c *sshgate.Client, id string) string {
+	if l, ok := r.listeners[id]; ok {
+		l.Close()
+		delete(r.listeners, id)
+	}
+	r.leases[c] = slices.DeleteFunc(r.leases[c], func(x string) bool { return x == id })
+	name := id
+	r.hosts = slices.DeleteFunc(r.hosts, func(h session.Host) bool {
+		if h.LeaseID == id {
+			name = h.Name
+			return true
+		}
+		return false
+	})
+	return name
+}
+
+// drop forgets a host whose lease ended and rewrites the session's files
+// without it. It returns the host's name.
+func (r *Rental) drop(c *sshgate.Client, id string) string {
+	name := r.forget(c, id)
+	if _, err := r.sess.Write(r.hosts, r.cfg.KeyPath); err != nil {
+		r.report(fmt.Errorf("rewrite session files: %w", err))
+	}
+	return name
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/sshgate"
 )
@@ -575,7 +576,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mgr.Terminate(sctx, le.ID, "the provider is shutting down")
+			mgr.Terminate(sctx, le.ID, proto.EndProviderShutdown, "the provider is shutting down")
 		}()
 	}
 	wg.Wait()

@@ -115,17 +115,29 @@ func TestCapacityAndOwnership(t *testing.T) {
 		t.Fatalf("Offer after 2 of 3 = %+v, %v; want 1 host", o, err)
 	}
 	id := got[0].ID
-	if err := m.Pause(ctx, id, "unpaid"); err != nil {
+	unpaid := Pause{Cause: proto.PauseUnpaid, Reason: "unpaid: 5 msat due"}
+	if err := m.Pause(ctx, id, unpaid); err != nil {
 		t.Fatal(err)
 	}
-	if st, why := m.State(id); st != Paused || why != "unpaid" {
-		t.Fatalf("State after Pause = %v, %q", st, why)
+	if st, why := m.State(id); st != Paused || why != unpaid {
+		t.Fatalf("State after Pause = %v, %+v", st, why)
 	}
-	if _, err := m.Connect(id, alice); !errors.Is(err, ErrPaused) || !strings.Contains(err.Error(), "unpaid") {
+	// A second writer's pause of a paused lease takes it over.
+	operator := Pause{Cause: proto.PauseOperator, Reason: "paused by the operator"}
+	if err := m.Pause(ctx, id, operator); err != nil {
+		t.Fatal(err)
+	}
+	if st, why := m.State(id); st != Paused || why != operator {
+		t.Fatalf("State after a second Pause = %v, %+v", st, why)
+	}
+	if _, err := m.Connect(id, alice); !errors.Is(err, ErrPaused) || !strings.Contains(err.Error(), operator.Reason) {
 		t.Fatalf("Connect to a paused lease: err = %v", err)
 	}
 	if err := m.Resume(ctx, id); err != nil {
 		t.Fatal(err)
+	}
+	if st, why := m.State(id); st != Running || why != (Pause{}) {
+		t.Fatalf("State after Resume = %v, %+v", st, why)
 	}
 	if _, err := m.Connect(id, alice); err != nil {
 		t.Fatalf("Connect after Resume: %v", err)
@@ -133,17 +145,17 @@ func TestCapacityAndOwnership(t *testing.T) {
 	if _, err := m.Connect(id, bob); !errors.Is(err, proto.ErrNotFound) {
 		t.Fatalf("bob connects to alice's lease: err = %v", err)
 	}
-	if _, err := m.End(ctx, id, bob, "x"); !errors.Is(err, proto.ErrNotFound) {
+	if _, err := m.End(ctx, id, bob, proto.EndReleased); !errors.Is(err, proto.ErrNotFound) {
 		t.Fatalf("bob ends alice's lease: err = %v", err)
 	}
-	final, err := m.End(ctx, id, alice, "released")
+	final, err := m.End(ctx, id, alice, proto.EndReleased)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if final == nil || final.Lease != id || final.Verify(signer.PublicKey()) != nil {
 		t.Fatalf("final report of an ended lease: %+v", final)
 	}
-	if err := m.EndHolder(ctx, "a", "gone"); err != nil {
+	if err := m.EndHolder(ctx, "a", proto.EndRenterGone); err != nil {
 		t.Fatal(err)
 	}
 	if sts, _ := rt.List(ctx); len(sts) != 0 {

@@ -504,10 +504,17 @@ func (r *Rental) Hold(ctx context.Context) error {
 	}
 }
 
-// providersFault tells whether a lease the provider ended counts against
-// it: not when the renter's host overran its memory or went unpaid.
+// providersFault tells, from its cause alone, whether a lease the provider
+// ended counts against it: not when the renter's host overran its memory
+// or went unpaid, nor when the renter ended it. Any other cause counts,
+// and so does one this renter cannot place (none, from a provider built
+// before causes, or one added since).
 func providersFault(e proto.Ended) bool {
-	return !strings.HasPrefix(e.Reason, "memory limit exceeded") && !strings.HasPrefix(e.Reason, sshgate.UnpaidReasonPrefix)
+	switch e.Cause {
+	case proto.EndMemoryExceeded, proto.EndUnpaid, proto.EndReleased, proto.EndRenterGone:
+		return false
+	}
+	return true
 }
 
 // forget removes lease id of c from the rental: its port closes and its

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,10 +28,6 @@ const (
 	// provider ends the lease.
 	DefaultUnpaidTimeout = time.Minute
 )
-
-// UnpaidReasonPrefix starts the pause reason of a host paused for want of
-// payment: only those does a payment resume.
-const UnpaidReasonPrefix = "unpaid"
 
 // BillingConfig configures a provider's Billing.
 type BillingConfig struct {
@@ -270,7 +265,7 @@ type Action struct {
 	// State, if set, is a pause or resume to announce to the renter.
 	State *proto.LeaseState
 	// End, if set, is why the lease must end now.
-	End string
+	End *proto.Ended
 }
 
 // Enforce pauses lease id's host when a payable bill has been unpaid for
@@ -288,8 +283,8 @@ func (b *Billing) Enforce(ctx context.Context, id string) Action {
 	}
 	if now.Sub(st.UnpaidSince) > a.expire {
 		b.note(a, market.Dropped("unpaid"))
-		return Action{End: fmt.Sprintf("%s: %d msat due for %s (the unpaid timeout is %s)",
-			UnpaidReasonPrefix, st.Unpaid, now.Sub(st.UnpaidSince).Round(time.Second), a.expire)}
+		return Action{End: &proto.Ended{ID: id, Cause: proto.EndUnpaid, Reason: fmt.Sprintf("unpaid: %d msat due for %s (the unpaid timeout is %s)",
+			st.Unpaid, now.Sub(st.UnpaidSince).Round(time.Second), a.expire)}}
 	}
 	b.mu.Lock()
 	paused := a.paused
@@ -298,11 +293,11 @@ func (b *Billing) Enforce(ctx context.Context, id string) Action {
 		return Action{}
 	}
 	if state, _ := b.cfg.Leases.State(id); state == lease.Paused {
-		return Action{} // the operator paused it: leave it to them
+		return Action{} // the operator or the owner paused it: leave it to them
 	}
-	reason := fmt.Sprintf("%s: %d msat due since %s (grace %s)", UnpaidReasonPrefix, st.Unpaid,
-		st.UnpaidSince.Local().Format(time.TimeOnly), a.grace)
-	if err := b.cfg.Leases.Pause(ctx, id, reason); err != nil {
+	why := lease.Pause{Cause: proto.PauseUnpaid, Reason: fmt.Sprintf("unpaid: %d msat due since %s (grace %s)", st.Unpaid,
+		st.UnpaidSince.Local().Format(time.TimeOnly), a.grace)}
+	if err := b.cfg.Leases.Pause(ctx, id, why); err != nil {
 		b.log.Error("pause unpaid host", "lease", id, "err", err)
 		return Action{}
 	}
@@ -311,7 +306,7 @@ func (b *Billing) Enforce(ctx context.Context, id string) Action {
 	b.mu.Unlock()
 	b.note(a, market.LatePayment())
 	b.log.Warn("host paused: unpaid", "lease", id, "unpaid_msat", st.Unpaid, "since", st.UnpaidSince)
-	return Action{State: &proto.LeaseState{ID: id, State: proto.StatePaused, Reason: reason}}
+	return Action{State: &proto.LeaseState{ID: id, State: proto.StatePaused, Cause: why.Cause, Reason: why.Reason}}
 }
 
 // resumeIfPaid resumes a host paused for want of payment once it is paid.
@@ -322,7 +317,7 @@ func (b *Billing) resumeIfPaid(ctx context.Context, id string, a *providerAccoun
 	if !paused || a.acct.Status().Overdue(b.cfg.Now(), a.grace) {
 		return Action{}
 	}
-	if _, reason := b.cfg.Leases.State(id); !strings.HasPrefix(reason, UnpaidReasonPrefix) {
+	if _, why := b.cfg.Leases.State(id); why.Cause != proto.PauseUnpaid {
 		b.mu.Lock()
 		a.paused = false // the operator took over
 		b.mu.Unlock()
@@ -336,7 +331,7 @@ func (b *Billing) resumeIfPaid(ctx context.Context, id string, a *providerAccoun
 	a.paused = false
 	b.mu.Unlock()
 	b.log.Info("host resumed: paid", "lease", id)
-	return Action{State: &proto.LeaseState{ID: id, State: proto.StateRunning, Reason: "paid"}}
+	return Action{State: &proto.LeaseState{ID: id, State: proto.StateRunning, Cause: proto.PauseUnpaid, Reason: "paid"}}
 }
 
 // Confirm counts a renter's proof of payment for one of owner's leases and

@@ -125,7 +125,7 @@ func TestPaymentEnforcement(t *testing.T) {
 
 	// Unpaid: the provider pauses the host and refuses connections to it.
 	paused := r.until(ctx, "a pause", func(ev sshgate.Event) bool { return ev.State != nil })
-	if paused.State.State != proto.StatePaused || !strings.HasPrefix(paused.State.Reason, "unpaid: ") {
+	if paused.State.State != proto.StatePaused || paused.State.Cause != proto.PauseUnpaid || !strings.HasPrefix(paused.State.Reason, "unpaid: ") {
 		t.Fatalf("state = %+v, want paused for want of payment", paused.State)
 	}
 	if _, err := c.OpenLease(le.ID); err == nil || !strings.Contains(err.Error(), "paused") {
@@ -156,7 +156,7 @@ func TestPaymentEnforcement(t *testing.T) {
 		t.Fatalf("credit %+v, renter paid %d msat", credit, acct.Status().Paid)
 	}
 	resumed := r.until(ctx, "a resume", func(ev sshgate.Event) bool { return ev.State != nil })
-	if resumed.State.State != proto.StateRunning {
+	if resumed.State.State != proto.StateRunning || resumed.State.Cause != proto.PauseUnpaid {
 		t.Fatalf("state = %+v, want running", resumed.State)
 	}
 	st, err := c.OpenLease(le.ID)
@@ -183,7 +183,7 @@ func TestPaymentEnforcement(t *testing.T) {
 		}
 		return ev.Ended != nil
 	})
-	if !strings.HasPrefix(ended.Ended.Reason, "unpaid: ") || final == nil {
+	if ended.Ended.Cause != proto.EndUnpaid || !strings.HasPrefix(ended.Ended.Reason, "unpaid: ") || final == nil {
 		t.Fatalf("ended: %+v (final report %v), want ended for want of payment with a final report", ended.Ended, final != nil)
 	}
 	if left := p.leases.List(); len(left) != 0 {

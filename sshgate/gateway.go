@@ -233,7 +233,7 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 	defer func() {
 		ctx := context.WithoutCancel(ctx)
 		for _, le := range g.leases.Holding(holder) {
-			if final, err := g.leases.End(ctx, le.ID, owner, "renter disconnected"); err != nil {
+			if final, err := g.leases.End(ctx, le.ID, owner, proto.EndRenterGone); err != nil {
 				log.Error("end lease", "lease", le.ID, "err", err)
 			} else if final != nil {
 				if _, err := g.billing.bill(ctx, *final, false); err != nil {
@@ -256,11 +256,11 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 	// just before the lease ends must not reach the renter after the
 	// final one (it would read as a sequence going backwards).
 	var reportMu sync.Mutex
-	g.leases.Notify(holder, func(id, reason string, final *meter.Report) {
+	g.leases.Notify(holder, func(e proto.Ended, final *meter.Report) {
 		reportMu.Lock()
 		g.sendFinal(ctx, w, final, log)
 		reportMu.Unlock()
-		w.Send(proto.Message{Type: proto.TypeEnded, Ended: &proto.Ended{ID: id, Reason: reason}})
+		w.Send(proto.Message{Type: proto.TypeEnded, Ended: &e})
 	})
 	defer g.leases.Notify(holder, nil)
 	// Usage reports go out every agreed interval, from the first grant on.
@@ -327,7 +327,7 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 			for _, id := range m.Release.IDs {
 				// A release completes even if the renter hangs up meanwhile.
 				reportMu.Lock()
-				final, err := g.leases.End(context.WithoutCancel(ctx), id, owner, "released by renter")
+				final, err := g.leases.End(context.WithoutCancel(ctx), id, owner, proto.EndReleased)
 				if err == nil {
 					g.sendFinal(ctx, w, final, log)
 				}
@@ -414,7 +414,7 @@ func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder strin
 	}
 	if err != nil {
 		for _, le := range granted {
-			g.leases.End(context.WithoutCancel(ctx), le.ID, owner, "payment could not be set up")
+			g.leases.End(context.WithoutCancel(ctx), le.ID, owner, proto.EndPaymentSetup)
 		}
 		return nil, fmt.Errorf("set up payments: %w", err)
 	}
@@ -469,9 +469,9 @@ func (g *Gateway) report(ctx context.Context, holder string, every time.Duration
 					return
 				}
 			}
-			if act.End != "" {
-				log.Warn("ending unpaid lease", "lease", le.ID, "reason", act.End)
-				if err := g.leases.Terminate(context.WithoutCancel(ctx), le.ID, act.End); err != nil {
+			if act.End != nil {
+				log.Warn("ending unpaid lease", "lease", le.ID, "reason", act.End.Reason)
+				if err := g.leases.Terminate(context.WithoutCancel(ctx), le.ID, act.End.Cause, act.End.Reason); err != nil {
 					log.Error("end unpaid lease", "lease", le.ID, "err", err)
 				}
 			}

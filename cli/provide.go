@@ -31,6 +31,7 @@ import (
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/sshgate"
+	"github.com/zennet/zennet/terms"
 )
 
 type provideOptions struct {
@@ -423,7 +424,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	if err != nil {
 		return err
 	}
-	calibJSON, err := calibrationJSON(calib)
+	calibJSON, err := terms.CalibrationJSON(calib)
 	if err != nil {
 		return err
 	}
@@ -432,12 +433,12 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	rates, perWork, floor := o.rates, 0.0, 0.0
 	var ratesAt func(float64) (pay.Rates, error)
 	if calib != nil && len(o.Rates) == 0 {
-		if rates, _, err = modelRates(calib, o.PerWork); err != nil {
+		if rates, _, err = terms.ModelRates(calib, o.PerWork); err != nil {
 			return fmt.Errorf("price this machine's calibration: %w (or give flat prices with --rate)", err)
 		}
 		perWork, floor = o.PerWork, o.MinPerWork
 		ratesAt = func(price float64) (pay.Rates, error) {
-			r, _, err := modelRates(calib, price)
+			r, _, err := terms.ModelRates(calib, price)
 			return r, err
 		}
 	} else if o.MinPerWork > 0 {
@@ -493,7 +494,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 		if calib != nil {
 			digest, _ = calib.Digest()
 		}
-		score := relativeScore(calib)
+		score := terms.RelativeScore(calib)
 		announcer = func() market.Announcement {
 			free := mgr.Free()
 			if mgr.Draining() {

@@ -24,6 +24,7 @@ import (
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/session"
 	"github.com/zennet/zennet/sshgate"
+	"github.com/zennet/zennet/terms"
 )
 
 // Config is what to rent, from whom, and on which terms. The command line
@@ -213,7 +214,7 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 		var calib *bench.Set
 		offer, leases, err := c.Rent(ctx, o.demand(want),
 			func(offer proto.Offer) (string, error) {
-				method, rates, calib, err = acceptTerms(o.Pay, offer)
+				method, rates, calib, err = terms.Accept(o.Pay, offer)
 				return method, err
 			})
 		if len(leases) > 0 || err == nil {

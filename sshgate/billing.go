@@ -17,6 +17,7 @@ import (
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/terms"
 )
 
 // Payment defaults of a provider.
@@ -149,7 +150,7 @@ func (b *Billing) Terms(interval int, bid float64) (proto.PaymentTerms, error) {
 	}
 	t.Calibration, t.PricePerWorkMsat = b.cfg.Calibration, b.cfg.PricePerWork
 	list := b.cfg.PricePerWork
-	price, ok := CounterPrice(list, b.cfg.MinPricePerWork, bid)
+	price, ok := terms.CounterPrice(list, b.cfg.MinPricePerWork, bid)
 	if !ok {
 		return t, nil
 	}
@@ -173,18 +174,6 @@ func (b *Billing) Terms(interval int, bid float64) (proto.PaymentTerms, error) {
 	}
 	t.Rates, t.PricePerWorkMsat, t.ListPricePerWorkMsat = rates, price, list
 	return t, nil
-}
-
-// CounterPrice is the price per work a provider asking list, with floor
-// its least, offers a renter that bids bid: the bid or the floor, whichever
-// is higher, when the bid is below the list price and the floor is too;
-// ok is false when the list price stands (no bid, a bid at or above it, no
-// floor, flat rates).
-func CounterPrice(list, floor, bid float64) (price float64, ok bool) {
-	if !(bid > 0) || !(list > 0) || bid >= list || !(floor > 0) || floor >= list {
-		return list, false
-	}
-	return max(bid, floor), true
 }
 
 // Open opens the account of a granted lease, paid by method on terms.

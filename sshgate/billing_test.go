@@ -2,7 +2,6 @@ package sshgate_test
 
 import (
 	"context"
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -271,29 +270,5 @@ func TestPaymentOnRelease(t *testing.T) {
 	}
 	if prc.Status.Closed.IsZero() || prc.Status.Paid != rs.Status.Paid {
 		t.Fatalf("provider's receipt %+v", prc.Status)
-	}
-}
-
-func TestCounterPrice(t *testing.T) {
-	for _, tc := range []struct {
-		list, floor, bid, want float64
-		ok                     bool
-	}{
-		{150, 80, 100, 100, true}, // met at the bid
-		{150, 80, 50, 80, true},   // met at the floor
-		{150, 80, 80, 80, true},   // bid = floor
-		{150, 80, 150, 150, false},
-		{150, 80, 200, 150, false}, // a bid above the price changes nothing
-		{150, 0, 100, 150, false},  // no floor: no bargaining
-		{150, 150, 100, 150, false},
-		{150, 80, 0, 150, false},
-		{150, 80, -5, 150, false},
-		{0, 80, 100, 0, false}, // flat rates
-		{150, 80, math.NaN(), 150, false},
-	} {
-		got, ok := sshgate.CounterPrice(tc.list, tc.floor, tc.bid)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("CounterPrice(%v, %v, %v) = %v, %v; want %v, %v", tc.list, tc.floor, tc.bid, got, ok, tc.want, tc.ok)
-		}
 	}
 }

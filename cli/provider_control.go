@@ -10,6 +10,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/billing"
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/meter"
@@ -24,7 +25,7 @@ type providerControl struct {
 	info    providerInfo
 	started time.Time
 	leases  *lease.Manager
-	billing *sshgate.Billing
+	billing *billing.Billing
 	gw      *sshgate.Gateway
 	ledger  *pay.Ledger
 	logs    *logRing
@@ -55,7 +56,7 @@ func startOfDay(t time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
 }
 
-// credit hears of a payment counted (sshgate.BillingConfig.OnCredit).
+// credit hears of a payment counted (billing.Config.OnCredit).
 func (p *providerControl) credit(id string, msat uint64, method string) {
 	now := time.Now()
 	p.mu.Lock()

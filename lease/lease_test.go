@@ -9,11 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/internal/testenv"
+	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 )
@@ -217,5 +220,57 @@ func TestHoldAndDrainRefuseGrants(t *testing.T) {
 	les, err := m.Grant(context.Background(), owner(t), "h", 1, small)
 	if err != nil || len(les) != 1 {
 		t.Fatalf("grant after: %v", err)
+	}
+}
+
+// TestEndsTellWhy: a lease the provider ends on its own tells its holder
+// why, as a cause the renter decides on: its operator's end, a memory
+// overrun, a sandbox that stopped otherwise.
+func TestEndsTellWhy(t *testing.T) {
+	m, rt, _ := setup(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	got, err := m.Grant(ctx, owner(t), "a", 3, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan proto.Ended, 3)
+	m.Notify("a", func(e proto.Ended, _ *meter.Report) { ended <- e })
+	next := func() proto.Ended {
+		t.Helper()
+		select {
+		case e := <-ended:
+			return e
+		case <-ctx.Done():
+			t.Fatal("no end told")
+		}
+		return proto.Ended{}
+	}
+
+	if err := m.Terminate(ctx, got[0].ID, proto.EndOperator, "ended by the operator"); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(); e != (proto.Ended{ID: got[0].ID, Cause: proto.EndOperator, Reason: "ended by the operator"}) {
+		t.Fatalf("operator's end told as %+v", e)
+	}
+
+	// 700 MiB in a host of 128: the sandbox is killed.
+	rt.Command(ctx, got[1].ID, "python3", "-c", "b = bytearray(700 * 1024 * 1024)").Run()
+	if e := next(); e.ID != got[1].ID || e.Cause != proto.EndMemoryExceeded || e.Reason == "" {
+		t.Fatalf("memory overrun told as %+v", e)
+	}
+
+	pid, err := rt.Pid(got[2].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(); e.ID != got[2].ID || e.Cause != proto.EndSandboxExited || e.Reason == "" {
+		t.Fatalf("a killed sandbox told as %+v", e)
+	}
+	if left := m.List(); len(left) != 0 {
+		t.Fatalf("%d leases left", len(left))
 	}
 }

@@ -475,7 +475,7 @@ func (r *Rental) Hold(ctx context.Context) error {
 			if fault {
 				r.note(el.c, market.Dropped(el.e.Reason))
 			}
-			r.emit(Ended{Host: name, Lease: el.e.ID, Provider: el.c.Addr, Reason: el.e.Reason, ProvidersFault: fault})
+			r.emit(Ended{Host: name, Lease: el.e.ID, Provider: el.c.Addr, Reason: el.e.Reason, Cause: el.e.Cause, ProvidersFault: fault})
 			if fault {
 				r.excluded[fingerprint(el.c)] = true
 				r.replace(ctx, []string{name})

@@ -2,11 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -15,11 +12,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/bench"
-	"github.com/zennet/zennet/market"
-	"github.com/zennet/zennet/meter"
-	"github.com/zennet/zennet/pay"
-	"github.com/zennet/zennet/pricing"
-	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 )
 
@@ -109,118 +101,6 @@ func flockCtx(ctx context.Context, f *os.File) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-// modelRates fits the price model of a calibration set at price msat per
-// reference CPU-second of work (pricing.Prices.PerReferenceCPUSecond: the
-// work a step does is worth what the reference machine spends on it in
-// CPU time), and returns its rates as agreed
-// rates. Provider and renter compute the same: the renter checks the
-// provider's offered rates with it.
-func modelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Model, error) {
-	var rates pay.Rates
-	cal, err := bench.CalibrationOf(set)
-	if err != nil {
-		return rates, nil, err
-	}
-	ref, err := bench.Reference()
-	if err != nil {
-		return rates, nil, err
-	}
-	refCal, err := bench.CalibrationOf(ref)
-	if err != nil {
-		return rates, nil, err
-	}
-	m, err := pricing.Fit([]pricing.Calibration{cal}, pricing.Prices{PerReferenceCPUSecond: price},
-		pricing.Options{Reference: &refCal, Exclude: pricing.NegotiationExclude()})
-	if err != nil {
-		return rates, nil, err
-	}
-	for _, cr := range m.Counters {
-		c, ok := meter.CounterByName(cr.Name)
-		if !ok || cr.Rate == 0 {
-			continue
-		}
-		if err := rates.SetFloat(c, cr.Rate); err != nil {
-			return rates, nil, fmt.Errorf("rate of %s: %w", cr.Name, err)
-		}
-	}
-	return rates, m, nil
-}
-
-// checkModelRates checks that an offer's rates are those its calibration
-// and price give, to a relative 1e-6 (another build may round the last
-// digits differently). It returns the offered set.
-func checkModelRates(offer proto.Offer, offered pay.Rates) (*bench.Set, error) {
-	set, err := bench.Decode(offer.Payment.Calibration)
-	if err != nil {
-		return nil, fmt.Errorf("its calibration set: %w", err)
-	}
-	if err := set.Verify(); err != nil {
-		return nil, fmt.Errorf("its calibration set: %w", err)
-	}
-	if offer.Payment.PricePerWorkMsat <= 0 {
-		return set, nil
-	}
-	want, _, err := modelRates(set, offer.Payment.PricePerWorkMsat)
-	if err != nil {
-		return nil, fmt.Errorf("pricing its calibration: %w", err)
-	}
-	for c := meter.Counter(0); c < meter.NumCounters; c++ {
-		w, _ := want.Rate(c).Float64()
-		g, _ := offered.Rate(c).Float64()
-		if math.Abs(w-g) > 1e-6*math.Max(math.Abs(w), math.Abs(g)) {
-			return nil, fmt.Errorf("its rate for %s is %s msat, its own calibration at %g msat per unit of work gives %s",
-				c.Name(), offered.String(c), offer.Payment.PricePerWorkMsat, want.String(c))
-		}
-	}
-	return set, nil
-}
-
-// calibrationJSON encodes a set for an offer.
-func calibrationJSON(set *bench.Set) (json.RawMessage, error) {
-	if set == nil {
-		return nil, nil
-	}
-	b, err := set.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > proto.MaxMessageSize/2 {
-		return nil, errors.New("the calibration set is too large to offer")
-	}
-	return json.RawMessage(b), nil
-}
-
-// relativeScore is a calibration's work relative to the reference
-// machine's: the geometric mean, over the steps both ran, of the ratio of
-// their scores (market.RelativeScore). 0 when there is nothing to compare.
-func relativeScore(set *bench.Set) float64 {
-	if set == nil {
-		return 0
-	}
-	ref, err := bench.Reference()
-	if err != nil {
-		return 0
-	}
-	refScore := map[string]float64{}
-	for _, st := range ref.Steps {
-		refScore[fmt.Sprintf("%s/%d", st.Workload, st.Seed)] = st.Score
-	}
-	var s, r []float64
-	for _, st := range set.Steps {
-		if rs, ok := refScore[fmt.Sprintf("%s/%d", st.Workload, st.Seed)]; ok {
-			s, r = append(s, st.Score), append(r, rs)
-		}
-	}
-	if len(s) == 0 {
-		return 0
-	}
-	score, err := market.RelativeScore(s, r)
-	if err != nil {
-		return 0
-	}
-	return score
 }
 
 // defaultPowBits is the proof of work asked of market announcements unless

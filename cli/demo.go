@@ -12,10 +12,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zennet/zennet/billing"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/renter"
 	"github.com/zennet/zennet/sandbox"
-	"github.com/zennet/zennet/sshgate"
 )
 
 type demoOptions struct {
@@ -80,7 +80,7 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		po.CPUs = float64(per) * o.rent.CPUs
 		guest := max(o.rent.memoryBytesOr(), 64<<20)
 		po.Memory = strconv.FormatInt(int64(per)*(guest+sandbox.MemoryOverhead(guest)), 10)
-		po.Grace, po.Unpaid = cmp.Or(po.Grace, sshgate.DefaultGraceIntervals), cmp.Or(po.Unpaid, sshgate.DefaultUnpaidTimeout)
+		po.Grace, po.Unpaid = cmp.Or(po.Grace, billing.DefaultGraceIntervals), cmp.Or(po.Unpaid, billing.DefaultUnpaidTimeout)
 		po.PerWork, po.Calibration = cmp.Or(po.PerWork, DefaultPricePerWork), cmp.Or(po.Calibration, envOr("ZENNET_CALIBRATION", "auto"))
 		po.PowBits, po.Every = cmp.Or(po.PowBits, defaultPowBits), cmp.Or(po.Every, time.Minute)
 		if err := po.Validate(); err != nil {

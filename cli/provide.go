@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/billing"
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/idle"
 	"github.com/zennet/zennet/lease"
@@ -28,8 +29,10 @@ import (
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/sshgate"
+	"github.com/zennet/zennet/terms"
 )
 
 type provideOptions struct {
@@ -133,8 +136,8 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.UintVar(&o.PowBits, "pow-bits", defaultPowBits, "proof of work to ask of announcements received, in bits (each bit doubles a sender's cost)")
 	f.StringVar(&o.Calibration, "calibration", envOr("ZENNET_CALIBRATION", "auto"), "calibration to offer: auto (benchmark this machine on first start, cached), off, or a signed calibration set FILE")
 	f.Uint64Var(&o.MinPayment, "min-payment", 0, "least amount to ask at once, msat (the method's own minimum applies too)")
-	f.IntVar(&o.Grace, "grace", sshgate.DefaultGraceIntervals, "report intervals a bill may stay unpaid before the host is paused")
-	f.DurationVar(&o.Unpaid, "unpaid-timeout", sshgate.DefaultUnpaidTimeout, "end a lease whose bill stays unpaid this long")
+	f.IntVar(&o.Grace, "grace", billing.DefaultGraceIntervals, "report intervals a bill may stay unpaid before the host is paused")
+	f.DurationVar(&o.Unpaid, "unpaid-timeout", billing.DefaultUnpaidTimeout, "end a lease whose bill stays unpaid this long")
 	f.BoolVar(&o.Lightning, "lightning", false, "also accept Lightning payments, to the lnd node the --lnddir flags name")
 	o.LND.register(f)
 	f.StringVar(&o.Metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (off by default)")
@@ -422,7 +425,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	if err != nil {
 		return err
 	}
-	calibJSON, err := calibrationJSON(calib)
+	calibJSON, err := terms.CalibrationJSON(calib)
 	if err != nil {
 		return err
 	}
@@ -431,12 +434,12 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	rates, perWork, floor := o.rates, 0.0, 0.0
 	var ratesAt func(float64) (pay.Rates, error)
 	if calib != nil && len(o.Rates) == 0 {
-		if rates, _, err = modelRates(calib, o.PerWork); err != nil {
+		if rates, _, err = terms.ModelRates(calib, o.PerWork); err != nil {
 			return fmt.Errorf("price this machine's calibration: %w (or give flat prices with --rate)", err)
 		}
 		perWork, floor = o.PerWork, o.MinPerWork
 		ratesAt = func(price float64) (pay.Rates, error) {
-			r, _, err := modelRates(calib, price)
+			r, _, err := terms.ModelRates(calib, price)
 			return r, err
 		}
 	} else if o.MinPerWork > 0 {
@@ -467,13 +470,13 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 		fmt.Fprintf(o.IO.ErrOut, "zennet: removed %d sandboxes left by an earlier run\n", n)
 	}
 	ctl := newProviderControl(providerInfo{}, mgr, ledger, logs)
-	billing, err := sshgate.NewBilling(sshgate.BillingConfig{Ledger: ledger, Leases: mgr, HostKey: hostKey, Rates: rates,
+	biller, err := billing.New(billing.Config{Ledger: ledger, Leases: mgr, HostKey: hostKey, Rates: rates,
 		MinPayable: o.MinPayment, GraceIntervals: o.Grace, UnpaidTimeout: o.Unpaid, LND: lnd, Log: log, OnCredit: ctl.credit,
 		Calibration: calibJSON, PricePerWork: perWork, MinPricePerWork: floor, RatesAt: ratesAt, Reputation: market.OpenBook(market.BookPath(o.DataDir))})
 	if err != nil {
 		return err
 	}
-	if n, err := billing.Recover(ctx); err != nil {
+	if n, err := biller.Recover(ctx); err != nil {
 		log.Warn("settle the accounts of an earlier run", "err", err)
 	} else if n > 0 {
 		log.Info("closed the accounts of an earlier run", "leases", n)
@@ -492,7 +495,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 		if calib != nil {
 			digest, _ = calib.Digest()
 		}
-		score := relativeScore(calib)
+		score := terms.RelativeScore(calib)
 		announcer = func() market.Announcement {
 			free := mgr.Free()
 			if mgr.Draining() {
@@ -500,17 +503,17 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 			}
 			return market.Announcement{Address: announce,
 				Capacity:         market.Capacity{Leases: max(free.Leases, 0), MemoryBytes: max(free.Memory, 0), CPUs: max(free.CPUs, 0), DiskBytes: max(free.Disk, 0)},
-				PricePerWorkMsat: perWork, Score: score, Calibration: digest, Methods: billing.Methods()}
+				PricePerWorkMsat: perWork, Score: score, Calibration: digest, Methods: biller.Methods()}
 		}
 	}
 	gossip := sshgate.NewGossip(sshgate.GossipConfig{Signer: hostKey, Announce: announcer, Peers: o.Peers, MinBits: o.PowBits, Every: o.Every, Log: log})
-	gw := sshgate.NewGateway(hostKey, mgr, billing, sshgate.WithLogger(log), sshgate.WithGossip(gossip))
+	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip))
 	info := providerInfo{
 		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
 		Fingerprint: gossh.FingerprintSHA256(hostKey.PublicKey()), DataDir: o.DataDir,
 		MaxLeases: o.MaxLeases, MemoryBytes: o.memoryBytes, CPUs: o.CPUs, Pid: os.Getpid(),
 	}
-	ctl.info, ctl.billing, ctl.gw = info, billing, gw
+	ctl.info, ctl.billing, ctl.gw = info, biller, gw
 	if o.WhenIdle {
 		if _, err := startIdleKeeper(ctx, o, mgr, rt, gw, log); err != nil {
 			l.Close()
@@ -575,11 +578,11 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mgr.Terminate(sctx, le.ID, "the provider is shutting down")
+			mgr.Terminate(sctx, le.ID, proto.EndProviderShutdown, "the provider is shutting down")
 		}()
 	}
 	wg.Wait()
-	billing.WaitSettled(sctx, 5*time.Second)
+	biller.WaitSettled(sctx, 5*time.Second)
 	gw.Shutdown(sctx)
 	if serr := mgr.Shutdown(sctx); serr != nil {
 		log.Error("shutdown", "err", serr)

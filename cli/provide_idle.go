@@ -78,16 +78,17 @@ func (k *idleKeeper) apply(ctx context.Context, st idle.State) {
 	leases := k.mgr.List()
 	if st == idle.Busy {
 		k.mgr.SetHold(idle.PauseReason)
+		why := lease.Pause{Cause: proto.PauseOwnerBusy, Reason: idle.PauseReason}
 		for _, le := range leases {
 			if state, _ := k.mgr.State(le.ID); state != lease.Running {
 				continue // paused already, by the operator or for want of payment
 			}
-			if err := k.mgr.Pause(ctx, le.ID, idle.PauseReason); err != nil {
+			if err := k.mgr.Pause(ctx, le.ID, why); err != nil {
 				k.log.Warn("pause for the owner", "lease", le.ID, "err", err)
 				continue
 			}
 			k.paused[le.ID] = true
-			k.gw.Announce(le.ID, proto.LeaseState{ID: le.ID, State: proto.StatePaused, Reason: idle.PauseReason})
+			k.gw.Announce(le.ID, proto.LeaseState{ID: le.ID, State: proto.StatePaused, Cause: why.Cause, Reason: why.Reason})
 		}
 		return
 	}
@@ -104,23 +105,24 @@ func (k *idleKeeper) apply(ctx context.Context, st idle.State) {
 		}
 		if factor == 1 {
 			delete(k.throttled, le.ID)
-			k.gw.Announce(le.ID, proto.LeaseState{ID: le.ID, State: proto.StateRunning, Reason: "full CPU again: the owner left the machine"})
+			k.gw.Announce(le.ID, proto.LeaseState{ID: le.ID, State: proto.StateRunning, Cause: proto.PauseOwnerBusy,
+				Reason: "full CPU again: the owner left the machine"})
 		} else {
 			k.throttled[le.ID] = cores
-			k.gw.Announce(le.ID, proto.LeaseState{ID: le.ID, State: proto.StateRunning,
+			k.gw.Announce(le.ID, proto.LeaseState{ID: le.ID, State: proto.StateRunning, Cause: proto.PauseOwnerBusy,
 				Reason: fmt.Sprintf("CPU limited to %.0f%% of the quota while the provider's owner uses the machine", factor*100)})
 		}
 	}
 	for id := range k.paused {
-		state, reason := k.mgr.State(id)
+		state, why := k.mgr.State(id)
 		delete(k.paused, id)
-		if state != lease.Paused || reason != idle.PauseReason {
-			continue
+		if state != lease.Paused || why.Cause != proto.PauseOwnerBusy {
+			continue // resumed, or taken over by another writer
 		}
 		if err := k.mgr.Resume(ctx, id); err != nil {
 			k.log.Warn("resume after the owner", "lease", id, "err", err)
 			continue
 		}
-		k.gw.Announce(id, proto.LeaseState{ID: id, State: proto.StateRunning, Reason: "the provider's owner left the machine"})
+		k.gw.Announce(id, proto.LeaseState{ID: id, State: proto.StateRunning, Cause: proto.PauseOwnerBusy, Reason: "the provider's owner left the machine"})
 	}
 }

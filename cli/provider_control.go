@@ -10,6 +10,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/billing"
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/meter"
@@ -24,7 +25,7 @@ type providerControl struct {
 	info    providerInfo
 	started time.Time
 	leases  *lease.Manager
-	billing *sshgate.Billing
+	billing *billing.Billing
 	gw      *sshgate.Gateway
 	ledger  *pay.Ledger
 	logs    *logRing
@@ -55,7 +56,7 @@ func startOfDay(t time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
 }
 
-// credit hears of a payment counted (sshgate.BillingConfig.OnCredit).
+// credit hears of a payment counted (billing.Config.OnCredit).
 func (p *providerControl) credit(id string, msat uint64, method string) {
 	now := time.Now()
 	p.mu.Lock()
@@ -88,9 +89,9 @@ func (p *providerControl) Status(ctx context.Context) (control.Status, error) {
 	for _, le := range p.leases.List() {
 		ls := control.LeaseStatus{ID: le.ID, Renter: gossh.FingerprintSHA256(le.Owner), Started: le.Started, Limits: le.Limits,
 			State: control.StateRunning}
-		if state, reason := p.leases.State(le.ID); state == lease.Paused {
-			ls.State, ls.StateReason = control.StatePaused, reason
-			if strings.HasPrefix(reason, sshgate.UnpaidReasonPrefix) {
+		if state, why := p.leases.State(le.ID); state == lease.Paused {
+			ls.State, ls.StateReason = control.StatePaused, why.Reason
+			if why.Cause == proto.PauseUnpaid {
 				ls.State = control.StatePausedUnpaid
 			}
 		}
@@ -114,15 +115,17 @@ func (p *providerControl) Status(ctx context.Context) (control.Status, error) {
 }
 
 func (p *providerControl) Pause(ctx context.Context, id string) error {
-	if err := p.leases.Pause(ctx, id, "paused by the provider's operator"); err != nil {
+	why := lease.Pause{Cause: proto.PauseOperator, Reason: "paused by the provider's operator"}
+	if err := p.leases.Pause(ctx, id, why); err != nil {
 		return err
 	}
-	p.gw.Announce(id, proto.LeaseState{ID: id, State: proto.StatePaused, Reason: "paused by the provider's operator"})
+	p.gw.Announce(id, proto.LeaseState{ID: id, State: proto.StatePaused, Cause: why.Cause, Reason: why.Reason})
 	return nil
 }
 
 func (p *providerControl) Resume(ctx context.Context, id string) error {
-	if _, reason := p.leases.State(id); strings.HasPrefix(reason, sshgate.UnpaidReasonPrefix) {
+	_, why := p.leases.State(id)
+	if why.Cause == proto.PauseUnpaid {
 		if ps, ok := p.billing.Status(id); ok && ps.Unpaid > 0 {
 			return fmt.Errorf("%w: lease %s is paused for want of payment (%d msat unpaid); it resumes when paid", control.ErrConflict, id, ps.Unpaid)
 		}
@@ -130,12 +133,12 @@ func (p *providerControl) Resume(ctx context.Context, id string) error {
 	if err := p.leases.Resume(ctx, id); err != nil {
 		return err
 	}
-	p.gw.Announce(id, proto.LeaseState{ID: id, State: proto.StateRunning, Reason: "resumed by the provider's operator"})
+	p.gw.Announce(id, proto.LeaseState{ID: id, State: proto.StateRunning, Cause: why.Cause, Reason: "resumed by the provider's operator"})
 	return nil
 }
 
 func (p *providerControl) End(ctx context.Context, id string) error {
-	return p.leases.Terminate(ctx, id, "ended by the provider's operator")
+	return p.leases.Terminate(ctx, id, proto.EndOperator, "ended by the provider's operator")
 }
 
 func (p *providerControl) Drain(ctx context.Context, on bool) error {

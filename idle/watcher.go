@@ -81,9 +81,9 @@ const userHZ = 100
 // DefaultInterval is how often a Watcher samples by default.
 const DefaultInterval = time.Second
 
-// PauseReason is the reason to give lease.Manager.Pause for a lease paused
-// because the owner is busy, so that the renter is told and the caller can
-// tell its own pauses from others (unpaid, operator) before resuming.
+// PauseReason is the sentence a renter is told of a lease paused because
+// the owner is busy (the pause's cause, proto.PauseOwnerBusy, is what tells
+// it from the other pauses).
 const PauseReason = "the provider's owner is using the machine"
 
 // Config configures a Watcher. The zero Config watches /proc with the

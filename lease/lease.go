@@ -137,8 +137,8 @@ type Lease struct {
 	HostKey ssh.PublicKey
 	Started time.Time
 
-	state       State  // guarded by Manager.mu
-	pauseReason string // guarded by Manager.mu
+	state State // guarded by Manager.mu
+	pause Pause // guarded by Manager.mu; why it is paused
 
 	// ctx lives as long as the lease: its watcher and every connection
 	// into its sandbox end when it is cancelled.
@@ -173,7 +173,7 @@ type Manager struct {
 	closed    bool
 	draining  bool
 	hold      string // why new leases are refused for now, if they are
-	notifiers map[string]func(id, reason string, final *meter.Report)
+	notifiers map[string]func(e proto.Ended, final *meter.Report)
 	inflight  sync.WaitGroup // grants and ends under way
 }
 
@@ -216,7 +216,7 @@ func New(cfg Config) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, notifiers: map[string]func(string, string, *meter.Report){}}, nil
+	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, notifiers: map[string]func(proto.Ended, *meter.Report){}}, nil
 }
 
 // mounts are what every sandbox gets bound: the agent binaries and the
@@ -401,12 +401,13 @@ func (m *Manager) watch(ctx context.Context, le *Lease) {
 	if ctx.Err() != nil {
 		return // ended by us
 	}
-	reason := exit.Reason()
+	e := proto.Ended{ID: le.ID, Cause: proto.EndSandboxExited, Reason: exit.Reason()}
 	if err != nil {
-		reason = "lost track of the sandbox: " + err.Error()
+		e.Reason = "lost track of the sandbox: " + err.Error()
 	}
 	if exit.OOM {
-		reason = fmt.Sprintf("memory limit exceeded: the host used more than its %d MiB (plus %d MiB sandbox overhead) and was stopped",
+		e.Cause = proto.EndMemoryExceeded
+		e.Reason = fmt.Sprintf("memory limit exceeded: the host used more than its %d MiB (plus %d MiB sandbox overhead) and was stopped",
 			le.Limits.MemoryBytes>>20, sandbox.MemoryOverhead(le.Limits.MemoryBytes)>>20)
 	}
 	m.mu.Lock()
@@ -419,10 +420,10 @@ func (m *Manager) watch(ctx context.Context, le *Lease) {
 	m.inflight.Add(1)
 	m.mu.Unlock()
 	defer m.inflight.Done()
-	m.log.Warn("sandbox stopped on its own", "lease", le.ID, "reason", reason)
-	m.finish(context.Background(), le, reason)
+	m.log.Warn("sandbox stopped on its own", "lease", le.ID, "cause", e.Cause, "reason", e.Reason)
+	m.finish(context.Background(), le, e.Cause, e.Reason)
 	if notify != nil {
-		notify(le.ID, reason, le.final)
+		notify(e, le.final)
 	}
 }
 
@@ -515,19 +516,27 @@ func (le *Lease) closeMeter() *meter.Report {
 	return le.final
 }
 
+// Pause is why a lease is paused: who paused it (the writers of pauses
+// tell theirs from the others' by it), and the sentence the renter and
+// the provider's dashboard are shown.
+type Pause struct {
+	Cause  proto.PauseCause
+	Reason string
+}
+
 // State returns lease id's state and, when paused, why.
-func (m *Manager) State(id string) (State, string) {
+func (m *Manager) State(id string) (State, Pause) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if le, ok := m.leases[id]; ok {
-		return le.state, le.pauseReason
+		return le.state, le.pause
 	}
-	return Running, ""
+	return Running, Pause{}
 }
 
-// Pause freezes lease id's sandbox, saying why (the renter and the
-// provider's dashboard see the reason). Pausing a paused lease is a no-op.
-func (m *Manager) Pause(ctx context.Context, id, reason string) error {
+// Pause freezes lease id's sandbox, saying why. Pausing a paused lease
+// only records the new why: the latest writer owns the pause.
+func (m *Manager) Pause(ctx context.Context, id string, why Pause) error {
 	m.mu.Lock()
 	le, ok := m.leases[id]
 	if !ok {
@@ -535,7 +544,7 @@ func (m *Manager) Pause(ctx context.Context, id, reason string) error {
 		return fmt.Errorf("%w: %s", proto.ErrNotFound, id)
 	}
 	if le.state == Paused {
-		le.pauseReason = reason
+		le.pause = why
 		m.mu.Unlock()
 		return nil
 	}
@@ -544,9 +553,9 @@ func (m *Manager) Pause(ctx context.Context, id, reason string) error {
 		return fmt.Errorf("pause %s: %w", id, err)
 	}
 	m.mu.Lock()
-	le.state, le.pauseReason = Paused, reason
+	le.state, le.pause = Paused, why
 	m.mu.Unlock()
-	m.log.Info("lease paused", "lease", id, "reason", reason)
+	m.log.Info("lease paused", "lease", id, "cause", why.Cause, "reason", why.Reason)
 	return nil
 }
 
@@ -567,7 +576,7 @@ func (m *Manager) Resume(ctx context.Context, id string) error {
 		return fmt.Errorf("resume %s: %w", id, err)
 	}
 	m.mu.Lock()
-	le.state, le.pauseReason = Running, ""
+	le.state, le.pause = Running, Pause{}
 	m.mu.Unlock()
 	m.log.Info("lease resumed", "lease", id)
 	return nil
@@ -588,9 +597,9 @@ func (m *Manager) Holding(holder string) []*Lease {
 }
 
 // Notify registers fn to hear of holder's leases that end on the provider's
-// side, with the lease's final usage report (nil if it could not be taken);
-// nil unregisters.
-func (m *Manager) Notify(holder string, fn func(id, reason string, final *meter.Report)) {
+// side (why, as the renter is told), with the lease's final usage report
+// (nil if it could not be taken); nil unregisters.
+func (m *Manager) Notify(holder string, fn func(e proto.Ended, final *meter.Report)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if fn == nil {
@@ -694,8 +703,8 @@ func (m *Manager) Connect(id string, owner ssh.PublicKey) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	if state, reason := m.State(id); state == Paused {
-		return nil, fmt.Errorf("%w: %s", ErrPaused, reason)
+	if state, why := m.State(id); state == Paused {
+		return nil, fmt.Errorf("%w: %s", ErrPaused, why.Reason)
 	}
 	if m.cfg.ServeBinary != "" {
 		return m.cfg.Runtime.Command(le.ctx, id, ServeBinary, "serve", "--config", AgentConfigDir), nil
@@ -703,9 +712,11 @@ func (m *Manager) Connect(id string, owner ssh.PublicKey) (*exec.Cmd, error) {
 	return m.cfg.Runtime.Command(le.ctx, id, AgentBinary, "agent", "serve", "--config", AgentConfigDir), nil
 }
 
-// End ends lease id of owner, destroys its sandbox and returns its final
-// usage report (nil if none could be taken).
-func (m *Manager) End(ctx context.Context, id string, owner ssh.PublicKey, reason string) (*meter.Report, error) {
+// End ends lease id of owner for cause (the renter released it, went away,
+// or its payment could not be set up), destroys its sandbox and returns its
+// final usage report (nil if none could be taken). Its holder is not told:
+// the renter ended it, or never got it.
+func (m *Manager) End(ctx context.Context, id string, owner ssh.PublicKey, cause proto.EndCause) (*meter.Report, error) {
 	m.mu.Lock()
 	le, ok := m.leases[id]
 	if !ok || !KeysEqual(le.Owner, owner) {
@@ -716,14 +727,15 @@ func (m *Manager) End(ctx context.Context, id string, owner ssh.PublicKey, reaso
 	m.inflight.Add(1)
 	m.mu.Unlock()
 	defer m.inflight.Done()
-	err := m.finish(ctx, le, reason)
+	err := m.finish(ctx, le, cause, "")
 	return le.final, err
 }
 
 // Terminate ends lease id on the provider's side, whoever holds it (the
-// operator ended it, or it went unpaid), and tells its holder why with its
-// final report, as when its sandbox stops on its own.
-func (m *Manager) Terminate(ctx context.Context, id, reason string) error {
+// operator ended it, it went unpaid, the provider is shutting down), and
+// tells its holder why, cause and reason, with its final report, as when
+// its sandbox stops on its own.
+func (m *Manager) Terminate(ctx context.Context, id string, cause proto.EndCause, reason string) error {
 	m.mu.Lock()
 	le, ok := m.leases[id]
 	if !ok {
@@ -735,16 +747,16 @@ func (m *Manager) Terminate(ctx context.Context, id, reason string) error {
 	m.inflight.Add(1)
 	m.mu.Unlock()
 	defer m.inflight.Done()
-	err := m.finish(ctx, le, reason)
+	err := m.finish(ctx, le, cause, reason)
 	if notify != nil {
-		notify(le.ID, reason, le.final)
+		notify(proto.Ended{ID: le.ID, Cause: cause, Reason: reason}, le.final)
 	}
 	return err
 }
 
 // finish destroys an ended lease's sandbox and returns its capacity. The
 // lease is already out of the map, and the caller holds an inflight count.
-func (m *Manager) finish(ctx context.Context, le *Lease, reason string) error {
+func (m *Manager) finish(ctx context.Context, le *Lease, cause proto.EndCause, reason string) error {
 	if le.cancel != nil {
 		le.cancel() // ends its watcher and its live connections
 	}
@@ -752,7 +764,7 @@ func (m *Manager) finish(ctx context.Context, le *Lease, reason string) error {
 	m.mu.Lock()
 	m.reserved = add(m.reserved, need(1, le.Limits), -1)
 	m.mu.Unlock()
-	m.log.Info("lease ended", "lease", le.ID, "reason", reason, "age", time.Since(le.Started).Round(time.Millisecond))
+	m.log.Info("lease ended", "lease", le.ID, "cause", cause, "reason", reason, "age", time.Since(le.Started).Round(time.Millisecond))
 	return err
 }
 
@@ -768,13 +780,13 @@ func (m *Manager) destroy(ctx context.Context, le *Lease) error {
 	return err
 }
 
-// EndHolder ends every lease that holder holds, as when the renter's
-// negotiation session goes away.
-func (m *Manager) EndHolder(ctx context.Context, holder, reason string) error {
-	return m.endWhere(ctx, func(le *Lease) bool { return le.Holder == holder }, reason)
+// EndHolder ends every lease that holder holds for cause, as when the
+// renter's negotiation session goes away. The holder is not told.
+func (m *Manager) EndHolder(ctx context.Context, holder string, cause proto.EndCause) error {
+	return m.endWhere(ctx, func(le *Lease) bool { return le.Holder == holder }, cause)
 }
 
-func (m *Manager) endWhere(ctx context.Context, match func(*Lease) bool, reason string) error {
+func (m *Manager) endWhere(ctx context.Context, match func(*Lease) bool, cause proto.EndCause) error {
 	m.mu.Lock()
 	var ending []*Lease
 	for id, le := range m.leases {
@@ -789,7 +801,7 @@ func (m *Manager) endWhere(ctx context.Context, match func(*Lease) bool, reason 
 	var g errgroup.Group
 	g.SetLimit(m.cfg.Parallel)
 	for _, le := range ending {
-		g.Go(func() error { return m.finish(ctx, le, reason) })
+		g.Go(func() error { return m.finish(ctx, le, cause, "") })
 	}
 	return g.Wait()
 }
@@ -812,7 +824,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
-	err := m.endWhere(ctx, func(*Lease) bool { return true }, "provider shutting down")
+	err := m.endWhere(ctx, func(*Lease) bool { return true }, proto.EndProviderShutdown)
 	m.inflight.Wait()
 	return err
 }

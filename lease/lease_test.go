@@ -9,11 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/internal/testenv"
+	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 )
@@ -115,17 +118,29 @@ func TestCapacityAndOwnership(t *testing.T) {
 		t.Fatalf("Offer after 2 of 3 = %+v, %v; want 1 host", o, err)
 	}
 	id := got[0].ID
-	if err := m.Pause(ctx, id, "unpaid"); err != nil {
+	unpaid := Pause{Cause: proto.PauseUnpaid, Reason: "unpaid: 5 msat due"}
+	if err := m.Pause(ctx, id, unpaid); err != nil {
 		t.Fatal(err)
 	}
-	if st, why := m.State(id); st != Paused || why != "unpaid" {
-		t.Fatalf("State after Pause = %v, %q", st, why)
+	if st, why := m.State(id); st != Paused || why != unpaid {
+		t.Fatalf("State after Pause = %v, %+v", st, why)
 	}
-	if _, err := m.Connect(id, alice); !errors.Is(err, ErrPaused) || !strings.Contains(err.Error(), "unpaid") {
+	// A second writer's pause of a paused lease takes it over.
+	operator := Pause{Cause: proto.PauseOperator, Reason: "paused by the operator"}
+	if err := m.Pause(ctx, id, operator); err != nil {
+		t.Fatal(err)
+	}
+	if st, why := m.State(id); st != Paused || why != operator {
+		t.Fatalf("State after a second Pause = %v, %+v", st, why)
+	}
+	if _, err := m.Connect(id, alice); !errors.Is(err, ErrPaused) || !strings.Contains(err.Error(), operator.Reason) {
 		t.Fatalf("Connect to a paused lease: err = %v", err)
 	}
 	if err := m.Resume(ctx, id); err != nil {
 		t.Fatal(err)
+	}
+	if st, why := m.State(id); st != Running || why != (Pause{}) {
+		t.Fatalf("State after Resume = %v, %+v", st, why)
 	}
 	if _, err := m.Connect(id, alice); err != nil {
 		t.Fatalf("Connect after Resume: %v", err)
@@ -133,17 +148,17 @@ func TestCapacityAndOwnership(t *testing.T) {
 	if _, err := m.Connect(id, bob); !errors.Is(err, proto.ErrNotFound) {
 		t.Fatalf("bob connects to alice's lease: err = %v", err)
 	}
-	if _, err := m.End(ctx, id, bob, "x"); !errors.Is(err, proto.ErrNotFound) {
+	if _, err := m.End(ctx, id, bob, proto.EndReleased); !errors.Is(err, proto.ErrNotFound) {
 		t.Fatalf("bob ends alice's lease: err = %v", err)
 	}
-	final, err := m.End(ctx, id, alice, "released")
+	final, err := m.End(ctx, id, alice, proto.EndReleased)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if final == nil || final.Lease != id || final.Verify(signer.PublicKey()) != nil {
 		t.Fatalf("final report of an ended lease: %+v", final)
 	}
-	if err := m.EndHolder(ctx, "a", "gone"); err != nil {
+	if err := m.EndHolder(ctx, "a", proto.EndRenterGone); err != nil {
 		t.Fatal(err)
 	}
 	if sts, _ := rt.List(ctx); len(sts) != 0 {
@@ -205,5 +220,57 @@ func TestHoldAndDrainRefuseGrants(t *testing.T) {
 	les, err := m.Grant(context.Background(), owner(t), "h", 1, small)
 	if err != nil || len(les) != 1 {
 		t.Fatalf("grant after: %v", err)
+	}
+}
+
+// TestEndsTellWhy: a lease the provider ends on its own tells its holder
+// why, as a cause the renter decides on: its operator's end, a memory
+// overrun, a sandbox that stopped otherwise.
+func TestEndsTellWhy(t *testing.T) {
+	m, rt, _ := setup(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	got, err := m.Grant(ctx, owner(t), "a", 3, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan proto.Ended, 3)
+	m.Notify("a", func(e proto.Ended, _ *meter.Report) { ended <- e })
+	next := func() proto.Ended {
+		t.Helper()
+		select {
+		case e := <-ended:
+			return e
+		case <-ctx.Done():
+			t.Fatal("no end told")
+		}
+		return proto.Ended{}
+	}
+
+	if err := m.Terminate(ctx, got[0].ID, proto.EndOperator, "ended by the operator"); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(); e != (proto.Ended{ID: got[0].ID, Cause: proto.EndOperator, Reason: "ended by the operator"}) {
+		t.Fatalf("operator's end told as %+v", e)
+	}
+
+	// 700 MiB in a host of 128: the sandbox is killed.
+	rt.Command(ctx, got[1].ID, "python3", "-c", "b = bytearray(700 * 1024 * 1024)").Run()
+	if e := next(); e.ID != got[1].ID || e.Cause != proto.EndMemoryExceeded || e.Reason == "" {
+		t.Fatalf("memory overrun told as %+v", e)
+	}
+
+	pid, err := rt.Pid(got[2].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(); e.ID != got[2].ID || e.Cause != proto.EndSandboxExited || e.Reason == "" {
+		t.Fatalf("a killed sandbox told as %+v", e)
+	}
+	if left := m.List(); len(left) != 0 {
+		t.Fatalf("%d leases left", len(left))
 	}
 }

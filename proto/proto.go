@@ -183,12 +183,33 @@ const (
 )
 
 // LeaseState tells the renter that the provider paused or resumed a lease,
-// and why.
+// and why: Cause for programs, Reason for people.
 type LeaseState struct {
-	ID     string `json:"id"`
-	State  string `json:"state"`
-	Reason string `json:"reason,omitempty"`
+	ID    string `json:"id"`
+	State string `json:"state"`
+	// Cause is who paused the lease; on StateRunning, whose pause (or,
+	// for PauseOwnerBusy, CPU throttle) ends, if any. Empty from
+	// providers built before it.
+	Cause  PauseCause `json:"cause,omitempty"`
+	Reason string     `json:"reason,omitempty"`
 }
+
+// PauseCause names who paused a lease. Decisions are made on it, never on
+// a Reason's text.
+type PauseCause string
+
+// The writers of pauses.
+const (
+	// PauseUnpaid: a payable bill went unpaid past the grace; a payment
+	// resumes the lease.
+	PauseUnpaid PauseCause = "unpaid"
+	// PauseOwnerBusy: the provider's owner is using the machine
+	// (--when-idle); the lease resumes when the owner leaves it.
+	PauseOwnerBusy PauseCause = "owner_busy"
+	// PauseOperator: the provider's operator paused it ('zennet provider
+	// pause', the dashboard); only the operator resumes it.
+	PauseOperator PauseCause = "operator"
+)
 
 // Lease is one granted host.
 type Lease struct {
@@ -210,11 +231,44 @@ type Released struct {
 	IDs []string `json:"ids"`
 }
 
-// Ended tells the renter that the provider ended a lease on its own.
+// Ended tells the renter that the provider ended a lease on its own: Cause
+// for programs, Reason for people.
 type Ended struct {
-	ID     string `json:"id"`
-	Reason string `json:"reason"`
+	ID string `json:"id"`
+	// Cause is why; empty from providers built before it.
+	Cause  EndCause `json:"cause,omitempty"`
+	Reason string   `json:"reason"`
 }
+
+// EndCause names why a lease ended. Decisions are made on it (the renter's
+// whether the provider is to blame), never on a Reason's text.
+type EndCause string
+
+// Why leases end. Only the first five reach the renter in an ended
+// message: the others end a lease the renter let go of, or one it never
+// got.
+const (
+	// EndMemoryExceeded: the host overran its memory limit and its
+	// sandbox was killed (gVisor has no OOM killer inside).
+	EndMemoryExceeded EndCause = "memory_exceeded"
+	// EndSandboxExited: the sandbox stopped on its own for another
+	// reason (a crash), or the provider lost track of it.
+	EndSandboxExited EndCause = "sandbox_exited"
+	// EndUnpaid: a bill stayed unpaid past the unpaid timeout.
+	EndUnpaid EndCause = "unpaid"
+	// EndOperator: the provider's operator ended it ('zennet provider
+	// end', the dashboard).
+	EndOperator EndCause = "operator"
+	// EndProviderShutdown: the provider is shutting down.
+	EndProviderShutdown EndCause = "provider_shutdown"
+	// EndReleased: the renter released it.
+	EndReleased EndCause = "released"
+	// EndRenterGone: the renter's negotiation session went away.
+	EndRenterGone EndCause = "renter_gone"
+	// EndPaymentSetup: its payment account could not be opened, so the
+	// grant was undone.
+	EndPaymentSetup EndCause = "payment_setup"
+)
 
 // Error codes.
 const (

@@ -25,6 +25,9 @@ var decodeTests = []struct {
 	{"credit", `{"v":1,"type":"credit","credit":{"id":"zn-0123456789abcdef0","paid_msat":5,"billed_msat":7}}`, ""},
 	{"credit bad id", `{"v":1,"type":"credit","credit":{"id":"x","paid_msat":5,"billed_msat":7}}`, "invalid lease id"},
 	{"state", `{"v":1,"type":"state","state":{"id":"zn-0123456789abcdef0","state":"paused","reason":"unpaid"}}`, ""},
+	{"state with cause", `{"v":1,"type":"state","state":{"id":"zn-0123456789abcdef0","state":"paused","cause":"owner_busy","reason":"the owner is busy"}}`, ""},
+	{"ended", `{"v":1,"type":"ended","ended":{"id":"zn-0123456789abcdef0","cause":"memory_exceeded","reason":"memory limit exceeded"}}`, ""},
+	{"ended without cause", `{"v":1,"type":"ended","ended":{"id":"zn-0123456789abcdef0","reason":"from a provider built before causes"}}`, ""},
 	{"state unknown", `{"v":1,"type":"state","state":{"id":"zn-0123456789abcdef0","state":"sleeping"}}`, "invalid lease id or state"},
 	{"offer without interval", `{"v":1,"type":"offer","offer":{"count":2,"limits":{"memory_bytes":67108864,"cpus":1},"expiry":"2026-01-01T00:00:00Z","payment":{"methods":["embedded"],"rates":{"cpu_ns":"1/1000000"},"grace_s":10,"unpaid_timeout_s":60}}}`, "invalid count, limits or interval"},
 	{"usage", `{"v":1,"type":"usage","usage":{"any":"thing"}}`, ""},
@@ -143,6 +146,24 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 		}
 		if !errors.Is(got.Error, sentinel) {
 			t.Errorf("%v did not survive the wire: code %q", sentinel, got.Error.Code)
+		}
+	}
+}
+
+// TestCauseOmittedWhenEmpty: a message without a cause encodes as it did
+// before causes existed, so that a peer built before them decodes it
+// (unknown fields are rejected).
+func TestCauseOmittedWhenEmpty(t *testing.T) {
+	for _, m := range []Message{
+		{Type: TypeEnded, Ended: &Ended{ID: "zn-0123456789abcdef0", Reason: "gone"}},
+		{Type: TypeState, State: &LeaseState{ID: "zn-0123456789abcdef0", State: StateRunning}},
+	} {
+		b, err := Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "cause") {
+			t.Errorf("%s without a cause encodes as %s", m.Type, b)
 		}
 	}
 }

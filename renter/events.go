@@ -1,6 +1,10 @@
 package renter
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/zennet/zennet/proto"
+)
 
 // Event is something a rental tells its user while it runs: a command
 // prints it ("zennet: " and its String on stderr), a test inspects it.
@@ -26,10 +30,12 @@ type Dropped struct {
 	Released                      bool
 }
 
-// Ended is a lease its provider ended; ProvidersFault tells whether it
-// counts against the provider (and the host is replaced).
+// Ended is a lease its provider ended, why (Cause, and Reason for people);
+// ProvidersFault tells whether it counts against the provider (and the host
+// is replaced).
 type Ended struct {
 	Host, Lease, Provider, Reason string
+	Cause                         proto.EndCause
 	ProvidersFault                bool
 }
 

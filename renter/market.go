@@ -14,6 +14,7 @@ import (
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sshgate"
+	"github.com/zennet/zennet/terms"
 )
 
 // knownProviders loads the renter's directory, adds what the seeds know
@@ -125,7 +126,7 @@ func (r *Rental) askMarket(ctx context.Context, dir *market.Directory, count int
 				q.cand.Err = err
 				return
 			}
-			method, rates, calib, err := acceptTerms(o.Pay, offer)
+			method, rates, calib, err := terms.Accept(o.Pay, offer)
 			if err != nil {
 				c.Close()
 				q.cand.Err = fmt.Errorf("%w: %v", market.ErrRefused, err)
@@ -138,7 +139,7 @@ func (r *Rental) askMarket(ctx context.Context, dir *market.Directory, count int
 			if bid := demand.BidPerWorkMsat; bid > 0 && max(offer.Payment.ListPricePerWorkMsat, offer.Payment.PricePerWorkMsat) > bid {
 				q.cand.Countered = bid
 			}
-			q.cand.Score = relativeScore(calib)
+			q.cand.Score = terms.RelativeScore(calib)
 			q.cand.Methods = offer.Payment.Methods
 		}()
 	}

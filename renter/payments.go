@@ -2,7 +2,6 @@ package renter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,36 +10,8 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/pay"
-	"github.com/zennet/zennet/proto"
 )
-
-// acceptTerms checks an offer's payment terms and picks the method: the
-// first of the renter's that the provider accepts. Rates the provider says
-// are its price model's must be what its calibration gives. It returns
-// the provider's calibration set, if it offers one.
-func acceptTerms(preferred []string, offer proto.Offer) (string, pay.Rates, *bench.Set, error) {
-	var rates pay.Rates
-	if err := rates.UnmarshalJSON(offer.Payment.Rates); err != nil {
-		return "", rates, nil, fmt.Errorf("its offer's prices are malformed: %w", err)
-	}
-	var set *bench.Set
-	if len(offer.Payment.Calibration) > 0 {
-		var err error
-		if set, err = checkModelRates(offer, rates); err != nil {
-			return "", rates, nil, fmt.Errorf("its offer does not add up: %w", err)
-		}
-	}
-	method, err := pay.ChooseMethod(preferred, offer.Payment.Methods)
-	if err != nil {
-		return "", rates, nil, fmt.Errorf("%w (choose another with --pay)", err)
-	}
-	if method == pay.MethodLightning && offer.Payment.LightningNode == "" {
-		return "", rates, nil, errors.New("it offers lightning without naming its node")
-	}
-	return method, rates, set, nil
-}
 
 // openRenterLedger opens a session's own ledger: each renter process has
 // its own file, so that runs at once never wait for each other.

@@ -24,6 +24,7 @@ import (
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/session"
 	"github.com/zennet/zennet/sshgate"
+	"github.com/zennet/zennet/terms"
 )
 
 // Config is what to rent, from whom, and on which terms. The command line
@@ -213,7 +214,7 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 		var calib *bench.Set
 		offer, leases, err := c.Rent(ctx, o.demand(want),
 			func(offer proto.Offer) (string, error) {
-				method, rates, calib, err = acceptTerms(o.Pay, offer)
+				method, rates, calib, err = terms.Accept(o.Pay, offer)
 				return method, err
 			})
 		if len(leases) > 0 || err == nil {
@@ -474,7 +475,7 @@ func (r *Rental) Hold(ctx context.Context) error {
 			if fault {
 				r.note(el.c, market.Dropped(el.e.Reason))
 			}
-			r.emit(Ended{Host: name, Lease: el.e.ID, Provider: el.c.Addr, Reason: el.e.Reason, ProvidersFault: fault})
+			r.emit(Ended{Host: name, Lease: el.e.ID, Provider: el.c.Addr, Reason: el.e.Reason, Cause: el.e.Cause, ProvidersFault: fault})
 			if fault {
 				r.excluded[fingerprint(el.c)] = true
 				r.replace(ctx, []string{name})
@@ -504,10 +505,17 @@ func (r *Rental) Hold(ctx context.Context) error {
 	}
 }
 
-// providersFault tells whether a lease the provider ended counts against
-// it: not when the renter's host overran its memory or went unpaid.
+// providersFault tells, from its cause alone, whether a lease the provider
+// ended counts against it: not when the renter's host overran its memory
+// or went unpaid, nor when the renter ended it. Any other cause counts,
+// and so does one this renter cannot place (none, from a provider built
+// before causes, or one added since).
 func providersFault(e proto.Ended) bool {
-	return !strings.HasPrefix(e.Reason, "memory limit exceeded") && !strings.HasPrefix(e.Reason, sshgate.UnpaidReasonPrefix)
+	switch e.Cause {
+	case proto.EndMemoryExceeded, proto.EndUnpaid, proto.EndReleased, proto.EndRenterGone:
+		return false
+	}
+	return true
 }
 
 // forget removes lease id of c from the rental: its port closes and its

@@ -40,7 +40,7 @@ const verifiedKeyExt = "zennet-verified-key"
 type Gateway struct {
 	srv     *ssh.Server
 	leases  *lease.Manager
-	billing *Billing
+	billing Payments
 	gossip  *Gossip
 	log     *slog.Logger
 
@@ -50,6 +50,30 @@ type Gateway struct {
 	// handlers counts negotiation sessions still winding down: their
 	// leases' accounts close as they end.
 	handlers sync.WaitGroup
+}
+
+// Payments is the provider's payment policy as the gateway calls it
+// (billing.Billing is the real one): the gateway carries what it decides to
+// the renter and back, and decides nothing itself.
+type Payments interface {
+	// Terms are the payment terms offered with hosts reported every
+	// interval seconds, to a renter that bids bid msat per work (0: none).
+	Terms(interval int, bid float64) (proto.PaymentTerms, error)
+	// Open opens the account of a granted lease, paid by method on the
+	// terms offered; Close closes it once its renter has gone.
+	Open(le *lease.Lease, method string, terms proto.PaymentTerms) error
+	Close(id string) (pay.Receipt, error)
+	// Bill records a usage report and returns the payment request to send
+	// with it, if anything is due; Record records one without asking (the
+	// final report of a lease whose renter is gone).
+	Bill(ctx context.Context, rep meter.Report) (*pay.Request, error)
+	Record(ctx context.Context, rep meter.Report) error
+	// Enforce returns, after each report of lease id, a pause or resume to
+	// announce, or why the lease must end now.
+	Enforce(ctx context.Context, id string) (*proto.LeaseState, *proto.Ended)
+	// Confirm counts owner's proof of payment and returns the credit to
+	// send back, and a resume to announce if it lifts a pause.
+	Confirm(ctx context.Context, owner gossh.PublicKey, proof pay.Proof) (proto.Credit, *proto.LeaseState)
 }
 
 // GatewayOption configures a Gateway.
@@ -73,7 +97,7 @@ func WithIdleTimeout(d time.Duration) GatewayOption {
 
 // NewGateway returns a gateway that serves leases from m under hostKey,
 // billed and paid through b.
-func NewGateway(hostKey gossh.Signer, m *lease.Manager, b *Billing, opts ...GatewayOption) *Gateway {
+func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...GatewayOption) *Gateway {
 	g := &Gateway{leases: m, billing: b, log: slog.New(slog.DiscardHandler), conns: map[*gossh.ServerConn]time.Time{},
 		writers: map[string]*proto.Writer{}}
 	g.srv = &ssh.Server{
@@ -233,10 +257,10 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 	defer func() {
 		ctx := context.WithoutCancel(ctx)
 		for _, le := range g.leases.Holding(holder) {
-			if final, err := g.leases.End(ctx, le.ID, owner, "renter disconnected"); err != nil {
+			if final, err := g.leases.End(ctx, le.ID, owner, proto.EndRenterGone); err != nil {
 				log.Error("end lease", "lease", le.ID, "err", err)
 			} else if final != nil {
-				if _, err := g.billing.bill(ctx, *final, false); err != nil {
+				if err := g.billing.Record(ctx, *final); err != nil {
 					log.Error("bill final report", "lease", le.ID, "err", err)
 				}
 			}
@@ -256,11 +280,11 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 	// just before the lease ends must not reach the renter after the
 	// final one (it would read as a sequence going backwards).
 	var reportMu sync.Mutex
-	g.leases.Notify(holder, func(id, reason string, final *meter.Report) {
+	g.leases.Notify(holder, func(e proto.Ended, final *meter.Report) {
 		reportMu.Lock()
 		g.sendFinal(ctx, w, final, log)
 		reportMu.Unlock()
-		w.Send(proto.Message{Type: proto.TypeEnded, Ended: &proto.Ended{ID: id, Reason: reason}})
+		w.Send(proto.Message{Type: proto.TypeEnded, Ended: &e})
 	})
 	defer g.leases.Notify(holder, nil)
 	// Usage reports go out every agreed interval, from the first grant on.
@@ -327,7 +351,7 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 			for _, id := range m.Release.IDs {
 				// A release completes even if the renter hangs up meanwhile.
 				reportMu.Lock()
-				final, err := g.leases.End(context.WithoutCancel(ctx), id, owner, "released by renter")
+				final, err := g.leases.End(context.WithoutCancel(ctx), id, owner, proto.EndReleased)
 				if err == nil {
 					g.sendFinal(ctx, w, final, log)
 				}
@@ -361,11 +385,11 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 				break
 			}
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			credit, act := g.billing.Confirm(cctx, owner, proof)
+			credit, resumed := g.billing.Confirm(cctx, owner, proof)
 			cancel()
 			reply = append(reply, proto.Message{Type: proto.TypeCredit, Credit: &credit})
-			if act.State != nil {
-				reply = append(reply, proto.Message{Type: proto.TypeState, State: act.State})
+			if resumed != nil {
+				reply = append(reply, proto.Message{Type: proto.TypeState, State: resumed})
 			}
 		default:
 			reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: unexpected %s message", proto.ErrBadRequest, m.Type)))
@@ -414,7 +438,7 @@ func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder strin
 	}
 	if err != nil {
 		for _, le := range granted {
-			g.leases.End(context.WithoutCancel(ctx), le.ID, owner, "payment could not be set up")
+			g.leases.End(context.WithoutCancel(ctx), le.ID, owner, proto.EndPaymentSetup)
 		}
 		return nil, fmt.Errorf("set up payments: %w", err)
 	}
@@ -426,7 +450,7 @@ func (g *Gateway) sendFinal(ctx context.Context, w *proto.Writer, final *meter.R
 	if final == nil {
 		return
 	}
-	req, err := g.billing.bill(context.WithoutCancel(ctx), *final, true)
+	req, err := g.billing.Bill(context.WithoutCancel(ctx), *final)
 	if err != nil {
 		log.Error("bill final report", "lease", final.Lease, "err", err)
 	}
@@ -463,15 +487,15 @@ func (g *Gateway) report(ctx context.Context, holder string, every time.Duration
 			if err != nil {
 				return
 			}
-			act := g.billing.Enforce(ctx, le.ID)
-			if act.State != nil {
-				if err := w.Send(proto.Message{Type: proto.TypeState, State: act.State}); err != nil {
+			state, end := g.billing.Enforce(ctx, le.ID)
+			if state != nil {
+				if err := w.Send(proto.Message{Type: proto.TypeState, State: state}); err != nil {
 					return
 				}
 			}
-			if act.End != "" {
-				log.Warn("ending unpaid lease", "lease", le.ID, "reason", act.End)
-				if err := g.leases.Terminate(context.WithoutCancel(ctx), le.ID, act.End); err != nil {
+			if end != nil {
+				log.Warn("ending unpaid lease", "lease", le.ID, "cause", end.Cause, "reason", end.Reason)
+				if err := g.leases.Terminate(context.WithoutCancel(ctx), le.ID, end.Cause, end.Reason); err != nil {
 					log.Error("end unpaid lease", "lease", le.ID, "err", err)
 				}
 			}

@@ -2,40 +2,25 @@ package sshgate_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/zennet/zennet/internal/testenv"
+	"github.com/zennet/zennet/billing"
+	"github.com/zennet/zennet/internal/testprovider"
 	"github.com/zennet/zennet/lease"
-	"github.com/zennet/zennet/meter"
-	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/sshgate"
 )
 
-func newSigner(t testing.TB) gossh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func newSigner(t testing.TB) gossh.Signer { return testprovider.NewSigner(t) }
 
 // startProvider runs a real gateway with real runsc sandboxes on loopback.
 func startProvider(t *testing.T) (addr string) {
@@ -56,66 +41,19 @@ type testProvider struct {
 	addr    string
 	rt      *sandbox.Runtime
 	leases  *lease.Manager
-	billing *sshgate.Billing
+	billing *billing.Billing
 	ledger  *pay.Ledger
 }
 
 // payEmbedded accepts any offer, to be paid by the embedded channel.
 func payEmbedded(proto.Offer) (string, error) { return pay.MethodEmbedded, nil }
 
-// startBilledProvider runs a provider with capacity c whose billing
-// configure may adjust (nil: a CPU rate of 1 msat per µs).
-func startBilledProvider(t testing.TB, c lease.Capacity, configure func(*sshgate.BillingConfig)) testProvider {
+// startBilledProvider runs a provider with capacity c (testprovider.Start)
+// whose billing configure may adjust.
+func startBilledProvider(t testing.TB, c lease.Capacity, configure func(*billing.Config)) testProvider {
 	t.Helper()
-	runsc, image := testenv.Runtime(t)
-	dir := t.TempDir()
-	nets, err := netsandbox.New(netsandbox.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: image, StateDir: filepath.Join(dir, "sb"), Networks: nets})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostKey := newSigner(t)
-	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: testenv.AgentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: hostKey,
-		Capacity: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger, err := pay.Open(filepath.Join(dir, "ledger.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc := sshgate.BillingConfig{Ledger: ledger, Leases: mgr, HostKey: hostKey}
-	if err := bc.Rates.Set(meter.CPU, "1/1000"); err != nil {
-		t.Fatal(err)
-	}
-	if configure != nil {
-		configure(&bc)
-	}
-	billing, err := sshgate.NewBilling(bc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := sshgate.NewGateway(hostKey, mgr, billing)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go gw.Serve(l)
-	t.Cleanup(func() {
-		gw.Shutdown(context.Background())
-		if err := mgr.Shutdown(context.Background()); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := rt.Close(); err != nil {
-			t.Errorf("close runtime: %v", err)
-		}
-		nets.Close()
-		ledger.Close()
-	})
-	return testProvider{addr: l.Addr().String(), rt: rt, leases: mgr, billing: billing, ledger: ledger}
+	p := testprovider.Start(t, c, configure)
+	return testProvider{addr: p.Addr, rt: p.Runtime, leases: p.Leases, billing: p.Billing, ledger: p.Ledger}
 }
 
 // offerOnly offers a public key it does not hold: the server sees the key

@@ -22,6 +22,9 @@ const module = "github.com/zennet/zennet"
 var (
 	adapters = []string{"cli", "sshgate", "tui", "control"}
 	roles    = []string{"renter", "provider", "taskrun"}
+	// testSupport are imported by tests only: they start real parts
+	// (providers, runtimes) for tests of any layer.
+	testSupport = []string{"internal/testenv", "internal/benchenv", "internal/testprovider"}
 )
 
 func layer(pkg string) string {
@@ -34,6 +37,8 @@ func layer(pkg string) string {
 		return "adapter"
 	case slices.Contains(roles, pkg):
 		return "role"
+	case slices.Contains(testSupport, pkg):
+		return "test"
 	case strings.HasPrefix(pkg, "internal/"):
 		return "internal"
 	}
@@ -106,6 +111,8 @@ func TestImportRules(t *testing.T) {
 			return "a domain package never imports an adapter or a role"
 		case lf == "role" && (to == "cli" || to == "tui"):
 			return "a role never imports the command line or the TUI"
+		case lt == "test" && lf != "test":
+			return "test support is for tests only"
 		}
 		return ""
 	}
@@ -133,7 +140,7 @@ func TestImportRules(t *testing.T) {
 func TestLayers(t *testing.T) {
 	for pkg, want := range map[string]string{
 		"cli": "adapter", "sshgate": "adapter", "renter": "role", "taskrun": "role",
-		"meter": "domain", "agent": "guest", "pay": "domain", "internal/sshsig": "internal", "cmd/zennet": "main",
+		"meter": "domain", "agent": "guest", "pay": "domain", "internal/sshsig": "internal", "cmd/zennet": "main", "internal/testenv": "test",
 	} {
 		if got := layer(pkg); got != want {
 			t.Errorf("layer(%q) = %q, want %q", pkg, got, want)

@@ -1,7 +1,8 @@
-package renter
+package terms
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func modelOffer(t *testing.T, price float64) (proto.Offer, pay.Rates) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rates, m, err := modelRates(set, price)
+	rates, m, err := ModelRates(set, price)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func modelOffer(t *testing.T, price float64) (proto.Offer, pay.Rates) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cal, err := calibrationJSON(set)
+	cal, err := CalibrationJSON(set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,9 +68,9 @@ func TestModelRatesScaleWithPrice(t *testing.T) {
 	priced(t, r1)
 }
 
-func TestAcceptTermsChecksModelRates(t *testing.T) {
+func TestAcceptChecksModelRates(t *testing.T) {
 	offer, rates := modelOffer(t, 100)
-	method, got, set, err := acceptTerms([]string{pay.MethodEmbedded}, offer)
+	method, got, set, err := Accept([]string{pay.MethodEmbedded}, offer)
 	if err != nil || method != pay.MethodEmbedded || set == nil || !got.Equal(&rates) {
 		t.Fatalf("honest offer: method %q, set %v, err %v", method, set != nil, err)
 	}
@@ -86,19 +87,46 @@ func TestAcceptTermsChecksModelRates(t *testing.T) {
 	}
 	bad := offer
 	bad.Payment.Rates, _ = json.Marshal(inflated)
-	if _, _, _, err := acceptTerms([]string{pay.MethodEmbedded}, bad); err == nil || !strings.Contains(err.Error(), "its rate for "+c.Name()) {
+	if _, _, _, err := Accept([]string{pay.MethodEmbedded}, bad); err == nil || !strings.Contains(err.Error(), "its rate for "+c.Name()) {
 		t.Fatalf("inflated cpu rate: err = %v", err)
 	}
 
 	// A calibration changed after it was signed.
 	tampered := offer
 	tampered.Payment.Calibration = []byte(strings.Replace(string(offer.Payment.Calibration), `"score":`, `"score":1`, 1))
-	if _, _, _, err := acceptTerms([]string{pay.MethodEmbedded}, tampered); err == nil || !strings.Contains(err.Error(), "calibration") {
+	if _, _, _, err := Accept([]string{pay.MethodEmbedded}, tampered); err == nil || !strings.Contains(err.Error(), "calibration") {
 		t.Fatalf("tampered calibration: err = %v", err)
 	}
 
 	// No common method.
-	if _, _, _, err := acceptTerms([]string{pay.MethodLightning}, offer); err == nil || !strings.Contains(err.Error(), "--pay") {
+	if _, _, _, err := Accept([]string{pay.MethodLightning}, offer); err == nil || !strings.Contains(err.Error(), "--pay") {
 		t.Fatalf("no common method: err = %v", err)
+	}
+}
+
+func TestCounterPrice(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		list, floor, bid, want float64
+		ok                     bool
+	}{
+		{"met at the bid", 150, 80, 100, 100, true},
+		{"met at the floor", 150, 80, 50, 80, true},
+		{"bid at the floor", 150, 80, 80, 80, true},
+		{"bid at the price", 150, 80, 150, 150, false},
+		{"bid above the price changes nothing", 150, 80, 200, 150, false},
+		{"no floor: no bargaining", 150, 0, 100, 150, false},
+		{"floor at the price", 150, 150, 100, 150, false},
+		{"no bid", 150, 80, 0, 150, false},
+		{"negative bid", 150, 80, -5, 150, false},
+		{"flat rates", 0, 80, 100, 0, false},
+		{"NaN bid", 150, 80, math.NaN(), 150, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := CounterPrice(tc.list, tc.floor, tc.bid)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("CounterPrice(%v, %v, %v) = %v, %v; want %v, %v", tc.list, tc.floor, tc.bid, got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }

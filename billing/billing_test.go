@@ -1,8 +1,7 @@
-package sshgate_test
+package billing_test
 
 import (
 	"context"
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,14 +9,19 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/billing"
+	"github.com/zennet/zennet/internal/testprovider"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/renter"
 	"github.com/zennet/zennet/sshgate"
 )
 
 // payingRenter is a renter's side of one lease paid by the embedded
-// channel, kept by hand so that the test decides when to pay.
+// channel, kept by hand so that the test decides when to pay: the real
+// renter (the renter package, as TestPaymentOnRelease uses it) always pays
+// what its bill agrees to, and so never lets a bill go unpaid.
 type payingRenter struct {
 	t      *testing.T
 	c      *sshgate.Client
@@ -85,14 +89,14 @@ func (r *payingRenter) payLast(ctx context.Context) proto.Credit {
 // a bill goes unpaid past the grace, resumed when it is paid, and ended
 // when it goes unpaid past the timeout. Bad vouchers are refused.
 func TestPaymentEnforcement(t *testing.T) {
-	p := startBilledProvider(t, lease.Capacity{Leases: 2, Memory: 2 << 30, CPUs: 2, Disk: 8 << 30}, func(c *sshgate.BillingConfig) {
+	p := testprovider.Start(t, lease.Capacity{Leases: 2, Memory: 2 << 30, CPUs: 2, Disk: 8 << 30}, func(c *billing.Config) {
 		c.GraceIntervals = 2
 		c.UnpaidTimeout = 8 * time.Second
 	})
-	signer := newSigner(t)
+	signer := testprovider.NewSigner(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := sshgate.Dial(ctx, p.addr, sshgate.ClientConfig{Signer: signer, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	c, err := sshgate.Dial(ctx, p.Addr, sshgate.ClientConfig{Signer: signer, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,19 +129,19 @@ func TestPaymentEnforcement(t *testing.T) {
 
 	// Unpaid: the provider pauses the host and refuses connections to it.
 	paused := r.until(ctx, "a pause", func(ev sshgate.Event) bool { return ev.State != nil })
-	if paused.State.State != proto.StatePaused || !strings.HasPrefix(paused.State.Reason, "unpaid: ") {
+	if paused.State.State != proto.StatePaused || paused.State.Cause != proto.PauseUnpaid || !strings.HasPrefix(paused.State.Reason, "unpaid: ") {
 		t.Fatalf("state = %+v, want paused for want of payment", paused.State)
 	}
 	if _, err := c.OpenLease(le.ID); err == nil || !strings.Contains(err.Error(), "paused") {
 		t.Fatalf("connecting to a paused host: err = %v, want refused as paused", err)
 	}
-	if s, _ := p.leases.State(le.ID); s != lease.Paused {
+	if s, _ := p.Leases.State(le.ID); s != lease.Paused {
 		t.Fatalf("lease state = %v, want paused", s)
 	}
 
 	// A voucher signed by someone else, for this lease: refused, counted
 	// as a failure, nothing credited.
-	stranger := newSigner(t)
+	stranger := testprovider.NewSigner(t)
 	forged := pay.Voucher{Lease: le.ID, Payee: gossh.FingerprintSHA256(c.HostKey), Seq: 1, Total: r.last.Msat}
 	if err := forged.Sign(stranger); err != nil {
 		t.Fatal(err)
@@ -156,7 +160,7 @@ func TestPaymentEnforcement(t *testing.T) {
 		t.Fatalf("credit %+v, renter paid %d msat", credit, acct.Status().Paid)
 	}
 	resumed := r.until(ctx, "a resume", func(ev sshgate.Event) bool { return ev.State != nil })
-	if resumed.State.State != proto.StateRunning {
+	if resumed.State.State != proto.StateRunning || resumed.State.Cause != proto.PauseUnpaid {
 		t.Fatalf("state = %+v, want running", resumed.State)
 	}
 	st, err := c.OpenLease(le.ID)
@@ -183,14 +187,14 @@ func TestPaymentEnforcement(t *testing.T) {
 		}
 		return ev.Ended != nil
 	})
-	if !strings.HasPrefix(ended.Ended.Reason, "unpaid: ") || final == nil {
+	if ended.Ended.Cause != proto.EndUnpaid || !strings.HasPrefix(ended.Ended.Reason, "unpaid: ") || final == nil {
 		t.Fatalf("ended: %+v (final report %v), want ended for want of payment with a final report", ended.Ended, final != nil)
 	}
-	if left := p.leases.List(); len(left) != 0 {
+	if left := p.Leases.List(); len(left) != 0 {
 		t.Fatalf("%d leases left after the unpaid end", len(left))
 	}
 	// The provider's account agrees with the renter's on the bill.
-	ps, ok := p.billing.Status(le.ID)
+	ps, ok := p.Billing.Status(le.ID)
 	if !ok {
 		t.Fatal("provider closed the account while the renter is connected")
 	}
@@ -201,63 +205,52 @@ func TestPaymentEnforcement(t *testing.T) {
 	}
 }
 
-// TestPaymentOnRelease: releasing a lease bills its final report, the
-// renter pays it, and both sides' accounts agree to the msat.
+// TestPaymentOnRelease: the real renter (renter.Rent, Hold, Release) rents
+// a host, pays its reports as they come and releases it; the final report is
+// billed and paid, and both sides' accounts agree to the msat.
 func TestPaymentOnRelease(t *testing.T) {
-	p := startBilledProvider(t, lease.Capacity{Leases: 2, Memory: 2 << 30, CPUs: 2, Disk: 8 << 30}, nil)
-	signer := newSigner(t)
+	p := testprovider.Start(t, lease.Capacity{Leases: 2, Memory: 2 << 30, CPUs: 2, Disk: 8 << 30}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := sshgate.Dial(ctx, p.addr, sshgate.ClientConfig{Signer: signer, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	dir := t.TempDir()
+	r, err := renter.Rent(ctx, renter.Config{
+		ConfigDir: dir, Signer: testprovider.NewSigner(t), KeyPath: filepath.Join(dir, "id_ed25519"),
+		Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}, Providers: []string{p.Addr},
+		Interval: time.Second, Timeout: time.Minute, Pay: []string{pay.MethodEmbedded},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	offer, leases, err := c.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}, IntervalSeconds: 1}, payEmbedded)
-	if err != nil {
+	id := r.Hosts()[0].LeaseID
+	holdCtx, stop := context.WithCancel(ctx)
+	held := make(chan error, 1)
+	go func() { held <- r.Hold(holdCtx) }()
+	// Hold until the provider has counted a payment.
+	for {
+		if ps, ok := p.Billing.Status(id); ok && ps.Paid > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the provider counted no payment")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	if err := <-held; err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	if err := r.Release(ctx, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	var rates pay.Rates
-	if err := rates.UnmarshalJSON(offer.Payment.Rates); err != nil {
-		t.Fatal(err)
+	if len(r.Receipts()) != 1 {
+		t.Fatalf("%d receipts, want 1", len(r.Receipts()))
 	}
-	le := leases[0]
-	ledger, err := pay.Open(filepath.Join(t.TempDir(), "renter.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ledger.Close()
-	acct, err := ledger.OpenRenter(pay.RenterTerms{Lease: le.ID, Rates: rates}, pay.NewEmbeddedPayer(signer, le.ID, c.HostKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &payingRenter{t: t, c: c, lease: le, acct: acct}
-	r.until(ctx, "a payment request", func(ev sshgate.Event) bool { return ev.Usage != nil && ev.Usage.Request != nil })
-	r.payLast(ctx)
-	if err := c.Release(ctx, []string{le.ID}); err != nil {
-		t.Fatal(err)
-	}
-	final := r.until(ctx, "the final report", func(ev sshgate.Event) bool { return ev.Usage != nil && ev.Usage.Final })
-	if final.Usage.Request != nil {
-		r.payLast(ctx)
-	}
-	rs, err := acct.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, ok := p.billing.Status(le.ID)
-	if !ok {
-		t.Fatal("provider closed the account while the renter is connected")
-	}
-	if rs.Status.Billed == 0 || ps.Billed != rs.Status.Billed || ps.Paid != rs.Status.Paid || rs.Status.Due != 0 || ps.Unpaid != 0 {
-		t.Fatalf("after release: provider billed %d paid %d unpaid %d; renter billed %d paid %d due %d",
-			ps.Billed, ps.Paid, ps.Unpaid, rs.Status.Billed, rs.Status.Paid, rs.Status.Due)
-	}
+	rr := r.Receipts()[0]
+	rs := rr.Receipt.Status
 	// Once the renter hangs up, the provider closes its account.
-	c.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, open := p.billing.Status(le.ID); !open {
+		if _, open := p.Billing.Status(id); !open {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -265,35 +258,16 @@ func TestPaymentOnRelease(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	prc, err := p.ledger.Receipt(le.ID)
+	prc, err := p.Ledger.Receipt(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if prc.Status.Closed.IsZero() || prc.Status.Paid != rs.Status.Paid {
-		t.Fatalf("provider's receipt %+v", prc.Status)
+	ps := prc.Status
+	if rs.Billed == 0 || ps.Billed != rs.Billed || ps.Paid != rs.Paid || rs.Due != 0 || ps.Unpaid != 0 || rr.CreditedMsat != rs.Paid {
+		t.Fatalf("after release: provider billed %d paid %d unpaid %d; renter billed %d paid %d due %d, credited %d",
+			ps.Billed, ps.Paid, ps.Unpaid, rs.Billed, rs.Paid, rs.Due, rr.CreditedMsat)
 	}
-}
-
-func TestCounterPrice(t *testing.T) {
-	for _, tc := range []struct {
-		list, floor, bid, want float64
-		ok                     bool
-	}{
-		{150, 80, 100, 100, true}, // met at the bid
-		{150, 80, 50, 80, true},   // met at the floor
-		{150, 80, 80, 80, true},   // bid = floor
-		{150, 80, 150, 150, false},
-		{150, 80, 200, 150, false}, // a bid above the price changes nothing
-		{150, 0, 100, 150, false},  // no floor: no bargaining
-		{150, 150, 100, 150, false},
-		{150, 80, 0, 150, false},
-		{150, 80, -5, 150, false},
-		{0, 80, 100, 0, false}, // flat rates
-		{150, 80, math.NaN(), 150, false},
-	} {
-		got, ok := sshgate.CounterPrice(tc.list, tc.floor, tc.bid)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("CounterPrice(%v, %v, %v) = %v, %v; want %v, %v", tc.list, tc.floor, tc.bid, got, ok, tc.want, tc.ok)
-		}
+	if ps.Closed.IsZero() || rs.Closed.IsZero() {
+		t.Fatalf("accounts left open: provider closed %v, renter closed %v", ps.Closed, rs.Closed)
 	}
 }

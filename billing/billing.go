@@ -1,4 +1,11 @@
-package sshgate
+// Package billing is the provider's side of the payment loop: it offers
+// payment terms, opens an account per granted lease in the provider's
+// ledger, bills every signed usage report at the offered rates and asks the
+// renter for what is due, counts the proofs of payment that come back, and
+// pauses, resumes and ends hosts whose bills go unpaid. It speaks in proto
+// messages and knows nothing of SSH: the gateway (sshgate.Payments) carries
+// what it decides.
+package billing
 
 import (
 	"context"
@@ -7,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +24,7 @@ import (
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/terms"
 )
 
 // Payment defaults of a provider.
@@ -30,12 +37,8 @@ const (
 	DefaultUnpaidTimeout = time.Minute
 )
 
-// UnpaidReasonPrefix starts the pause reason of a host paused for want of
-// payment: only those does a payment resume.
-const UnpaidReasonPrefix = "unpaid"
-
-// BillingConfig configures a provider's Billing.
-type BillingConfig struct {
+// Config configures a provider's Billing.
+type Config struct {
 	Ledger *pay.Ledger
 	Leases *lease.Manager
 	// HostKey is the provider's host key: vouchers pay its fingerprint.
@@ -82,7 +85,7 @@ type BillingConfig struct {
 // counts the payments that come back, and pauses, resumes and ends hosts
 // whose bills go unpaid. Every step is recorded in the ledger first.
 type Billing struct {
-	cfg   BillingConfig
+	cfg   Config
 	rates json.RawMessage
 	log   *slog.Logger
 
@@ -103,8 +106,8 @@ type providerAccount struct {
 	ended  bool
 }
 
-// NewBilling returns a provider's Billing.
-func NewBilling(cfg BillingConfig) (*Billing, error) {
+// New returns a provider's Billing.
+func New(cfg Config) (*Billing, error) {
 	if cfg.Ledger == nil || cfg.Leases == nil || cfg.HostKey == nil {
 		return nil, errors.New("billing: ledger, lease manager and host key are required")
 	}
@@ -154,7 +157,7 @@ func (b *Billing) Terms(interval int, bid float64) (proto.PaymentTerms, error) {
 	}
 	t.Calibration, t.PricePerWorkMsat = b.cfg.Calibration, b.cfg.PricePerWork
 	list := b.cfg.PricePerWork
-	price, ok := CounterPrice(list, b.cfg.MinPricePerWork, bid)
+	price, ok := terms.CounterPrice(list, b.cfg.MinPricePerWork, bid)
 	if !ok {
 		return t, nil
 	}
@@ -178,18 +181,6 @@ func (b *Billing) Terms(interval int, bid float64) (proto.PaymentTerms, error) {
 	}
 	t.Rates, t.PricePerWorkMsat, t.ListPricePerWorkMsat = rates, price, list
 	return t, nil
-}
-
-// CounterPrice is the price per work a provider asking list, with floor
-// its least, offers a renter that bids bid: the bid or the floor, whichever
-// is higher, when the bid is below the list price and the floor is too;
-// ok is false when the list price stands (no bid, a bid at or above it, no
-// floor, flat rates).
-func CounterPrice(list, floor, bid float64) (price float64, ok bool) {
-	if !(bid > 0) || !(list > 0) || bid >= list || !(floor > 0) || floor >= list {
-		return list, false
-	}
-	return max(bid, floor), true
 }
 
 // Open opens the account of a granted lease, paid by method on terms.
@@ -239,6 +230,13 @@ func (b *Billing) Bill(ctx context.Context, rep meter.Report) (*pay.Request, err
 	return b.bill(ctx, rep, true)
 }
 
+// Record records lease rep.Lease's report without asking for payment: the
+// final report of a lease whose renter is gone.
+func (b *Billing) Record(ctx context.Context, rep meter.Report) error {
+	_, err := b.bill(ctx, rep, false)
+	return err
+}
+
 func (b *Billing) bill(ctx context.Context, rep meter.Report, ask bool) (*pay.Request, error) {
 	a := b.account(rep.Lease)
 	if a == nil {
@@ -265,88 +263,82 @@ func (b *Billing) bill(ctx context.Context, rep meter.Report, ask bool) (*pay.Re
 	return req, nil
 }
 
-// Action is what Enforce decided for a lease.
-type Action struct {
-	// State, if set, is a pause or resume to announce to the renter.
-	State *proto.LeaseState
-	// End, if set, is why the lease must end now.
-	End string
-}
-
 // Enforce pauses lease id's host when a payable bill has been unpaid for
-// longer than the grace, and asks for its end once overdue past the unpaid
-// timeout.
-func (b *Billing) Enforce(ctx context.Context, id string) Action {
+// longer than the grace, and resumes it once paid; it returns the pause or
+// resume to announce to the renter, if any. Once the bill is overdue past
+// the unpaid timeout it returns end instead: why the lease must end now.
+func (b *Billing) Enforce(ctx context.Context, id string) (state *proto.LeaseState, end *proto.Ended) {
 	a := b.account(id)
 	if a == nil {
-		return Action{}
+		return nil, nil
 	}
 	st := a.acct.Status()
 	now := b.cfg.Now()
 	if !st.Overdue(now, a.grace) {
-		return b.resumeIfPaid(ctx, id, a)
+		return b.resumeIfPaid(ctx, id, a), nil
 	}
 	if now.Sub(st.UnpaidSince) > a.expire {
 		b.note(a, market.Dropped("unpaid"))
-		return Action{End: fmt.Sprintf("%s: %d msat due for %s (the unpaid timeout is %s)",
-			UnpaidReasonPrefix, st.Unpaid, now.Sub(st.UnpaidSince).Round(time.Second), a.expire)}
+		return nil, &proto.Ended{ID: id, Cause: proto.EndUnpaid, Reason: fmt.Sprintf("unpaid: %d msat due for %s (the unpaid timeout is %s)",
+			st.Unpaid, now.Sub(st.UnpaidSince).Round(time.Second), a.expire)}
 	}
 	b.mu.Lock()
 	paused := a.paused
 	b.mu.Unlock()
 	if paused {
-		return Action{}
+		return nil, nil
 	}
 	if state, _ := b.cfg.Leases.State(id); state == lease.Paused {
-		return Action{} // the operator paused it: leave it to them
+		return nil, nil // the operator or the owner paused it: leave it to them
 	}
-	reason := fmt.Sprintf("%s: %d msat due since %s (grace %s)", UnpaidReasonPrefix, st.Unpaid,
-		st.UnpaidSince.Local().Format(time.TimeOnly), a.grace)
-	if err := b.cfg.Leases.Pause(ctx, id, reason); err != nil {
+	why := lease.Pause{Cause: proto.PauseUnpaid, Reason: fmt.Sprintf("unpaid: %d msat due since %s (grace %s)", st.Unpaid,
+		st.UnpaidSince.Local().Format(time.TimeOnly), a.grace)}
+	if err := b.cfg.Leases.Pause(ctx, id, why); err != nil {
 		b.log.Error("pause unpaid host", "lease", id, "err", err)
-		return Action{}
+		return nil, nil
 	}
 	b.mu.Lock()
 	a.paused = true
 	b.mu.Unlock()
 	b.note(a, market.LatePayment())
 	b.log.Warn("host paused: unpaid", "lease", id, "unpaid_msat", st.Unpaid, "since", st.UnpaidSince)
-	return Action{State: &proto.LeaseState{ID: id, State: proto.StatePaused, Reason: reason}}
+	return &proto.LeaseState{ID: id, State: proto.StatePaused, Cause: why.Cause, Reason: why.Reason}, nil
 }
 
-// resumeIfPaid resumes a host paused for want of payment once it is paid.
-func (b *Billing) resumeIfPaid(ctx context.Context, id string, a *providerAccount) Action {
+// resumeIfPaid resumes a host paused for want of payment once it is paid,
+// and returns the resume to announce.
+func (b *Billing) resumeIfPaid(ctx context.Context, id string, a *providerAccount) *proto.LeaseState {
 	b.mu.Lock()
 	paused := a.paused
 	b.mu.Unlock()
 	if !paused || a.acct.Status().Overdue(b.cfg.Now(), a.grace) {
-		return Action{}
+		return nil
 	}
-	if _, reason := b.cfg.Leases.State(id); !strings.HasPrefix(reason, UnpaidReasonPrefix) {
+	if _, why := b.cfg.Leases.State(id); why.Cause != proto.PauseUnpaid {
 		b.mu.Lock()
-		a.paused = false // the operator took over
+		a.paused = false // another writer of pauses took over
 		b.mu.Unlock()
-		return Action{}
+		return nil
 	}
 	if err := b.cfg.Leases.Resume(ctx, id); err != nil {
 		b.log.Error("resume paid host", "lease", id, "err", err)
-		return Action{}
+		return nil
 	}
 	b.mu.Lock()
 	a.paused = false
 	b.mu.Unlock()
 	b.log.Info("host resumed: paid", "lease", id)
-	return Action{State: &proto.LeaseState{ID: id, State: proto.StateRunning, Reason: "paid"}}
+	return &proto.LeaseState{ID: id, State: proto.StateRunning, Cause: proto.PauseUnpaid, Reason: "paid"}
 }
 
 // Confirm counts a renter's proof of payment for one of owner's leases and
 // returns the credit to send back, and a resume to announce if the payment
 // lifts a pause.
-func (b *Billing) Confirm(ctx context.Context, owner gossh.PublicKey, proof pay.Proof) (proto.Credit, Action) {
+func (b *Billing) Confirm(ctx context.Context, owner gossh.PublicKey, proof pay.Proof) (proto.Credit, *proto.LeaseState) {
 	a := b.account(proof.Lease)
 	if a == nil || a.owner == nil || owner == nil || !lease.KeysEqual(a.owner, owner) {
 		b.countFailure()
-		return proto.Credit{ID: proof.Lease, Refused: "no open account of this lease for this key"}, Action{}
+		return proto.Credit{ID: proof.Lease, Refused: "no open account of this lease for this key"}, nil
 	}
 	n, err := a.acct.Confirm(ctx, proof)
 	st := a.acct.Status()
@@ -355,7 +347,7 @@ func (b *Billing) Confirm(ctx context.Context, owner gossh.PublicKey, proof pay.
 		b.countFailure()
 		b.log.Warn("payment refused", "lease", proof.Lease, "err", err)
 		c.Refused = err.Error()
-		return c, Action{}
+		return c, nil
 	}
 	b.log.Debug("payment counted", "lease", proof.Lease, "msat", n, "paid_msat", st.Paid, "billed_msat", st.Billed)
 	if n > 0 && b.cfg.OnCredit != nil {

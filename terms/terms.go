@@ -1,7 +1,10 @@
-package renter
-
-// The offer's terms, as the provider computes them (cli/calibration.go has
-// the provider's copy until the terms package holds both).
+// Package terms is what renter and provider both compute from an offer's
+// payment terms: the price model's rates fitted from a calibration set at
+// a price per unit of work (the provider offers them, the renter refits and
+// checks them), the price of a counter-offer, the calibration set as an
+// offer carries it, and a set's work relative to the reference machine's.
+// Accept is the renter's whole check of an offer's terms.
+package terms
 
 import (
 	"encoding/json"
@@ -17,13 +20,13 @@ import (
 	"github.com/zennet/zennet/proto"
 )
 
-// modelRates fits the price model of a calibration set at price msat per
+// ModelRates fits the price model of a calibration set at price msat per
 // reference CPU-second of work (pricing.Prices.PerReferenceCPUSecond: the
 // work a step does is worth what the reference machine spends on it in
 // CPU time), and returns its rates as agreed
 // rates. Provider and renter compute the same: the renter checks the
 // provider's offered rates with it.
-func modelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Model, error) {
+func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Model, error) {
 	var rates pay.Rates
 	cal, err := bench.CalibrationOf(set)
 	if err != nil {
@@ -54,10 +57,10 @@ func modelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Model, error
 	return rates, m, nil
 }
 
-// checkModelRates checks that an offer's rates are those its calibration
+// CheckModelRates checks that an offer's rates are those its calibration
 // and price give, to a relative 1e-6 (another build may round the last
 // digits differently). It returns the offered set.
-func checkModelRates(offer proto.Offer, offered pay.Rates) (*bench.Set, error) {
+func CheckModelRates(offer proto.Offer, offered pay.Rates) (*bench.Set, error) {
 	set, err := bench.Decode(offer.Payment.Calibration)
 	if err != nil {
 		return nil, fmt.Errorf("its calibration set: %w", err)
@@ -68,7 +71,7 @@ func checkModelRates(offer proto.Offer, offered pay.Rates) (*bench.Set, error) {
 	if offer.Payment.PricePerWorkMsat <= 0 {
 		return set, nil
 	}
-	want, _, err := modelRates(set, offer.Payment.PricePerWorkMsat)
+	want, _, err := ModelRates(set, offer.Payment.PricePerWorkMsat)
 	if err != nil {
 		return nil, fmt.Errorf("pricing its calibration: %w", err)
 	}
@@ -83,10 +86,10 @@ func checkModelRates(offer proto.Offer, offered pay.Rates) (*bench.Set, error) {
 	return set, nil
 }
 
-// relativeScore is a calibration's work relative to the reference
+// RelativeScore is a calibration's work relative to the reference
 // machine's: the geometric mean, over the steps both ran, of the ratio of
 // their scores (market.RelativeScore). 0 when there is nothing to compare.
-func relativeScore(set *bench.Set) float64 {
+func RelativeScore(set *bench.Set) float64 {
 	if set == nil {
 		return 0
 	}
@@ -114,8 +117,8 @@ func relativeScore(set *bench.Set) float64 {
 	return score
 }
 
-// calibrationJSON encodes a set for an offer.
-func calibrationJSON(set *bench.Set) (json.RawMessage, error) {
+// CalibrationJSON encodes a set for an offer.
+func CalibrationJSON(set *bench.Set) (json.RawMessage, error) {
 	if set == nil {
 		return nil, nil
 	}
@@ -127,4 +130,43 @@ func calibrationJSON(set *bench.Set) (json.RawMessage, error) {
 		return nil, errors.New("the calibration set is too large to offer")
 	}
 	return json.RawMessage(b), nil
+}
+
+// CounterPrice is the price per work a provider asking list, with floor
+// its least, offers a renter that bids bid: the bid or the floor, whichever
+// is higher, when the bid is below the list price and the floor is too;
+// ok is false when the list price stands (no bid, a bid at or above it, no
+// floor, flat rates).
+func CounterPrice(list, floor, bid float64) (price float64, ok bool) {
+	if !(bid > 0) || !(list > 0) || bid >= list || !(floor > 0) || floor >= list {
+		return list, false
+	}
+	return max(bid, floor), true
+}
+
+// Accept checks an offer's payment terms for a renter that can pay by
+// preferred (its methods, preferred first) and picks the method: the
+// first of the renter's that the provider accepts. Rates the provider says
+// are its price model's must be what its calibration gives. It returns the
+// provider's calibration set, if it offers one.
+func Accept(preferred []string, offer proto.Offer) (string, pay.Rates, *bench.Set, error) {
+	var rates pay.Rates
+	if err := rates.UnmarshalJSON(offer.Payment.Rates); err != nil {
+		return "", rates, nil, fmt.Errorf("its offer's prices are malformed: %w", err)
+	}
+	var set *bench.Set
+	if len(offer.Payment.Calibration) > 0 {
+		var err error
+		if set, err = CheckModelRates(offer, rates); err != nil {
+			return "", rates, nil, fmt.Errorf("its offer does not add up: %w", err)
+		}
+	}
+	method, err := pay.ChooseMethod(preferred, offer.Payment.Methods)
+	if err != nil {
+		return "", rates, nil, fmt.Errorf("%w (choose another with --pay)", err)
+	}
+	if method == pay.MethodLightning && offer.Payment.LightningNode == "" {
+		return "", rates, nil, errors.New("it offers lightning without naming its node")
+	}
+	return method, rates, set, nil
 }

@@ -1,12 +1,10 @@
-package cli
+package provider
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -23,20 +21,17 @@ import (
 	"github.com/zennet/zennet/sandbox"
 )
 
-// DefaultPricePerWork is a provider's price unless told otherwise: 100 msat
-// (0.1 sat) for the work the reference machine does in one CPU-second.
-const DefaultPricePerWork = 100
-
 // calibrationDir is where this machine's calibrations are cached, by
 // hardware fingerprint: shared by every provider on the machine (the
 // fingerprint covers the CPU, memory, kernel, runsc build and platform).
-func calibrationDir() string { return filepath.Join(defaultCacheDir(), "calibration") }
+func calibrationDir(cacheDir string) string { return filepath.Join(cacheDir, "calibration") }
 
-// providerCalibration returns the calibration the provider offers: "off"
-// none; "auto" this machine's, running the canonical suite on first start
-// (and after a hardware change) with the reference run's steps; otherwise
-// the set in that file, e.g. one a benchmarker published.
-func providerCalibration(ctx context.Context, o *provideOptions, rt *sandbox.Runtime, runsc, agent string, hostKey gossh.Signer, log *slog.Logger) (*bench.Set, error) {
+// calibration returns the calibration the provider offers: "off" none;
+// "auto" this machine's, running the canonical suite on first start (and
+// after a hardware change) with the reference run's steps; otherwise the
+// set in that file, e.g. one a benchmarker published.
+func (p *Provider) calibration(ctx context.Context, rt *sandbox.Runtime, hostKey gossh.Signer) (*bench.Set, error) {
+	o, runsc, agent, log := p.cfg, p.runsc, p.agent, p.log
 	switch o.Calibration {
 	case "off":
 		return nil, nil
@@ -55,7 +50,7 @@ func providerCalibration(ctx context.Context, o *provideOptions, rt *sandbox.Run
 		}
 		return set, nil
 	}
-	dir := calibrationDir()
+	dir := calibrationDir(o.CacheDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -67,7 +62,7 @@ func providerCalibration(ctx context.Context, o *provideOptions, rt *sandbox.Run
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		fmt.Fprintln(o.IO.ErrOut, "zennet: waiting for another provider calibrating this machine ...")
+		p.emit(CalibrationWaiting{})
 		if err := flockCtx(ctx, lock); err != nil {
 			return nil, err
 		}
@@ -77,9 +72,9 @@ func providerCalibration(ctx context.Context, o *provideOptions, rt *sandbox.Run
 		return nil, err
 	}
 	start := time.Now()
-	opts.Progress = func(p bench.Progress) {
-		if p.Done == nil && p.Step == 1 {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: calibrating this machine: %d steps of the canonical benchmark suite in a sandbox, once per machine (about a minute) ...\n", p.Steps)
+	opts.Progress = func(pr bench.Progress) {
+		if pr.Done == nil && pr.Step == 1 {
+			p.emit(Calibrating{Steps: pr.Steps})
 		}
 	}
 	set, ran, err := bench.EnsureCalibration(ctx, bench.EnsureConfig{
@@ -92,7 +87,7 @@ func providerCalibration(ctx context.Context, o *provideOptions, rt *sandbox.Run
 		return nil, fmt.Errorf("calibrate this machine: %w (or start with --calibration off, or --calibration FILE)", err)
 	}
 	if ran {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: calibrated in %s\n", time.Since(start).Round(time.Second))
+		p.emit(Calibrated{Took: time.Since(start)})
 	}
 	return set, nil
 }
@@ -148,35 +143,6 @@ func modelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Model, error
 	return rates, m, nil
 }
 
-// checkModelRates checks that an offer's rates are those its calibration
-// and price give, to a relative 1e-6 (another build may round the last
-// digits differently). It returns the offered set.
-func checkModelRates(offer proto.Offer, offered pay.Rates) (*bench.Set, error) {
-	set, err := bench.Decode(offer.Payment.Calibration)
-	if err != nil {
-		return nil, fmt.Errorf("its calibration set: %w", err)
-	}
-	if err := set.Verify(); err != nil {
-		return nil, fmt.Errorf("its calibration set: %w", err)
-	}
-	if offer.Payment.PricePerWorkMsat <= 0 {
-		return set, nil
-	}
-	want, _, err := modelRates(set, offer.Payment.PricePerWorkMsat)
-	if err != nil {
-		return nil, fmt.Errorf("pricing its calibration: %w", err)
-	}
-	for c := meter.Counter(0); c < meter.NumCounters; c++ {
-		w, _ := want.Rate(c).Float64()
-		g, _ := offered.Rate(c).Float64()
-		if math.Abs(w-g) > 1e-6*math.Max(math.Abs(w), math.Abs(g)) {
-			return nil, fmt.Errorf("its rate for %s is %s msat, its own calibration at %g msat per unit of work gives %s",
-				c.Name(), offered.String(c), offer.Payment.PricePerWorkMsat, want.String(c))
-		}
-	}
-	return set, nil
-}
-
 // calibrationJSON encodes a set for an offer.
 func calibrationJSON(set *bench.Set) (json.RawMessage, error) {
 	if set == nil {
@@ -222,9 +188,3 @@ func relativeScore(set *bench.Set) float64 {
 	}
 	return score
 }
-
-// defaultPowBits is the proof of work asked of market announcements unless
-// told otherwise: 2^16 hashes, some tens of milliseconds for an honest
-// provider announcing itself once a minute, a real cost for a spammer
-// minting thousands of identities.
-const defaultPowBits = 16

@@ -48,10 +48,10 @@ on every host over ssh, then releases them and exits.`,
 	f.DurationVar(&o.rent.Timeout, "timeout", 2*time.Minute, "give up leasing after this long")
 	f.DurationVar(&o.rent.Interval, "interval", 5*time.Second, "how often providers report usage")
 	f.StringVar(&o.Exec, "exec", "", "run this command on every host, then release and exit")
-	f.StringVar(&o.provide.Runsc, "runsc", o.provide.Runsc, "runsc binary")
-	f.StringVar(&o.provide.Image, "image", o.provide.Image, "root filesystem of the sandboxes")
-	f.StringVar(&o.provide.AgentBinary, "agent-binary", o.provide.AgentBinary, "static zennet binary bound into sandboxes")
-	f.StringVar(&o.provide.Platform, "platform", o.provide.Platform, "runsc platform")
+	f.StringVar(&o.provide.cfg.Runsc, "runsc", o.provide.cfg.Runsc, "runsc binary")
+	f.StringVar(&o.provide.cfg.Image, "image", o.provide.cfg.Image, "root filesystem of the sandboxes")
+	f.StringVar(&o.provide.cfg.AgentBinary, "agent-binary", o.provide.cfg.AgentBinary, "static zennet binary bound into sandboxes")
+	f.StringVar(&o.provide.cfg.Platform, "platform", o.provide.cfg.Platform, "runsc platform")
 	return cmd
 }
 
@@ -73,14 +73,14 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 	failed := make(chan error, o.Providers)
 	for i := range o.Providers {
 		po := o.provide
-		po.Listen = "127.0.0.1:0"
-		po.DataDir = filepath.Join(defaultDataDir(), "demo", "provider-"+strconv.Itoa(i+1))
-		po.MaxLeases = per
-		po.CPUs = float64(per) * o.rent.CPUs
+		po.cfg.Listen = "127.0.0.1:0"
+		po.cfg.DataDir = filepath.Join(defaultDataDir(), "demo", "provider-"+strconv.Itoa(i+1))
+		po.cfg.MaxLeases = per
+		po.cfg.CPUs = float64(per) * o.rent.CPUs
 		guest := max(o.rent.memoryBytesOr(), 64<<20)
 		po.Memory = strconv.FormatInt(int64(per)*(guest+sandbox.MemoryOverhead(guest)), 10)
 		// Local providers on loopback: no market of the environment's.
-		po.Peers, po.Announce = nil, ""
+		po.cfg.Peers, po.cfg.Announce = nil, ""
 		if err := po.Validate(); err != nil {
 			return err
 		}

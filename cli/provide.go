@@ -17,81 +17,44 @@ import (
 	"github.com/zennet/zennet/provider"
 )
 
+// provideOptions are 'zennet provide's flags: those the provider takes
+// as they are bound to its Config, the others parsed into it by Validate.
 type provideOptions struct {
-	IO          IOStreams
-	G           *globalOptions
-	Listen      string
-	DataDir     string
-	Runsc       string
-	Image       string
-	Platform    string
-	AgentBinary string
-	ServeBinary string
-	MaxLeases   int
-	Memory      string
-	CPUs        float64
-	Disk        string
-	Pids        int64
-	Egress      string
-	Publish     []string
-	JSON        bool
-	Rates       []string
-	MinPayment  uint64
-	Grace       int
-	Unpaid      time.Duration
-	Lightning   bool
-	LND         lndFlags
-	Metrics     string
-	TUI         bool
-	Calibration string
-	PerWork     float64
-	MinPerWork  float64
-	Peers       []string
-	Announce    string
-	PowBits     uint
-	Every       time.Duration
-	WhenIdle    bool
-	BusyAbove   string
-	IdleBelow   string
-	BusyFor     time.Duration
-	IdleFor     time.Duration
-	Throttle    float64
+	IO   IOStreams
+	G    *globalOptions
+	cfg  provider.Config
+	JSON bool
+	TUI  bool
 
-	// cfg is what Validate makes of the flags.
-	cfg provider.Config
+	Memory, Disk string
+	Egress       string
+	Publish      []string
+	Rates        []string
+	Lightning    bool
+	LND          lndFlags
+
+	WhenIdle             bool
+	BusyAbove, IdleBelow string
+	BusyFor, IdleFor     time.Duration
+	Throttle             float64
 }
 
 // newProvideOptions returns the provider's defaults (provider.DefaultConfig,
 // the default paths, the environment): the flags' defaults, and the demo's
 // providers'.
 func newProvideOptions(io IOStreams, g *globalOptions) *provideOptions {
-	def := provider.DefaultConfig()
-	return &provideOptions{IO: io, G: g,
-		Listen:      envOr("ZENNET_LISTEN", def.Listen),
-		DataDir:     defaultProviderDataDir(),
-		Runsc:       envOr("ZENNET_RUNSC", ""),
-		Image:       envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")),
-		Platform:    envOr("ZENNET_PLATFORM", ""),
-		AgentBinary: envOr("ZENNET_AGENT_BINARY", ""),
-		ServeBinary: envOr("ZENNET_SERVE_BINARY", ""),
-		MaxLeases:   def.MaxLeases,
-		CPUs:        def.CPUs,
-		Pids:        def.Pids,
-		Egress:      envOr("ZENNET_EGRESS", def.Egress.String()),
-		PerWork:     def.PricePerWork,
-		MinPerWork:  def.MinPricePerWork,
-		Peers:       splitList(os.Getenv("ZENNET_PEERS")),
-		Announce:    envOr("ZENNET_ANNOUNCE", def.Announce),
-		BusyAbove:   idle.DefaultBusyAbove.String(),
-		IdleBelow:   idle.DefaultIdleBelow.String(),
-		BusyFor:     idle.DefaultBusyFor,
-		IdleFor:     idle.DefaultIdleFor,
-		Every:       def.AnnounceEvery,
-		PowBits:     def.PowBits,
-		Calibration: envOr("ZENNET_CALIBRATION", def.Calibration),
-		MinPayment:  def.MinPayment,
-		Grace:       def.Grace,
-		Unpaid:      def.UnpaidTimeout,
+	c := provider.DefaultConfig()
+	c.Listen = envOr("ZENNET_LISTEN", c.Listen)
+	c.DataDir, c.CacheDir = defaultProviderDataDir(), defaultCacheDir()
+	c.Runsc, c.Platform = os.Getenv("ZENNET_RUNSC"), os.Getenv("ZENNET_PLATFORM")
+	c.Image = envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm"))
+	c.AgentBinary, c.ServeBinary = os.Getenv("ZENNET_AGENT_BINARY"), os.Getenv("ZENNET_SERVE_BINARY")
+	c.Peers, c.Announce = splitList(os.Getenv("ZENNET_PEERS")), os.Getenv("ZENNET_ANNOUNCE")
+	c.Calibration = envOr("ZENNET_CALIBRATION", c.Calibration)
+	return &provideOptions{IO: io, G: g, cfg: c,
+		Egress:    envOr("ZENNET_EGRESS", c.Egress.String()),
+		BusyAbove: idle.DefaultBusyAbove.String(), IdleBelow: idle.DefaultIdleBelow.String(),
+		BusyFor: idle.DefaultBusyFor, IdleFor: idle.DefaultIdleFor,
 	}
 }
 
@@ -113,41 +76,41 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Listen, "listen", o.Listen, "address of the SSH gateway")
-	f.StringVar(&o.DataDir, "data-dir", o.DataDir, "provider state: host key, leases, sandboxes (env ZENNET_DATA_DIR)")
-	f.StringVar(&o.Runsc, "runsc", o.Runsc, "runsc binary (default: the pinned build in the cache, then PATH)")
-	f.StringVar(&o.Image, "image", o.Image, "root filesystem of the sandboxes (built with mmdebstrap if missing)")
-	f.StringVar(&o.Platform, "platform", o.Platform, "runsc platform: systrap (default), ptrace or kvm")
-	f.StringVar(&o.AgentBinary, "agent-binary", o.AgentBinary, "static zennet binary bound into sandboxes (default: this binary)")
-	f.StringVar(&o.ServeBinary, "serve-binary", o.ServeBinary, "static zennet-agent binary that serves each SSH connection inside a sandbox (default: zennet-agent next to the agent binary, else the agent binary itself)")
-	f.IntVar(&o.MaxLeases, "max-leases", o.MaxLeases, "most leases at once")
+	f.StringVar(&o.cfg.Listen, "listen", o.cfg.Listen, "address of the SSH gateway")
+	f.StringVar(&o.cfg.DataDir, "data-dir", o.cfg.DataDir, "provider state: host key, leases, sandboxes (env ZENNET_DATA_DIR)")
+	f.StringVar(&o.cfg.Runsc, "runsc", o.cfg.Runsc, "runsc binary (default: the pinned build in the cache, then PATH)")
+	f.StringVar(&o.cfg.Image, "image", o.cfg.Image, "root filesystem of the sandboxes (built with mmdebstrap if missing)")
+	f.StringVar(&o.cfg.Platform, "platform", o.cfg.Platform, "runsc platform: systrap (default), ptrace or kvm")
+	f.StringVar(&o.cfg.AgentBinary, "agent-binary", o.cfg.AgentBinary, "static zennet binary bound into sandboxes (default: this binary)")
+	f.StringVar(&o.cfg.ServeBinary, "serve-binary", o.cfg.ServeBinary, "static zennet-agent binary that serves each SSH connection inside a sandbox (default: zennet-agent next to the agent binary, else the agent binary itself)")
+	f.IntVar(&o.cfg.MaxLeases, "max-leases", o.cfg.MaxLeases, "most leases at once")
 	f.StringVar(&o.Memory, "memory", o.Memory, "memory to sell in all (default: this machine's memory less 1G)")
-	f.Float64Var(&o.CPUs, "cpus", o.CPUs, "CPU quota to sell in all, in cores (quotas cap, they do not reserve)")
+	f.Float64Var(&o.cfg.CPUs, "cpus", o.cfg.CPUs, "CPU quota to sell in all, in cores (quotas cap, they do not reserve)")
 	f.StringVar(&o.Disk, "disk", o.Disk, "disk to sell in all (default: 90% of the data dir's free space)")
-	f.Int64Var(&o.Pids, "pids", o.Pids, "most processes and threads in one sandbox")
+	f.Int64Var(&o.cfg.Pids, "pids", o.cfg.Pids, "most processes and threads in one sandbox")
 	f.StringVar(&o.Egress, "egress", o.Egress, "what sandboxes may reach: public (the internet, never this machine or its private networks) or none")
 	f.StringArrayVar(&o.Publish, "publish", nil, "a service of this machine's to open to every sandbox: [NAME[:PORT]=]HOST:PORT (repeatable)")
 	f.BoolVar(&o.JSON, "json", false, "print the provider's address and key as JSON once it is ready")
 	f.StringArrayVar(&o.Rates, "rate", nil, "flat price of a meter counter instead of the price model: COUNTER=MSAT_PER_UNIT, e.g. cpu_ns=1/10000000 (repeatable)")
-	f.Float64Var(&o.PerWork, "price-per-work", o.PerWork, "price model: msat for the work the reference machine does in a CPU-second; the rates are fitted to this machine's calibration")
-	f.Float64Var(&o.MinPerWork, "min-price-per-work", o.MinPerWork, "the least price per work to take when a renter counters with a lower bid (0: no discounts; at most --price-per-work)")
-	f.StringSliceVar(&o.Peers, "peer", o.Peers, "another provider to exchange announcements with, HOST:PORT (repeatable; env ZENNET_PEERS)")
-	f.StringVar(&o.Announce, "announce", o.Announce, "address renters reach this provider at, HOST:PORT, announced to the market (default: --listen's, when it names a host)")
+	f.Float64Var(&o.cfg.PricePerWork, "price-per-work", o.cfg.PricePerWork, "price model: msat for the work the reference machine does in a CPU-second; the rates are fitted to this machine's calibration")
+	f.Float64Var(&o.cfg.MinPricePerWork, "min-price-per-work", o.cfg.MinPricePerWork, "the least price per work to take when a renter counters with a lower bid (0: no discounts; at most --price-per-work)")
+	f.StringSliceVar(&o.cfg.Peers, "peer", o.cfg.Peers, "another provider to exchange announcements with, HOST:PORT (repeatable; env ZENNET_PEERS)")
+	f.StringVar(&o.cfg.Announce, "announce", o.cfg.Announce, "address renters reach this provider at, HOST:PORT, announced to the market (default: --listen's, when it names a host)")
 	f.BoolVar(&o.WhenIdle, "when-idle", false, "lend the machine only while its owner leaves it alone: pause (or throttle) every lease while the owner is busy")
 	f.StringVar(&o.BusyAbove, "busy-above", o.BusyAbove, "with --when-idle: the owner is busy above this load, in cores (0.5) or of the machine (25%)")
 	f.StringVar(&o.IdleBelow, "idle-below", o.IdleBelow, "with --when-idle: the owner is idle again below this load")
 	f.DurationVar(&o.BusyFor, "busy-for", o.BusyFor, "with --when-idle: how long the load must stay above --busy-above")
 	f.DurationVar(&o.IdleFor, "idle-for", o.IdleFor, "with --when-idle: how long the load must stay below --idle-below")
 	f.Float64Var(&o.Throttle, "throttle", 0, "with --when-idle: between the thresholds, scale leases' CPU quotas by this factor (0 < f < 1) instead of waiting to pause them")
-	f.DurationVar(&o.Every, "announce-every", o.Every, "how often to announce this provider to the market and exchange announcements with a peer")
-	f.UintVar(&o.PowBits, "pow-bits", o.PowBits, "proof of work to ask of announcements received, in bits (each bit doubles a sender's cost)")
-	f.StringVar(&o.Calibration, "calibration", o.Calibration, "calibration to offer: auto (benchmark this machine on first start, cached), off, or a signed calibration set FILE")
-	f.Uint64Var(&o.MinPayment, "min-payment", o.MinPayment, "least amount to ask at once, msat (the method's own minimum applies too)")
-	f.IntVar(&o.Grace, "grace", o.Grace, "report intervals a bill may stay unpaid before the host is paused")
-	f.DurationVar(&o.Unpaid, "unpaid-timeout", o.Unpaid, "end a lease whose bill stays unpaid this long")
+	f.DurationVar(&o.cfg.AnnounceEvery, "announce-every", o.cfg.AnnounceEvery, "how often to announce this provider to the market and exchange announcements with a peer")
+	f.UintVar(&o.cfg.PowBits, "pow-bits", o.cfg.PowBits, "proof of work to ask of announcements received, in bits (each bit doubles a sender's cost)")
+	f.StringVar(&o.cfg.Calibration, "calibration", o.cfg.Calibration, "calibration to offer: auto (benchmark this machine on first start, cached), off, or a signed calibration set FILE")
+	f.Uint64Var(&o.cfg.MinPayment, "min-payment", o.cfg.MinPayment, "least amount to ask at once, msat (the method's own minimum applies too)")
+	f.IntVar(&o.cfg.Grace, "grace", o.cfg.Grace, "report intervals a bill may stay unpaid before the host is paused")
+	f.DurationVar(&o.cfg.UnpaidTimeout, "unpaid-timeout", o.cfg.UnpaidTimeout, "end a lease whose bill stays unpaid this long")
 	f.BoolVar(&o.Lightning, "lightning", false, "also accept Lightning payments, to the lnd node the --lnddir flags name")
 	o.LND.register(f)
-	f.StringVar(&o.Metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (off by default)")
+	f.StringVar(&o.cfg.Metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (off by default)")
 	f.BoolVar(&o.TUI, "tui", false, "show the dashboard while providing (logs go to DATA_DIR/provider.log; q stops the provider)")
 	return cmd
 }
@@ -155,20 +118,15 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 // Validate checks the options and makes the provider's Config of them,
 // with the defaults that need the machine.
 func (o *provideOptions) Validate() error {
-	c := provider.DefaultConfig()
-	c.Listen, c.CacheDir, c.Runsc, c.Image, c.Platform = o.Listen, defaultCacheDir(), o.Runsc, o.Image, o.Platform
-	c.AgentBinary, c.ServeBinary, c.MaxLeases, c.CPUs, c.Pids = o.AgentBinary, o.ServeBinary, o.MaxLeases, o.CPUs, o.Pids
-	c.PricePerWork, c.MinPricePerWork, c.Calibration = o.PerWork, o.MinPerWork, o.Calibration
-	c.MinPayment, c.Grace, c.UnpaidTimeout, c.Metrics = o.MinPayment, o.Grace, o.Unpaid, o.Metrics
-	c.Peers, c.Announce, c.PowBits, c.AnnounceEvery = o.Peers, o.Announce, o.PowBits, o.Every
-	c.FlatRates = len(o.Rates) > 0
-	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
-		return usagef("--listen %q is not HOST:PORT", o.Listen)
+	c := &o.cfg
+	c.FlatRates, c.Publish, c.Idle = len(o.Rates) > 0, nil, nil
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return usagef("--listen %q is not HOST:PORT", c.Listen)
 	}
-	if o.MaxLeases < 1 {
+	if c.MaxLeases < 1 {
 		return usagef("--max-leases must be at least 1")
 	}
-	if !(o.CPUs > 0) {
+	if !(c.CPUs > 0) {
 		return usagef("--cpus must be more than 0")
 	}
 	var err error
@@ -189,40 +147,40 @@ func (o *provideOptions) Validate() error {
 		}
 		c.Publish = append(c.Publish, svc)
 	}
-	if o.Pids < 16 {
+	if c.Pids < 16 {
 		return usagef("--pids must be at least 16")
 	}
 	if c.Rates, err = counterRates(provider.DefaultRates, o.Rates); err != nil {
 		return err
 	}
-	if !(o.PerWork > 0 && o.PerWork < 1e12) {
-		return usagef("--price-per-work %v: must be a positive number of msat", o.PerWork)
+	if !(c.PricePerWork > 0 && c.PricePerWork < 1e12) {
+		return usagef("--price-per-work %v: must be a positive number of msat", c.PricePerWork)
 	}
-	if !(o.MinPerWork >= 0 && o.MinPerWork <= o.PerWork) {
-		return usagef("--min-price-per-work %v: must be between 0 (no discounts) and --price-per-work %v", o.MinPerWork, o.PerWork)
+	if !(c.MinPricePerWork >= 0 && c.MinPricePerWork <= c.PricePerWork) {
+		return usagef("--min-price-per-work %v: must be between 0 (no discounts) and --price-per-work %v", c.MinPricePerWork, c.PricePerWork)
 	}
-	if o.Calibration == "" {
+	if c.Calibration == "" {
 		return usagef("--calibration: say auto, off or a calibration set FILE")
 	}
-	if o.Calibration != "auto" && o.Calibration != "off" {
-		if _, err := os.Stat(o.Calibration); err != nil {
-			return usagef("--calibration %s: %v (say auto, off or a calibration set FILE)", o.Calibration, err)
+	if c.Calibration != "auto" && c.Calibration != "off" {
+		if _, err := os.Stat(c.Calibration); err != nil {
+			return usagef("--calibration %s: %v (say auto, off or a calibration set FILE)", c.Calibration, err)
 		}
 	}
-	if o.Grace < 1 {
+	if c.Grace < 1 {
 		return usagef("--grace must be at least 1 interval")
 	}
-	if o.Unpaid < time.Second {
+	if c.UnpaidTimeout < time.Second {
 		return usagef("--unpaid-timeout must be at least 1s")
 	}
-	for _, p := range o.Peers {
+	for _, p := range c.Peers {
 		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
 			return usagef("--peer %q is not HOST:PORT", p)
 		}
 	}
-	if o.Announce != "" {
-		if h, port, err := net.SplitHostPort(o.Announce); err != nil || port == "" || h == "" || net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified() {
-			return usagef("--announce %q is not a HOST:PORT renters can dial", o.Announce)
+	if c.Announce != "" {
+		if h, port, err := net.SplitHostPort(c.Announce); err != nil || port == "" || h == "" || net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified() {
+			return usagef("--announce %q is not a HOST:PORT renters can dial", c.Announce)
 		}
 	}
 	if o.WhenIdle {
@@ -238,15 +196,15 @@ func (o *provideOptions) Validate() error {
 		}
 		c.Idle = &p
 	}
-	if o.Every < 100*time.Millisecond {
-		return usagef("--announce-every %s: at least 100ms", o.Every)
+	if c.AnnounceEvery < 100*time.Millisecond {
+		return usagef("--announce-every %s: at least 100ms", c.AnnounceEvery)
 	}
-	if o.PowBits > 40 {
-		return usagef("--pow-bits %d: at most 40 (each bit doubles the work a sender does)", o.PowBits)
+	if c.PowBits > 40 {
+		return usagef("--pow-bits %d: at most 40 (each bit doubles the work a sender does)", c.PowBits)
 	}
-	if o.Metrics != "" {
-		if _, _, err := net.SplitHostPort(o.Metrics); err != nil {
-			return usagef("--metrics %q is not HOST:PORT", o.Metrics)
+	if c.Metrics != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+			return usagef("--metrics %q is not HOST:PORT", c.Metrics)
 		}
 	}
 	if o.TUI && (o.JSON || !isTerminal(o.IO.Out)) {
@@ -255,16 +213,16 @@ func (o *provideOptions) Validate() error {
 	if o.LND.set() && !o.Lightning {
 		return usagef("lnd flags given without --lightning: add --lightning to accept Lightning payments")
 	}
-	switch o.Platform {
+	switch c.Platform {
 	case "", "systrap", "ptrace", "kvm":
 	default:
-		return usagef("--platform %q is not one of systrap, ptrace, kvm", o.Platform)
+		return usagef("--platform %q is not one of systrap, ptrace, kvm", c.Platform)
 	}
-	abs, err := filepath.Abs(o.DataDir)
+	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {
 		return err
 	}
-	o.DataDir, c.DataDir = abs, abs
+	c.DataDir = abs
 	if o.Disk == "" {
 		c.Disk = provider.DefaultDisk(abs)
 	} else if c.Disk, err = ParseSize(o.Disk); err != nil {
@@ -273,7 +231,6 @@ func (o *provideOptions) Validate() error {
 	if c.Disk < provider.MinDisk {
 		return usagef("--disk: %s is too little to sell (at least %s)", FormatSize(c.Disk), FormatSize(provider.MinDisk))
 	}
-	o.cfg = c
 	return nil
 }
 

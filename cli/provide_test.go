@@ -74,7 +74,7 @@ func TestProvideConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := newProvideOptions(IOStreams{}, &globalOptions{})
-			o.DataDir = filepath.Join(dir, "prov")
+			o.cfg.DataDir = filepath.Join(dir, "prov")
 			tc.flags(o)
 			if err := o.Validate(); err != nil {
 				t.Fatal(err)

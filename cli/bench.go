@@ -18,6 +18,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/internal/sshkey"
 	"github.com/zennet/zennet/sandbox"
 )
 
@@ -183,7 +184,7 @@ func benchIdentity(path, configDir string) (gossh.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadOrCreateKey(abs, "zennet benchmarker")
+	return sshkey.LoadOrCreate(abs, "zennet benchmarker")
 }
 
 func benchProgress(o *benchRunOptions) func(bench.Progress) {
@@ -206,7 +207,7 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 	if err != nil {
 		return err
 	}
-	runsc, err := findRunsc(o.Runsc)
+	runsc, err := sandbox.FindRunsc(o.Runsc, defaultCacheDir())
 	if err != nil {
 		return err
 	}

@@ -158,7 +158,7 @@ func runBenchFairness(ctx context.Context, o *benchFairnessOptions) error {
 	if err != nil {
 		return err
 	}
-	runsc, err := findRunsc(o.Runsc)
+	runsc, err := sandbox.FindRunsc(o.Runsc, defaultCacheDir())
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,10 @@ provider keeps running when the dashboard quits. NO_COLOR turns colours off.`,
 				return controlError(err)
 			}
 			defer c.Close()
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGHUP)
+			// Main catches SIGINT and SIGTERM; a hang-up (the terminal
+			// closed) would kill the dashboard outright, so it ends it
+			// cleanly instead, as q does.
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGHUP)
 			defer stop()
 			return runDashboard(ctx, o.IO, c, o.Interval)
 		},

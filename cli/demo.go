@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/zennet/zennet/billing"
 	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/provider"
 	"github.com/zennet/zennet/renter"
 	"github.com/zennet/zennet/sandbox"
 )
@@ -26,7 +25,7 @@ type demoOptions struct {
 }
 
 func newCmdDemo(io IOStreams, g *globalOptions) *cobra.Command {
-	o := &demoOptions{rent: rentOptions{IO: io, G: g}, provide: provideOptions{IO: io, G: g, Pids: 1024, Egress: "public"}}
+	o := &demoOptions{rent: rentOptions{IO: io, G: g}, provide: *newProvideOptions(io, g)}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Start providers on this machine and rent hosts from them",
@@ -49,10 +48,10 @@ on every host over ssh, then releases them and exits.`,
 	f.DurationVar(&o.rent.Timeout, "timeout", 2*time.Minute, "give up leasing after this long")
 	f.DurationVar(&o.rent.Interval, "interval", 5*time.Second, "how often providers report usage")
 	f.StringVar(&o.Exec, "exec", "", "run this command on every host, then release and exit")
-	f.StringVar(&o.provide.Runsc, "runsc", envOr("ZENNET_RUNSC", ""), "runsc binary")
-	f.StringVar(&o.provide.Image, "image", envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")), "root filesystem of the sandboxes")
-	f.StringVar(&o.provide.AgentBinary, "agent-binary", envOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into sandboxes")
-	f.StringVar(&o.provide.Platform, "platform", envOr("ZENNET_PLATFORM", ""), "runsc platform")
+	f.StringVar(&o.provide.cfg.Runsc, "runsc", o.provide.cfg.Runsc, "runsc binary")
+	f.StringVar(&o.provide.cfg.Image, "image", o.provide.cfg.Image, "root filesystem of the sandboxes")
+	f.StringVar(&o.provide.cfg.AgentBinary, "agent-binary", o.provide.cfg.AgentBinary, "static zennet binary bound into sandboxes")
+	f.StringVar(&o.provide.cfg.Platform, "platform", o.provide.cfg.Platform, "runsc platform")
 	return cmd
 }
 
@@ -70,19 +69,18 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		stopProviders()
 		g.Wait()
 	}()
-	ready := make(chan providerInfo, o.Providers)
+	ready := make(chan provider.Info, o.Providers)
 	failed := make(chan error, o.Providers)
 	for i := range o.Providers {
 		po := o.provide
-		po.Listen = "127.0.0.1:0"
-		po.DataDir = filepath.Join(defaultDataDir(), "demo", "provider-"+strconv.Itoa(i+1))
-		po.MaxLeases = per
-		po.CPUs = float64(per) * o.rent.CPUs
+		po.cfg.Listen = "127.0.0.1:0"
+		po.cfg.DataDir = filepath.Join(defaultDataDir(), "demo", "provider-"+strconv.Itoa(i+1))
+		po.cfg.MaxLeases = per
+		po.cfg.CPUs = float64(per) * o.rent.CPUs
 		guest := max(o.rent.memoryBytesOr(), 64<<20)
 		po.Memory = strconv.FormatInt(int64(per)*(guest+sandbox.MemoryOverhead(guest)), 10)
-		po.Grace, po.Unpaid = cmp.Or(po.Grace, billing.DefaultGraceIntervals), cmp.Or(po.Unpaid, billing.DefaultUnpaidTimeout)
-		po.PerWork, po.Calibration = cmp.Or(po.PerWork, DefaultPricePerWork), cmp.Or(po.Calibration, envOr("ZENNET_CALIBRATION", "auto"))
-		po.PowBits, po.Every = cmp.Or(po.PowBits, defaultPowBits), cmp.Or(po.Every, time.Minute)
+		// Local providers on loopback: no market of the environment's.
+		po.cfg.Peers, po.cfg.Announce = nil, ""
 		if err := po.Validate(); err != nil {
 			return err
 		}

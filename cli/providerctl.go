@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -90,8 +87,7 @@ func oneLeaseID(cmd *cobra.Command, args []string) error {
 
 // run dials the provider and runs f until it returns or Ctrl-C.
 func (o *providerCtlOptions) run(cmd *cobra.Command, f func(context.Context, *control.Client) error) error {
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := cmd.Context()
 	c, err := control.Dial(o.DataDir)
 	if err != nil {
 		return controlError(err)

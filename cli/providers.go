@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/market"
+	"github.com/zennet/zennet/provider"
 	"github.com/zennet/zennet/renter"
 )
 
@@ -44,7 +45,7 @@ refused.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&o.Seeds, "seed", splitList(os.Getenv("ZENNET_SEEDS")), "a provider to ask for the providers it knows, HOST:PORT (repeatable; env ZENNET_SEEDS)")
 	f.BoolVar(&o.JSON, "json", false, "print the announcements as JSON")
-	f.UintVar(&o.PowBits, "pow-bits", defaultPowBits, "proof of work to ask of announcements, in bits")
+	f.UintVar(&o.PowBits, "pow-bits", provider.DefaultPowBits, "proof of work to ask of announcements, in bits")
 	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key to reach seeds with (default as for renting)")
 	return cmd
 }

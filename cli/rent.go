@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/sshkey"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/renter"
@@ -171,7 +172,7 @@ func (o *rentOptions) identity() (gossh.Signer, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	s, err := loadOrCreateKey(abs, "zennet renter")
+	s, err := sshkey.LoadOrCreate(abs, "zennet renter")
 	return s, abs, err
 }
 

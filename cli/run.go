@@ -17,6 +17,7 @@ import (
 
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/provider"
 	"github.com/zennet/zennet/taskrun"
 )
 
@@ -109,7 +110,7 @@ func registerRentFlags(f *pflag.FlagSet, o *rentOptions) {
 	f.Float64Var(&o.Bid, "bid", 0, "counter-offer: propose this many msat for the reference machine's CPU-second of work to providers that ask more (default: --max-price)")
 	f.Float64Var(&o.MinScore, "min-score", 0, "least benchmark score relative to the reference machine (0: any, uncalibrated providers too)")
 	f.Float64Var(&o.MinReputation, "min-reputation", 0, "least reputation, 0 to 1, in your own record of providers (a provider never met is 0.5)")
-	f.UintVar(&o.PowBits, "pow-bits", defaultPowBits, "proof of work to ask of providers' announcements, in bits")
+	f.UintVar(&o.PowBits, "pow-bits", provider.DefaultPowBits, "proof of work to ask of providers' announcements, in bits")
 	f.IntVar(&o.Probe, "probe", 0, "rent this many hosts more, run a short benchmark step on each and keep the -n most efficient (work per second over price per work)")
 	f.BoolVar(&o.SpotCheck, "spot-check", false, "replay a random step of each provider's calibration on one of its hosts and mark providers whose claim does not hold (a few seconds)")
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/provider"
 )
 
 // Errors a Provider returns (wrapped or not) to get the matching answer on
@@ -16,7 +17,7 @@ var (
 	ErrNotFound = proto.ErrNotFound
 	// ErrConflict: the lease is not in a state that allows the action,
 	// e.g. resuming a running lease or pausing an ended one (409).
-	ErrConflict = errors.New("conflict")
+	ErrConflict = provider.ErrConflict
 	// ErrBadRequest: the request itself is wrong, e.g. a malformed lease
 	// id (400).
 	ErrBadRequest = proto.ErrBadRequest

@@ -1,4 +1,4 @@
-package cli
+package provider
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/billing"
-	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
@@ -19,10 +18,11 @@ import (
 	"github.com/zennet/zennet/sshgate"
 )
 
-// providerControl is the running provider as its control socket, metrics
-// and dashboard see it.
-type providerControl struct {
-	info    providerInfo
+// operator is the running provider as its operator sees it, through the
+// control socket, metrics and dashboard.
+type operator struct {
+	info    Info
+	version string
 	started time.Time
 	leases  *lease.Manager
 	billing *billing.Billing
@@ -31,7 +31,7 @@ type providerControl struct {
 	logs    *logRing
 
 	mu       sync.Mutex
-	payments []control.PaymentEvent // latest last, at most maxPayments
+	payments []PaymentEvent // latest last, at most maxPayments
 	session  uint64
 	today    uint64
 	day      time.Time // the day today counts
@@ -39,8 +39,8 @@ type providerControl struct {
 
 const maxPayments = 50
 
-func newProviderControl(info providerInfo, leases *lease.Manager, ledger *pay.Ledger, logs *logRing) *providerControl {
-	p := &providerControl{info: info, started: time.Now(), leases: leases, ledger: ledger, logs: logs}
+func newOperator(leases *lease.Manager, ledger *pay.Ledger, logs *logRing, version string) *operator {
+	p := &operator{version: version, started: time.Now(), leases: leases, ledger: ledger, logs: logs}
 	p.day = startOfDay(time.Now())
 	// What was counted today before this run started.
 	if hist, err := ledger.History(pay.Query{Since: p.day, Kinds: []string{pay.EntryCredit}}); err == nil {
@@ -57,7 +57,7 @@ func startOfDay(t time.Time) time.Time {
 }
 
 // credit hears of a payment counted (billing.Config.OnCredit).
-func (p *providerControl) credit(id string, msat uint64, method string) {
+func (p *operator) credit(id string, msat uint64, method string) {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -66,33 +66,35 @@ func (p *providerControl) credit(id string, msat uint64, method string) {
 	}
 	p.session += msat
 	p.today += msat
-	p.payments = append(p.payments, control.PaymentEvent{Time: now, Lease: id, Msat: msat, Method: method})
+	p.payments = append(p.payments, PaymentEvent{Time: now, Lease: id, Msat: msat, Method: method})
 	if len(p.payments) > maxPayments {
 		p.payments = p.payments[len(p.payments)-maxPayments:]
 	}
 }
 
-func (p *providerControl) Status(ctx context.Context) (control.Status, error) {
+// Status returns a snapshot of the provider: identity, capacity, leases,
+// earnings, the latest payments and log lines.
+func (p *operator) Status(ctx context.Context) (Status, error) {
 	capa := p.leases.Capacity()
 	free := p.leases.Free()
-	st := control.Status{
+	st := Status{
 		Time: time.Now(),
-		Identity: control.Identity{Fingerprint: p.info.Fingerprint, Address: p.info.Address, DataDir: p.info.DataDir,
-			Started: p.started, Version: Version()},
-		Capacity:        control.Resources{Leases: capa.Leases, MemoryBytes: capa.Memory, CPUs: capa.CPUs, DiskBytes: capa.Disk},
-		Used:            control.Resources{Leases: capa.Leases - free.Leases, MemoryBytes: capa.Memory - free.Memory, CPUs: capa.CPUs - free.CPUs, DiskBytes: capa.Disk - free.Disk},
+		Identity: Identity{Fingerprint: p.info.Fingerprint, Address: p.info.Address, DataDir: p.info.DataDir,
+			Started: p.started, Version: p.version},
+		Capacity:        Resources{Leases: capa.Leases, MemoryBytes: capa.Memory, CPUs: capa.CPUs, DiskBytes: capa.Disk},
+		Used:            Resources{Leases: capa.Leases - free.Leases, MemoryBytes: capa.Memory - free.Memory, CPUs: capa.CPUs - free.CPUs, DiskBytes: capa.Disk - free.Disk},
 		Draining:        p.leases.Draining(),
 		IntervalS:       proto.DefaultInterval,
 		PaymentFailures: p.billing.Failures(),
 		Log:             p.logs.lines(),
 	}
 	for _, le := range p.leases.List() {
-		ls := control.LeaseStatus{ID: le.ID, Renter: gossh.FingerprintSHA256(le.Owner), Started: le.Started, Limits: le.Limits,
-			State: control.StateRunning}
+		ls := LeaseStatus{ID: le.ID, Renter: gossh.FingerprintSHA256(le.Owner), Started: le.Started, Limits: le.Limits,
+			State: StateRunning}
 		if state, why := p.leases.State(le.ID); state == lease.Paused {
-			ls.State, ls.StateReason = control.StatePaused, why.Reason
+			ls.State, ls.StateReason = StatePaused, why.Reason
 			if why.Cause == proto.PauseUnpaid {
-				ls.State = control.StatePausedUnpaid
+				ls.State = StatePausedUnpaid
 			}
 		}
 		if r, ok := p.leases.Last(le.ID); ok {
@@ -106,7 +108,7 @@ func (p *providerControl) Status(ctx context.Context) (control.Status, error) {
 		st.Leases = append(st.Leases, ls)
 	}
 	p.mu.Lock()
-	st.Earnings = control.Earnings{SessionMsat: p.session, TodayMsat: p.today}
+	st.Earnings = Earnings{SessionMsat: p.session, TodayMsat: p.today}
 	for i := len(p.payments) - 1; i >= 0; i-- {
 		st.Payments = append(st.Payments, p.payments[i])
 	}
@@ -114,7 +116,8 @@ func (p *providerControl) Status(ctx context.Context) (control.Status, error) {
 	return st, nil
 }
 
-func (p *providerControl) Pause(ctx context.Context, id string) error {
+// Pause pauses a lease on the operator's word and tells its renter.
+func (p *operator) Pause(ctx context.Context, id string) error {
 	why := lease.Pause{Cause: proto.PauseOperator, Reason: "paused by the provider's operator"}
 	if err := p.leases.Pause(ctx, id, why); err != nil {
 		return err
@@ -123,11 +126,13 @@ func (p *providerControl) Pause(ctx context.Context, id string) error {
 	return nil
 }
 
-func (p *providerControl) Resume(ctx context.Context, id string) error {
+// Resume resumes a paused lease and tells its renter; a lease paused for
+// want of payment resumes only when paid (ErrConflict).
+func (p *operator) Resume(ctx context.Context, id string) error {
 	_, why := p.leases.State(id)
 	if why.Cause == proto.PauseUnpaid {
 		if ps, ok := p.billing.Status(id); ok && ps.Unpaid > 0 {
-			return fmt.Errorf("%w: lease %s is paused for want of payment (%d msat unpaid); it resumes when paid", control.ErrConflict, id, ps.Unpaid)
+			return fmt.Errorf("%w: lease %s is paused for want of payment (%d msat unpaid); it resumes when paid", ErrConflict, id, ps.Unpaid)
 		}
 	}
 	if err := p.leases.Resume(ctx, id); err != nil {
@@ -137,11 +142,13 @@ func (p *providerControl) Resume(ctx context.Context, id string) error {
 	return nil
 }
 
-func (p *providerControl) End(ctx context.Context, id string) error {
+// End ends a lease and destroys its sandbox.
+func (p *operator) End(ctx context.Context, id string) error {
 	return p.leases.Terminate(ctx, id, proto.EndOperator, "ended by the provider's operator")
 }
 
-func (p *providerControl) Drain(ctx context.Context, on bool) error {
+// Drain stops (on) or restarts (off) taking new leases.
+func (p *operator) Drain(ctx context.Context, on bool) error {
 	p.leases.SetDraining(on)
 	return nil
 }
@@ -151,13 +158,13 @@ func (p *providerControl) Drain(ctx context.Context, on bool) error {
 type logRing struct {
 	next slog.Handler
 	mu   *sync.Mutex
-	buf  *[]control.LogLine
+	buf  *[]LogLine
 }
 
 const maxLogLines = 100
 
 func newLogRing(next slog.Handler) *logRing {
-	return &logRing{next: next, mu: &sync.Mutex{}, buf: new([]control.LogLine)}
+	return &logRing{next: next, mu: &sync.Mutex{}, buf: new([]LogLine)}
 }
 
 func (l *logRing) Enabled(ctx context.Context, lvl slog.Level) bool {
@@ -175,7 +182,7 @@ func (l *logRing) Handle(ctx context.Context, r slog.Record) error {
 			return true
 		})
 		l.mu.Lock()
-		*l.buf = append(*l.buf, control.LogLine{Time: r.Time, Level: strings.ToLower(r.Level.String()), Msg: b.String()})
+		*l.buf = append(*l.buf, LogLine{Time: r.Time, Level: strings.ToLower(r.Level.String()), Msg: b.String()})
 		if len(*l.buf) > maxLogLines {
 			*l.buf = (*l.buf)[len(*l.buf)-maxLogLines:]
 		}
@@ -195,8 +202,8 @@ func (l *logRing) WithGroup(name string) slog.Handler {
 	return &logRing{next: l.next.WithGroup(name), mu: l.mu, buf: l.buf}
 }
 
-func (l *logRing) lines() []control.LogLine {
+func (l *logRing) lines() []LogLine {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]control.LogLine(nil), *l.buf...)
+	return append([]LogLine(nil), *l.buf...)
 }

@@ -1,4 +1,4 @@
-package cli
+package provider
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 )
 
 // idleKeeper lends the machine only while its owner leaves it alone
-// (--when-idle): it pauses every lease while the owner is busy, throttles
+// (Config.Idle): it pauses every lease while the owner is busy, throttles
 // them while the owner's load is light, and takes no new leases meanwhile.
 type idleKeeper struct {
 	w   *idle.Watcher
@@ -32,13 +32,13 @@ type idleKeeper struct {
 	throttled map[string]float64 // the quota set, by lease
 }
 
-func startIdleKeeper(ctx context.Context, o *provideOptions, mgr *lease.Manager, rt *sandbox.Runtime, gw *sshgate.Gateway, log *slog.Logger) (*idleKeeper, error) {
+func startIdleKeeper(ctx context.Context, policy idle.Policy, dataDir string, mgr *lease.Manager, rt *sandbox.Runtime, gw *sshgate.Gateway, log *slog.Logger) (*idleKeeper, error) {
 	w, err := idle.New(idle.Config{
-		Policy: idle.Policy{BusyAbove: o.busyAbove, IdleBelow: o.idleBelow, BusyFor: o.BusyFor, IdleFor: o.IdleFor, ThrottleFactor: o.Throttle},
+		Policy: policy,
 		// The provider and all it starts, and every sandbox of its
 		// cgroup parent, are not the owner's load.
 		ExcludeRoots:   []int{os.Getpid()},
-		ExcludeCgroups: []string{sandbox.CgroupParentFor(filepath.Join(o.DataDir, "sandboxes"))},
+		ExcludeCgroups: []string{sandbox.CgroupParentFor(filepath.Join(dataDir, "sandboxes"))},
 		Log:            log,
 	})
 	if err != nil {

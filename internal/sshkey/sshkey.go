@@ -1,4 +1,7 @@
-package cli
+// Package sshkey reads OpenSSH private keys, creating an ed25519 key on
+// first use: the provider's host key, the renter's and the benchmarker's
+// keys.
+package sshkey
 
 import (
 	"crypto/ed25519"
@@ -12,9 +15,9 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// loadOrCreateKey reads an OpenSSH private key from path, creating an
+// LoadOrCreate reads an OpenSSH private key from path, creating an
 // ed25519 key there (mode 0600) if none exists.
-func loadOrCreateKey(path, comment string) (ssh.Signer, error) {
+func LoadOrCreate(path, comment string) (ssh.Signer, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {

@@ -1,9 +1,8 @@
-package cli
+package provider
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -15,20 +14,17 @@ import (
 	"github.com/zennet/zennet/sandbox"
 )
 
-// DefaultPricePerWork is a provider's price unless told otherwise: 100 msat
-// (0.1 sat) for the work the reference machine does in one CPU-second.
-const DefaultPricePerWork = 100
-
 // calibrationDir is where this machine's calibrations are cached, by
 // hardware fingerprint: shared by every provider on the machine (the
 // fingerprint covers the CPU, memory, kernel, runsc build and platform).
-func calibrationDir() string { return filepath.Join(defaultCacheDir(), "calibration") }
+func calibrationDir(cacheDir string) string { return filepath.Join(cacheDir, "calibration") }
 
-// providerCalibration returns the calibration the provider offers: "off"
-// none; "auto" this machine's, running the canonical suite on first start
-// (and after a hardware change) with the reference run's steps; otherwise
-// the set in that file, e.g. one a benchmarker published.
-func providerCalibration(ctx context.Context, o *provideOptions, rt *sandbox.Runtime, runsc, agent string, hostKey gossh.Signer, log *slog.Logger) (*bench.Set, error) {
+// calibration returns the calibration the provider offers: "off" none;
+// "auto" this machine's, running the canonical suite on first start (and
+// after a hardware change) with the reference run's steps; otherwise the
+// set in that file, e.g. one a benchmarker published.
+func (p *Provider) calibration(ctx context.Context, rt *sandbox.Runtime, hostKey gossh.Signer) (*bench.Set, error) {
+	o, runsc, agent, log := p.cfg, p.runsc, p.agent, p.log
 	switch o.Calibration {
 	case "off":
 		return nil, nil
@@ -47,7 +43,7 @@ func providerCalibration(ctx context.Context, o *provideOptions, rt *sandbox.Run
 		}
 		return set, nil
 	}
-	dir := calibrationDir()
+	dir := calibrationDir(o.CacheDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -59,7 +55,7 @@ func providerCalibration(ctx context.Context, o *provideOptions, rt *sandbox.Run
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		fmt.Fprintln(o.IO.ErrOut, "zennet: waiting for another provider calibrating this machine ...")
+		p.emit(CalibrationWaiting{})
 		if err := flockCtx(ctx, lock); err != nil {
 			return nil, err
 		}
@@ -69,9 +65,9 @@ func providerCalibration(ctx context.Context, o *provideOptions, rt *sandbox.Run
 		return nil, err
 	}
 	start := time.Now()
-	opts.Progress = func(p bench.Progress) {
-		if p.Done == nil && p.Step == 1 {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: calibrating this machine: %d steps of the canonical benchmark suite in a sandbox, once per machine (about a minute) ...\n", p.Steps)
+	opts.Progress = func(pr bench.Progress) {
+		if pr.Done == nil && pr.Step == 1 {
+			p.emit(Calibrating{Steps: pr.Steps})
 		}
 	}
 	set, ran, err := bench.EnsureCalibration(ctx, bench.EnsureConfig{
@@ -84,7 +80,7 @@ func providerCalibration(ctx context.Context, o *provideOptions, rt *sandbox.Run
 		return nil, fmt.Errorf("calibrate this machine: %w (or start with --calibration off, or --calibration FILE)", err)
 	}
 	if ran {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: calibrated in %s\n", time.Since(start).Round(time.Second))
+		p.emit(Calibrated{Took: time.Since(start)})
 	}
 	return set, nil
 }
@@ -102,9 +98,3 @@ func flockCtx(ctx context.Context, f *os.File) error {
 		}
 	}
 }
-
-// defaultPowBits is the proof of work asked of market announcements unless
-// told otherwise: 2^16 hashes, some tens of milliseconds for an honest
-// provider announcing itself once a minute, a real cost for a spammer
-// minting thousands of identities.
-const defaultPowBits = 16

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zennet/zennet/internal/atomicfile"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -215,7 +216,7 @@ func (s *Session) Write(hosts []Host, identityFile string) (Files, error) {
 		{f.KnownHosts, kh.String()}, {f.MPIHostfile, mpi.String()}, {f.SSHLoginFile, login.String()},
 		{f.SessionConfig, cfg.String()},
 	} {
-		if err := writeAtomic(w.path, []byte(w.data)); err != nil {
+		if err := atomicfile.WriteFile(w.path, []byte(w.data), 0o600); err != nil {
 			return f, err
 		}
 	}
@@ -239,7 +240,7 @@ func writeMainConfig(configDir string) error {
 	if b, err := os.ReadFile(path); err == nil && string(b) == want {
 		return nil
 	}
-	return writeAtomic(path, []byte(want))
+	return atomicfile.WriteFile(path, []byte(want), 0o600)
 }
 
 func quote(p string) string {
@@ -254,27 +255,5 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, append(b, '\n'))
-}
-
-// writeAtomic writes data to a temporary file beside path and renames it
-// into place, so no reader ever sees half a file.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }

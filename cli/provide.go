@@ -23,6 +23,7 @@ import (
 
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/idle"
+	"github.com/zennet/zennet/internal/sshkey"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/meter"
@@ -414,7 +415,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 	if err != nil {
 		return err
 	}
-	hostKey, err := loadOrCreateKey(filepath.Join(o.DataDir, "host_key"), "zennet provider")
+	hostKey, err := sshkey.HostKey(o.DataDir)
 	if err != nil {
 		return err
 	}

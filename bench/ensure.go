@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/atomicfile"
 )
 
 // EnsureConfig is a provider's first-start calibration.
@@ -96,7 +98,7 @@ func EnsureCalibration(ctx context.Context, cfg EnsureConfig) (set *Set, ran boo
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, true, fmt.Errorf("create calibration dir: %w", err)
 	}
-	if err := writeAtomic(path, b); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o644); err != nil {
 		return nil, true, fmt.Errorf("save calibration: %w", err)
 	}
 	return set, true, nil
@@ -132,34 +134,7 @@ func (s *Set) WriteFile(path string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, b)
-}
-
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(path, b, 0o644)
 }
 
 // ReadFile reads and decodes a calibration set file; it does not verify

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/signedjson"
 	"github.com/zennet/zennet/internal/sshsig"
 	"github.com/zennet/zennet/meter"
 )
@@ -172,22 +173,16 @@ func (s *Set) Matrix() (counters []string, rows [][]float64, scores []float64) {
 // setJSON is the file form of a Set. Its field order is the canonical
 // order: CanonicalBytes is this struct, compact, without signature.
 type setJSON struct {
-	Format    string      `json:"format"`
-	Version   int         `json:"version"`
-	Suite     Suite       `json:"suite"`
-	Created   time.Time   `json:"created"`
-	Machine   Machine     `json:"machine"`
-	Sandbox   SandboxInfo `json:"sandbox"`
-	Run       RunInfo     `json:"run"`
-	Steps     []Step      `json:"steps"`
-	Signer    string      `json:"signer,omitempty"`
-	Signature *sigJSON    `json:"signature,omitempty"`
-}
-
-type sigJSON struct {
-	Format string `json:"format"`
-	Blob   []byte `json:"blob"`
-	Rest   []byte `json:"rest,omitempty"`
+	Format    string          `json:"format"`
+	Version   int             `json:"version"`
+	Suite     Suite           `json:"suite"`
+	Created   time.Time       `json:"created"`
+	Machine   Machine         `json:"machine"`
+	Sandbox   SandboxInfo     `json:"sandbox"`
+	Run       RunInfo         `json:"run"`
+	Steps     []Step          `json:"steps"`
+	Signer    string          `json:"signer,omitempty"`
+	Signature *signedjson.Sig `json:"signature,omitempty"`
 }
 
 func (s *Set) wire(withSig bool) setJSON {
@@ -198,8 +193,8 @@ func (s *Set) wire(withSig bool) setJSON {
 	if s.Signer != nil {
 		w.Signer = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.Signer)))
 	}
-	if withSig && s.Signature != nil {
-		w.Signature = &sigJSON{Format: s.Signature.Format, Blob: s.Signature.Blob, Rest: s.Signature.Rest}
+	if withSig {
+		w.Signature = signedjson.FromSignature(s.Signature)
 	}
 	return w
 }
@@ -292,12 +287,11 @@ func decode(b []byte) (*Set, error) {
 		}
 		s.Signer = key
 	}
-	if w.Signature != nil {
-		if w.Signature.Format == "" || len(w.Signature.Format) > 64 || len(w.Signature.Blob) == 0 || len(w.Signature.Blob) > 16<<10 || len(w.Signature.Rest) > 1024 {
-			return nil, errors.New("malformed signature")
-		}
-		s.Signature = &ssh.Signature{Format: w.Signature.Format, Blob: w.Signature.Blob, Rest: w.Signature.Rest}
+	sig, err := w.Signature.Signature()
+	if err != nil {
+		return nil, err
 	}
+	s.Signature = sig
 	if (s.Signer == nil) != (s.Signature == nil) {
 		if s.Signer == nil {
 			return nil, errors.New("a signature without a signer key")

@@ -18,7 +18,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/bench"
-	"github.com/zennet/zennet/internal/sshkey"
 	"github.com/zennet/zennet/sandbox"
 )
 
@@ -171,20 +170,8 @@ func (o *benchRunOptions) Validate() error {
 // benchIdentity loads the benchmarker's key: path, or as for the renter
 // ~/.ssh/id_ed25519, else the config dir's id_ed25519 (created once).
 func benchIdentity(path, configDir string) (gossh.Signer, error) {
-	if path == "" {
-		home, _ := os.UserHomeDir()
-		path = filepath.Join(home, ".ssh", "id_ed25519")
-		if _, err := os.Stat(path); err != nil {
-			path = filepath.Join(configDir, "id_ed25519")
-		}
-	} else if _, err := os.Stat(path); err != nil {
-		return nil, usagef("--identity %s: %v", path, err)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	return sshkey.LoadOrCreate(abs, "zennet benchmarker")
+	s, _, err := identity(path, configDir, "zennet benchmarker")
+	return s, err
 }
 
 func benchProgress(o *benchRunOptions) func(bench.Progress) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"text/tabwriter"
 
 	"golang.org/x/term"
+
+	"github.com/zennet/zennet/internal/atomicfile"
 )
 
 // IOStreams are a command's standard streams.
@@ -61,19 +64,11 @@ func table(w io.Writer, header []string, rows [][]string) {
 // writeFileJSON writes v as an indented --json envelope of kind to path,
 // atomically.
 func writeFileJSON(path string, kind Kind, v any) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
+	var b bytes.Buffer
+	if err := writeJSON(&b, kind, v); err != nil {
 		return err
 	}
-	if err := writeJSON(f, kind, v); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, b.Bytes(), 0o600)
 }
 
 // plural returns "1 host", "2 hosts".

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,22 +157,18 @@ func (o *rentOptions) Validate() error {
 }
 
 func (o *rentOptions) identity() (gossh.Signer, string, error) {
-	path := o.Identity
-	if path == "" {
-		home, _ := os.UserHomeDir()
-		path = filepath.Join(home, ".ssh", "id_ed25519")
+	return identity(o.Identity, o.G.ConfigDir, "zennet renter")
+}
+
+// identity loads the user's key named by --identity (path), which must
+// exist, or the default one (sshkey.Identity).
+func identity(path, configDir, comment string) (gossh.Signer, string, error) {
+	if path != "" {
 		if _, err := os.Stat(path); err != nil {
-			path = filepath.Join(o.G.ConfigDir, "id_ed25519")
+			return nil, "", usagef("--identity %s: %v", path, err)
 		}
-	} else if _, err := os.Stat(path); err != nil {
-		return nil, "", usagef("--identity %s: %v", path, err)
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, "", err
-	}
-	s, err := sshkey.LoadOrCreate(abs, "zennet renter")
-	return s, abs, err
+	return sshkey.Identity(path, configDir, comment)
 }
 
 // config is the renter's configuration from the flags (checked by

@@ -72,6 +72,8 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/zennet/zennet/internal/cgroupv1"
 )
 
 // userHZ is the unit of the tick counts in /proc/PID/stat (USER_HZ, 100 on
@@ -258,19 +260,11 @@ func cpuacctMount() (string, error) { return controllerMount("cpuacct") }
 
 // controllerMount finds where the cgroup v1 controller name is mounted.
 func controllerMount(name string) (string, error) {
-	mounts, err := procfs.GetMounts()
+	dir, err := cgroupv1.Mount("", name)
 	if err != nil {
-		return "", fmt.Errorf("idle: find cgroup mounts: %w", err)
+		return "", fmt.Errorf("idle: %w", err)
 	}
-	for _, m := range mounts {
-		if m.FSType != "cgroup" {
-			continue
-		}
-		if _, ok := m.SuperOptions[name]; ok {
-			return m.MountPoint, nil
-		}
-	}
-	return "", fmt.Errorf("idle: no cgroup v1 %s controller (cgroup v2 is not supported)", name)
+	return dir, nil
 }
 
 // Policy returns the Watcher's policy with its defaults filled in.

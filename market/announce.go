@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/bits"
 	"net"
@@ -32,6 +31,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/signedjson"
 	"github.com/zennet/zennet/internal/sshsig"
 )
 
@@ -182,30 +182,25 @@ func ProviderString(k ssh.PublicKey) string {
 // signs after.
 func (a *Announcement) CanonicalBytes() []byte {
 	b := make([]byte, 0, 192+len(a.Provider)+len(a.Address)+len(a.Calibration)+16*len(a.Methods))
-	b = appendString(b, "zennet-announcement")
+	b = signedjson.AppendString(b, "zennet-announcement")
 	b = binary.BigEndian.AppendUint32(b, uint32(a.Version))
-	b = appendString(b, a.Provider)
-	b = appendString(b, a.Address)
+	b = signedjson.AppendString(b, a.Provider)
+	b = signedjson.AppendString(b, a.Address)
 	b = binary.BigEndian.AppendUint64(b, uint64(a.Capacity.Leases))
 	b = binary.BigEndian.AppendUint64(b, uint64(a.Capacity.MemoryBytes))
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(a.Capacity.CPUs))
 	b = binary.BigEndian.AppendUint64(b, uint64(a.Capacity.DiskBytes))
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(a.PricePerWorkMsat))
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(a.Score))
-	b = appendString(b, a.Calibration)
+	b = signedjson.AppendString(b, a.Calibration)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(a.Methods)))
 	for _, m := range a.Methods {
-		b = appendString(b, m)
+		b = signedjson.AppendString(b, m)
 	}
 	b = binary.BigEndian.AppendUint64(b, a.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(a.Issued.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(a.Expires.UnixNano()))
 	return binary.BigEndian.AppendUint64(b, a.Nonce)
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-	return append(b, s...)
 }
 
 // ProviderKey parses Provider.
@@ -509,19 +504,19 @@ func checkAddress(addr string) error {
 
 // announcementJSON is the wire form of an Announcement.
 type announcementJSON struct {
-	V                int           `json:"v"`
-	Provider         string        `json:"provider"`
-	Address          string        `json:"address"`
-	Capacity         *capacityJSON `json:"capacity"`
-	PricePerWorkMsat float64       `json:"price_per_work_msat"`
-	Score            float64       `json:"score"`
-	Calibration      string        `json:"calibration,omitempty"`
-	Methods          []string      `json:"methods"`
-	Seq              uint64        `json:"seq"`
-	Issued           time.Time     `json:"issued"`
-	Expires          time.Time     `json:"expires"`
-	Nonce            uint64        `json:"nonce"`
-	Sig              *sigJSON      `json:"sig,omitempty"`
+	V                int             `json:"v"`
+	Provider         string          `json:"provider"`
+	Address          string          `json:"address"`
+	Capacity         *capacityJSON   `json:"capacity"`
+	PricePerWorkMsat float64         `json:"price_per_work_msat"`
+	Score            float64         `json:"score"`
+	Calibration      string          `json:"calibration,omitempty"`
+	Methods          []string        `json:"methods"`
+	Seq              uint64          `json:"seq"`
+	Issued           time.Time       `json:"issued"`
+	Expires          time.Time       `json:"expires"`
+	Nonce            uint64          `json:"nonce"`
+	Sig              *signedjson.Sig `json:"sig,omitempty"`
 }
 
 type capacityJSON struct {
@@ -529,12 +524,6 @@ type capacityJSON struct {
 	MemoryBytes int64   `json:"memory_bytes"`
 	CPUs        float64 `json:"cpus"`
 	DiskBytes   int64   `json:"disk_bytes"`
-}
-
-type sigJSON struct {
-	Format string `json:"format"`
-	Blob   []byte `json:"blob"`
-	Rest   []byte `json:"rest,omitempty"`
 }
 
 // MarshalJSON writes the announcement's wire form; an invalid announcement
@@ -547,10 +536,7 @@ func (a Announcement) MarshalJSON() ([]byte, error) {
 	w := announcementJSON{V: a.Version, Provider: a.Provider, Address: a.Address,
 		Capacity:         &capacityJSON{Leases: c.Leases, MemoryBytes: c.MemoryBytes, CPUs: c.CPUs, DiskBytes: c.DiskBytes},
 		PricePerWorkMsat: a.PricePerWorkMsat, Score: a.Score, Calibration: a.Calibration, Methods: a.Methods,
-		Seq: a.Seq, Issued: a.Issued.UTC(), Expires: a.Expires.UTC(), Nonce: a.Nonce}
-	if a.Signature != nil {
-		w.Sig = &sigJSON{Format: a.Signature.Format, Blob: a.Signature.Blob, Rest: a.Signature.Rest}
-	}
+		Seq: a.Seq, Issued: a.Issued.UTC(), Expires: a.Expires.UTC(), Nonce: a.Nonce, Sig: signedjson.FromSignature(a.Signature)}
 	return json.Marshal(w)
 }
 
@@ -562,13 +548,8 @@ func (a *Announcement) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("%w: %d bytes exceeds %d", ErrInvalid, len(b), MaxAnnouncementSize)
 	}
 	var w announcementJSON
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	if err := signedjson.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data", ErrInvalid)
 	}
 	if w.V != AnnouncementVersion {
 		return fmt.Errorf("%w: version %d, this build reads %d", ErrInvalid, w.V, AnnouncementVersion)
@@ -576,17 +557,15 @@ func (a *Announcement) UnmarshalJSON(b []byte) error {
 	if w.Capacity == nil {
 		return fmt.Errorf("%w: no capacity", ErrInvalid)
 	}
+	sig, err := w.Sig.Signature()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	c := w.Capacity
 	out := Announcement{Version: w.V, Provider: w.Provider, Address: w.Address,
 		Capacity:         Capacity{Leases: c.Leases, MemoryBytes: c.MemoryBytes, CPUs: c.CPUs, DiskBytes: c.DiskBytes},
 		PricePerWorkMsat: w.PricePerWorkMsat, Score: w.Score, Calibration: w.Calibration, Methods: w.Methods,
-		Seq: w.Seq, Issued: w.Issued, Expires: w.Expires, Nonce: w.Nonce}
-	if w.Sig != nil {
-		if w.Sig.Format == "" || len(w.Sig.Format) > 64 || len(w.Sig.Blob) == 0 {
-			return fmt.Errorf("%w: malformed signature", ErrInvalid)
-		}
-		out.Signature = &ssh.Signature{Format: w.Sig.Format, Blob: w.Sig.Blob, Rest: w.Sig.Rest}
-	}
+		Seq: w.Seq, Issued: w.Issued, Expires: w.Expires, Nonce: w.Nonce, Signature: sig}
 	if err := out.validate(); err != nil {
 		return err
 	}
@@ -598,14 +577,14 @@ func (a *Announcement) UnmarshalJSON(b []byte) error {
 // included. It fails when a is invalid or its JSON exceeds
 // MaxAnnouncementSize.
 func EncodeAnnouncement(a Announcement) ([]byte, error) {
-	b, err := json.Marshal(a)
+	b, err := signedjson.EncodeLine(a, MaxAnnouncementSize)
+	if errors.Is(err, signedjson.ErrTooBig) {
+		err = fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encode announcement: %w", err)
 	}
-	if len(b) > MaxAnnouncementSize {
-		return nil, fmt.Errorf("encode announcement: %w: %d bytes exceeds %d", ErrInvalid, len(b), MaxAnnouncementSize)
-	}
-	return append(b, '\n'), nil
+	return b, nil
 }
 
 // DecodeAnnouncement parses and validates one encoded announcement (a

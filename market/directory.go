@@ -9,11 +9,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/zennet/zennet/internal/atomicfile"
 )
 
 // MaxEntries is the default bound of a Directory: the number of providers
@@ -247,7 +248,7 @@ func (d *Directory) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("save directory: %w", err)
 	}
-	if err := writeAtomic(path, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save directory: %w", err)
 	}
 	return nil
@@ -300,30 +301,4 @@ func (d *Directory) Load(path string, now time.Time, minBits uint) (added, dropp
 		}
 	}
 	return added, dropped, nil
-}
-
-// writeAtomic writes data to a temporary file beside path with mode 0600,
-// syncs it and renames it into place.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/zennet/zennet/internal/atomicfile"
 )
 
 // Record is one side's own history with one counterpart, named by its SSH
@@ -319,7 +321,7 @@ func (b *Book) write(recs map[string]Record) error {
 	if err != nil {
 		return fmt.Errorf("reputation book: %w", err)
 	}
-	if err := writeAtomic(b.path, append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(b.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("reputation book: %w", err)
 	}
 	return nil

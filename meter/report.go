@@ -1,7 +1,6 @@
 package meter
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/signedjson"
 	"github.com/zennet/zennet/internal/sshsig"
 )
 
@@ -51,23 +51,18 @@ type Report struct {
 // of counters, then each counter as string name and uint64 value.
 func (r *Report) CanonicalBytes() []byte {
 	b := make([]byte, 0, 128+32*int(NumCounters))
-	b = appendString(b, "zennet-usage-report")
+	b = signedjson.AppendString(b, "zennet-usage-report")
 	b = binary.BigEndian.AppendUint32(b, ReportVersion)
-	b = appendString(b, r.Lease)
+	b = signedjson.AppendString(b, r.Lease)
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Start.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Time.UnixNano()))
 	b = binary.BigEndian.AppendUint32(b, uint32(NumCounters))
 	for c := Counter(0); c < NumCounters; c++ {
-		b = appendString(b, c.Name())
+		b = signedjson.AppendString(b, c.Name())
 		b = binary.BigEndian.AppendUint64(b, r.Counters[c])
 	}
 	return b
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-	return append(b, s...)
 }
 
 // Sign signs the report with the provider's host key.
@@ -90,19 +85,13 @@ func (r *Report) Verify(key ssh.PublicKey) error {
 
 // reportJSON is the wire form of a Report.
 type reportJSON struct {
-	V        int       `json:"v"`
-	Lease    string    `json:"lease"`
-	Seq      uint64    `json:"seq"`
-	Start    time.Time `json:"start"`
-	Time     time.Time `json:"time"`
-	Counters *Vector   `json:"counters"`
-	Sig      *sigJSON  `json:"sig,omitempty"`
-}
-
-type sigJSON struct {
-	Format string `json:"format"`
-	Blob   []byte `json:"blob"`
-	Rest   []byte `json:"rest,omitempty"`
+	V        int             `json:"v"`
+	Lease    string          `json:"lease"`
+	Seq      uint64          `json:"seq"`
+	Start    time.Time       `json:"start"`
+	Time     time.Time       `json:"time"`
+	Counters *Vector         `json:"counters"`
+	Sig      *signedjson.Sig `json:"sig,omitempty"`
 }
 
 // MarshalJSON writes the report's wire form.
@@ -110,24 +99,16 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
-	w := reportJSON{V: ReportVersion, Lease: r.Lease, Seq: r.Seq, Start: r.Start.UTC(), Time: r.Time.UTC(), Counters: &r.Counters}
-	if r.Signature != nil {
-		w.Sig = &sigJSON{Format: r.Signature.Format, Blob: r.Signature.Blob, Rest: r.Signature.Rest}
-	}
-	return json.Marshal(w)
+	return json.Marshal(reportJSON{V: ReportVersion, Lease: r.Lease, Seq: r.Seq, Start: r.Start.UTC(), Time: r.Time.UTC(),
+		Counters: &r.Counters, Sig: signedjson.FromSignature(r.Signature)})
 }
 
 // UnmarshalJSON reads and validates the wire form; unknown fields are an
 // error. It does not verify the signature.
 func (r *Report) UnmarshalJSON(b []byte) error {
 	var w reportJSON
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	if err := signedjson.Unmarshal(b, &w); err != nil {
 		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data")
 	}
 	if w.V != ReportVersion {
 		return fmt.Errorf("report version %d, this build reads %d", w.V, ReportVersion)
@@ -135,13 +116,11 @@ func (r *Report) UnmarshalJSON(b []byte) error {
 	if w.Counters == nil {
 		return errors.New("no counters")
 	}
-	out := Report{Lease: w.Lease, Seq: w.Seq, Start: w.Start, Time: w.Time, Counters: *w.Counters}
-	if w.Sig != nil {
-		if w.Sig.Format == "" || len(w.Sig.Format) > 64 || len(w.Sig.Blob) == 0 {
-			return errors.New("malformed signature")
-		}
-		out.Signature = &ssh.Signature{Format: w.Sig.Format, Blob: w.Sig.Blob, Rest: w.Sig.Rest}
+	sig, err := w.Sig.Signature()
+	if err != nil {
+		return err
 	}
+	out := Report{Lease: w.Lease, Seq: w.Seq, Start: w.Start, Time: w.Time, Counters: *w.Counters, Signature: sig}
 	if err := out.validate(); err != nil {
 		return err
 	}
@@ -177,24 +156,18 @@ func (r *Report) validate() error {
 
 // Encode returns the report as one line of JSON, newline included.
 func Encode(r Report) ([]byte, error) {
-	b, err := json.Marshal(r)
+	b, err := signedjson.EncodeLine(r, MaxReportSize)
 	if err != nil {
 		return nil, fmt.Errorf("encode usage report: %w", err)
 	}
-	if len(b) >= MaxReportSize {
-		return nil, fmt.Errorf("encode usage report: %d bytes exceeds %d", len(b), MaxReportSize)
-	}
-	return append(b, '\n'), nil
+	return b, nil
 }
 
 // Decode parses and validates one encoded report. It does not verify the
 // signature: Check does.
 func Decode(b []byte) (Report, error) {
-	if len(b) > MaxReportSize {
-		return Report{}, fmt.Errorf("decode usage report: %d bytes exceeds %d", len(b), MaxReportSize)
-	}
 	var r Report
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := signedjson.DecodeLine(b, MaxReportSize, &r); err != nil {
 		return Report{}, fmt.Errorf("decode usage report: %w", err)
 	}
 	return r, nil

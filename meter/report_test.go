@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/signedjson"
 	"github.com/zennet/zennet/internal/sshsig"
 )
 
@@ -291,7 +292,7 @@ func TestSignatureIsSSHSIG(t *testing.T) {
 	b := []byte("SSHSIG")
 	b = binary.BigEndian.AppendUint32(b, 1)
 	for _, s := range []string{string(pub.Marshal()), SignatureNamespace, "", "sha512", string(ssh.Marshal(r.Signature))} {
-		b = appendString(b, s)
+		b = signedjson.AppendString(b, s)
 	}
 	dir := t.TempDir()
 	sig := filepath.Join(dir, "sig")

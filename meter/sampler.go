@@ -11,8 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
+
+	"github.com/zennet/zennet/internal/cgroupv1"
 )
 
 // ErrGone means the sandbox's cgroup does not exist (any more).
@@ -223,30 +224,9 @@ func New(cfg Config) (*Sampler, error) {
 // controllerDirs finds the mount point of each cgroup v1 controller the
 // meter reads.
 func controllerDirs(root string) (map[string]string, error) {
-	want := []string{"cpuacct", "memory", "pids"}
-	dirs := map[string]string{}
-	if root != "" {
-		for _, c := range want {
-			dirs[c] = filepath.Join(root, c)
-		}
-		return dirs, nil
-	}
-	mounts, err := procfs.GetMounts()
+	dirs, v2, err := cgroupv1.Mounts(root, "cpuacct", "memory", "pids")
 	if err != nil {
-		return nil, fmt.Errorf("find cgroup mounts: %w", err)
-	}
-	v2 := false
-	for _, m := range mounts {
-		switch m.FSType {
-		case "cgroup":
-			for _, c := range want {
-				if _, ok := m.SuperOptions[c]; ok && dirs[c] == "" {
-					dirs[c] = m.MountPoint
-				}
-			}
-		case "cgroup2":
-			v2 = true
-		}
+		return nil, err
 	}
 	if dirs["cpuacct"] == "" || dirs["memory"] == "" {
 		if v2 {

@@ -1,7 +1,6 @@
 package pay
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/signedjson"
 	"github.com/zennet/zennet/internal/sshsig"
 )
 
@@ -62,17 +62,12 @@ type Voucher struct {
 // uint64 seq, uint64 total.
 func (v *Voucher) CanonicalBytes() []byte {
 	b := make([]byte, 0, 96+len(v.Lease)+len(v.Payee))
-	b = appendString(b, "zennet-payment-voucher")
+	b = signedjson.AppendString(b, "zennet-payment-voucher")
 	b = binary.BigEndian.AppendUint32(b, VoucherVersion)
-	b = appendString(b, v.Lease)
-	b = appendString(b, v.Payee)
+	b = signedjson.AppendString(b, v.Lease)
+	b = signedjson.AppendString(b, v.Payee)
 	b = binary.BigEndian.AppendUint64(b, v.Seq)
 	return binary.BigEndian.AppendUint64(b, v.Total)
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-	return append(b, s...)
 }
 
 // Sign signs the voucher with the renter's key.
@@ -132,18 +127,12 @@ func CheckVoucher(t VoucherTerms, claim *Voucher, v Voucher) error {
 
 // voucherJSON is the wire form of a Voucher.
 type voucherJSON struct {
-	V     int      `json:"v"`
-	Lease string   `json:"lease"`
-	Payee string   `json:"payee"`
-	Seq   uint64   `json:"seq"`
-	Total uint64   `json:"total_msat"`
-	Sig   *sigJSON `json:"sig,omitempty"`
-}
-
-type sigJSON struct {
-	Format string `json:"format"`
-	Blob   []byte `json:"blob"`
-	Rest   []byte `json:"rest,omitempty"`
+	V     int             `json:"v"`
+	Lease string          `json:"lease"`
+	Payee string          `json:"payee"`
+	Seq   uint64          `json:"seq"`
+	Total uint64          `json:"total_msat"`
+	Sig   *signedjson.Sig `json:"sig,omitempty"`
 }
 
 // MarshalJSON writes the voucher's wire form.
@@ -151,35 +140,25 @@ func (v Voucher) MarshalJSON() ([]byte, error) {
 	if err := v.validate(); err != nil {
 		return nil, err
 	}
-	w := voucherJSON{V: VoucherVersion, Lease: v.Lease, Payee: v.Payee, Seq: v.Seq, Total: v.Total}
-	if v.Signature != nil {
-		w.Sig = &sigJSON{Format: v.Signature.Format, Blob: v.Signature.Blob, Rest: v.Signature.Rest}
-	}
-	return json.Marshal(w)
+	return json.Marshal(voucherJSON{V: VoucherVersion, Lease: v.Lease, Payee: v.Payee, Seq: v.Seq, Total: v.Total,
+		Sig: signedjson.FromSignature(v.Signature)})
 }
 
 // UnmarshalJSON reads and validates the wire form; unknown fields are an
 // error. It does not verify the signature.
 func (v *Voucher) UnmarshalJSON(b []byte) error {
 	var w voucherJSON
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	if err := signedjson.Unmarshal(b, &w); err != nil {
 		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data")
 	}
 	if w.V != VoucherVersion {
 		return fmt.Errorf("voucher version %d, this build reads %d", w.V, VoucherVersion)
 	}
-	out := Voucher{Lease: w.Lease, Payee: w.Payee, Seq: w.Seq, Total: w.Total}
-	if w.Sig != nil {
-		if w.Sig.Format == "" || len(w.Sig.Format) > 64 || len(w.Sig.Blob) == 0 {
-			return errors.New("malformed signature")
-		}
-		out.Signature = &ssh.Signature{Format: w.Sig.Format, Blob: w.Sig.Blob, Rest: w.Sig.Rest}
+	sig, err := w.Sig.Signature()
+	if err != nil {
+		return err
 	}
+	out := Voucher{Lease: w.Lease, Payee: w.Payee, Seq: w.Seq, Total: w.Total, Signature: sig}
 	if err := out.validate(); err != nil {
 		return err
 	}
@@ -221,24 +200,18 @@ func validLease(id string) error {
 
 // EncodeVoucher returns the voucher as one line of JSON, newline included.
 func EncodeVoucher(v Voucher) ([]byte, error) {
-	b, err := json.Marshal(v)
+	b, err := signedjson.EncodeLine(v, MaxVoucherSize)
 	if err != nil {
 		return nil, fmt.Errorf("encode voucher: %w", err)
 	}
-	if len(b) >= MaxVoucherSize {
-		return nil, fmt.Errorf("encode voucher: %d bytes exceeds %d", len(b), MaxVoucherSize)
-	}
-	return append(b, '\n'), nil
+	return b, nil
 }
 
 // DecodeVoucher parses and validates one encoded voucher. It does not
 // verify the signature: CheckVoucher does.
 func DecodeVoucher(b []byte) (Voucher, error) {
-	if len(b) > MaxVoucherSize {
-		return Voucher{}, fmt.Errorf("decode voucher: %d bytes exceeds %d", len(b), MaxVoucherSize)
-	}
 	var v Voucher
-	if err := json.Unmarshal(b, &v); err != nil {
+	if err := signedjson.DecodeLine(b, MaxVoucherSize, &v); err != nil {
 		return Voucher{}, fmt.Errorf("decode voucher: %w", err)
 	}
 	return v, nil

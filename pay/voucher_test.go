@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/signedjson"
 	"github.com/zennet/zennet/internal/sshsig"
 )
 
@@ -127,7 +128,7 @@ func TestVoucherSignatureIsSSHSIG(t *testing.T) {
 	b := []byte("SSHSIG")
 	b = binary.BigEndian.AppendUint32(b, 1)
 	for _, s := range []string{string(pub.Marshal()), VoucherNamespace, "", "sha512", string(ssh.Marshal(v.Signature))} {
-		b = appendString(b, s)
+		b = signedjson.AppendString(b, s)
 	}
 	dir := t.TempDir()
 	sig := filepath.Join(dir, "sig")

@@ -377,7 +377,7 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	hostKey, err := sshkey.LoadOrCreate(filepath.Join(cfg.DataDir, "host_key"), "zennet provider")
+	hostKey, err := sshkey.HostKey(cfg.DataDir)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/zennet/zennet/internal/cgroupv1"
 )
 
 // cgroupRoot is where the cgroup controllers are mounted.
@@ -36,17 +38,8 @@ func (r *Runtime) CgroupDir(controller, id string) string {
 
 // controllers lists the mounted cgroup v1 controller directories.
 func controllers() []string {
-	ents, err := os.ReadDir(cgroupRoot)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() && e.Name() != "unified" {
-			out = append(out, filepath.Join(cgroupRoot, e.Name()))
-		}
-	}
-	return out
+	dirs, _ := cgroupv1.All()
+	return dirs
 }
 
 // removeCgroup kills every process left in sandbox id's cgroups and removes

@@ -17,9 +17,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/zennet/zennet/internal/atomicfile"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -56,17 +58,24 @@ type Record struct {
 	Hosts   []Host    `json:"hosts"`
 }
 
-// Session is one live run.
+// Session is one live run. Its methods are safe for concurrent use: writes
+// of its files are serialized, and once Close has begun they fail with
+// ErrClosed.
 type Session struct {
 	ID   string
 	Dir  string
 	root string
 	lock *os.File
-	rec  Record
+
+	mu     sync.Mutex // serializes the writes of the session's files and Close
+	closed bool
+	rec    Record
 }
 
-// Open creates and locks a new session directory under configDir, first
-// removing the directories of runs that are gone.
+// ErrClosed is returned by a Session's writes once it is closed.
+var ErrClosed = errors.New("session closed")
+
+// Open creates and locks a new session directory under configDir.
 func Open(configDir string) (*Session, error) {
 	sessions := filepath.Join(configDir, "sessions")
 	if err := os.MkdirAll(sessions, 0o700); err != nil {
@@ -75,6 +84,22 @@ func Open(configDir string) (*Session, error) {
 	if err := writeMainConfig(configDir); err != nil {
 		return nil, err
 	}
+	// Live, in this process or another, removes the directory of every
+	// session whose lock it can take: also one made an instant ago whose
+	// lock this Open has not taken yet. Such a session lost its directory
+	// (or its lock) and is tried again under a new id.
+	for attempt := 1; ; attempt++ {
+		s, err := open(configDir)
+		if !errors.Is(err, errReaped) || attempt == 5 {
+			return s, err
+		}
+	}
+}
+
+// errReaped: a Live call removed the session being opened.
+var errReaped = errors.New("session directory removed while it was being locked")
+
+func open(configDir string) (*Session, error) {
 	var b [6]byte
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
@@ -82,19 +107,40 @@ func Open(configDir string) (*Session, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create session dir: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	path := filepath.Join(dir, "lock")
+	lock, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open %s: %w", path, errReaped)
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// Only a Live call, about to remove the directory, holds it.
+		lock.Close()
+		return nil, fmt.Errorf("lock session: %w", errReaped)
+	}
+	if err != nil {
 		lock.Close()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("lock session: %w", err)
 	}
-	s := &Session{ID: id, Dir: dir, root: configDir, lock: lock,
-		rec: Record{ID: id, Pid: os.Getpid(), Started: time.Now().UTC()}}
-	return s, nil
+	// The lock is ours; the directory is ours if the lock file there is
+	// still the one locked.
+	held, err := lock.Stat()
+	if err != nil {
+		lock.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("lock session: %w", err)
+	}
+	if now, err := os.Stat(path); err != nil || !os.SameFile(held, now) {
+		lock.Close()
+		return nil, fmt.Errorf("lock session: %w", errReaped)
+	}
+	return &Session{ID: id, Dir: dir, root: configDir, lock: lock,
+		rec: Record{ID: id, Pid: os.Getpid(), Started: time.Now().UTC()}}, nil
 }
 
 // Dir is where session id of configDir keeps its files; it is gone once
@@ -153,6 +199,11 @@ func withNamesLock(configDir string, f func() error) error {
 // ReserveNames picks n host names zennet-K not used by any live run and
 // records them for this session.
 func (s *Session) ReserveNames(n int) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
 	var names []string
 	err := withNamesLock(s.root, func() error {
 		live, err := Live(s.root)
@@ -194,6 +245,11 @@ func (s *Session) Files() Files {
 // Write (re)writes every file of the session for hosts, each atomically.
 func (s *Session) Write(hosts []Host, identityFile string) (Files, error) {
 	f := s.Files()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return f, ErrClosed
+	}
 	s.rec.Hosts = hosts
 	var cfg, kh, mpi, login strings.Builder
 	fmt.Fprintf(&cfg, "# zennet session %s (pid %d): written by zennet, removed when it ends.\n", s.ID, s.rec.Pid)
@@ -215,7 +271,7 @@ func (s *Session) Write(hosts []Host, identityFile string) (Files, error) {
 		{f.KnownHosts, kh.String()}, {f.MPIHostfile, mpi.String()}, {f.SSHLoginFile, login.String()},
 		{f.SessionConfig, cfg.String()},
 	} {
-		if err := writeAtomic(w.path, []byte(w.data)); err != nil {
+		if err := atomicfile.WriteFile(w.path, []byte(w.data), 0o600); err != nil {
 			return f, err
 		}
 	}
@@ -225,8 +281,15 @@ func (s *Session) Write(hosts []Host, identityFile string) (Files, error) {
 	return f, nil
 }
 
-// Close removes the session's files and releases its lock.
+// Close removes the session's files and releases its lock. It waits for
+// a write in progress; later writes fail with ErrClosed.
 func (s *Session) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	err := os.RemoveAll(s.Dir)
 	s.lock.Close()
 	return err
@@ -239,7 +302,7 @@ func writeMainConfig(configDir string) error {
 	if b, err := os.ReadFile(path); err == nil && string(b) == want {
 		return nil
 	}
-	return writeAtomic(path, []byte(want))
+	return atomicfile.WriteFile(path, []byte(want), 0o600)
 }
 
 func quote(p string) string {
@@ -254,27 +317,5 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, append(b, '\n'))
-}
-
-// writeAtomic writes data to a temporary file beside path and renames it
-// into place, so no reader ever sees half a file.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }

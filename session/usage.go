@@ -39,7 +39,14 @@ type Usage struct {
 func (s *Session) UsagePath() string { return filepath.Join(s.Dir, "usage.json") }
 
 // WriteUsage replaces the session's usage file, atomically.
-func (s *Session) WriteUsage(u []Usage) error { return writeJSON(s.UsagePath(), u) }
+func (s *Session) WriteUsage(u []Usage) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return writeJSON(s.UsagePath(), u)
+}
 
 // ReadUsage returns the usage a live session (by its id) last wrote.
 func ReadUsage(configDir, id string) ([]Usage, error) {

@@ -1,6 +1,6 @@
-// Package sshkey reads OpenSSH private keys, creating an ed25519 key on
-// first use: the provider's host key, the renter's and the benchmarker's
-// keys.
+// Package sshkey finds and reads the OpenSSH private keys zennet signs
+// with, creating an ed25519 key on first use: the renter's (and the
+// benchmarker's) own key, and the provider's host key.
 package sshkey
 
 import (
@@ -9,44 +9,68 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/atomicfile"
 )
 
+// KeyName is the file name of the user's default key, in ~/.ssh and, when
+// there is none there, in zennet's config dir.
+const KeyName = "id_ed25519"
+
+// Identity loads the user's own key: path when it is not empty, else
+// ~/.ssh/id_ed25519 when that exists, else id_ed25519 in configDir, which
+// is created (with comment) the first time. It returns the key and its
+// absolute path, for ssh's IdentityFile. A named path that does not exist
+// is created like the config dir's key: callers that want it to exist
+// check first.
+func Identity(path, configDir, comment string) (ssh.Signer, string, error) {
+	if path == "" {
+		path = DefaultIdentity(configDir)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := LoadOrCreate(abs, comment)
+	return s, abs, err
+}
+
+// DefaultIdentity is the key Identity uses when none is named:
+// ~/.ssh/id_ed25519 when it exists, else id_ed25519 in configDir.
+func DefaultIdentity(configDir string) string {
+	if home, err := os.UserHomeDir(); err == nil {
+		p := filepath.Join(home, ".ssh", KeyName)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return filepath.Join(configDir, KeyName)
+}
+
+// HostKey loads the provider's host key from dataDir, creating it the
+// first time.
+func HostKey(dataDir string) (ssh.Signer, error) {
+	return LoadOrCreate(filepath.Join(dataDir, "host_key"), "zennet provider")
+}
+
 // LoadOrCreate reads an OpenSSH private key from path, creating an
-// ed25519 key there (mode 0600) if none exists.
+// ed25519 key there (mode 0600, with path.pub beside it) if none exists.
+// Of two processes creating the key at once, both end up with the same
+// one, and neither reads a partial file.
 func LoadOrCreate(path, comment string) (ssh.Signer, error) {
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err = create(path, comment)
+		if errors.Is(err, fs.ErrExist) {
+			b, err = os.ReadFile(path) // another process made it first
 		}
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		block, err := ssh.MarshalPrivateKey(priv, comment)
-		if err != nil {
-			return nil, err
-		}
-		b = pem.EncodeToMemory(block)
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("create key %s: %w", path, err)
-		}
-		if _, err := f.Write(b); err != nil {
-			f.Close()
-			os.Remove(path)
-			return nil, err
-		}
-		if err := f.Close(); err != nil {
-			return nil, err
-		}
-		pub := ssh.MarshalAuthorizedKey(ssh.PublicKey(mustPub(priv)))
-		os.WriteFile(path+".pub", pub, 0o644)
-	} else if err != nil {
+	}
+	if err != nil {
 		return nil, fmt.Errorf("read key: %w", err)
 	}
 	s, err := ssh.ParsePrivateKey(b)
@@ -60,10 +84,29 @@ func LoadOrCreate(path, comment string) (ssh.Signer, error) {
 	return s, nil
 }
 
-func mustPub(priv ed25519.PrivateKey) ssh.PublicKey {
-	k, err := ssh.NewPublicKey(priv.Public())
-	if err != nil {
-		panic(err)
+// create writes a new ed25519 key to path, failing with fs.ErrExist when
+// there is one already, and returns it in PEM.
+func create(path, comment string) ([]byte, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
 	}
-	return k
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return nil, err
+	}
+	b := pem.EncodeToMemory(block)
+	if err := atomicfile.Create(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("create key %s: %w", path, err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	// The .pub file is a convenience for the user; the key is what counts.
+	atomicfile.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(sshPub), 0o644)
+	return b, nil
 }

@@ -33,6 +33,7 @@ const (
 	KindLeaseAction    Kind = "lease-action"    // zennet provider pause|resume|end (leaseAction)
 	KindProviderDrain  Kind = "provider-drain"  // zennet provider drain (drainDoc)
 	KindProviderStatus Kind = "provider-status" // zennet provider status (control.Status)
+	KindProvider       Kind = "provider"        // zennet provide --json, and DATA_DIR/provider.json (provider.Info)
 )
 
 type hostsDoc struct {

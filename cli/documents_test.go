@@ -16,6 +16,7 @@ import (
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/provider"
 	"github.com/zennet/zennet/renter"
 	"github.com/zennet/zennet/session"
 	"github.com/zennet/zennet/taskrun"
@@ -55,6 +56,8 @@ func sampleDocuments() map[Kind]any {
 		KindLeaseAction:    leaseAction{Action: "pause", ID: lease.ID, Lease: &lease},
 		KindProviderDrain:  drainDoc{Draining: true, Leases: 1},
 		KindProviderStatus: control.Status{Time: t0, Leases: []control.LeaseStatus{lease}},
+		KindProvider: provider.Info{Address: "127.0.0.1:2222", HostKey: "ssh-ed25519 AAAA", Fingerprint: "SHA256:p", DataDir: "/d",
+			MaxLeases: 64, MemoryBytes: 8 << 30, CPUs: 2, Pid: 4242},
 	}
 }
 

@@ -280,7 +280,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- provider.In
 				p.Shutdown(context.WithoutCancel(tctx)) // q stops the provider
 			}()
 		case o.JSON:
-			writeJSON(o.IO.Out, "provider", st.Info)
+			writeJSON(o.IO.Out, KindProvider, st.Info)
 		default:
 			fmt.Fprintf(o.IO.ErrOut, "zennet: providing on %s (host key %s); %d leases, %s, %.4g CPUs; Ctrl-C stops\n",
 				st.Info.Address, st.Info.Fingerprint, st.Info.MaxLeases, FormatSize(st.Info.MemoryBytes), st.Info.CPUs)

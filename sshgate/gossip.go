@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"sync"
 	"time"
@@ -85,7 +84,7 @@ type Gossip struct {
 	seq     uint64
 	own     *market.Envelope             // the latest announcement of ours
 	queue   map[string][]market.Envelope // to push, by peer, at the next flush
-	conns   map[string]*gossh.Client     // kept to peers
+	conns   map[string]*conn             // kept to peers
 	ctx     context.Context              // Run's: pushes end with it
 	wg      sync.WaitGroup
 	rnd     *rand.Rand
@@ -110,7 +109,7 @@ func NewGossip(cfg GossipConfig) *Gossip {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	g := &Gossip{cfg: cfg, log: cfg.Log.With("subsystem", "gossip"), bits: map[string]uint{}, queue: map[string][]market.Envelope{},
-		conns: map[string]*gossh.Client{},
+		conns: map[string]*conn{},
 		rnd:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	g.self = market.ProviderString(cfg.Signer.PublicKey())
 	g.relay = market.NewRelay(market.NewDirectory(0), market.RelayConfig{MinBits: cfg.MinBits,
@@ -435,23 +434,12 @@ func gossipRequest(ctx context.Context, addr string, signer gossh.Signer, req go
 	return requestOn(ctx, conn, addr, req)
 }
 
-func dialGossip(ctx context.Context, addr string, signer gossh.Signer) (*gossh.Client, error) {
-	d := net.Dialer{Timeout: 10 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
+func dialGossip(ctx context.Context, addr string, signer gossh.Signer) (*conn, error) {
+	c, err := dialConn(ctx, addr, signer, nil, 10*time.Second)
+	if err != nil && !errors.Is(err, ErrUnreachable) {
+		err = fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	sc, chans, reqs, err := gossh.NewClientConn(nc, addr, &gossh.ClientConfig{
-		User: "zennet", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
-		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second,
-	})
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
-	}
-	nc.SetDeadline(time.Time{})
-	return gossh.NewClient(sc, chans, reqs), nil
+	return c, err
 }
 
 // gossipTimeout bounds one request to a peer, from opening its channel to
@@ -463,18 +451,17 @@ const gossipTimeout = 30 * time.Second
 // that stops answering (a process gone while its socket lingers, a
 // network that drops packets) must not hold the node's pushes, or its
 // shutdown, forever.
-func requestOn(ctx context.Context, conn *gossh.Client, addr string, req gossipMsg) (gossipMsg, error) {
+func requestOn(ctx context.Context, conn *conn, addr string, req gossipMsg) (gossipMsg, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, gossipTimeout, fmt.Errorf("%s: no answer in %s", addr, gossipTimeout))
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	ch, creqs, err := conn.OpenChannel(ChannelGossip, nil)
+	ch, creqs, err := conn.openChannel(ctx, ChannelGossip, nil)
 	if err != nil {
-		if ctx.Err() != nil {
-			err = context.Cause(ctx)
-		}
 		return gossipMsg{}, fmt.Errorf("%s: %w", addr, err)
 	}
+	// The channel is open: closing the connection ends its reads and
+	// writes, so it is all a stalled answer needs.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	go gossh.DiscardRequests(creqs)
 	defer ch.Close()
 	if err := writeGossip(ch, req); err != nil {
@@ -501,6 +488,11 @@ func (g *Gossip) request(ctx context.Context, peer string, req gossipMsg) (gossi
 	for attempt := 0; ; attempt++ {
 		g.mu.Lock()
 		conn := g.conns[peer]
+		if conn != nil && isDone(conn.Done()) {
+			// The peer hung up since: dial again.
+			delete(g.conns, peer)
+			conn = nil
+		}
 		g.mu.Unlock()
 		if conn == nil {
 			var err error
@@ -526,6 +518,15 @@ func (g *Gossip) request(ctx context.Context, peer string, req gossipMsg) (gossi
 		}
 		g.mu.Unlock()
 		conn.Close()
+	}
+}
+
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

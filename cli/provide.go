@@ -503,7 +503,9 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- providerInf
 				PricePerWorkMsat: perWork, Score: score, Calibration: digest, Methods: billing.Methods()}
 		}
 	}
-	gossip := sshgate.NewGossip(sshgate.GossipConfig{Signer: hostKey, Announce: announcer, Peers: o.Peers, MinBits: o.PowBits, Every: o.Every, Log: log})
+	transport := sshgate.NewGossipTransport(hostKey)
+	defer transport.Close()
+	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: announcer, Peers: o.Peers, MinBits: o.PowBits, Every: o.Every, Log: log})
 	gw := sshgate.NewGateway(hostKey, mgr, billing, sshgate.WithLogger(log), sshgate.WithGossip(gossip))
 	info := providerInfo{
 		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),

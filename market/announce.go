@@ -166,6 +166,24 @@ type Announcement struct {
 	Signature *ssh.Signature
 }
 
+// SameOffer reports whether a and b offer the same: address, leases, CPUs,
+// prices, score, calibration and methods equal, and free memory and disk
+// within 1% (they move a little all the time). Who signed them, their Seq
+// and validity are not compared.
+func SameOffer(a, b Announcement) bool {
+	near := func(x, y int64) bool {
+		d := x - y
+		if d < 0 {
+			d = -d
+		}
+		return d <= max(x, y)/100
+	}
+	return a.Address == b.Address && a.Capacity.Leases == b.Capacity.Leases && a.Capacity.CPUs == b.Capacity.CPUs &&
+		near(a.Capacity.MemoryBytes, b.Capacity.MemoryBytes) && near(a.Capacity.DiskBytes, b.Capacity.DiskBytes) &&
+		a.PricePerWorkMsat == b.PricePerWorkMsat && a.Score == b.Score && a.Calibration == b.Calibration &&
+		slices.Equal(a.Methods, b.Methods)
+}
+
 // ProviderString is k in the form Announcement.Provider takes: its
 // authorized_keys line without comment or newline.
 func ProviderString(k ssh.PublicKey) string {

@@ -86,6 +86,9 @@ type Node struct {
 	mu    sync.Mutex
 	peers []string
 	bits  map[string]uint // what each peer asks
+	// down holds the peers whose last exchange failed: skipped until
+	// the time given, a wait that doubles with each failure.
+	down  map[string]backoff
 	seq   uint64
 	own   *Envelope             // the latest announcement of ours
 	queue map[string][]Envelope // to push, by peer, at the next flush
@@ -111,7 +114,8 @@ func NewNode(cfg NodeConfig) *Node {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: cfg.Log.With("subsystem", "gossip"), bits: map[string]uint{}, queue: map[string][]Envelope{},
-		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+		down: map[string]backoff{},
+		rnd:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	n.self = ProviderString(cfg.Signer.PublicKey())
 	n.relay = NewRelay(NewDirectory(0), RelayConfig{MinBits: cfg.MinBits,
 		OnReject: func(from string, a *Announcement, err error) {
@@ -191,7 +195,7 @@ func (n *Node) Run(ctx context.Context) {
 			// Peer exchange with one peer a round: what was missed while
 			// a peer was down, or before we knew it, comes back.
 			n.mu.Lock()
-			ps := Targets(n.peers, "", 1, n.rnd)
+			ps := Targets(n.upPeersLocked(), "", 1, n.rnd)
 			n.mu.Unlock()
 			for _, p := range ps {
 				n.goPull(ctx, p)
@@ -200,11 +204,20 @@ func (n *Node) Run(ctx context.Context) {
 	}
 }
 
-// announce mints, signs and sends the node's announcement.
+// announce mints, signs and sends the node's announcement, unless the last
+// one still says the same (SameOffer) and is not yet half-way to expiring:
+// each new one spreads to every node, so announcing every Every whatever
+// changed would keep the whole market busy relaying the same offers
+// (twenty providers announcing every 2 s held two cores at 100%).
 func (n *Node) announce(ctx context.Context) error {
 	a := n.cfg.Announce()
 	now := time.Now().UTC().Truncate(time.Second)
 	n.mu.Lock()
+	if own := n.own; own != nil && SameOffer(own.Announcement, a) &&
+		time.Until(own.Announcement.Expires) > n.cfg.Validity/2 {
+		n.mu.Unlock()
+		return nil
+	}
 	n.seq = max(n.seq+1, uint64(time.Now().UnixNano()))
 	a.Seq = n.seq
 	bits := n.cfg.MinBits
@@ -230,13 +243,53 @@ func (n *Node) announce(ctx context.Context) error {
 	return nil
 }
 
-// send queues envelopes for up to Fanout peers other than from.
+// backoff is a failing peer's state.
+type backoff struct {
+	until time.Time
+	wait  time.Duration
+}
+
+// Waits before a failing peer is tried again.
+const (
+	minBackoff = time.Second
+	maxBackoff = 2 * time.Minute
+)
+
+// failed records an exchange with peer that failed (ok false) or not.
+func (n *Node) failed(peer string, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ok {
+		delete(n.down, peer)
+		return
+	}
+	b := n.down[peer]
+	b.wait = min(max(2*b.wait, minBackoff), maxBackoff)
+	b.until = time.Now().Add(b.wait)
+	n.down[peer] = b
+}
+
+// upPeersLocked returns the peers not backing off.
+func (n *Node) upPeersLocked() []string {
+	now := time.Now()
+	up := make([]string, 0, len(n.peers))
+	for _, p := range n.peers {
+		if b, ok := n.down[p]; !ok || now.After(b.until) {
+			up = append(up, p)
+		}
+	}
+	return up
+}
+
+// send queues envelopes for up to Fanout peers other than from, among
+// those not backing off: a peer that is down does not take the place of
+// one that would pass the announcements on.
 func (n *Node) send(from string, envs []Envelope) {
 	if len(envs) == 0 {
 		return
 	}
 	n.mu.Lock()
-	targets := Targets(n.peers, from, n.cfg.Fanout, n.rnd)
+	targets := Targets(n.upPeersLocked(), from, n.cfg.Fanout, n.rnd)
 	n.mu.Unlock()
 	for _, p := range targets {
 		n.queuePush(p, envs)
@@ -284,6 +337,7 @@ func (n *Node) push(ctx context.Context, p string, envs []Envelope) {
 	ctx, cancel := context.WithTimeoutCause(ctx, pushTimeout, fmt.Errorf("%s: no answer in %s", p, pushTimeout))
 	defer cancel()
 	ack, err := n.cfg.Transport.Push(ctx, p, envs)
+	n.failed(p, err == nil)
 	if err != nil {
 		n.log.Debug("push", "peer", p, "err", err)
 		return
@@ -307,6 +361,7 @@ func (n *Node) pull(ctx context.Context, peer string) {
 	ctx, cancel := context.WithTimeoutCause(ctx, pullTimeout, fmt.Errorf("%s: no answer in %s", peer, pullTimeout))
 	defer cancel()
 	l, err := n.cfg.Transport.List(ctx, peer)
+	n.failed(peer, err == nil)
 	if err != nil {
 		n.log.Info("peer exchange", "peer", peer, "err", err)
 		return

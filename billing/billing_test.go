@@ -132,7 +132,7 @@ func TestPaymentEnforcement(t *testing.T) {
 	if paused.State.State != proto.StatePaused || paused.State.Cause != proto.PauseUnpaid || !strings.HasPrefix(paused.State.Reason, "unpaid: ") {
 		t.Fatalf("state = %+v, want paused for want of payment", paused.State)
 	}
-	if _, err := c.OpenLease(le.ID); err == nil || !strings.Contains(err.Error(), "paused") {
+	if _, err := c.OpenLease(ctx, le.ID); err == nil || !strings.Contains(err.Error(), "paused") {
 		t.Fatalf("connecting to a paused host: err = %v, want refused as paused", err)
 	}
 	if s, _ := p.Leases.State(le.ID); s != lease.Paused {
@@ -163,7 +163,7 @@ func TestPaymentEnforcement(t *testing.T) {
 	if resumed.State.State != proto.StateRunning || resumed.State.Cause != proto.PauseUnpaid {
 		t.Fatalf("state = %+v, want running", resumed.State)
 	}
-	st, err := c.OpenLease(le.ID)
+	st, err := c.OpenLease(ctx, le.ID)
 	if err != nil {
 		t.Fatalf("connecting after payment: %v", err)
 	}

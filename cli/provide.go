@@ -102,7 +102,7 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.DurationVar(&o.BusyFor, "busy-for", o.BusyFor, "with --when-idle: how long the load must stay above --busy-above")
 	f.DurationVar(&o.IdleFor, "idle-for", o.IdleFor, "with --when-idle: how long the load must stay below --idle-below")
 	f.Float64Var(&o.Throttle, "throttle", 0, "with --when-idle: between the thresholds, scale leases' CPU quotas by this factor (0 < f < 1) instead of waiting to pause them")
-	f.DurationVar(&o.cfg.AnnounceEvery, "announce-every", o.cfg.AnnounceEvery, "how often to announce this provider to the market and exchange announcements with a peer")
+	f.DurationVar(&o.cfg.AnnounceEvery, "announce-every", o.cfg.AnnounceEvery, "how often to look at this provider's offer (announced anew when it changed) and exchange announcements with a peer")
 	f.UintVar(&o.cfg.PowBits, "pow-bits", o.cfg.PowBits, "proof of work to ask of announcements received, in bits (each bit doubles a sender's cost)")
 	f.StringVar(&o.cfg.Calibration, "calibration", o.cfg.Calibration, "calibration to offer: auto (benchmark this machine on first start, cached), off, or a signed calibration set FILE")
 	f.Uint64Var(&o.cfg.MinPayment, "min-payment", o.cfg.MinPayment, "least amount to ask at once, msat (the method's own minimum applies too)")

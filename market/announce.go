@@ -1,14 +1,15 @@
 // Package market is the domain of zennet's market (issue 9): providers'
 // signed, expiring, proof-of-work-stamped announcements; the directory of
 // announcements a node knows; the gossip policy that spreads them between
-// providers with a bound on fan-out and hops; the renter's choice among
-// offers by its rules (price per unit of work, score, payment method,
-// reputation, risk spreading), with a reason for every provider; and each
-// side's own reputation book of its counterparts.
+// providers with a bound on fan-out and hops, and the node that runs it
+// over a Transport; the renter's choice among offers by its rules (price
+// per unit of work, score, payment method, reputation, risk spreading),
+// with a reason for every provider; and each side's own reputation book of
+// its counterparts.
 //
-// The package does no networking and knows nothing of SSH transport or the
-// command line: sshgate carries announcements and offers, cli asks and
-// prints. See docs/market.md.
+// The package does no networking and knows nothing of SSH or the command
+// line: sshgate carries announcements (its GossipTransport) and offers,
+// cli asks and prints. See docs/market.md.
 package market
 
 import (
@@ -163,6 +164,24 @@ type Announcement struct {
 	// Signature is by the provider's host key over CanonicalBytes,
 	// wrapped as PROTOCOL.sshsig describes; nil until Sign.
 	Signature *ssh.Signature
+}
+
+// SameOffer reports whether a and b offer the same: address, leases, CPUs,
+// prices, score, calibration and methods equal, and free memory and disk
+// within 1% (they move a little all the time). Who signed them, their Seq
+// and validity are not compared.
+func SameOffer(a, b Announcement) bool {
+	near := func(x, y int64) bool {
+		d := x - y
+		if d < 0 {
+			d = -d
+		}
+		return d <= max(x, y)/100
+	}
+	return a.Address == b.Address && a.Capacity.Leases == b.Capacity.Leases && a.Capacity.CPUs == b.Capacity.CPUs &&
+		near(a.Capacity.MemoryBytes, b.Capacity.MemoryBytes) && near(a.Capacity.DiskBytes, b.Capacity.DiskBytes) &&
+		a.PricePerWorkMsat == b.PricePerWorkMsat && a.Score == b.Score && a.Calibration == b.Calibration &&
+		slices.Equal(a.Methods, b.Methods)
 }
 
 // ProviderString is k in the form Announcement.Provider takes: its

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -403,3 +404,33 @@ func BenchmarkCheck(b *testing.B) {
 func negZero() float64 { z := 0.0; return -z }
 func inf() float64     { z := 0.0; return 1 / z }
 func nan() float64     { z := 0.0; return z / z }
+
+func TestSameOffer(t *testing.T) {
+	base := Announcement{Address: "192.0.2.1:2222", Capacity: Capacity{Leases: 2, MemoryBytes: 1 << 30, CPUs: 2, DiskBytes: 100 << 30},
+		PricePerWorkMsat: 100, Score: 1, Calibration: "abc", Methods: []string{"embedded"}, Seq: 1}
+	tests := []struct {
+		name   string
+		change func(*Announcement)
+		same   bool
+	}{
+		{"identical", func(*Announcement) {}, true},
+		{"another seq and validity", func(a *Announcement) { a.Seq, a.Expires = 2, t0 }, true},
+		{"disk within 1%", func(a *Announcement) { a.Capacity.DiskBytes -= 1 << 20 }, true},
+		{"disk beyond 1%", func(a *Announcement) { a.Capacity.DiskBytes -= 2 << 30 }, false},
+		{"memory beyond 1%", func(a *Announcement) { a.Capacity.MemoryBytes /= 2 }, false},
+		{"leases", func(a *Announcement) { a.Capacity.Leases = 0 }, false},
+		{"price", func(a *Announcement) { a.PricePerWorkMsat = 90 }, false},
+		{"address", func(a *Announcement) { a.Address = "192.0.2.2:2222" }, false},
+		{"methods", func(a *Announcement) { a.Methods = []string{"lightning"} }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := base
+			b.Methods = slices.Clone(base.Methods)
+			tt.change(&b)
+			if got := SameOffer(base, b); got != tt.same {
+				t.Fatalf("SameOffer = %v, want %v", got, tt.same)
+			}
+		})
+	}
+}

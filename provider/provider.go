@@ -466,7 +466,10 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 				PricePerWorkMsat: perWork, Score: score, Calibration: digest, Methods: biller.Methods()}
 		}
 	}
-	gossip := sshgate.NewGossip(sshgate.GossipConfig{Signer: hostKey, Announce: announcer, Peers: cfg.Peers, MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Log: log})
+	transport := sshgate.NewGossipTransport(hostKey)
+	defer transport.Close()
+	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: announcer, Peers: cfg.Peers,
+		MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Log: log})
 	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip))
 	info := Info{
 		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),

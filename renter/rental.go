@@ -332,7 +332,7 @@ func (r *Rental) take(c *sshgate.Client, offer proto.Offer, method string, rates
 			return fmt.Errorf("open local port: %w", err)
 		}
 		r.listeners[le.ID] = l
-		go c.Forward(l, le.ID, r.report)
+		go c.Forward(r.bookCtx, l, le.ID, r.report)
 		h := session.Host{
 			Name: names[i], LocalPort: l.Addr().(*net.TCPAddr).Port, Provider: c.Addr,
 			LeaseID: le.ID, Limits: le.Limits, HostKey: le.HostKey, PricePerWorkMsat: offer.Payment.PricePerWorkMsat,

@@ -41,7 +41,7 @@ func leaseClient(t *testing.T) *gossh.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go c.Forward(l, leases[0].ID, nil)
+	go c.Forward(ctx, l, leases[0].ID, nil)
 	sc, err := gossh.Dial("tcp", l.Addr().String(), &gossh.ClientConfig{
 		User: "root", Auth: []gossh.AuthMethod{gossh.PublicKeys(renter)},
 		HostKeyCallback: gossh.FixedHostKey(hostKey), // the pinned key, nothing else

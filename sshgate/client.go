@@ -33,7 +33,7 @@ type Client struct {
 	// HostKey is the provider's host key, as verified at the handshake;
 	// usage reports are signed with it.
 	HostKey gossh.PublicKey
-	conn    *gossh.Client
+	conn    *conn
 	ch      gossh.Channel
 	w       *proto.Writer
 
@@ -64,37 +64,25 @@ type Usage struct {
 	Final bool
 }
 
-// Dial connects to a provider's gateway and opens the negotiation channel.
+// Dial connects to a provider's gateway and opens the negotiation channel,
+// within cfg.Timeout and ctx. The client outlives ctx: ctx bounds only
+// the dial.
 func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 10 * time.Second
-	}
-	d := net.Dialer{Timeout: cfg.Timeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
-	}
-	nc.SetDeadline(time.Now().Add(cfg.Timeout))
 	var hostKey gossh.PublicKey
-	sc, chans, reqs, err := gossh.NewClientConn(nc, addr, &gossh.ClientConfig{
-		User: "zennet",
-		Auth: []gossh.AuthMethod{gossh.PublicKeys(cfg.Signer)},
-		HostKeyCallback: func(host string, remote net.Addr, key gossh.PublicKey) error {
-			if err := cfg.HostKeyCallback(host, remote, key); err != nil {
-				return err
-			}
-			hostKey = key
-			return nil
-		},
-		Timeout: cfg.Timeout,
-	})
+	conn, err := dialConn(ctx, addr, cfg.Signer, func(host string, remote net.Addr, key gossh.PublicKey) error {
+		if err := cfg.HostKeyCallback(host, remote, key); err != nil {
+			return err
+		}
+		hostKey = key
+		return nil
+	}, cfg.Timeout)
+	if errors.Is(err, ErrUnreachable) {
+		return nil, err
+	}
 	if err != nil {
-		nc.Close()
 		return nil, fmt.Errorf("ssh handshake with provider %s: %w", addr, err)
 	}
-	nc.SetDeadline(time.Time{})
-	conn := gossh.NewClient(sc, chans, reqs)
-	ch, creqs, err := conn.OpenChannel(proto.ChannelNegotiate, nil)
+	ch, creqs, err := conn.openChannel(ctx, proto.ChannelNegotiate, nil)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("open negotiation with provider %s: %w", addr, err)
@@ -298,9 +286,10 @@ func (c *Client) Release(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// OpenLease opens a stream to lease id's sandbox SSH server.
-func (c *Client) OpenLease(id string) (io.ReadWriteCloser, error) {
-	ch, reqs, err := c.conn.OpenChannel(proto.ChannelLease, gossh.Marshal(struct{ ID string }{id}))
+// OpenLease opens a stream to lease id's sandbox SSH server. If ctx ends
+// before the provider answers, the connection is closed (see conn).
+func (c *Client) OpenLease(ctx context.Context, id string) (io.ReadWriteCloser, error) {
+	ch, reqs, err := c.conn.openChannel(ctx, proto.ChannelLease, gossh.Marshal(struct{ ID string }{id}))
 	if err != nil {
 		return nil, err
 	}
@@ -313,8 +302,8 @@ func (c *Client) OpenLease(id string) (io.ReadWriteCloser, error) {
 func (c *Client) Close() error { return c.conn.Close() }
 
 // Forward accepts connections on l and joins each to a new stream to lease
-// id until l is closed.
-func (c *Client) Forward(l net.Listener, id string, onErr func(error)) {
+// id until l is closed. ctx bounds the opening of each stream.
+func (c *Client) Forward(ctx context.Context, l net.Listener, id string, onErr func(error)) {
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -322,7 +311,7 @@ func (c *Client) Forward(l net.Listener, id string, onErr func(error)) {
 		}
 		go func() {
 			defer nc.Close()
-			st, err := c.OpenLease(id)
+			st, err := c.OpenLease(ctx, id)
 			if err != nil {
 				if onErr != nil {
 					onErr(fmt.Errorf("lease %s: %w", id, err))

@@ -41,7 +41,7 @@ type Gateway struct {
 	srv     *ssh.Server
 	leases  *lease.Manager
 	billing Payments
-	gossip  *Gossip
+	gossip  GossipNode
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -85,8 +85,8 @@ func WithLogger(l *slog.Logger) GatewayOption {
 }
 
 // WithGossip makes the gateway a node of the market: it serves
-// ChannelGossip from g.
-func WithGossip(gs *Gossip) GatewayOption {
+// ChannelGossip from gs.
+func WithGossip(gs GossipNode) GatewayOption {
 	return func(g *Gateway) { g.gossip = gs }
 }
 

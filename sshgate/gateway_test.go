@@ -142,7 +142,7 @@ func TestAuthenticationBypass(t *testing.T) {
 		t.Fatalf("attacker's release of the victim's lease answered %+v, want not-found", m)
 	}
 	// The victim still reaches its sandbox.
-	st, err := vc.OpenLease(id)
+	st, err := vc.OpenLease(ctx, id)
 	if err != nil {
 		t.Fatalf("victim lost its lease: %v", err)
 	}

@@ -2,8 +2,10 @@ package sshgate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +19,8 @@ import (
 func TestGossipDirectory(t *testing.T) {
 	// Every announcement names a new peer; the node learns no more than
 	// MaxPeers of them, besides the one it was given.
-	gs := sshgate.NewGossip(sshgate.GossipConfig{Signer: newSigner(t), Peers: []string{"192.0.2.250:2222"}, MaxPeers: 5})
+	gs := market.NewNode(market.NodeConfig{Signer: newSigner(t), Transport: sshgate.NewGossipTransport(newSigner(t)),
+		Peers: []string{"192.0.2.250:2222"}, MaxPeers: 5})
 	addr := startGossipGateway(t, gs)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -49,7 +52,7 @@ func TestGossipDirectory(t *testing.T) {
 	}
 }
 
-func startGossipGateway(t *testing.T, gs *sshgate.Gossip) string {
+func startGossipGateway(t *testing.T, gs *market.Node) string {
 	t.Helper()
 	// A provider's lease manager and billing, behind a second gateway
 	// that also serves gossip.
@@ -62,4 +65,41 @@ func startGossipGateway(t *testing.T, gs *sshgate.Gossip) string {
 	go gw.Serve(l)
 	t.Cleanup(func() { gw.Shutdown(context.Background()) })
 	return l.Addr().String()
+}
+
+// A peer that completes the SSH handshake and then never answers (a hung
+// process, a socket some other process holds) does not hold a request past
+// its context: the kept connection is closed and the request fails.
+func TestTransportSilentPeer(t *testing.T) {
+	addr := startSilentPeer(t)
+	tr := sshgate.NewGossipTransport(newSigner(t))
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var err error
+	within(t, 5*time.Second, "List", func() { _, err = tr.List(ctx, addr) })
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("list from a silent peer: err %v, want the deadline, naming the peer", err)
+	}
+}
+
+// A node whose peer takes the handshake and never answers stops at once
+// when its context ends, though its exchanges with the peer are under way.
+func TestNodeStopsWithSilentPeer(t *testing.T) {
+	addr := startSilentPeer(t)
+	tr := sshgate.NewGossipTransport(newSigner(t))
+	defer tr.Close()
+	node := market.NewNode(market.NodeConfig{Signer: newSigner(t), Transport: tr, Peers: []string{addr},
+		Announce: func() market.Announcement {
+			return market.Announcement{Address: "127.0.0.1:1", Methods: []string{"embedded"}}
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		node.Run(ctx)
+	}()
+	time.Sleep(time.Second) // the pull and the push wait on the peer
+	cancel()
+	within(t, 3*time.Second, "Run after its context ended", func() { <-done })
 }

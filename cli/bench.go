@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -87,9 +85,7 @@ step each; phoronix-test-suite and the tests must be installed in the image.`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runBenchRun(ctx, o)
+			return runBenchRun(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -227,22 +223,13 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 			return err
 		}
 	}
-	state, err := os.MkdirTemp("", "zennet-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(state)
-	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: o.Image, StateDir: state, Platform: o.Platform, Log: log})
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
 	set, err := bench.Calibrate(ctx, bench.CalibrateConfig{
-		Runtime: rt, Runsc: runsc, Platform: o.Platform,
+		Runsc: runsc, Platform: o.Platform, Image: o.Image,
 		Sandbox: bench.SandboxConfig{AgentBinary: agent, MemoryBytes: o.memoryBytes, CPUs: o.CPUs},
 		Options: bench.Options{Steps: o.Steps, Seconds: o.Seconds, Seed: o.Seed, Workloads: o.Workloads, Progress: benchProgress(o)},
 		PTS:     o.PTS,
 		Note:    o.Note,
+		Signer:  signer,
 		Log:     log,
 	})
 	if isTerminal(o.IO.ErrOut) && !o.JSON {
@@ -253,11 +240,6 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 			return fmt.Errorf("%w: %w", errInterrupted, err)
 		}
 		return err
-	}
-	if signer != nil {
-		if err := set.Sign(signer); err != nil {
-			return err
-		}
 	}
 	if err := set.WriteFile(o.Output); err != nil {
 		return fmt.Errorf("write %s: %w", o.Output, err)
@@ -357,64 +339,20 @@ names. A truncated or modified file fails, and so does an unsigned one unless
 	return cmd
 }
 
-// setCheck is the outcome of verifying one file.
-type setCheck struct {
-	File        string `json:"file"`
-	OK          bool   `json:"ok"`
-	Signed      bool   `json:"signed"`
-	Signer      string `json:"signer,omitempty"`
-	Digest      string `json:"digest,omitempty"`
-	Suite       string `json:"suite,omitempty"`
-	Machine     string `json:"machine,omitempty"`
-	Fingerprint string `json:"fingerprint,omitempty"`
-	Steps       int    `json:"steps,omitempty"`
-	Error       string `json:"error,omitempty"`
-	StoredAs    string `json:"stored_as,omitempty"`
-
-	set *bench.Set
-}
-
-func checkSet(file string, allowUnsigned bool) setCheck {
-	c := setCheck{File: file}
-	set, err := bench.ReadFile(file)
-	if err == nil {
-		c.set = set
-		c.Suite = set.Suite.Name + " " + set.Suite.Version
-		c.Machine = set.Machine.String()
-		c.Fingerprint = set.Machine.Fingerprint
-		c.Steps = len(set.Steps)
-		c.Digest, _ = set.Digest()
-		err = set.Verify()
-		if set.Signer != nil {
-			c.Signer = gossh.FingerprintSHA256(set.Signer)
-		}
-		c.Signed = err == nil
-		if errors.Is(err, bench.ErrUnsigned) {
-			if allowUnsigned {
-				err = nil
-			} else {
-				err = fmt.Errorf("%w (sign it with 'zennet bench publish', or pass --unsigned)", err)
-			}
+// checkSets checks files (bench.CheckFiles), saying how to sign a set
+// where one is refused as unsigned.
+func checkSets(files []string, allowUnsigned bool) ([]bench.Check, int) {
+	checks, failed := bench.CheckFiles(files, allowUnsigned)
+	for i, c := range checks {
+		if errors.Is(c.Err, bench.ErrUnsigned) {
+			checks[i].Error += " (sign it with 'zennet bench publish', or pass --unsigned)"
 		}
 	}
-	if err != nil {
-		// The FILE column names the file already.
-		c.Error = strings.TrimPrefix(err.Error(), file+": ")
-	}
-	c.OK = err == nil
-	return c
+	return checks, failed
 }
 
 func runBenchVerify(o *benchVerifyOptions) error {
-	var checks []setCheck
-	failed := 0
-	for _, f := range o.Files {
-		c := checkSet(f, o.Unsigned)
-		if !c.OK {
-			failed++
-		}
-		checks = append(checks, c)
-	}
+	checks, failed := checkSets(o.Files, o.Unsigned)
 	printChecks(o.IO, o.JSON, "calibration_checks", checks)
 	if failed > 0 {
 		return causeError{msg: fmt.Sprintf("%d of %d calibration sets failed verification", failed, len(checks))}
@@ -457,32 +395,19 @@ same set imported twice is kept once). If any fails, none is stored.`,
 }
 
 func runBenchImport(o *benchImportOptions) error {
-	var checks []setCheck
-	failed := 0
-	for _, f := range o.Files {
-		c := checkSet(f, o.Unsigned)
-		if !c.OK {
-			failed++
-		}
-		checks = append(checks, c)
-	}
+	checks, failed := checkSets(o.Files, o.Unsigned)
 	if failed > 0 {
 		printChecks(o.IO, o.JSON, "calibration_imports", checks)
 		return causeError{msg: fmt.Sprintf("%d of %d calibration sets failed verification; nothing imported", failed, len(checks))}
 	}
-	dir := filepath.Join(o.G.ConfigDir, bench.StoreDir)
-	for i := range checks {
-		path, err := bench.Store(dir, checks[i].set)
-		if err != nil {
-			return err
-		}
-		checks[i].StoredAs = path
+	if err := bench.Import(filepath.Join(o.G.ConfigDir, bench.StoreDir), checks); err != nil {
+		return err
 	}
 	printChecks(o.IO, o.JSON, "calibration_imports", checks)
 	return nil
 }
 
-func printChecks(io IOStreams, asJSON bool, kind Kind, checks []setCheck) {
+func printChecks(io IOStreams, asJSON bool, kind Kind, checks []bench.Check) {
 	if asJSON {
 		writeJSON(io.Out, kind, checks)
 		return
@@ -510,42 +435,13 @@ func printChecks(io IOStreams, asJSON bool, kind Kind, checks []setCheck) {
 	table(io.Out, []string{"FILE", "STATUS", "SIGNER", "STEPS", "DETAIL"}, rows)
 }
 
-// setSummary is the --json form of a written set.
-type setSummary struct {
-	File        string        `json:"file"`
-	Digest      string        `json:"digest"`
-	Signed      bool          `json:"signed"`
-	Signer      string        `json:"signer,omitempty"`
-	Suite       bench.Suite   `json:"suite"`
-	Machine     bench.Machine `json:"machine"`
-	Seed        uint64        `json:"seed"`
-	StepSeconds float64       `json:"step_seconds"`
-	Steps       []stepSummary `json:"steps"`
-}
-
-type stepSummary struct {
-	Workload string       `json:"workload"`
-	Params   bench.Params `json:"params"`
-	Score    float64      `json:"score"`
-	Unit     string       `json:"unit"`
-	CPUs     float64      `json:"cpus"`
-}
-
 func printSet(io IOStreams, asJSON bool, file string, set *bench.Set, steps bool) error {
-	digest, err := set.Digest()
+	sum, err := set.Summary(file)
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		s := setSummary{File: file, Digest: digest, Signed: set.Signature != nil, Suite: set.Suite, Machine: set.Machine,
-			Seed: set.Run.Seed, StepSeconds: set.Run.Seconds}
-		if set.Signer != nil {
-			s.Signer = gossh.FingerprintSHA256(set.Signer)
-		}
-		for _, st := range set.Steps {
-			s.Steps = append(s.Steps, stepSummary{Workload: st.Workload, Params: st.Params, Score: st.Score, Unit: st.Unit, CPUs: st.Rates["cpu_ns"] / 1e9})
-		}
-		return writeJSON(io.Out, "calibration", s)
+		return writeJSON(io.Out, "calibration", sum)
 	}
 	if steps {
 		var rows [][]string
@@ -556,10 +452,10 @@ func printSet(io IOStreams, asJSON bool, file string, set *bench.Set, steps bool
 		table(io.Out, []string{"STEP", "WORKLOAD", "PARAMS", "SCORE", "UNIT/s", "CPUs"}, rows)
 	}
 	signed := "unsigned"
-	if set.Signer != nil {
-		signed = "signed by " + gossh.FingerprintSHA256(set.Signer)
+	if sum.Signer != "" {
+		signed = "signed by " + sum.Signer
 	}
-	fmt.Fprintf(io.ErrOut, "zennet: wrote %s: %s, %s, %s (digest %s)\n", file, plural(len(set.Steps), "step"), set.Machine, signed, digest[:16])
+	fmt.Fprintf(io.ErrOut, "zennet: wrote %s: %s, %s, %s (digest %s)\n", file, plural(len(set.Steps), "step"), set.Machine, signed, sum.Digest[:16])
 	return nil
 }
 
@@ -616,9 +512,7 @@ before it starts, so that the driver meters only the run.`,
 					opts.Params[k] = v
 				}
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if _, err := bench.RunWorkload(ctx, args[0], opts, io.In, io.Out); err != nil {
+			if _, err := bench.RunWorkload(cmd.Context(), args[0], opts, io.In, io.Out); err != nil {
 				return fmt.Errorf("bench %s: %w", args[0], err)
 			}
 			return nil

@@ -17,7 +17,10 @@
 // benchmarker's SSH key. docs/calibration.md defines its file format.
 // EnsureCalibration runs the suite on a provider's first start and again
 // when its hardware changes; SpotCheck replays one step inside a rented
-// sandbox and compares what it gets with what the set claims.
+// sandbox and compares what it gets with what the set claims. CheckFile
+// and Import verify sets others measured and keep them; MeasureFairness
+// measures how fairly the price model bills the same jobs on several
+// sandbox configurations of this machine.
 //
 // Package bench imports the domain packages sandbox and meter, never an
 // adapter.

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/sandbox"
 )
@@ -483,12 +485,17 @@ func SandboxEnv(rt *sandbox.Runtime, id string, log *slog.Logger) (Env, func(), 
 
 // CalibrateConfig says how to produce a calibration set.
 type CalibrateConfig struct {
-	// Runtime creates the benchmark sandbox.
+	// Runtime creates the benchmark sandbox. If nil, Calibrate runs one
+	// of its own on Runsc, Platform and Image, its state in a temporary
+	// directory it removes.
 	Runtime *sandbox.Runtime
 	// Runsc is the runsc binary and Platform its platform as Runtime runs
 	// it, for the machine description.
 	Runsc    string
 	Platform string
+	// Image is the root filesystem of the runtime Calibrate makes when
+	// Runtime is nil.
+	Image string
 	// Sandbox is what the benchmark sandbox gets.
 	Sandbox SandboxConfig
 	// Options are the canonical suite's steps.
@@ -498,20 +505,32 @@ type CalibrateConfig struct {
 	PTS []string
 	// Note describes the conditions of the run.
 	Note string
+	// Signer, if not nil, signs the set.
+	Signer ssh.Signer
 	// Log receives the sandbox's and the meter's events; nil discards.
 	Log *slog.Logger
 }
 
 // Calibrate starts a benchmark sandbox, runs the suite in it, destroys it
-// and returns the unsigned calibration set.
+// and returns the calibration set, signed if cfg.Signer is set.
 func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Set, error) {
-	if cfg.Runtime == nil {
-		return nil, errors.New("no sandbox runtime")
-	}
 	if len(cfg.PTS) == 0 {
 		if _, err := Plan(cfg.Options); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Runtime == nil {
+		state, err := os.MkdirTemp("", "zennet-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(state)
+		rt, err := sandbox.New(sandbox.Config{Runsc: cfg.Runsc, Image: cfg.Image, StateDir: state, Platform: cfg.Platform, Log: cfg.Log})
+		if err != nil {
+			return nil, err
+		}
+		defer rt.Close()
+		cfg.Runtime = rt
 	}
 	m, err := DescribeMachine(ctx, cfg.Runsc, cfg.Platform)
 	if err != nil {
@@ -556,6 +575,11 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Set, error) {
 	}
 	if err := set.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Signer != nil {
+		if err := set.Sign(cfg.Signer); err != nil {
+			return nil, err
+		}
 	}
 	return set, nil
 }

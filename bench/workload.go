@@ -264,3 +264,17 @@ func describeParams(p Params) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// ParseParams parses parameters written KEY=VALUE (as 'zennet agent bench
+// --param' takes them); a later KEY replaces an earlier one.
+func ParseParams(kvs []string) (Params, error) {
+	p := Params{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q: want KEY=VALUE", kv)
+		}
+		p[k] = v
+	}
+	return p, nil
+}

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -154,6 +155,34 @@ func TestRunStepRejectsUnsafe(t *testing.T) {
 			tt.spec.Seconds = 1
 			if _, err := RunStep(context.Background(), Env{}, tt.spec); err == nil {
 				t.Error("accepted")
+			}
+		})
+	}
+}
+
+func TestParseParams(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      []string
+		want    Params
+		wantErr bool
+	}{
+		{name: "none", in: nil, want: Params{}},
+		{name: "two", in: []string{"block=1024", "kind=text"}, want: Params{"block": "1024", "kind": "text"}},
+		{name: "empty value", in: []string{"kind="}, want: Params{"kind": ""}},
+		{name: "value with =", in: []string{"expr=a=b"}, want: Params{"expr": "a=b"}},
+		{name: "the later wins", in: []string{"n=1", "n=2"}, want: Params{"n": "2"}},
+		{name: "no =", in: []string{"block"}, wantErr: true},
+		{name: "no key", in: []string{"=1"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseParams(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseParams(%q) error %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if !tt.wantErr && !maps.Equal(got, tt.want) {
+				t.Errorf("ParseParams(%q) = %v, want %v", tt.in, got, tt.want)
 			}
 		})
 	}

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/agent"
+	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/lease"
 )
 
@@ -46,4 +49,44 @@ func agentBinary(flag string) (string, error) {
 		}
 	}
 	return path, lease.CheckAgentBinary(path)
+}
+
+// newCmdAgentBench runs one workload of the canonical suite inside a
+// sandbox (hidden under 'zennet agent'); the bench driver starts it with
+// --sync.
+func newCmdAgentBench(io IOStreams) *cobra.Command {
+	var opts bench.RunOptions
+	var params []string
+	cmd := &cobra.Command{
+		Use:   "bench WORKLOAD --seconds T --seed S [--param K=V]...",
+		Short: "Run one benchmark workload at full load and print its result as a JSON line",
+		Long: "Workloads: " + strings.Join(bench.WorkloadNames(), ", ") + `.
+With --sync it prints a ready line once set up and waits for a line on stdin
+before it starts, so that the driver meters only the run.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("want one workload: %s", strings.Join(bench.WorkloadNames(), ", "))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(params) > 0 {
+				var err error
+				if opts.Params, err = bench.ParseParams(params); err != nil {
+					return usagef("--param %w", err)
+				}
+			}
+			if _, err := bench.RunWorkload(cmd.Context(), args[0], opts, io.In, io.Out); err != nil {
+				return fmt.Errorf("bench %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.Float64Var(&opts.Seconds, "seconds", 2, "how long to run at full load")
+	f.Uint64Var(&opts.Seed, "seed", 0, "seed of the random parameters")
+	f.IntVar(&opts.Workers, "workers", 0, "workers at once (default: one per CPU)")
+	f.StringArrayVar(&params, "param", nil, "set a parameter, KEY=VALUE (repeatable)")
+	f.BoolVar(&opts.Sync, "sync", false, "print a ready line once set up and wait for a line on stdin")
+	return cmd
 }

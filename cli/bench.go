@@ -2,16 +2,12 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -87,9 +83,7 @@ step each; phoronix-test-suite and the tests must be installed in the image.`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runBenchRun(ctx, o)
+			return runBenchRun(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -215,22 +209,13 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 			return err
 		}
 	}
-	state, err := os.MkdirTemp("", "zennet-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(state)
-	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: o.Image, StateDir: state, Platform: o.Platform, Log: log})
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
 	set, err := bench.Calibrate(ctx, bench.CalibrateConfig{
-		Runtime: rt, Runsc: runsc, Platform: o.Platform,
+		Runsc: runsc, Platform: o.Platform, Image: o.Image,
 		Sandbox: bench.SandboxConfig{AgentBinary: agent, MemoryBytes: o.memoryBytes, CPUs: o.CPUs},
 		Options: bench.Options{Steps: o.Steps, Seconds: o.Seconds, Seed: o.Seed, Workloads: o.Workloads, Progress: benchProgress(o)},
 		PTS:     o.PTS,
 		Note:    o.Note,
+		Signer:  signer,
 		Log:     log,
 	})
 	if isTerminal(o.IO.ErrOut) && !o.JSON {
@@ -241,11 +226,6 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 			return fmt.Errorf("%w: %w", errInterrupted, err)
 		}
 		return err
-	}
-	if signer != nil {
-		if err := set.Sign(signer); err != nil {
-			return err
-		}
 	}
 	if err := set.WriteFile(o.Output); err != nil {
 		return fmt.Errorf("write %s: %w", o.Output, err)
@@ -311,229 +291,13 @@ func runBenchPublish(o *benchPublishOptions) error {
 	return printSet(o.IO, o.JSON, o.Output, set, false)
 }
 
-type benchVerifyOptions struct {
-	IO       IOStreams
-	G        *globalOptions
-	Files    []string
-	Unsigned bool
-	JSON     bool
-}
-
-func newCmdBenchVerify(io IOStreams, g *globalOptions) *cobra.Command {
-	o := &benchVerifyOptions{IO: io, G: g}
-	cmd := &cobra.Command{
-		Use:   "verify FILE...",
-		Short: "Check calibration sets: well formed, and signed by the key they name",
-		Long: `verify decodes each calibration set and checks its signature against the key it
-names. A truncated or modified file fails, and so does an unsigned one unless
---unsigned is given. It exits 1 if any file fails.`,
-		Example: "  zennet bench verify calibration.json\n  zennet bench verify --json sets/*.json",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usagef("want at least one FILE; see 'zennet bench verify --help'")
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Files = args
-			return runBenchVerify(o)
-		},
-	}
-	f := cmd.Flags()
-	f.BoolVar(&o.Unsigned, "unsigned", false, "accept sets that are well formed but not signed")
-	f.BoolVar(&o.JSON, "json", false, "print the result of each file as JSON")
-	return cmd
-}
-
-// setCheck is the outcome of verifying one file.
-type setCheck struct {
-	File        string `json:"file"`
-	OK          bool   `json:"ok"`
-	Signed      bool   `json:"signed"`
-	Signer      string `json:"signer,omitempty"`
-	Digest      string `json:"digest,omitempty"`
-	Suite       string `json:"suite,omitempty"`
-	Machine     string `json:"machine,omitempty"`
-	Fingerprint string `json:"fingerprint,omitempty"`
-	Steps       int    `json:"steps,omitempty"`
-	Error       string `json:"error,omitempty"`
-	StoredAs    string `json:"stored_as,omitempty"`
-
-	set *bench.Set
-}
-
-func checkSet(file string, allowUnsigned bool) setCheck {
-	c := setCheck{File: file}
-	set, err := bench.ReadFile(file)
-	if err == nil {
-		c.set = set
-		c.Suite = set.Suite.Name + " " + set.Suite.Version
-		c.Machine = set.Machine.String()
-		c.Fingerprint = set.Machine.Fingerprint
-		c.Steps = len(set.Steps)
-		c.Digest, _ = set.Digest()
-		err = set.Verify()
-		if set.Signer != nil {
-			c.Signer = gossh.FingerprintSHA256(set.Signer)
-		}
-		c.Signed = err == nil
-		if errors.Is(err, bench.ErrUnsigned) {
-			if allowUnsigned {
-				err = nil
-			} else {
-				err = fmt.Errorf("%w (sign it with 'zennet bench publish', or pass --unsigned)", err)
-			}
-		}
-	}
-	if err != nil {
-		// The FILE column names the file already.
-		c.Error = strings.TrimPrefix(err.Error(), file+": ")
-	}
-	c.OK = err == nil
-	return c
-}
-
-func runBenchVerify(o *benchVerifyOptions) error {
-	var checks []setCheck
-	failed := 0
-	for _, f := range o.Files {
-		c := checkSet(f, o.Unsigned)
-		if !c.OK {
-			failed++
-		}
-		checks = append(checks, c)
-	}
-	printChecks(o.IO, o.JSON, "calibration_checks", checks)
-	if failed > 0 {
-		return causeError{msg: fmt.Sprintf("%d of %d calibration sets failed verification", failed, len(checks))}
-	}
-	return nil
-}
-
-type benchImportOptions struct {
-	IO       IOStreams
-	G        *globalOptions
-	Files    []string
-	Unsigned bool
-	JSON     bool
-}
-
-func newCmdBenchImport(io IOStreams, g *globalOptions) *cobra.Command {
-	o := &benchImportOptions{IO: io, G: g}
-	cmd := &cobra.Command{
-		Use:   "import FILE...",
-		Short: "Verify calibration sets and keep them in the config dir",
-		Long: `import verifies each calibration set as 'zennet bench verify' does and, if all
-pass, stores them under CONFIG_DIR/calibrations/, named by their digest (the
-same set imported twice is kept once). If any fails, none is stored.`,
-		Example: "  zennet bench import alice.json bob.json",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usagef("want at least one FILE; see 'zennet bench import --help'")
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Files = args
-			return runBenchImport(o)
-		},
-	}
-	f := cmd.Flags()
-	f.BoolVar(&o.Unsigned, "unsigned", false, "accept sets that are well formed but not signed")
-	f.BoolVar(&o.JSON, "json", false, "print the result of each file as JSON")
-	return cmd
-}
-
-func runBenchImport(o *benchImportOptions) error {
-	var checks []setCheck
-	failed := 0
-	for _, f := range o.Files {
-		c := checkSet(f, o.Unsigned)
-		if !c.OK {
-			failed++
-		}
-		checks = append(checks, c)
-	}
-	if failed > 0 {
-		printChecks(o.IO, o.JSON, "calibration_imports", checks)
-		return causeError{msg: fmt.Sprintf("%d of %d calibration sets failed verification; nothing imported", failed, len(checks))}
-	}
-	dir := filepath.Join(o.G.ConfigDir, bench.StoreDir)
-	for i := range checks {
-		path, err := bench.Store(dir, checks[i].set)
-		if err != nil {
-			return err
-		}
-		checks[i].StoredAs = path
-	}
-	printChecks(o.IO, o.JSON, "calibration_imports", checks)
-	return nil
-}
-
-func printChecks(io IOStreams, asJSON bool, kind Kind, checks []setCheck) {
-	if asJSON {
-		writeJSON(io.Out, kind, checks)
-		return
-	}
-	var rows [][]string
-	for _, c := range checks {
-		status := "ok"
-		switch {
-		case !c.OK:
-			status = "FAILED"
-		case !c.Signed:
-			status = "unsigned"
-		}
-		signer, detail := c.Signer, c.Machine
-		if signer == "" {
-			signer = "-"
-		}
-		if !c.OK {
-			detail = c.Error
-		} else if c.StoredAs != "" {
-			detail = c.StoredAs
-		}
-		rows = append(rows, []string{c.File, status, signer, strconv.Itoa(c.Steps), detail})
-	}
-	table(io.Out, []string{"FILE", "STATUS", "SIGNER", "STEPS", "DETAIL"}, rows)
-}
-
-// setSummary is the --json form of a written set.
-type setSummary struct {
-	File        string        `json:"file"`
-	Digest      string        `json:"digest"`
-	Signed      bool          `json:"signed"`
-	Signer      string        `json:"signer,omitempty"`
-	Suite       bench.Suite   `json:"suite"`
-	Machine     bench.Machine `json:"machine"`
-	Seed        uint64        `json:"seed"`
-	StepSeconds float64       `json:"step_seconds"`
-	Steps       []stepSummary `json:"steps"`
-}
-
-type stepSummary struct {
-	Workload string       `json:"workload"`
-	Params   bench.Params `json:"params"`
-	Score    float64      `json:"score"`
-	Unit     string       `json:"unit"`
-	CPUs     float64      `json:"cpus"`
-}
-
 func printSet(io IOStreams, asJSON bool, file string, set *bench.Set, steps bool) error {
-	digest, err := set.Digest()
+	sum, err := set.Summary(file)
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		s := setSummary{File: file, Digest: digest, Signed: set.Signature != nil, Suite: set.Suite, Machine: set.Machine,
-			Seed: set.Run.Seed, StepSeconds: set.Run.Seconds}
-		if set.Signer != nil {
-			s.Signer = gossh.FingerprintSHA256(set.Signer)
-		}
-		for _, st := range set.Steps {
-			s.Steps = append(s.Steps, stepSummary{Workload: st.Workload, Params: st.Params, Score: st.Score, Unit: st.Unit, CPUs: st.Rates["cpu_ns"] / 1e9})
-		}
-		return writeJSON(io.Out, "calibration", s)
+		return writeJSON(io.Out, "calibration", sum)
 	}
 	if steps {
 		var rows [][]string
@@ -544,10 +308,10 @@ func printSet(io IOStreams, asJSON bool, file string, set *bench.Set, steps bool
 		table(io.Out, []string{"STEP", "WORKLOAD", "PARAMS", "SCORE", "UNIT/s", "CPUs"}, rows)
 	}
 	signed := "unsigned"
-	if set.Signer != nil {
-		signed = "signed by " + gossh.FingerprintSHA256(set.Signer)
+	if sum.Signer != "" {
+		signed = "signed by " + sum.Signer
 	}
-	fmt.Fprintf(io.ErrOut, "zennet: wrote %s: %s, %s, %s (digest %s)\n", file, plural(len(set.Steps), "step"), set.Machine, signed, digest[:16])
+	fmt.Fprintf(io.ErrOut, "zennet: wrote %s: %s, %s, %s (digest %s)\n", file, plural(len(set.Steps), "step"), set.Machine, signed, sum.Digest[:16])
 	return nil
 }
 
@@ -573,50 +337,4 @@ func formatScore(v float64, unit string) string {
 		i++
 	}
 	return fmt.Sprintf("%.3g %s%s/s", v, prefixes[i], unit)
-}
-
-// newCmdAgentBench runs one workload of the canonical suite inside a
-// sandbox (hidden under 'zennet agent'); the bench driver starts it with
-// --sync.
-func newCmdAgentBench(io IOStreams) *cobra.Command {
-	var opts bench.RunOptions
-	var params []string
-	cmd := &cobra.Command{
-		Use:   "bench WORKLOAD --seconds T --seed S [--param K=V]...",
-		Short: "Run one benchmark workload at full load and print its result as a JSON line",
-		Long: "Workloads: " + strings.Join(bench.WorkloadNames(), ", ") + `.
-With --sync it prints a ready line once set up and waits for a line on stdin
-before it starts, so that the driver meters only the run.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usagef("want one workload: %s", strings.Join(bench.WorkloadNames(), ", "))
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(params) > 0 {
-				opts.Params = bench.Params{}
-				for _, p := range params {
-					k, v, ok := strings.Cut(p, "=")
-					if !ok || k == "" {
-						return usagef("--param %q: want KEY=VALUE", p)
-					}
-					opts.Params[k] = v
-				}
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if _, err := bench.RunWorkload(ctx, args[0], opts, io.In, io.Out); err != nil {
-				return fmt.Errorf("bench %s: %w", args[0], err)
-			}
-			return nil
-		},
-	}
-	f := cmd.Flags()
-	f.Float64Var(&opts.Seconds, "seconds", 2, "how long to run at full load")
-	f.Uint64Var(&opts.Seed, "seed", 0, "seed of the random parameters")
-	f.IntVar(&opts.Workers, "workers", 0, "workers at once (default: one per CPU)")
-	f.StringArrayVar(&params, "param", nil, "set a parameter, KEY=VALUE (repeatable)")
-	f.BoolVar(&opts.Sync, "sync", false, "print a ready line once set up and wait for a line on stdin")
-	return cmd
 }

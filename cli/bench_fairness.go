@@ -2,15 +2,10 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -78,9 +73,7 @@ sets (sets/NAME.json, unsigned).`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runBenchFairness(ctx, o)
+			return runBenchFairness(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -119,22 +112,22 @@ func (o *benchFairnessOptions) Validate() error {
 	}
 	o.providers = nil
 	for _, name := range o.Providers {
-		i := slices.IndexFunc(bench.DefaultFairProviders, func(p bench.FairProvider) bool { return p.Name == name })
-		if i < 0 {
+		p, ok := bench.LookupFairProvider(name)
+		if !ok {
 			return usagef("--providers: no configuration %q", name)
 		}
-		o.providers = append(o.providers, bench.DefaultFairProviders[i])
+		o.providers = append(o.providers, p)
 	}
 	if len(o.providers) < 2 {
 		return usagef("--providers: give two configurations or more")
 	}
 	o.jobs = nil
 	for _, name := range o.Jobs {
-		i := slices.IndexFunc(bench.DefaultFairJobs, func(j bench.FairJob) bool { return j.Name == name })
-		if i < 0 {
+		j, ok := bench.LookupFairJob(name)
+		if !ok {
 			return usagef("--jobs: no job %q", name)
 		}
-		o.jobs = append(o.jobs, bench.DefaultFairJobs[i])
+		o.jobs = append(o.jobs, j)
 	}
 	if len(o.jobs) == 0 {
 		return usagef("--jobs: give one job or more")
@@ -169,39 +162,21 @@ func runBenchFairness(ctx context.Context, o *benchFairnessOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(o.Output, "sets"), 0o755); err != nil {
-		return err
-	}
-	sets := map[string]*bench.Set{}
+	var sets map[string]*bench.Set
 	if o.Sets != "" {
-		for _, p := range o.providers {
-			set, err := bench.ReadFile(filepath.Join(o.Sets, p.Name+".json"))
-			if err != nil {
-				return err
-			}
-			sets[p.Name] = set
+		if sets, err = bench.ReadSets(o.Sets, o.providers); err != nil {
+			return err
 		}
-	}
-	prices := o.Fit.prices()
-	if prices == (pricing.Prices{}) {
-		prices = pricing.Prices{PerReferenceCPUSecond: 1000}
 	}
 	start := time.Now()
-	load := bench.LoadAverage()
 	fmt.Fprintf(o.IO.ErrOut, "fairness: %d providers × (%d steps of %gs + %d jobs × %d); load before: %s\n",
-		len(o.providers), o.Steps, o.Seconds, len(o.jobs), o.Repeats, load)
-	run, err := bench.RunFairness(ctx, bench.FairnessConfig{
+		len(o.providers), o.Steps, o.Seconds, len(o.jobs), o.Repeats, bench.LoadAverage())
+	run, err := bench.MeasureFairness(ctx, bench.FairnessConfig{
 		Runsc: runsc, Image: o.Image, AgentBinary: agent, MemoryBytes: o.memoryBytes,
 		Providers: o.providers, Options: bench.Options{Steps: o.Steps, Seconds: o.Seconds, Seed: o.Seed},
-		Jobs: o.jobs, Repeats: o.Repeats, Sets: sets, Prices: prices, Log: log,
+		Jobs: o.jobs, Repeats: o.Repeats, Sets: sets, Prices: o.Fit.prices(), Log: log,
 		Progress: func(s string) { fmt.Fprintf(o.IO.ErrOut, "%s  [%s]\n", s, time.Since(start).Round(time.Second)) },
-	})
-	if run != nil {
-		// Whatever was measured is kept, even when a later provider failed.
-		if werr := writeFairnessRun(o.Output, run); werr != nil && err == nil {
-			err = werr
-		}
-	}
+	}, o.Output)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w: %w", errInterrupted, err)
@@ -209,90 +184,44 @@ func runBenchFairness(ctx context.Context, o *benchFairnessOptions) error {
 		return err
 	}
 	fmt.Fprintf(o.IO.ErrOut, "fairness: measured in %s; load after: %s\n", time.Since(start).Round(time.Second), bench.LoadAverage())
-	if o.Fit.reference != nil {
-		run.Input.Reference = o.Fit.reference
-	}
-	inputPath := filepath.Join(o.Output, "fairness-input.json")
-	if err := writeIndentedJSON(inputPath, run.Input); err != nil {
-		return err
-	}
-	opts := o.Fit.options()
-	rep, err := pricing.Fairness(run.Input, opts)
+	rep, inputPath, err := run.Report(o.Output, o.Fit.options())
 	if err != nil {
-		return err
-	}
-	if err := writeIndentedJSON(filepath.Join(o.Output, "fairness-report.json"), rep); err != nil {
 		return err
 	}
 	printFairness(o.IO, run, rep)
 	fmt.Fprintf(o.IO.Out, "\nWrote %s (re-run: zennet price fairness %s) and the report, runs and sets in %s.\n", inputPath, inputPath, o.Output)
-	if o.Check && !rep.Summary.Met {
-		return fmt.Errorf("fairness goal not met: model CV %s mean, %s max; CPU-second CV %s mean",
-			pct(rep.Summary.MeanModelCV), pct(rep.Summary.MaxModelCV), pct(rep.Summary.MeanCPUCV))
+	if o.Check {
+		return rep.Summary.Check()
 	}
 	return nil
-}
-
-// writeFairnessRun writes the raw measurements and the calibration sets.
-func writeFairnessRun(dir string, run *bench.FairnessRun) error {
-	for _, m := range run.Providers {
-		if m.Set != nil {
-			if err := m.Set.WriteFile(filepath.Join(dir, "sets", m.Provider.Name+".json")); err != nil {
-				return err
-			}
-		}
-	}
-	return writeIndentedJSON(filepath.Join(dir, "runs.json"), run)
-}
-
-func writeIndentedJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(path, append(b, '\n'))
 }
 
 // printFairness prints the providers' fits, each job's bills and CVs, and
 // the summary.
 func printFairness(io IOStreams, run *bench.FairnessRun, rep *pricing.FairnessReport) {
 	w := io.Out
-	prov := make([][]string, 0, len(rep.Providers))
-	for i, p := range rep.Providers {
-		var load string
+	load := func(i int) []string {
 		if i < len(run.Providers) {
-			load = run.Providers[i].LoadBefore + " → " + run.Providers[i].LoadAfter
+			return []string{run.Providers[i].LoadBefore + " → " + run.Providers[i].LoadAfter}
 		}
-		prov = append(prov, []string{p.Name, strconv.Itoa(p.Components), strconv.FormatFloat(100*p.VarianceKept, 'f', 4, 64) + "%",
-			pct(p.RMSResidual), heldOutPct(p.RMSHeldOut), load})
+		return []string{""}
 	}
-	table(w, []string{"PROVIDER", "COMPONENTS", "VARIANCE KEPT", "RESIDUAL", "HELD OUT", "LOAD BEFORE → AFTER"}, prov)
+	table(w, append(slices.Clone(fairnessProviderHeader), "LOAD BEFORE → AFTER"), fairnessProviderRows(rep, load))
 	fmt.Fprintln(w)
-	header := []string{"JOB", "MODEL CV", "CPU-S CV", "WALL-S CV", "COVERAGE"}
+	header := slices.Clone(fairnessJobHeader)
 	for _, p := range rep.Providers {
 		header = append(header, p.Name+" msat/CPU-s/wall-s")
 	}
-	rows := make([][]string, 0, len(rep.Jobs)+1)
-	for _, j := range rep.Jobs {
-		row := []string{j.Name, pct(j.ModelCV), pct(j.CPUCV), pct(j.WallCV), pct(j.Coverage)}
+	table(w, header, fairnessJobRows(rep, func(j pricing.JobFairness) []string {
+		var bills []string
 		for i := range j.Msat {
-			row = append(row, fmt.Sprintf("%.0f/%.2f/%.2f", j.Msat[i], j.CPUSeconds[i], j.WallSeconds[i]))
+			bills = append(bills, fmt.Sprintf("%.0f/%.2f/%.2f", j.Msat[i], j.CPUSeconds[i], j.WallSeconds[i]))
 		}
-		rows = append(rows, row)
-	}
+		return bills
+	}))
 	s := rep.Summary
-	rows = append(rows, []string{"mean", pct(s.MeanModelCV), pct(s.MeanCPUCV), pct(s.MeanWallCV), ""})
-	table(w, header, rows)
-	verdict := "met"
-	if !s.Met {
-		verdict = "NOT met"
-	}
 	fmt.Fprintf(w, "\nModel CV: mean %s, max %s. CPU-second CV: mean %s. Wall-second CV: mean %s.\n",
 		pct(s.MeanModelCV), pct(s.MaxModelCV), pct(s.MeanCPUCV), pct(s.MeanWallCV))
-	fmt.Fprintf(w, "Goal (model CV ≤ %s, and ≤ 1/3 of CPU-second CV): %s.\n", pct(pricing.GoalCV), verdict)
-	for _, p := range rep.Providers {
-		for _, msg := range p.Warnings {
-			fmt.Fprintf(io.ErrOut, "zennet: warning: provider %s: %s\n", p.Name, msg)
-		}
-	}
+	fmt.Fprintf(w, "Goal (model CV ≤ %s, and ≤ 1/3 of CPU-second CV): %s.\n", pct(pricing.GoalCV), verdict(s))
+	warnFairness(io.ErrOut, rep)
 }

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,10 +12,6 @@ import (
 	"github.com/zennet/zennet/internal/atomicfile"
 	"github.com/zennet/zennet/pricing"
 )
-
-// maxPriceInput bounds the calibration, usage and fairness files the price
-// commands read.
-const maxPriceInput = 64 << 20
 
 func newCmdPrice(io IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
@@ -92,7 +86,10 @@ func (f *priceFitFlags) validate() error {
 		if f.PerScore == 0 && f.PerRefCPU == 0 {
 			return usagef("--reference needs --price-per-score or --price-per-reference-cpu-second: it makes scores relative")
 		}
-		c, err := readCalibration(f.Reference)
+		if err := refuseStdin(f.Reference); err != nil {
+			return err
+		}
+		c, err := pricing.ReadCalibrationFile(f.Reference)
 		if err != nil {
 			return err
 		}
@@ -115,53 +112,20 @@ func (f *priceFitFlags) options() pricing.Options {
 	return pricing.Options{MinVariance: f.MinVariance, Components: f.Components, Ridge: f.Ridge, Exclude: exclude, Reference: f.reference}
 }
 
-// readPriceInput reads a file the price commands take, "-" being stdin.
+// readPriceInput reads a file the price commands take, "-" being in.
 func readPriceInput(in io.Reader, path string) ([]byte, error) {
-	var r io.Reader = in
-	if path == "-" && in == nil {
-		return nil, usagef("'-' (stdin) is not accepted here; name a file")
+	if path == "-" {
+		return pricing.ReadInput(in, path)
 	}
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
-	}
-	b, err := io.ReadAll(io.LimitReader(r, maxPriceInput+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(b) > maxPriceInput {
-		return nil, fmt.Errorf("read %s: larger than %d MiB", path, maxPriceInput>>20)
-	}
-	return b, nil
+	return pricing.ReadFile(path)
 }
 
-func readCalibration(path string) (pricing.Calibration, error) {
-	b, err := readPriceInput(nil, path)
-	if err != nil {
-		return pricing.Calibration{}, err
+// refuseStdin refuses '-' (stdin) where a file must be named.
+func refuseStdin(paths ...string) error {
+	if slices.Contains(paths, "-") {
+		return usagef("'-' (stdin) is not accepted here; name a file")
 	}
-	c, err := pricing.DecodeCalibration(b)
-	if err != nil {
-		return c, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
-}
-
-func readModel(path string) (*pricing.Model, string, error) {
-	b, err := readPriceInput(nil, path)
-	if err != nil {
-		return nil, "", err
-	}
-	m, err := pricing.Decode(b)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", path, err)
-	}
-	h, err := m.Hash()
-	return m, h, err
+	return nil
 }
 
 func warnModel(w io.Writer, m *pricing.Model) {
@@ -221,32 +185,14 @@ func (o *priceFitOptions) Validate() error {
 	if o.Output == "" {
 		return usagef("-o MODEL: say where to write the model")
 	}
+	if err := refuseStdin(o.Calibrations...); err != nil {
+		return err
+	}
 	return o.Fit.validate()
 }
 
-type priceFitJSON struct {
-	Model        string   `json:"model"`
-	Hash         string   `json:"hash"`
-	Calibrations []string `json:"calibrations"`
-	Steps        int      `json:"steps"`
-	Components   int      `json:"components"`
-	Counters     int      `json:"counters"`
-	VarianceKept float64  `json:"variance_kept"`
-	RMSResidual  float64  `json:"rms_residual"`
-	RMSHeldOut   *float64 `json:"rms_held_out,omitempty"`
-	Warnings     []string `json:"warnings,omitempty"`
-}
-
 func runPriceFit(o *priceFitOptions) error {
-	var cals []pricing.Calibration
-	for _, path := range o.Calibrations {
-		c, err := readCalibration(path)
-		if err != nil {
-			return err
-		}
-		cals = append(cals, c)
-	}
-	m, err := pricing.Fit(cals, o.Fit.prices(), o.Fit.options())
+	m, err := pricing.FitFiles(o.Calibrations, o.Fit.prices(), o.Fit.options())
 	if err != nil {
 		return err
 	}
@@ -254,16 +200,12 @@ func runPriceFit(o *priceFitOptions) error {
 	if err != nil {
 		return err
 	}
-	h, err := m.Hash()
+	doc, err := m.Summary(o.Output)
 	if err != nil {
 		return err
 	}
 	if err := writeFileAtomic(o.Output, b); err != nil {
 		return fmt.Errorf("write model: %w", err)
-	}
-	doc := priceFitJSON{
-		Model: o.Output, Hash: h, Calibrations: m.Calibrations, Steps: len(m.Residuals), Components: len(m.Components),
-		Counters: len(m.Counters), VarianceKept: m.VarianceKept, RMSResidual: m.RMSResidual, RMSHeldOut: m.RMSHeldOut, Warnings: m.Warnings,
 	}
 	if o.JSON {
 		return writeJSON(o.IO.Out, "price-fit", doc)
@@ -316,7 +258,10 @@ type priceModelJSON struct {
 }
 
 func runPriceShow(o *priceShowOptions) error {
-	m, h, err := readModel(o.Model)
+	if err := refuseStdin(o.Model); err != nil {
+		return err
+	}
+	m, h, err := pricing.ReadModelFile(o.Model)
 	if err != nil {
 		return err
 	}
@@ -332,24 +277,10 @@ func runPriceShow(o *priceShowOptions) error {
 		table(o.IO.Out, nil, counters)
 		return nil
 	}
-	prices := m.Prices.Mode()
-	switch prices {
-	case "per_second":
-		prices = fmt.Sprintf("%g msat per second of any step", m.Prices.PerSecond)
-	case "per_score":
-		prices = fmt.Sprintf("%g msat per unit of score", m.Prices.PerScore)
-		if m.Reference != "" {
-			prices = fmt.Sprintf("%g msat per reference-second (scores relative to %s)", m.Prices.PerScore, m.Reference)
-		}
-	case "per_reference_cpu_second":
-		prices = fmt.Sprintf("%g msat per CPU-second of work on the reference %s", m.Prices.PerReferenceCPUSecond, m.Reference)
-	default:
-		prices = "each step's own value"
-	}
 	table(o.IO.Out, []string{"MODEL", o.Model}, [][]string{
 		{"hash", h},
 		{"calibrations", strings.Join(m.Calibrations, ", ")},
-		{"prices", prices},
+		{"prices", m.DescribePrices()},
 		{"components", fmt.Sprintf("%d of %d, %.4f%% of the variance", len(m.Components), len(m.SingularValues), 100*m.VarianceKept)},
 		{"residual (RMS)", pct(m.RMSResidual)},
 		{"held out (RMS)", heldOutPct(m.RMSHeldOut)},
@@ -396,23 +327,18 @@ the bill in msat alone.`,
 	return cmd
 }
 
-type priceQuoteJSON struct {
-	Model       string         `json:"model"`
-	Hash        string         `json:"hash"`
-	Msat        string         `json:"msat"`
-	Nanomsat    uint64         `json:"nanomsat"`
-	Coverage    float64        `json:"coverage"`
-	Lines       []pricing.Line `json:"lines"`
-	Unexercised []string       `json:"unexercised,omitempty"`
-}
-
-// formatNanomsat writes n nanomsat as msat with nine decimals.
-func formatNanomsat(n uint64) string {
-	return new(big.Rat).SetFrac(new(big.Int).SetUint64(n), big.NewInt(1e9)).FloatString(9)
+// priceQuoteDoc is the --json form of a quote.
+type priceQuoteDoc struct {
+	Model string `json:"model"`
+	Hash  string `json:"hash"`
+	pricing.Bill
 }
 
 func runPriceQuote(o *priceQuoteOptions) error {
-	m, h, err := readModel(o.Model)
+	if err := refuseStdin(o.Model); err != nil {
+		return err
+	}
+	m, h, err := pricing.ReadModelFile(o.Model)
 	if err != nil {
 		return err
 	}
@@ -424,24 +350,15 @@ func runPriceQuote(o *priceQuoteOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.Usage, err)
 	}
-	e, err := m.Explain(u)
-	if err != nil {
-		return err
-	}
-	n, err := pricing.Nanomsat(e.Msat)
+	e, err := m.Bill(u)
 	if err != nil {
 		return err
 	}
 	if o.JSON {
-		lines := e.Lines
-		if lines == nil {
-			lines = []pricing.Line{}
-		}
-		return writeJSON(o.IO.Out, "price-quote", priceQuoteJSON{Model: o.Model, Hash: h, Msat: formatNanomsat(n), Nanomsat: n,
-			Coverage: e.Coverage, Lines: lines, Unexercised: e.Unexercised})
+		return writeJSON(o.IO.Out, "price-quote", priceQuoteDoc{Model: o.Model, Hash: h, Bill: e})
 	}
 	if !isTerminal(o.IO.Out) {
-		fmt.Fprintln(o.IO.Out, formatNanomsat(n))
+		fmt.Fprintln(o.IO.Out, e.Msat)
 		return nil
 	}
 	rows := make([][]string, 0, len(e.Lines))
@@ -450,7 +367,7 @@ func runPriceQuote(o *priceQuoteOptions) error {
 			strconv.FormatFloat(l.Rate, 'g', 6, 64), strconv.FormatFloat(l.Msat, 'f', 3, 64)})
 	}
 	table(o.IO.Out, []string{"COUNTER", "DELTA", "UNIT", "RATE", "MSAT"}, rows)
-	fmt.Fprintf(o.IO.Out, "\nTotal: %s msat\n", formatNanomsat(n))
+	fmt.Fprintf(o.IO.Out, "\nTotal: %s msat\n", e.Msat)
 	if e.Coverage < 0.99 {
 		fmt.Fprintf(o.IO.Out, "Only %.1f%% of this usage looks like the calibration's steps; its price rests on the rest of the model's choices.\n", 100*e.Coverage)
 	}
@@ -458,99 +375,4 @@ func runPriceQuote(o *priceQuoteOptions) error {
 		fmt.Fprintf(o.IO.Out, "No calibration step moved %s: billed at 0.\n", strings.Join(e.Unexercised, ", "))
 	}
 	return nil
-}
-
-// fairness
-
-type priceFairnessOptions struct {
-	IO    IOStreams
-	Input string
-	JSON  bool
-	Check bool
-	Fit   priceFitFlags
-}
-
-func newCmdPriceFairness(io IOStreams) *cobra.Command {
-	o := &priceFairnessOptions{IO: io}
-	cmd := &cobra.Command{
-		Use:   "fairness RUNS",
-		Short: "Compare how fairly the model, CPU-seconds and wall-seconds bill the same jobs across providers",
-		Long: `fairness reads RUNS (JSON: {"prices": {"per_score": MSAT}, "reference":
-CALIBRATION, "providers": [{"name": ..., "calibrations": [CALIBRATION...],
-"jobs": [{"name": ..., "seconds": WALL, "usage": {COUNTER: delta...}}]}]}), fits
-each provider's model from its own calibration, bills every job on every
-provider, and prints each job's coefficient of variation across providers under
-the model, under CPU-second and under wall-second billing. The goal: model CV at
-most 5% and at most a third of CPU-second billing's. Off a terminal it prints one
-line per job (name, model CV, CPU-second CV, wall-second CV, coverage), then the
-means.`,
-		Example: `  zennet price fairness testdata/pricing/fairness.json`,
-		Args:    priceArgs(1, 1, "RUNS"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Input = args[0]
-			if err := o.Fit.validate(); err != nil {
-				return err
-			}
-			return runPriceFairness(o)
-		},
-	}
-	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the report as JSON")
-	cmd.Flags().BoolVar(&o.Check, "check", false, "exit non-zero when the goal is not met")
-	o.Fit.register(cmd, pricing.NegotiationExclude())
-	return cmd
-}
-
-func runPriceFairness(o *priceFairnessOptions) error {
-	b, err := readPriceInput(o.IO.In, o.Input)
-	if err != nil {
-		return err
-	}
-	in, err := pricing.DecodeFairnessInput(b)
-	if err != nil {
-		return fmt.Errorf("%s: %w", o.Input, err)
-	}
-	if p := o.Fit.prices(); p != (pricing.Prices{}) {
-		in.Prices = p
-	}
-	rep, err := pricing.Fairness(in, o.Fit.options())
-	if err != nil {
-		return err
-	}
-	var notMet error
-	if o.Check && !rep.Summary.Met {
-		notMet = fmt.Errorf("fairness goal not met: model CV %s mean, %s max; CPU-second CV %s mean",
-			pct(rep.Summary.MeanModelCV), pct(rep.Summary.MaxModelCV), pct(rep.Summary.MeanCPUCV))
-	}
-	if o.JSON {
-		return errors.Join(writeJSON(o.IO.Out, "price-fairness", rep), notMet)
-	}
-	rows := make([][]string, 0, len(rep.Jobs)+2)
-	for _, j := range rep.Jobs {
-		rows = append(rows, []string{j.Name, pct(j.ModelCV), pct(j.CPUCV), pct(j.WallCV), pct(j.Coverage)})
-	}
-	s := rep.Summary
-	rows = append(rows, []string{"mean", pct(s.MeanModelCV), pct(s.MeanCPUCV), pct(s.MeanWallCV), ""})
-	if isTerminal(o.IO.Out) {
-		prov := make([][]string, 0, len(rep.Providers))
-		for _, p := range rep.Providers {
-			prov = append(prov, []string{p.Name, strconv.Itoa(p.Components), strconv.FormatFloat(100*p.VarianceKept, 'f', 4, 64) + "%",
-				pct(p.RMSResidual), heldOutPct(p.RMSHeldOut)})
-		}
-		table(o.IO.Out, []string{"PROVIDER", "COMPONENTS", "VARIANCE KEPT", "RESIDUAL", "HELD OUT"}, prov)
-		fmt.Fprintln(o.IO.Out)
-	}
-	table(o.IO.Out, []string{"JOB", "MODEL CV", "CPU-S CV", "WALL-S CV", "COVERAGE"}, rows)
-	if isTerminal(o.IO.Out) {
-		verdict := "met"
-		if !s.Met {
-			verdict = "NOT met"
-		}
-		fmt.Fprintf(o.IO.Out, "\nGoal (model CV ≤ %s, and ≤ 1/3 of CPU-second CV): %s; largest model CV %s.\n", pct(pricing.GoalCV), verdict, pct(s.MaxModelCV))
-	}
-	for _, p := range rep.Providers {
-		for _, w := range p.Warnings {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: warning: provider %s: %s\n", p.Name, w)
-		}
-	}
-	return notMet
 }

@@ -1,9 +1,11 @@
 package pricing
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 )
 
 // The fairness goal (issue 7): a job's bill varies across honestly
@@ -13,6 +15,10 @@ const (
 	GoalCV    = 0.05
 	GoalRatio = 1.0 / 3
 )
+
+// ErrGoalNotMet is FairnessSummary.Check's error: the fairness goal does
+// not hold.
+var ErrGoalNotMet = errors.New("fairness goal not met")
 
 // Job is one held-out job measured on one provider: work the calibration
 // suite does not contain (a compile, a compression, a sort, a Python loop).
@@ -192,3 +198,16 @@ func cv(xs []float64) float64 {
 	}
 	return math.Sqrt(ss/float64(len(xs)-1)) / math.Abs(mean)
 }
+
+// Check returns nil if the goal is met, else ErrGoalNotMet with the CVs
+// that miss it.
+func (s FairnessSummary) Check() error {
+	if s.Met {
+		return nil
+	}
+	return fmt.Errorf("%w: model CV %s mean, %s max; CPU-second CV %s mean",
+		ErrGoalNotMet, percent(s.MeanModelCV), percent(s.MaxModelCV), percent(s.MeanCPUCV))
+}
+
+// percent writes a fraction as a percentage with two decimals: "4.20%".
+func percent(x float64) string { return strconv.FormatFloat(100*x, 'f', 2, 64) + "%" }

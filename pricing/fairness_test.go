@@ -134,3 +134,29 @@ func TestCV(t *testing.T) {
 		})
 	}
 }
+
+func TestFairnessSummaryCheck(t *testing.T) {
+	tests := []struct {
+		name string
+		s    FairnessSummary
+		want string // "" for met
+	}{
+		{"met", FairnessSummary{MeanModelCV: 0.01, MaxModelCV: 0.02, MeanCPUCV: 0.2, Met: true}, ""},
+		{"not met", FairnessSummary{MeanModelCV: 0.042, MaxModelCV: 0.1, MeanCPUCV: 0.05},
+			"fairness goal not met: model CV 4.20% mean, 10.00% max; CPU-second CV 5.00% mean"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.s.Check()
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("Check() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrGoalNotMet) || err.Error() != tt.want {
+				t.Errorf("Check() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -228,3 +228,46 @@ func (m *Model) validate() error {
 	}
 	return nil
 }
+
+// FitSummary is a fitted model in brief: where it was written, its hash and
+// how well it fits.
+type FitSummary struct {
+	Model        string   `json:"model"`
+	Hash         string   `json:"hash"`
+	Calibrations []string `json:"calibrations"`
+	Steps        int      `json:"steps"`
+	Components   int      `json:"components"`
+	Counters     int      `json:"counters"`
+	VarianceKept float64  `json:"variance_kept"`
+	RMSResidual  float64  `json:"rms_residual"`
+	RMSHeldOut   *float64 `json:"rms_held_out,omitempty"`
+	Warnings     []string `json:"warnings,omitempty"`
+}
+
+// Summary is m in brief, file being where it is written.
+func (m *Model) Summary(file string) (FitSummary, error) {
+	h, err := m.Hash()
+	if err != nil {
+		return FitSummary{}, err
+	}
+	return FitSummary{
+		Model: file, Hash: h, Calibrations: m.Calibrations, Steps: len(m.Residuals), Components: len(m.Components),
+		Counters: len(m.Counters), VarianceKept: m.VarianceKept, RMSResidual: m.RMSResidual, RMSHeldOut: m.RMSHeldOut, Warnings: m.Warnings,
+	}, nil
+}
+
+// DescribePrices says in words how m's step values were set.
+func (m *Model) DescribePrices() string {
+	switch m.Prices.Mode() {
+	case "per_second":
+		return fmt.Sprintf("%g msat per second of any step", m.Prices.PerSecond)
+	case "per_score":
+		if m.Reference != "" {
+			return fmt.Sprintf("%g msat per reference-second (scores relative to %s)", m.Prices.PerScore, m.Reference)
+		}
+		return fmt.Sprintf("%g msat per unit of score", m.Prices.PerScore)
+	case "per_reference_cpu_second":
+		return fmt.Sprintf("%g msat per CPU-second of work on the reference %s", m.Prices.PerReferenceCPUSecond, m.Reference)
+	}
+	return "each step's own value"
+}

@@ -144,3 +144,39 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDescribePrices(t *testing.T) {
+	tests := []struct {
+		name      string
+		prices    Prices
+		reference string
+		want      string
+	}{
+		{"per step", Prices{}, "", "each step's own value"},
+		{"per second", Prices{PerSecond: 12.5}, "", "12.5 msat per second of any step"},
+		{"per score", Prices{PerScore: 1000}, "", "1000 msat per unit of score"},
+		{"per score, relative", Prices{PerScore: 1000}, "sha256:ab", "1000 msat per reference-second (scores relative to sha256:ab)"},
+		{"per reference CPU-second", Prices{PerReferenceCPUSecond: 7}, "sha256:ab", "7 msat per CPU-second of work on the reference sha256:ab"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &Model{Prices: tt.prices, Reference: tt.reference}
+			if got := m.DescribePrices(); got != tt.want {
+				t.Errorf("DescribePrices() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSummary(t *testing.T) {
+	m := fittedModel(t)
+	s, err := m.Summary("model.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := m.Hash()
+	if s.Model != "model.json" || s.Hash != h || s.Steps != len(m.Residuals) || s.Components != len(m.Components) ||
+		s.Counters != len(m.Counters) || s.VarianceKept != m.VarianceKept || s.RMSResidual != m.RMSResidual || s.RMSHeldOut != m.RMSHeldOut {
+		t.Errorf("summary %+v of model %s", s, h)
+	}
+}

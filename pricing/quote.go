@@ -184,3 +184,37 @@ func (m *Model) Explain(u Usage) (*Explanation, error) {
 	}
 	return e, nil
 }
+
+// FormatNanomsat writes n nanomsat as msat with nine decimals.
+func FormatNanomsat(n uint64) string {
+	return new(big.Rat).SetFrac(new(big.Int).SetUint64(n), big.NewInt(1e9)).FloatString(9)
+}
+
+// Bill is a quote rounded down to the nanomsat and itemised: Explain's
+// Explanation in the form printed and sent as JSON.
+type Bill struct {
+	// Msat is Nanomsat written as msat with nine decimals.
+	Msat     string  `json:"msat"`
+	Nanomsat uint64  `json:"nanomsat"`
+	Coverage float64 `json:"coverage"`
+	// Lines are never nil.
+	Lines       []Line   `json:"lines"`
+	Unexercised []string `json:"unexercised,omitempty"`
+}
+
+// Bill bills u (Explain) rounded down to the nanomsat (Nanomsat).
+func (m *Model) Bill(u Usage) (Bill, error) {
+	e, err := m.Explain(u)
+	if err != nil {
+		return Bill{}, err
+	}
+	n, err := Nanomsat(e.Msat)
+	if err != nil {
+		return Bill{}, err
+	}
+	lines := e.Lines
+	if lines == nil {
+		lines = []Line{}
+	}
+	return Bill{Msat: FormatNanomsat(n), Nanomsat: n, Coverage: e.Coverage, Lines: lines, Unexercised: e.Unexercised}, nil
+}

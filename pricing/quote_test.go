@@ -244,3 +244,58 @@ func TestExplain(t *testing.T) {
 	}
 	t.Logf("coverage: a held-out job %.6f, bare io_read_bytes %.3f", e.Coverage, odd.Coverage)
 }
+
+func TestFormatNanomsat(t *testing.T) {
+	tests := []struct {
+		n    uint64
+		want string
+	}{
+		{0, "0.000000000"},
+		{1, "0.000000001"},
+		{999_999_999, "0.999999999"},
+		{1_000_000_005, "1.000000005"},
+		{2_030_000_000_000, "2030.000000000"},
+		{math.MaxUint64, "18446744073.709551615"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := FormatNanomsat(tt.n); got != tt.want {
+				t.Errorf("FormatNanomsat(%d) = %q, want %q", tt.n, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBill(t *testing.T) {
+	m := fittedModel(t)
+	rng := rand.New(rand.NewPCG(4, 4))
+	job, _ := synthJob(rng, 0)
+	tests := []struct {
+		name  string
+		usage Usage
+		lines int
+	}{
+		{"no usage", Usage{}, 0},
+		{"a job", job, -1},
+		{"one counter", Usage{meter.CPU.Name(): 2e9}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := m.Bill(tt.usage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, _ := m.Quote(tt.usage)
+			n, _ := Nanomsat(q)
+			if b.Nanomsat != n || b.Msat != FormatNanomsat(n) {
+				t.Errorf("bill %s (%d), want %s", b.Msat, b.Nanomsat, FormatNanomsat(n))
+			}
+			if b.Lines == nil || (tt.lines >= 0 && len(b.Lines) != tt.lines) {
+				t.Errorf("lines %v, want %d and never nil", b.Lines, tt.lines)
+			}
+		})
+	}
+	if _, err := m.Bill(Usage{"no_such_counter": 1}); !errors.Is(err, ErrUsage) {
+		t.Errorf("an unknown counter: %v", err)
+	}
+}

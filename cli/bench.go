@@ -297,7 +297,7 @@ func printSet(io IOStreams, asJSON bool, file string, set *bench.Set, steps bool
 		return err
 	}
 	if asJSON {
-		return writeJSON(io.Out, "calibration", sum)
+		return writeJSON(io.Out, KindCalibration, sum)
 	}
 	if steps {
 		var rows [][]string

@@ -59,7 +59,7 @@ func checkSets(files []string, allowUnsigned bool) ([]bench.Check, int) {
 
 func runBenchVerify(o *benchVerifyOptions) error {
 	checks, failed := checkSets(o.Files, o.Unsigned)
-	printChecks(o.IO, o.JSON, "calibration_checks", checks)
+	printChecks(o.IO, o.JSON, KindCalibrationChecks, checks)
 	if failed > 0 {
 		return causeError{msg: fmt.Sprintf("%d of %d calibration sets failed verification", failed, len(checks))}
 	}
@@ -103,13 +103,13 @@ same set imported twice is kept once). If any fails, none is stored.`,
 func runBenchImport(o *benchImportOptions) error {
 	checks, failed := checkSets(o.Files, o.Unsigned)
 	if failed > 0 {
-		printChecks(o.IO, o.JSON, "calibration_imports", checks)
+		printChecks(o.IO, o.JSON, KindCalibrationImports, checks)
 		return causeError{msg: fmt.Sprintf("%d of %d calibration sets failed verification; nothing imported", failed, len(checks))}
 	}
 	if err := bench.Import(filepath.Join(o.G.ConfigDir, bench.StoreDir), checks); err != nil {
 		return err
 	}
-	printChecks(o.IO, o.JSON, "calibration_imports", checks)
+	printChecks(o.IO, o.JSON, KindCalibrationImports, checks)
 	return nil
 }
 

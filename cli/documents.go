@@ -12,6 +12,7 @@ import (
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/pricing"
 	"github.com/zennet/zennet/renter"
 	"github.com/zennet/zennet/session"
 )
@@ -21,19 +22,26 @@ type Kind string
 
 // The kinds of documents.
 const (
-	KindHosts          Kind = "hosts"           // zennet -n: the rented hosts (hostsDoc)
-	KindReceipts       Kind = "receipts"        // at release: a receipt per host (receiptsDoc)
-	KindRun            Kind = "run"             // zennet run, and DIR/run.json (taskrun.Doc)
-	KindUsage          Kind = "usage"           // zennet usage ([]session.Usage)
-	KindLedger         Kind = "ledger"          // zennet ledger (ledgerDoc)
-	KindProviders      Kind = "providers"       // zennet providers ([]providerRow)
-	KindReputation     Kind = "reputation"      // zennet reputation ([]reputationRow)
-	KindReleased       Kind = "released"        // zennet release ([]releasedSession)
-	KindLease          Kind = "lease"           // zennet provider lease ID (control.LeaseStatus)
-	KindLeaseAction    Kind = "lease-action"    // zennet provider pause|resume|end (leaseAction)
-	KindProviderDrain  Kind = "provider-drain"  // zennet provider drain (drainDoc)
-	KindProviderStatus Kind = "provider-status" // zennet provider status (control.Status)
-	KindProvider       Kind = "provider"        // zennet provide --json, and DATA_DIR/provider.json (provider.Info)
+	KindHosts              Kind = "hosts"               // zennet -n: the rented hosts (hostsDoc)
+	KindReceipts           Kind = "receipts"            // at release: a receipt per host (receiptsDoc)
+	KindRun                Kind = "run"                 // zennet run, and DIR/run.json (taskrun.Doc)
+	KindUsage              Kind = "usage"               // zennet usage ([]session.Usage)
+	KindLedger             Kind = "ledger"              // zennet ledger (ledgerDoc)
+	KindProviders          Kind = "providers"           // zennet providers ([]providerRow)
+	KindReputation         Kind = "reputation"          // zennet reputation ([]reputationRow)
+	KindReleased           Kind = "released"            // zennet release ([]releasedSession)
+	KindLease              Kind = "lease"               // zennet provider lease ID (control.LeaseStatus)
+	KindLeaseAction        Kind = "lease-action"        // zennet provider pause|resume|end (leaseAction)
+	KindProviderDrain      Kind = "provider-drain"      // zennet provider drain (drainDoc)
+	KindProviderStatus     Kind = "provider-status"     // zennet provider status (control.Status)
+	KindProvider           Kind = "provider"            // zennet provide --json, and DATA_DIR/provider.json (provider.Info)
+	KindPriceFit           Kind = "price-fit"           // zennet price fit (pricing.FitSummary)
+	KindPriceModel         Kind = "price-model"         // zennet price show (priceModelDoc)
+	KindPriceQuote         Kind = "price-quote"         // zennet price quote (priceQuoteDoc)
+	KindPriceFairness      Kind = "price-fairness"      // zennet price fairness (pricing.FairnessReport)
+	KindCalibration        Kind = "calibration"         // zennet bench run|show (bench.Summary)
+	KindCalibrationChecks  Kind = "calibration-checks"  // zennet bench verify ([]bench.Check)
+	KindCalibrationImports Kind = "calibration-imports" // zennet bench import ([]bench.Check)
 )
 
 type hostsDoc struct {
@@ -114,4 +122,17 @@ type reputationRow struct {
 type drainDoc struct {
 	Draining bool `json:"draining"`
 	Leases   int  `json:"leases"`
+}
+
+// priceModelDoc is a price model with its hash.
+type priceModelDoc struct {
+	Hash  string         `json:"hash"`
+	Model *pricing.Model `json:"model"`
+}
+
+// priceQuoteDoc is a usage's bill under a model.
+type priceQuoteDoc struct {
+	Model string `json:"model"`
+	Hash  string `json:"hash"`
+	pricing.Bill
 }

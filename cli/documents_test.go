@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/pricing"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/provider"
 	"github.com/zennet/zennet/renter"
@@ -28,7 +30,8 @@ var update = flag.Bool("update", false, "rewrite the golden documents under test
 var t0 = time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
 
 // sampleDocuments holds one document of each kind, as zennet prints it.
-func sampleDocuments() map[Kind]any {
+func sampleDocuments(t *testing.T) map[Kind]any {
+	t.Helper()
 	limits := proto.Limits{MemoryBytes: 512 << 20, CPUs: 1, DiskBytes: 4 << 30}
 	usage := session.Usage{Name: "zennet-1", LeaseID: "zn-0123456789abcdef0", Provider: "127.0.0.1:2222", Seq: 3, Start: t0, Time: t0.Add(15 * time.Second),
 		Counters: map[string]uint64{"cpu_ns": 1500000000}, Accepted: 3, Method: pay.MethodEmbedded, BilledMsat: 150, PaidMsat: 100, DueMsat: 50,
@@ -38,7 +41,59 @@ func sampleDocuments() map[Kind]any {
 			Status: pay.Status{Reports: 3, Billed: 150, Paid: 150}}}
 	lease := control.LeaseStatus{ID: "zn-0123456789abcdef0", Renter: "SHA256:renter", Started: t0, Limits: limits, State: control.LeaseState("running"),
 		Method: pay.MethodEmbedded, CPUNs: 1500000000, MemoryBytes: 64 << 20, BilledMsat: 150, EarnedMsat: 100, DueMsat: 50, LastReport: t0.Add(15 * time.Second)}
+	// The price and calibration documents come from the project's own
+	// sample files: a model, a usage, a fairness experiment, a set.
+	td := filepath.Join("..", "testdata")
+	model, hash, err := pricing.ReadModelFile(filepath.Join(td, "pricing", "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fit, err := model.Summary("model.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ub, err := os.ReadFile(filepath.Join(td, "pricing", "usage.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := pricing.DecodeUsage(ub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bill, err := model.Bill(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := os.ReadFile(filepath.Join(td, "pricing", "fairness.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin, err := pricing.DecodeFairnessInput(fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fairness, err := pricing.Fairness(fin, pricing.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := bench.ReadFile(filepath.Join(td, "calibration", "systrap.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setSum, err := set.Summary("systrap.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := bench.Check{File: "systrap.json", OK: true, Signed: true, Signer: "SHA256:b", Digest: "6e3cb2f074ecb6f1", Suite: "zennet-bench-v1",
+		Machine: "m", Fingerprint: "f", Steps: 30}
 	return map[Kind]any{
+		KindPriceFit:           fit,
+		KindPriceModel:         priceModelDoc{Hash: hash, Model: model},
+		KindPriceQuote:         priceQuoteDoc{Model: "model.json", Hash: hash, Bill: bill},
+		KindPriceFairness:      fairness,
+		KindCalibration:        setSum,
+		KindCalibrationChecks:  []bench.Check{check},
+		KindCalibrationImports: []bench.Check{check},
 		KindHosts: hostsDoc{Session: "0123abcd", Files: session.Files{SSHConfig: "/c/sessions/0123abcd/ssh_config"},
 			Hosts: []hostJSON{{"zennet-1", 40001, "127.0.0.1:2222", "zn-0123456789abcdef0", 512 << 20, 1, 4 << 30, "ssh-ed25519 AAAA", 100}}},
 		KindReceipts: receiptsDoc{Hosts: []renter.Receipt{receipt}, Total: pay.Total([]pay.Receipt{receipt.Receipt}, "")},
@@ -65,7 +120,7 @@ func sampleDocuments() map[Kind]any {
 // with its golden file (go test ./cli -run TestDocumentsGolden -update
 // rewrites them): a change to a document's shape shows in the diff.
 func TestDocumentsGolden(t *testing.T) {
-	for kind, data := range sampleDocuments() {
+	for kind, data := range sampleDocuments(t) {
 		t.Run(string(kind), func(t *testing.T) {
 			var b bytes.Buffer
 			if err := writeJSON(&b, kind, data); err != nil {
@@ -91,7 +146,7 @@ func TestDocumentsGolden(t *testing.T) {
 // TestDocumentKinds checks the naming convention: lowercase words joined
 // by '-'.
 func TestDocumentKinds(t *testing.T) {
-	for kind := range sampleDocuments() {
+	for kind := range sampleDocuments(t) {
 		for i, c := range kind {
 			if !(c >= 'a' && c <= 'z' || c == '-' && i > 0 && i < len(kind)-1) {
 				t.Errorf("kind %q: want lowercase words joined by '-'", kind)
@@ -108,7 +163,7 @@ func TestEveryKindHasGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	samples := sampleDocuments()
+	samples := sampleDocuments(t)
 	n := 0
 	for _, d := range f.Decls {
 		g, ok := d.(*ast.GenDecl)

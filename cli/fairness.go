@@ -70,7 +70,7 @@ func runPriceFairness(o *priceFairnessOptions) error {
 		notMet = rep.Summary.Check()
 	}
 	if o.JSON {
-		return errors.Join(writeJSON(o.IO.Out, "price-fairness", rep), notMet)
+		return errors.Join(writeJSON(o.IO.Out, KindPriceFairness, rep), notMet)
 	}
 	if isTerminal(o.IO.Out) {
 		table(o.IO.Out, fairnessProviderHeader, fairnessProviderRows(rep, nil))

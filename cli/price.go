@@ -208,7 +208,7 @@ func runPriceFit(o *priceFitOptions) error {
 		return fmt.Errorf("write model: %w", err)
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, "price-fit", doc)
+		return writeJSON(o.IO.Out, KindPriceFit, doc)
 	}
 	warnModel(o.IO.ErrOut, m)
 	table(o.IO.Out, []string{"FIELD", "VALUE"}, [][]string{
@@ -252,11 +252,6 @@ per counter (name, unit, rate in msat per unit, scale in units per second).`,
 	return cmd
 }
 
-type priceModelJSON struct {
-	Hash  string         `json:"hash"`
-	Model *pricing.Model `json:"model"`
-}
-
 func runPriceShow(o *priceShowOptions) error {
 	if err := refuseStdin(o.Model); err != nil {
 		return err
@@ -266,7 +261,7 @@ func runPriceShow(o *priceShowOptions) error {
 		return err
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, "price-model", priceModelJSON{Hash: h, Model: m})
+		return writeJSON(o.IO.Out, KindPriceModel, priceModelDoc{Hash: h, Model: m})
 	}
 	counters := make([][]string, 0, len(m.Counters))
 	for _, c := range m.Counters {
@@ -328,12 +323,6 @@ the bill in msat alone.`,
 }
 
 // priceQuoteDoc is the --json form of a quote.
-type priceQuoteDoc struct {
-	Model string `json:"model"`
-	Hash  string `json:"hash"`
-	pricing.Bill
-}
-
 func runPriceQuote(o *priceQuoteOptions) error {
 	if err := refuseStdin(o.Model); err != nil {
 		return err
@@ -355,7 +344,7 @@ func runPriceQuote(o *priceQuoteOptions) error {
 		return err
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, "price-quote", priceQuoteDoc{Model: o.Model, Hash: h, Bill: e})
+		return writeJSON(o.IO.Out, KindPriceQuote, priceQuoteDoc{Model: o.Model, Hash: h, Bill: e})
 	}
 	if !isTerminal(o.IO.Out) {
 		fmt.Fprintln(o.IO.Out, e.Msat)

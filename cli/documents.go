@@ -39,7 +39,7 @@ const (
 	KindPriceModel         Kind = "price-model"         // zennet price show (priceModelDoc)
 	KindPriceQuote         Kind = "price-quote"         // zennet price quote (priceQuoteDoc)
 	KindPriceFairness      Kind = "price-fairness"      // zennet price fairness (pricing.FairnessReport)
-	KindCalibration        Kind = "calibration"         // zennet bench run|show (bench.Summary)
+	KindCalibration        Kind = "calibration"         // zennet bench run, publish (bench.Summary)
 	KindCalibrationChecks  Kind = "calibration-checks"  // zennet bench verify ([]bench.Check)
 	KindCalibrationImports Kind = "calibration-imports" // zennet bench import ([]bench.Check)
 )

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -383,6 +386,34 @@ func (n *Node) List() Listing {
 	return Listing{Envelopes: n.relay.Snapshot(time.Now()), MinBits: n.cfg.MinBits}
 }
 
+// dialable reports whether the node may learn addr as a peer: an address
+// of this machine (loopback, unspecified) only when the node's own
+// market is on this machine (its own announcement or a given peer is
+// such an address), so that an announcement cannot make a node on the
+// network dial its own local services.
+func (n *Node) dialable(addr string) bool {
+	if !localAddress(addr) {
+		return true
+	}
+	if n.cfg.Announce != nil && localAddress(n.cfg.Announce().Address) {
+		return true
+	}
+	return slices.ContainsFunc(n.cfg.Peers, localAddress)
+}
+
+// localAddress reports whether host:port names this machine.
+func localAddress(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
+
 // MinBits is the proof of work the node asks of announcements.
 func (n *Node) MinBits() uint { return n.cfg.MinBits }
 
@@ -391,7 +422,7 @@ func (n *Node) MinBits() uint { return n.cfg.MinBits }
 func (n *Node) take(from string, envs []Envelope) int {
 	accepted, forward := n.relay.Receive(from, envs, time.Now())
 	for _, a := range accepted {
-		if a.Provider != n.self && n.addPeer(a.Address) {
+		if a.Provider != n.self && n.dialable(a.Address) && n.addPeer(a.Address) {
 			// A new peer hears of us at once.
 			n.mu.Lock()
 			own := n.own

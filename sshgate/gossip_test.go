@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,4 +103,49 @@ func TestNodeStopsWithSilentPeer(t *testing.T) {
 	time.Sleep(time.Second) // the pull and the push wait on the peer
 	cancel()
 	within(t, 3*time.Second, "Run after its context ended", func() { <-done })
+}
+
+// A provider whose offer does not change announces once, however often it
+// looks at it; a change is announced at the next look.
+func TestNodeAnnouncesChanges(t *testing.T) {
+	seed := market.NewNode(market.NodeConfig{Signer: newSigner(t), Transport: sshgate.NewGossipTransport(newSigner(t))})
+	addr := startGossipGateway(t, seed)
+	tr := sshgate.NewGossipTransport(newSigner(t))
+	defer tr.Close()
+	var mu sync.Mutex
+	leases := 2
+	node := market.NewNode(market.NodeConfig{Signer: newSigner(t), Transport: tr, Peers: []string{addr}, Every: 50 * time.Millisecond,
+		Announce: func() market.Announcement {
+			mu.Lock()
+			defer mu.Unlock()
+			return market.Announcement{Address: "192.0.2.9:2222", Capacity: market.Capacity{Leases: leases, MemoryBytes: 1 << 30, CPUs: 1, DiskBytes: 1 << 30},
+				Methods: []string{"embedded"}}
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		node.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	time.Sleep(1500 * time.Millisecond) // thirty looks
+	if got := seed.Stats().Accepted; got != 1 {
+		t.Fatalf("the seed took %d announcements of an unchanged offer, want 1", got)
+	}
+	mu.Lock()
+	leases = 1
+	mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for seed.Stats().Accepted != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the changed offer did not reach the seed: %+v", seed.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a := seed.Directory().List(time.Now()); len(a) != 1 || a[0].Capacity.Leases != 1 {
+		t.Fatalf("the seed knows %+v", a)
+	}
 }

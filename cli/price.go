@@ -204,7 +204,7 @@ func runPriceFit(o *priceFitOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(o.Output, b); err != nil {
+	if err := atomicfile.WriteFile(o.Output, b, 0o644); err != nil {
 		return fmt.Errorf("write model: %w", err)
 	}
 	if o.JSON {
@@ -223,8 +223,6 @@ func runPriceFit(o *priceFitOptions) error {
 	return nil
 }
 
-// writeFileAtomic writes b to path atomically, mode 0644.
-func writeFileAtomic(path string, b []byte) error { return atomicfile.WriteFile(path, b, 0o644) }
 
 // show
 

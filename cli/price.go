@@ -223,7 +223,6 @@ func runPriceFit(o *priceFitOptions) error {
 	return nil
 }
 
-
 // show
 
 type priceShowOptions struct {

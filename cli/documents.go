@@ -69,19 +69,9 @@ type receiptsDoc struct {
 	Total pay.Totals       `json:"total"`
 }
 
-// ledgerFile is one ledger file's content, or why it could not be read.
-type ledgerFile struct {
-	Session  string          `json:"session,omitempty"`
-	Path     string          `json:"path"`
-	Live     bool            `json:"live,omitempty"`
-	Receipts []pay.Receipt   `json:"receipts,omitempty"`
-	Entries  []pay.Entry     `json:"entries,omitempty"`
-	Hosts    []session.Usage `json:"live_hosts,omitempty"`
-}
-
 type ledgerDoc struct {
-	Files []ledgerFile `json:"ledgers"`
-	Total pay.Totals   `json:"total"`
+	Files []renter.LedgerFile `json:"ledgers"`
+	Total pay.Totals          `json:"total"`
 }
 
 type providerRow struct {

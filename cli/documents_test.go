@@ -102,7 +102,7 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 				StdoutSHA256: "ab", ResultsSHA256: "cd", Results: "/r/1", Stdout: "/r/1.stdout", Stderr: "/r/1.stderr"}},
 			Disagreements: []taskrun.Disagreement{}},
 		KindUsage:  []session.Usage{usage},
-		KindLedger: ledgerDoc{Files: []ledgerFile{{Session: "0123abcd", Path: "/c/ledger/0123abcd.db", Receipts: []pay.Receipt{receipt.Receipt}}}, Total: pay.Total([]pay.Receipt{receipt.Receipt}, "")},
+		KindLedger: ledgerDoc{Files: []renter.LedgerFile{{Session: "0123abcd", Path: "/c/ledger/0123abcd.db", Receipts: []pay.Receipt{receipt.Receipt}}}, Total: pay.Total([]pay.Receipt{receipt.Receipt}, "")},
 		KindProviders: []providerRow{{Address: "127.0.0.1:2222", Provider: "ssh-ed25519 AAAA", Fingerprint: "SHA256:p", PricePerWorkMsat: 100, Score: 1,
 			Methods: []string{pay.MethodEmbedded}, Expires: t0}},
 		KindReputation:     []reputationRow{{Record: market.Record{Key: "SHA256:p", Leases: 2, Completed: 1, Last: t0}, Score: 0.6}},

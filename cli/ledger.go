@@ -5,17 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/renter"
-	"github.com/zennet/zennet/session"
 )
 
 type ledgerOptions struct {
@@ -62,7 +58,8 @@ func runLedger(o *ledgerOptions) error {
 	if o.Limit < 0 {
 		return usagef("--limit must not be negative")
 	}
-	var paths []string
+	q := renter.LedgerQuery{Session: o.Session, Lease: o.Lease, History: o.History, Limit: o.Limit}
+	var files []renter.LedgerFile
 	if o.Provider {
 		abs, err := filepath.Abs(o.DataDir)
 		if err != nil {
@@ -72,47 +69,32 @@ func runLedger(o *ledgerOptions) error {
 		if _, err := os.Stat(p); err != nil {
 			return usagef("no provider ledger at %s: pass the provider's --data-dir", p)
 		}
-		paths = []string{p}
-	} else {
-		dir := renter.LedgerDir(o.G.ConfigDir)
-		ents, err := os.ReadDir(dir)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		for _, e := range ents {
-			id, ok := strings.CutSuffix(e.Name(), ".db")
-			if !ok || o.Session != "" && id != o.Session {
-				continue
-			}
-			paths = append(paths, filepath.Join(dir, e.Name()))
-		}
-		if o.Session != "" && len(paths) == 0 {
-			return usagef("no ledger of session %q in %s", o.Session, dir)
-		}
-	}
-	// Oldest first.
-	slices.SortFunc(paths, func(a, b string) int { return modTime(a).Compare(modTime(b)) })
-	var doc ledgerDoc
-	var all []pay.Receipt
-	for _, p := range paths {
-		lf, err := readLedger(o, p)
+		f, err := renter.ReadLedger(p, q)
 		if err != nil {
 			return err
 		}
-		if lf.Live && o.Provider {
+		if f.Live {
 			return conflictError{fmt.Errorf("the provider running on %s holds its ledger; stop it to read the ledger, or watch it live with 'zennet dashboard'", o.DataDir)}
 		}
-		if len(lf.Receipts) == 0 && len(lf.Entries) == 0 && len(lf.Hosts) == 0 {
-			continue
+		files = []renter.LedgerFile{f}
+	} else {
+		var err error
+		if files, err = renter.ReadLedgers(o.G.ConfigDir, q); errors.Is(err, renter.ErrNoSessionLedger) {
+			return usagef("%v", err)
+		} else if err != nil {
+			return err
 		}
-		all = append(all, lf.Receipts...)
-		doc.Files = append(doc.Files, lf)
+	}
+	doc := ledgerDoc{Files: []renter.LedgerFile{}}
+	var all []pay.Receipt
+	for _, f := range files {
+		if !f.Empty() {
+			all = append(all, f.Receipts...)
+			doc.Files = append(doc.Files, f)
+		}
 	}
 	doc.Total = pay.Total(all, "")
 	if o.JSON {
-		if doc.Files == nil {
-			doc.Files = []ledgerFile{}
-		}
 		return writeJSON(o.IO.Out, KindLedger, doc)
 	}
 	if o.History {
@@ -124,57 +106,6 @@ func runLedger(o *ledgerOptions) error {
 		fmt.Fprintln(o.IO.ErrOut, "zennet: no payments recorded yet")
 	}
 	return nil
-}
-
-func modTime(p string) time.Time {
-	st, err := os.Stat(p)
-	if err != nil {
-		return time.Time{}
-	}
-	return st.ModTime()
-}
-
-// readLedger reads one ledger file; a file a running zennet holds is
-// reported live, with the session's own figures when it is a renter's.
-func readLedger(o *ledgerOptions, path string) (ledgerFile, error) {
-	lf := ledgerFile{Path: path}
-	if !o.Provider {
-		lf.Session = strings.TrimSuffix(filepath.Base(path), ".db")
-	}
-	l, err := pay.Open(path, &pay.Options{Timeout: 100 * time.Millisecond})
-	if errors.Is(err, bolt.ErrTimeout) {
-		lf.Live = true
-		if !o.Provider {
-			hosts, _ := session.ReadUsage(o.G.ConfigDir, lf.Session)
-			for _, h := range hosts {
-				if o.Lease == "" || h.LeaseID == o.Lease {
-					lf.Hosts = append(lf.Hosts, h)
-				}
-			}
-		}
-		return lf, nil
-	}
-	if err != nil {
-		return lf, err
-	}
-	defer l.Close()
-	if o.History {
-		lf.Entries, err = l.History(pay.Query{Lease: o.Lease, Limit: o.Limit})
-		if errors.Is(err, pay.ErrNoLease) {
-			err = nil
-		}
-		return lf, err
-	}
-	rs, err := l.Receipts()
-	if err != nil {
-		return lf, err
-	}
-	for _, r := range rs {
-		if o.Lease == "" || r.Terms.Lease == o.Lease {
-			lf.Receipts = append(lf.Receipts, r)
-		}
-	}
-	return lf, nil
 }
 
 func printLedgerReceipts(o *ledgerOptions, doc ledgerDoc) {
@@ -204,7 +135,7 @@ func printLedgerReceipts(o *ledgerOptions, doc ledgerDoc) {
 	table(o.IO.Out, []string{"SESSION", "LEASE", "ROLE", "METHOD", "OPENED", "REPORTS", "BILLED msat", "PAID msat", "UNPAID msat", "FEES msat", "STATE"}, rows)
 }
 
-func printHistory(o *ledgerOptions, files []ledgerFile) {
+func printHistory(o *ledgerOptions, files []renter.LedgerFile) {
 	var rows [][]string
 	for _, f := range files {
 		if f.Live {

@@ -6,7 +6,6 @@ package sshgate
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,8 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -222,187 +219,6 @@ func newHolder() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
-	owner := VerifiedKey(conn)
-	if owner == nil {
-		nc.Reject(gossh.Prohibited, "not authenticated with a public key")
-		return
-	}
-	g.track(conn)
-	g.handlers.Add(1)
-	defer g.handlers.Done()
-	ch, reqs, err := nc.Accept()
-	if err != nil {
-		return
-	}
-	defer ch.Close()
-	go gossh.DiscardRequests(reqs)
-	holder := newHolder()
-	log := g.log.With("key", gossh.FingerprintSHA256(owner), "holder", holder)
-	r, w := proto.NewReader(ch), proto.NewWriter(ch)
-	g.mu.Lock()
-	g.writers[holder] = w
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		delete(g.writers, holder)
-		g.mu.Unlock()
-	}()
-	// Every lease this renter was granted on this connection: their
-	// accounts stay open, for late payments, until it goes away.
-	var mineMu sync.Mutex
-	var mine []string
-	defer func() {
-		ctx := context.WithoutCancel(ctx)
-		for _, le := range g.leases.Holding(holder) {
-			if final, err := g.leases.End(ctx, le.ID, owner, proto.EndRenterGone); err != nil {
-				log.Error("end lease", "lease", le.ID, "err", err)
-			} else if final != nil {
-				if err := g.billing.Record(ctx, *final); err != nil {
-					log.Error("bill final report", "lease", le.ID, "err", err)
-				}
-			}
-		}
-		mineMu.Lock()
-		defer mineMu.Unlock()
-		for _, id := range mine {
-			if rc, err := g.billing.Close(id); err != nil {
-				log.Error("close lease account", "lease", id, "err", err)
-			} else {
-				log.Info("lease account closed", "lease", id, "billed_msat", rc.Status.Billed, "paid_msat", rc.Status.Paid,
-					"unpaid_msat", rc.Status.Unpaid)
-			}
-		}
-	}()
-	// reportMu orders a lease's reports: one taken by the interval loop
-	// just before the lease ends must not reach the renter after the
-	// final one (it would read as a sequence going backwards).
-	var reportMu sync.Mutex
-	g.leases.Notify(holder, func(e proto.Ended, final *meter.Report) {
-		reportMu.Lock()
-		g.sendFinal(ctx, w, final, log)
-		reportMu.Unlock()
-		w.Send(proto.Message{Type: proto.TypeEnded, Ended: &e})
-	})
-	defer g.leases.Notify(holder, nil)
-	// Usage reports go out every agreed interval, from the first grant on.
-	var reporting sync.Once
-	stopReports := make(chan struct{})
-	defer close(stopReports)
-	startReports := func(every time.Duration) {
-		reporting.Do(func() { go g.report(ctx, holder, every, w, stopReports, &reportMu, log) })
-	}
-	var offer *proto.Offer
-	for {
-		m, err := r.Next()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				log.Warn("negotiation read", "err", err)
-				w.Send(proto.ErrorMessage(fmt.Errorf("%w: %v", proto.ErrBadRequest, err)))
-			}
-			return
-		}
-		var reply []proto.Message
-		switch m.Type {
-		case proto.TypeDemand:
-			o, err := g.leases.Offer(*m.Demand)
-			if err != nil {
-				reply = append(reply, proto.ErrorMessage(err))
-				break
-			}
-			if o.Payment, err = g.billing.Terms(o.IntervalSeconds, m.Demand.BidPerWorkMsat); err != nil {
-				log.Error("payment terms", "err", err)
-				reply = append(reply, proto.ErrorMessage(err))
-				break
-			}
-			offer = &o
-			reply = append(reply, proto.Message{Type: proto.TypeOffer, Offer: &o})
-		case proto.TypeAccept:
-			method := cmp.Or(m.Accept.Method, pay.DefaultMethod)
-			if offer == nil || m.Accept.Count > offer.Count || time.Now().After(offer.Expiry) {
-				reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: accept without a live offer for that many hosts", proto.ErrBadRequest)))
-				break
-			}
-			if !slices.Contains(offer.Payment.Methods, method) {
-				reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: payment method %q is not offered (offered: %s)",
-					proto.ErrBadRequest, method, strings.Join(offer.Payment.Methods, ", "))))
-				break
-			}
-			granted, err := g.grant(ctx, owner, holder, m.Accept.Count, *offer, method)
-			if err != nil {
-				offer = nil
-				log.Warn("grant", "err", err)
-				reply = append(reply, proto.ErrorMessage(err))
-				break
-			}
-			mineMu.Lock()
-			for _, le := range granted {
-				mine = append(mine, le.ID)
-				pl := le.Proto()
-				reply = append(reply, proto.Message{Type: proto.TypeLease, Lease: &pl})
-			}
-			mineMu.Unlock()
-			startReports(time.Duration(offer.IntervalSeconds) * time.Second)
-		case proto.TypeRelease:
-			var done []string
-			var errs []error
-			for _, id := range m.Release.IDs {
-				// A release completes even if the renter hangs up meanwhile.
-				reportMu.Lock()
-				final, err := g.leases.End(context.WithoutCancel(ctx), id, owner, proto.EndReleased)
-				if err == nil {
-					g.sendFinal(ctx, w, final, log)
-				}
-				reportMu.Unlock()
-				if err != nil {
-					// A lease of this connection's that has ended meanwhile
-					// (the provider ended it, its final report is on its
-					// way) is released: releasing is idempotent.
-					mineMu.Lock()
-					ours := slices.Contains(mine, id)
-					mineMu.Unlock()
-					if errors.Is(err, proto.ErrNotFound) && ours {
-						done = append(done, id)
-						continue
-					}
-					errs = append(errs, err)
-					continue
-				}
-				done = append(done, id)
-			}
-			if err := errors.Join(errs...); err != nil && len(done) == 0 {
-				reply = append(reply, proto.ErrorMessage(err))
-				break
-			}
-			reply = append(reply, proto.Message{Type: proto.TypeReleased, Released: &proto.Released{IDs: done}})
-		case proto.TypePayment:
-			proof, err := pay.DecodeProof(m.Payment)
-			if err != nil {
-				log.Warn("malformed payment", "err", err)
-				reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: %v", proto.ErrBadRequest, err)))
-				break
-			}
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			credit, resumed := g.billing.Confirm(cctx, owner, proof)
-			cancel()
-			reply = append(reply, proto.Message{Type: proto.TypeCredit, Credit: &credit})
-			if resumed != nil {
-				reply = append(reply, proto.Message{Type: proto.TypeState, State: resumed})
-			}
-		default:
-			reply = append(reply, proto.ErrorMessage(fmt.Errorf("%w: unexpected %s message", proto.ErrBadRequest, m.Type)))
-		}
-		if m.Type == proto.TypeAccept {
-			offer = nil
-		}
-		for _, rm := range reply {
-			if err := w.Send(rm); err != nil {
-				return
-			}
-		}
-	}
 }
 
 // Announce tells the renter holding lease id that its state changed (the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,7 +94,7 @@ step each; phoronix-test-suite and the tests must be installed in the image.`,
 	f.StringArrayVar(&o.PTS, "pts", nil, "run this Phoronix Test Suite test instead of the suite (repeatable)")
 	f.StringVar(&o.Platform, "platform", envOr("ZENNET_PLATFORM", ""), "runsc platform: systrap (default), ptrace or kvm")
 	f.StringVar(&o.Runsc, "runsc", envOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
-	f.StringVar(&o.Image, "image", envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")), "root filesystem of the sandbox")
+	f.StringVar(&o.Image, "image", defaultImage(), "root filesystem of the sandbox")
 	f.StringVar(&o.AgentBinary, "agent-binary", envOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into the sandbox (default: this binary)")
 	f.Float64Var(&o.CPUs, "cpus", 0, "CPU quota of the sandbox in cores (default: none)")
 	f.StringVarP(&o.Memory, "memory", "m", "1G", "memory of the sandbox")

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -85,7 +84,7 @@ sets (sets/NAME.json, unsigned).`,
 	f.StringSliceVar(&o.Providers, "providers", providerNames, "provider configurations, the reference first")
 	f.StringSliceVar(&o.Jobs, "jobs", jobNames, "held-out jobs to run")
 	f.StringVar(&o.Runsc, "runsc", envOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
-	f.StringVar(&o.Image, "image", envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")), "root filesystem of the sandboxes")
+	f.StringVar(&o.Image, "image", defaultImage(), "root filesystem of the sandboxes")
 	f.StringVar(&o.AgentBinary, "agent-binary", envOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into the sandboxes and run as the neighbour (default: this binary)")
 	f.StringVarP(&o.Memory, "memory", "m", "1G", "memory of each sandbox")
 	f.BoolVar(&o.Check, "check", false, "exit non-zero when the fairness goal is not met")

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -69,39 +68,6 @@ func sentence(err error) string {
 type globalOptions struct {
 	ConfigDir string
 	LogLevel  string
-}
-
-func defaultConfigDir() string {
-	if d := os.Getenv("ZENNET_CONFIG_DIR"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
-		return filepath.Join(d, "zennet")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".config", "zennet")
-}
-
-func defaultCacheDir() string {
-	if d := os.Getenv("ZENNET_CACHE_DIR"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "zennet")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "zennet")
-}
-
-func defaultDataDir() string {
-	if d := os.Getenv("ZENNET_DATA_DIR"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "zennet")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".local", "share", "zennet")
 }
 
 func (g *globalOptions) logger(w io.Writer) (*slog.Logger, error) {

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +28,7 @@ func newCmdImage(io IOStreams) *cobra.Command {
 			return sandbox.BuildImage(cmd.Context(), dir, mirror)
 		},
 	}
-	build.Flags().StringVar(&dir, "image", envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm")), "where the image goes")
+	build.Flags().StringVar(&dir, "image", defaultImage(), "where the image goes")
 	build.Flags().StringVar(&mirror, "mirror", "http://deb.debian.org/debian", "Debian mirror")
 	cmd.AddCommand(build)
 	return cmd

@@ -49,7 +49,7 @@ data dir, which a running provider holds.`,
 	f.StringVar(&o.Lease, "lease", "", "only this lease")
 	f.StringVar(&o.Session, "session", "", "only this renter session")
 	f.BoolVar(&o.Provider, "provider", false, "read the provider's ledger (in --data-dir) instead of the renter's")
-	f.StringVar(&o.DataDir, "data-dir", filepath.Join(defaultDataDir(), "provider"), "the provider's data dir, with --provider")
+	f.StringVar(&o.DataDir, "data-dir", defaultProviderDataDir(), "the provider's data dir, with --provider")
 	f.IntVar(&o.Limit, "limit", 0, "with --history, only the last N entries")
 	return cmd
 }

@@ -47,7 +47,7 @@ func newProvideOptions(io IOStreams, g *globalOptions) *provideOptions {
 	c.Listen = envOr("ZENNET_LISTEN", c.Listen)
 	c.DataDir, c.CacheDir = defaultProviderDataDir(), defaultCacheDir()
 	c.Runsc, c.Platform = os.Getenv("ZENNET_RUNSC"), os.Getenv("ZENNET_PLATFORM")
-	c.Image = envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm"))
+	c.Image = defaultImage()
 	c.AgentBinary, c.ServeBinary = os.Getenv("ZENNET_AGENT_BINARY"), os.Getenv("ZENNET_SERVE_BINARY")
 	c.Peers, c.Announce = splitList(os.Getenv("ZENNET_PEERS")), os.Getenv("ZENNET_ANNOUNCE")
 	c.Calibration = envOr("ZENNET_CALIBRATION", c.Calibration)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +17,6 @@ import (
 // defaultProviderDataDir is the data dir 'zennet provide' uses when not
 // told otherwise (env ZENNET_DATA_DIR, then XDG_DATA_HOME, then
 // ~/.local/share/zennet, each with /provider).
-func defaultProviderDataDir() string { return filepath.Join(defaultDataDir(), "provider") }
 
 type providerCtlOptions struct {
 	IO      IOStreams

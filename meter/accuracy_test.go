@@ -103,36 +103,43 @@ func TestAccuracyCPU(t *testing.T) {
 	// compared on each side: contention only ever adds time. (Run side by
 	// side on this 2-vCPU VM, the two loops slowed each other unequally:
 	// the host's took 0.92-1.0 s while a sandbox run took 0.70 s.)
-	const runs = 3
+	//
+	// A round is three such runs. Contention from outside the test (the
+	// machine's other work, a VM's steal time) adds more to the sandbox's
+	// side, whose systrap stubs spin while they wait to be scheduled:
+	// +14.6% once on a fresh 2-core CI machine that measures +2% to +5%
+	// when quiet. So a round out of bounds is followed by another, up to
+	// three, and the least of every run so far is compared: the bound
+	// does not widen, only the chance to measure the machine quiet.
+	const runs, rounds = 3, 3
 	n := int(float64(10_000_000) * float64(700*time.Millisecond) / float64(hostCPU(10_000_000)))
 	base := hostCPU(0)
-	var host []time.Duration
-	var meter []Vector
 	var total Vector
-	for range runs {
-		host = append(host, hostCPU(n)-base)
-		a := mustSample(t, s)
-		inSandbox(t, "perl", "-e", loop(n))
-		d := mustSample(t, s).Counters.Sub(a.Counters)
-		meter = append(meter, d)
-		for i := range total {
-			total[i] += d[i]
+	least, leastHost := uint64(math.MaxUint64), time.Duration(math.MaxInt64)
+	var got, want, rel float64
+	for round := range rounds {
+		for range runs {
+			h := hostCPU(n) - base
+			a := mustSample(t, s)
+			inSandbox(t, "perl", "-e", loop(n))
+			d := mustSample(t, s).Counters.Sub(a.Counters)
+			for i := range total {
+				total[i] += d[i]
+			}
+			least, leastHost = min(least, d[CPU]), min(leastHost, h)
+			t.Logf("round %d: perl loop: host %v, meter %v", round+1, h, d)
 		}
-		t.Logf("perl loop: host %v, meter %v", host[len(host)-1], d)
-	}
-	least := 0
-	for i := range meter {
-		if meter[i][CPU] < meter[least][CPU] {
-			least = i
+		// The sandbox's CPU time includes the Sentry's work for the loop
+		// (its system calls and page faults), which the host's perl does
+		// not pay: +0.4% to +6.1% over six runs here. So more is allowed
+		// than less.
+		got, want = float64(least-start[CPU]), float64(leastHost)
+		if rel = (got - want) / want; rel >= -tolerance && rel <= 2*tolerance {
+			break
 		}
 	}
-	d := meter[least]
-	// The sandbox's CPU time includes the Sentry's work for the loop (its
-	// system calls and page faults), which the host's perl does not pay:
-	// +0.4% to +6.1% over six runs here. So more is allowed than less.
-	got, want := float64(d[CPU]-start[CPU]), float64(min(host[0], host[1], host[2]))
-	if rel := (got - want) / want; rel < -tolerance || rel > 2*tolerance {
-		t.Errorf("cpu_ns: %.4g is not within -%g%%..+%g%% of %.4g (%+.2f%%)", got, 100*tolerance, 200*tolerance, want, 100*rel)
+	if rel < -tolerance || rel > 2*tolerance {
+		t.Errorf("cpu_ns: %.4g is not within -%g%%..+%g%% of %.4g (%+.2f%%) after %d rounds", got, 100*tolerance, 200*tolerance, want, 100*rel, rounds)
 	} else {
 		t.Logf("cpu_ns: got %.4g, want %.4g (%+.2f%%)", got, want, 100*rel)
 	}

@@ -2,18 +2,17 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/agent"
 	"github.com/zennet/zennet/bench"
-	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/cli/cmdutil"
 )
 
 // newCmdAgent is the side of zennet that runs inside a sandbox.
-func newCmdAgent(io IOStreams) *cobra.Command {
+func newCmdAgent(io cmdutil.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:    "agent",
 		Short:  "Run inside a sandbox (started by the provider)",
@@ -23,7 +22,7 @@ func newCmdAgent(io IOStreams) *cobra.Command {
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve one SSH connection on stdin/stdout",
-		Args:  noArgs,
+		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := agent.LoadConfig(dir)
 			if err != nil {
@@ -38,23 +37,10 @@ func newCmdAgent(io IOStreams) *cobra.Command {
 	return cmd
 }
 
-// agentBinary is the static zennet binary bound into sandboxes: flag (an
-// --agent-binary) if set, else this one; it must be statically linked.
-func agentBinary(flag string) (string, error) {
-	path := flag
-	if path == "" {
-		var err error
-		if path, err = os.Executable(); err != nil {
-			return "", err
-		}
-	}
-	return path, lease.CheckAgentBinary(path)
-}
-
 // newCmdAgentBench runs one workload of the canonical suite inside a
 // sandbox (hidden under 'zennet agent'); the bench driver starts it with
 // --sync.
-func newCmdAgentBench(io IOStreams) *cobra.Command {
+func newCmdAgentBench(io cmdutil.IOStreams) *cobra.Command {
 	var opts bench.RunOptions
 	var params []string
 	cmd := &cobra.Command{
@@ -65,7 +51,7 @@ With --sync it prints a ready line once set up and waits for a line on stdin
 before it starts, so that the driver meters only the run.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return usagef("want one workload: %s", strings.Join(bench.WorkloadNames(), ", "))
+				return cmdutil.Usagef("want one workload: %s", strings.Join(bench.WorkloadNames(), ", "))
 			}
 			return nil
 		},
@@ -73,7 +59,7 @@ before it starts, so that the driver meters only the run.`,
 			if len(params) > 0 {
 				var err error
 				if opts.Params, err = bench.ParseParams(params); err != nil {
-					return usagef("--param %w", err)
+					return cmdutil.Usagef("--param %w", err)
 				}
 			}
 			if _, err := bench.RunWorkload(cmd.Context(), args[0], opts, io.In, io.Out); err != nil {

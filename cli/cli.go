@@ -4,17 +4,17 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/zennet/zennet/cli/benchcmd"
+	"github.com/zennet/zennet/cli/cmdutil"
+	"github.com/zennet/zennet/cli/pricecmd"
 )
 
 // version is set with -ldflags "-X github.com/zennet/zennet/cli.version=...".
@@ -39,7 +39,7 @@ func Version() string {
 // its error, so that an interrupted command has one exit code however the
 // signal raced its work.
 func Main() int {
-	io := IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	io := cmdutil.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd := NewRootCmd(io)
@@ -48,9 +48,9 @@ func Main() int {
 	if err != nil {
 		fmt.Fprintf(io.ErrOut, "zennet: %s\n", sentence(err))
 	}
-	code := exitCode(err)
-	if code != ExitOK && ctx.Err() != nil {
-		return ExitInterrupted
+	code := cmdutil.ExitCode(err)
+	if code != cmdutil.ExitOK && ctx.Err() != nil {
+		return cmdutil.ExitInterrupted
 	}
 	return code
 }
@@ -64,41 +64,21 @@ func sentence(err error) string {
 	return s
 }
 
-// globalOptions are flags every command shares.
-type globalOptions struct {
-	ConfigDir string
-	LogLevel  string
-}
-
-func (g *globalOptions) logger(w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	switch strings.ToLower(g.LogLevel) {
-	case "debug":
-		lvl = slog.LevelDebug
-	case "info":
-		lvl = slog.LevelInfo
-	case "warn", "":
-		lvl = slog.LevelWarn
-	case "error":
-		lvl = slog.LevelError
-	default:
-		return nil, usagef("--log-level %q is not one of debug, info, warn, error", g.LogLevel)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
-}
-
 // NewRootCmd builds the command tree. The root command itself rents hosts.
-func NewRootCmd(io IOStreams) *cobra.Command {
-	g := &globalOptions{}
+func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
+	g := &cmdutil.GlobalOptions{}
 	root := newCmdRent(io, g)
-	root.PersistentFlags().StringVar(&g.ConfigDir, "config-dir", defaultConfigDir(), "renter state: keys, ssh_config, sessions (env ZENNET_CONFIG_DIR)")
-	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", envOr("ZENNET_LOG_LEVEL", "warn"), "log level on stderr: debug, info, warn, error")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentFlags().StringVar(&g.ConfigDir, "config-dir", cmdutil.DefaultConfigDir(), "renter state: keys, ssh_config, sessions (env ZENNET_CONFIG_DIR)")
+	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", cmdutil.EnvOr("ZENNET_LOG_LEVEL", "warn"), "log level on stderr: debug, info, warn, error")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return cmdutil.UsageError{Err: err} })
 	root.SetOut(io.Out)
 	root.SetErr(io.ErrOut)
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	root.Version = Version()
+	// zennet bench fairness measures the price model: pricecmd has it.
+	bench := benchcmd.NewCmdBench(io, g)
+	bench.AddCommand(pricecmd.NewCmdBenchFairness(io, g))
 	root.AddCommand(
 		newCmdProvide(io, g),
 		newCmdRelease(io, g),
@@ -109,28 +89,11 @@ func NewRootCmd(io IOStreams) *cobra.Command {
 		newCmdLedger(io, g),
 		newCmdProviders(io, g),
 		newCmdReputation(io, g),
-		newCmdPrice(io),
-		newCmdBench(io, g),
+		pricecmd.NewCmdPrice(io),
+		bench,
 		newCmdDashboard(io, g),
 		newCmdProvider(io, g),
 		newCmdRun(io, g),
 	)
 	return root
 }
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-// noArgs rejects positional arguments with a usage error.
-func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usagef("unexpected argument %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
-	}
-	return nil
-}
-
-var errInterrupted = errors.New("interrupted")

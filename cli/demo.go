@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/provider"
 	"github.com/zennet/zennet/renter"
@@ -24,7 +25,7 @@ type demoOptions struct {
 	Exec      string
 }
 
-func newCmdDemo(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdDemo(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &demoOptions{rent: rentOptions{IO: io, G: g}, provide: *newProvideOptions(io, g)}
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -34,7 +35,7 @@ loopback, rents -n hosts from them exactly as 'zennet -n' would from remote
 ones, prints them, and holds them until Ctrl-C. With --exec it runs a command
 on every host over ssh, then releases them and exits.`,
 		Example: "  zennet demo -n 4\n  zennet demo -n 2 --exec 'uname -a; dmesg | head -1'",
-		Args:    noArgs,
+		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.Context(), o)
 		},
@@ -57,10 +58,10 @@ on every host over ssh, then releases them and exits.`,
 
 func runDemo(ctx context.Context, o *demoOptions) error {
 	if o.Providers < 1 || o.Providers > 16 {
-		return usagef("--providers must be between 1 and 16")
+		return cmdutil.Usagef("--providers must be between 1 and 16")
 	}
 	if o.rent.Count < 1 {
-		return usagef("-n %d: the number of hosts must be at least 1", o.rent.Count)
+		return cmdutil.Usagef("-n %d: the number of hosts must be at least 1", o.rent.Count)
 	}
 	per := (o.rent.Count + o.Providers - 1) / o.Providers
 	pctx, stopProviders := context.WithCancel(context.WithoutCancel(ctx))
@@ -74,7 +75,7 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 	for i := range o.Providers {
 		po := o.provide
 		po.cfg.Listen = "127.0.0.1:0"
-		po.cfg.DataDir = filepath.Join(defaultDataDir(), "demo", "provider-"+strconv.Itoa(i+1))
+		po.cfg.DataDir = filepath.Join(cmdutil.DefaultDataDir(), "demo", "provider-"+strconv.Itoa(i+1))
 		po.cfg.MaxLeases = per
 		po.cfg.CPUs = float64(per) * o.rent.CPUs
 		guest := max(o.rent.memoryBytesOr(), 64<<20)
@@ -99,7 +100,7 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		case err := <-failed:
 			return err
 		case <-ctx.Done():
-			return errInterrupted
+			return cmdutil.ErrInterrupted
 		}
 	}
 	if len(o.rent.Pay) == 0 {
@@ -134,7 +135,7 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 }
 
 func (o *rentOptions) memoryBytesOr() int64 {
-	m, err := ParseSize(o.Memory)
+	m, err := cmdutil.ParseSize(o.Memory)
 	if err != nil {
 		return 0
 	}

@@ -10,13 +10,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/renter"
 )
 
 type ledgerOptions struct {
-	IO       IOStreams
-	G        *globalOptions
+	IO       cmdutil.IOStreams
+	G        *cmdutil.GlobalOptions
 	JSON     bool
 	History  bool
 	Lease    string
@@ -26,7 +27,7 @@ type ledgerOptions struct {
 	Limit    int
 }
 
-func newCmdLedger(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdLedger(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &ledgerOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "ledger",
@@ -40,7 +41,7 @@ still running holds its file, and ledger shows its live figures instead (as
 'zennet usage' does). With --provider it reads the provider's ledger in its
 data dir, which a running provider holds.`,
 		Example: "  zennet ledger\n  zennet ledger --history --lease zn-0123456789abcdef0\n  zennet ledger --provider --data-dir /var/lib/zennet/provider --json",
-		Args:    noArgs,
+		Args:    cmdutil.NoArgs,
 		RunE:    func(cmd *cobra.Command, args []string) error { return runLedger(o) },
 	}
 	f := cmd.Flags()
@@ -49,14 +50,14 @@ data dir, which a running provider holds.`,
 	f.StringVar(&o.Lease, "lease", "", "only this lease")
 	f.StringVar(&o.Session, "session", "", "only this renter session")
 	f.BoolVar(&o.Provider, "provider", false, "read the provider's ledger (in --data-dir) instead of the renter's")
-	f.StringVar(&o.DataDir, "data-dir", defaultProviderDataDir(), "the provider's data dir, with --provider")
+	f.StringVar(&o.DataDir, "data-dir", cmdutil.DefaultProviderDataDir(), "the provider's data dir, with --provider")
 	f.IntVar(&o.Limit, "limit", 0, "with --history, only the last N entries")
 	return cmd
 }
 
 func runLedger(o *ledgerOptions) error {
 	if o.Limit < 0 {
-		return usagef("--limit must not be negative")
+		return cmdutil.Usagef("--limit must not be negative")
 	}
 	q := renter.LedgerQuery{Session: o.Session, Lease: o.Lease, History: o.History, Limit: o.Limit}
 	var files []renter.LedgerFile
@@ -67,25 +68,25 @@ func runLedger(o *ledgerOptions) error {
 		}
 		p := filepath.Join(abs, "ledger.db")
 		if _, err := os.Stat(p); err != nil {
-			return usagef("no provider ledger at %s: pass the provider's --data-dir", p)
+			return cmdutil.Usagef("no provider ledger at %s: pass the provider's --data-dir", p)
 		}
 		f, err := renter.ReadLedger(p, q)
 		if err != nil {
 			return err
 		}
 		if f.Live {
-			return conflictError{fmt.Errorf("the provider running on %s holds its ledger; stop it to read the ledger, or watch it live with 'zennet dashboard'", o.DataDir)}
+			return cmdutil.ConflictError{Err: fmt.Errorf("the provider running on %s holds its ledger; stop it to read the ledger, or watch it live with 'zennet dashboard'", o.DataDir)}
 		}
 		files = []renter.LedgerFile{f}
 	} else {
 		var err error
 		if files, err = renter.ReadLedgers(o.G.ConfigDir, q); errors.Is(err, renter.ErrNoSessionLedger) {
-			return usagef("%v", err)
+			return cmdutil.Usagef("%v", err)
 		} else if err != nil {
 			return err
 		}
 	}
-	doc := ledgerDoc{Files: []renter.LedgerFile{}}
+	doc := cmdutil.LedgerDoc{Files: []renter.LedgerFile{}}
 	var all []pay.Receipt
 	for _, f := range files {
 		if !f.Empty() {
@@ -95,20 +96,20 @@ func runLedger(o *ledgerOptions) error {
 	}
 	doc.Total = pay.Total(all, "")
 	if o.JSON {
-		return writeJSON(o.IO.Out, KindLedger, doc)
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindLedger, doc)
 	}
 	if o.History {
 		printHistory(o, doc.Files)
 	} else {
 		printLedgerReceipts(o, doc)
 	}
-	if len(doc.Files) == 0 && isTerminal(o.IO.ErrOut) {
+	if len(doc.Files) == 0 && cmdutil.IsTerminal(o.IO.ErrOut) {
 		fmt.Fprintln(o.IO.ErrOut, "zennet: no payments recorded yet")
 	}
 	return nil
 }
 
-func printLedgerReceipts(o *ledgerOptions, doc ledgerDoc) {
+func printLedgerReceipts(o *ledgerOptions, doc cmdutil.LedgerDoc) {
 	var rows [][]string
 	for _, f := range doc.Files {
 		for _, r := range f.Receipts {
@@ -132,7 +133,7 @@ func printLedgerReceipts(o *ledgerOptions, doc ledgerDoc) {
 	if len(rows) > 0 {
 		rows = append(rows, []string{"total", "", "", "", "", "", pay.FormatMsat(t.Billed), pay.FormatMsat(t.Paid), pay.FormatMsat(t.Billed - min(t.Paid, t.Billed)), pay.FormatMsat(t.Fees), ""})
 	}
-	table(o.IO.Out, []string{"SESSION", "LEASE", "ROLE", "METHOD", "OPENED", "REPORTS", "BILLED msat", "PAID msat", "UNPAID msat", "FEES msat", "STATE"}, rows)
+	cmdutil.Table(o.IO.Out, []string{"SESSION", "LEASE", "ROLE", "METHOD", "OPENED", "REPORTS", "BILLED msat", "PAID msat", "UNPAID msat", "FEES msat", "STATE"}, rows)
 }
 
 func printHistory(o *ledgerOptions, files []renter.LedgerFile) {
@@ -147,5 +148,5 @@ func printHistory(o *ledgerOptions, files []renter.LedgerFile) {
 				pay.FormatMsat(e.Billed), pay.FormatMsat(e.Paid), e.Note})
 		}
 	}
-	table(o.IO.Out, []string{"SESSION", "LEASE", "TIME", "KIND", "MSAT", "BILLED", "PAID", "NOTE"}, rows)
+	cmdutil.Table(o.IO.Out, []string{"SESSION", "LEASE", "TIME", "KIND", "MSAT", "BILLED", "PAID", "NOTE"}, rows)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/renter"
@@ -22,11 +23,11 @@ type lndFlags struct {
 }
 
 func (l *lndFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&l.LndDir, "lnddir", envOr("ZENNET_LNDDIR", ""), "lnd's base directory, for lightning payments (lncli's default: ~/.lnd)")
-	f.StringVar(&l.RPCServer, "rpcserver", envOr("ZENNET_LND_RPCSERVER", ""), "host:port of lnd's gRPC interface (default localhost:10009)")
-	f.StringVar(&l.TLSCertPath, "tlscertpath", envOr("ZENNET_LND_TLSCERTPATH", ""), "lnd's TLS certificate (default LNDDIR/tls.cert)")
-	f.StringVar(&l.MacaroonPath, "macaroonpath", envOr("ZENNET_LND_MACAROONPATH", ""), "lnd macaroon (default LNDDIR/data/chain/bitcoin/NETWORK/admin.macaroon)")
-	f.StringVar(&l.Network, "network", envOr("ZENNET_LND_NETWORK", ""), "bitcoin network of the lnd node: mainnet, testnet, signet, regtest, simnet (default mainnet)")
+	f.StringVar(&l.LndDir, "lnddir", cmdutil.EnvOr("ZENNET_LNDDIR", ""), "lnd's base directory, for lightning payments (lncli's default: ~/.lnd)")
+	f.StringVar(&l.RPCServer, "rpcserver", cmdutil.EnvOr("ZENNET_LND_RPCSERVER", ""), "host:port of lnd's gRPC interface (default localhost:10009)")
+	f.StringVar(&l.TLSCertPath, "tlscertpath", cmdutil.EnvOr("ZENNET_LND_TLSCERTPATH", ""), "lnd's TLS certificate (default LNDDIR/tls.cert)")
+	f.StringVar(&l.MacaroonPath, "macaroonpath", cmdutil.EnvOr("ZENNET_LND_MACAROONPATH", ""), "lnd macaroon (default LNDDIR/data/chain/bitcoin/NETWORK/admin.macaroon)")
+	f.StringVar(&l.Network, "network", cmdutil.EnvOr("ZENNET_LND_NETWORK", ""), "bitcoin network of the lnd node: mainnet, testnet, signet, regtest, simnet (default mainnet)")
 }
 
 // set reports whether any flag names an lnd node.
@@ -39,7 +40,7 @@ func (l *lndFlags) dial(ctx context.Context) (*pay.LND, error) {
 	cfg, err := pay.LNDConfig{LndDir: l.LndDir, RPCServer: l.RPCServer, TLSCertPath: l.TLSCertPath,
 		MacaroonPath: l.MacaroonPath, Network: l.Network}.WithDefaults()
 	if err != nil {
-		return nil, usagef("--network: %v", err)
+		return nil, cmdutil.Usagef("--network: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -62,7 +63,7 @@ func printReceipts(o *rentOptions, rs []renter.Receipt) error {
 	}
 	total := pay.Total(all, "")
 	if o.JSON {
-		return writeJSON(o.IO.Out, KindReceipts, receiptsDoc{Hosts: rs, Total: total})
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindReceipts, cmdutil.ReceiptsDoc{Hosts: rs, Total: total})
 	}
 	writeReceiptTable(o.IO.ErrOut, rs, total)
 	return nil
@@ -76,7 +77,7 @@ func writeReceiptTable(w io.Writer, rs []renter.Receipt, total pay.Totals) {
 			pay.FormatMsat(st.Billed), pay.FormatMsat(st.Paid), pay.FormatMsat(r.CreditedMsat), pay.FormatMsat(st.Unpaid), pay.FormatMsat(st.Fees)})
 	}
 	rows = append(rows, []string{"total", "", "", "", pay.FormatMsat(total.Billed), pay.FormatMsat(total.Paid), "", pay.FormatMsat(total.Billed - min(total.Paid, total.Billed)), pay.FormatMsat(total.Fees)})
-	table(w, []string{"HOST", "PROVIDER", "METHOD", "REPORTS", "BILLED msat", "PAID msat", "ACKED msat", "UNPAID msat", "FEES msat"}, rows)
+	cmdutil.Table(w, []string{"HOST", "PROVIDER", "METHOD", "REPORTS", "BILLED msat", "PAID msat", "ACKED msat", "UNPAID msat", "FEES msat"}, rows)
 }
 
 // receiptNote says what an unpaid remainder is.
@@ -105,7 +106,7 @@ func counterRates(defaults map[meter.Counter]string, flags []string) (pay.Rates,
 	for _, f := range flags {
 		name, val, ok := strings.Cut(f, "=")
 		if !ok {
-			return rs, usagef("--rate %q: want COUNTER=MSAT_PER_UNIT, e.g. cpu_ns=1/1000000", f)
+			return rs, cmdutil.Usagef("--rate %q: want COUNTER=MSAT_PER_UNIT, e.g. cpu_ns=1/1000000", f)
 		}
 		c, ok := meter.CounterByName(strings.TrimSpace(name))
 		if !ok {
@@ -113,10 +114,10 @@ func counterRates(defaults map[meter.Counter]string, flags []string) (pay.Rates,
 			for c := meter.Counter(0); c < meter.NumCounters; c++ {
 				all = append(all, c.Name())
 			}
-			return rs, usagef("--rate %q: unknown counter %q (counters: %s)", f, name, strings.Join(all, ", "))
+			return rs, cmdutil.Usagef("--rate %q: unknown counter %q (counters: %s)", f, name, strings.Join(all, ", "))
 		}
 		if err := rs.Set(c, strings.TrimSpace(val)); err != nil {
-			return rs, usagef("--rate %q: %v", f, err)
+			return rs, cmdutil.Usagef("--rate %q: %v", f, err)
 		}
 	}
 	return rs, nil

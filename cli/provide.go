@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/idle"
 	"github.com/zennet/zennet/netsandbox"
@@ -20,8 +21,8 @@ import (
 // provideOptions are 'zennet provide's flags: those the provider takes
 // as they are bound to its Config, the others parsed into it by Validate.
 type provideOptions struct {
-	IO   IOStreams
-	G    *globalOptions
+	IO   cmdutil.IOStreams
+	G    *cmdutil.GlobalOptions
 	cfg  provider.Config
 	JSON bool
 	TUI  bool
@@ -42,23 +43,23 @@ type provideOptions struct {
 // newProvideOptions returns the provider's defaults (provider.DefaultConfig,
 // the default paths, the environment): the flags' defaults, and the demo's
 // providers'.
-func newProvideOptions(io IOStreams, g *globalOptions) *provideOptions {
+func newProvideOptions(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *provideOptions {
 	c := provider.DefaultConfig()
-	c.Listen = envOr("ZENNET_LISTEN", c.Listen)
-	c.DataDir, c.CacheDir = defaultProviderDataDir(), defaultCacheDir()
+	c.Listen = cmdutil.EnvOr("ZENNET_LISTEN", c.Listen)
+	c.DataDir, c.CacheDir = cmdutil.DefaultProviderDataDir(), cmdutil.DefaultCacheDir()
 	c.Runsc, c.Platform = os.Getenv("ZENNET_RUNSC"), os.Getenv("ZENNET_PLATFORM")
-	c.Image = defaultImage()
+	c.Image = cmdutil.DefaultImage()
 	c.AgentBinary, c.ServeBinary = os.Getenv("ZENNET_AGENT_BINARY"), os.Getenv("ZENNET_SERVE_BINARY")
 	c.Peers, c.Announce = splitList(os.Getenv("ZENNET_PEERS")), os.Getenv("ZENNET_ANNOUNCE")
-	c.Calibration = envOr("ZENNET_CALIBRATION", c.Calibration)
+	c.Calibration = cmdutil.EnvOr("ZENNET_CALIBRATION", c.Calibration)
 	return &provideOptions{IO: io, G: g, cfg: c,
-		Egress:    envOr("ZENNET_EGRESS", c.Egress.String()),
+		Egress:    cmdutil.EnvOr("ZENNET_EGRESS", c.Egress.String()),
 		BusyAbove: idle.DefaultBusyAbove.String(), IdleBelow: idle.DefaultIdleBelow.String(),
 		BusyFor: idle.DefaultBusyFor, IdleFor: idle.DefaultIdleFor,
 	}
 }
 
-func newCmdProvide(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdProvide(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := newProvideOptions(io, g)
 	cmd := &cobra.Command{
 		Use:   "provide",
@@ -67,7 +68,7 @@ func newCmdProvide(io IOStreams, g *globalOptions) *cobra.Command {
 a gVisor sandbox (runsc) with the agreed memory and CPU, reachable only with the
 renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroyed.`,
 		Example: "  zennet provide --listen 127.0.0.1:2222\n  zennet provide --listen :2222 --max-leases 20 --memory 16G",
-		Args:    noArgs,
+		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Validate(); err != nil {
 				return err
@@ -121,102 +122,102 @@ func (o *provideOptions) Validate() error {
 	c := &o.cfg
 	c.FlatRates, c.Publish, c.Idle = len(o.Rates) > 0, nil, nil
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return usagef("--listen %q is not HOST:PORT", c.Listen)
+		return cmdutil.Usagef("--listen %q is not HOST:PORT", c.Listen)
 	}
 	if c.MaxLeases < 1 {
-		return usagef("--max-leases must be at least 1")
+		return cmdutil.Usagef("--max-leases must be at least 1")
 	}
 	if !(c.CPUs > 0) {
-		return usagef("--cpus must be more than 0")
+		return cmdutil.Usagef("--cpus must be more than 0")
 	}
 	var err error
 	if o.Memory == "" {
 		if c.Memory, err = provider.DefaultMemory(); err != nil {
 			return err
 		}
-	} else if c.Memory, err = ParseSize(o.Memory); err != nil {
-		return usagef("--memory: %v", err)
+	} else if c.Memory, err = cmdutil.ParseSize(o.Memory); err != nil {
+		return cmdutil.Usagef("--memory: %v", err)
 	}
 	if c.Egress, err = netsandbox.ParsePolicy(o.Egress); err != nil {
-		return usagef("--egress: %v", err)
+		return cmdutil.Usagef("--egress: %v", err)
 	}
 	for _, p := range o.Publish {
 		svc, err := netsandbox.ParseService(p)
 		if err != nil {
-			return usagef("--publish %q: %v", p, err)
+			return cmdutil.Usagef("--publish %q: %v", p, err)
 		}
 		c.Publish = append(c.Publish, svc)
 	}
 	if c.Pids < 16 {
-		return usagef("--pids must be at least 16")
+		return cmdutil.Usagef("--pids must be at least 16")
 	}
 	if c.Rates, err = counterRates(provider.DefaultRates, o.Rates); err != nil {
 		return err
 	}
 	if !(c.PricePerWork > 0 && c.PricePerWork < 1e12) {
-		return usagef("--price-per-work %v: must be a positive number of msat", c.PricePerWork)
+		return cmdutil.Usagef("--price-per-work %v: must be a positive number of msat", c.PricePerWork)
 	}
 	if !(c.MinPricePerWork >= 0 && c.MinPricePerWork <= c.PricePerWork) {
-		return usagef("--min-price-per-work %v: must be between 0 (no discounts) and --price-per-work %v", c.MinPricePerWork, c.PricePerWork)
+		return cmdutil.Usagef("--min-price-per-work %v: must be between 0 (no discounts) and --price-per-work %v", c.MinPricePerWork, c.PricePerWork)
 	}
 	if c.Calibration == "" {
-		return usagef("--calibration: say auto, off or a calibration set FILE")
+		return cmdutil.Usagef("--calibration: say auto, off or a calibration set FILE")
 	}
 	if c.Calibration != "auto" && c.Calibration != "off" {
 		if _, err := os.Stat(c.Calibration); err != nil {
-			return usagef("--calibration %s: %v (say auto, off or a calibration set FILE)", c.Calibration, err)
+			return cmdutil.Usagef("--calibration %s: %v (say auto, off or a calibration set FILE)", c.Calibration, err)
 		}
 	}
 	if c.Grace < 1 {
-		return usagef("--grace must be at least 1 interval")
+		return cmdutil.Usagef("--grace must be at least 1 interval")
 	}
 	if c.UnpaidTimeout < time.Second {
-		return usagef("--unpaid-timeout must be at least 1s")
+		return cmdutil.Usagef("--unpaid-timeout must be at least 1s")
 	}
 	for _, p := range c.Peers {
 		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			return usagef("--peer %q is not HOST:PORT", p)
+			return cmdutil.Usagef("--peer %q is not HOST:PORT", p)
 		}
 	}
 	if c.Announce != "" {
 		if h, port, err := net.SplitHostPort(c.Announce); err != nil || port == "" || h == "" || net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified() {
-			return usagef("--announce %q is not a HOST:PORT renters can dial", c.Announce)
+			return cmdutil.Usagef("--announce %q is not a HOST:PORT renters can dial", c.Announce)
 		}
 	}
 	if o.WhenIdle {
 		p := idle.Policy{BusyFor: o.BusyFor, IdleFor: o.IdleFor, ThrottleFactor: o.Throttle}
 		if p.BusyAbove, err = idle.ParseThreshold(o.BusyAbove); err != nil {
-			return usagef("--busy-above: %v", err)
+			return cmdutil.Usagef("--busy-above: %v", err)
 		}
 		if p.IdleBelow, err = idle.ParseThreshold(o.IdleBelow); err != nil {
-			return usagef("--idle-below: %v", err)
+			return cmdutil.Usagef("--idle-below: %v", err)
 		}
 		if err := p.Validate(); err != nil {
-			return usagef("--when-idle: %v", err)
+			return cmdutil.Usagef("--when-idle: %v", err)
 		}
 		c.Idle = &p
 	}
 	if c.AnnounceEvery < 100*time.Millisecond {
-		return usagef("--announce-every %s: at least 100ms", c.AnnounceEvery)
+		return cmdutil.Usagef("--announce-every %s: at least 100ms", c.AnnounceEvery)
 	}
 	if c.PowBits > 40 {
-		return usagef("--pow-bits %d: at most 40 (each bit doubles the work a sender does)", c.PowBits)
+		return cmdutil.Usagef("--pow-bits %d: at most 40 (each bit doubles the work a sender does)", c.PowBits)
 	}
 	if c.Metrics != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
-			return usagef("--metrics %q is not HOST:PORT", c.Metrics)
+			return cmdutil.Usagef("--metrics %q is not HOST:PORT", c.Metrics)
 		}
 	}
-	if o.TUI && (o.JSON || !isTerminal(o.IO.Out)) {
-		return usagef("--tui needs a terminal (and no --json)")
+	if o.TUI && (o.JSON || !cmdutil.IsTerminal(o.IO.Out)) {
+		return cmdutil.Usagef("--tui needs a terminal (and no --json)")
 	}
 	if o.LND.set() && !o.Lightning {
-		return usagef("lnd flags given without --lightning: add --lightning to accept Lightning payments")
+		return cmdutil.Usagef("lnd flags given without --lightning: add --lightning to accept Lightning payments")
 	}
 	switch c.Platform {
 	case "", "systrap", "ptrace", "kvm":
 	default:
-		return usagef("--platform %q is not one of systrap, ptrace, kvm", c.Platform)
+		return cmdutil.Usagef("--platform %q is not one of systrap, ptrace, kvm", c.Platform)
 	}
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {
@@ -225,11 +226,11 @@ func (o *provideOptions) Validate() error {
 	c.DataDir = abs
 	if o.Disk == "" {
 		c.Disk = provider.DefaultDisk(abs)
-	} else if c.Disk, err = ParseSize(o.Disk); err != nil {
-		return usagef("--disk: %v", err)
+	} else if c.Disk, err = cmdutil.ParseSize(o.Disk); err != nil {
+		return cmdutil.Usagef("--disk: %v", err)
 	}
 	if c.Disk < provider.MinDisk {
-		return usagef("--disk: %s is too little to sell (at least %s)", FormatSize(c.Disk), FormatSize(provider.MinDisk))
+		return cmdutil.Usagef("--disk: %s is too little to sell (at least %s)", cmdutil.FormatSize(c.Disk), cmdutil.FormatSize(provider.MinDisk))
 	}
 	return nil
 }
@@ -252,7 +253,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- provider.In
 		logOut = f
 	}
 	var err error
-	if cfg.Log, err = o.G.logger(logOut); err != nil {
+	if cfg.Log, err = o.G.Logger(logOut); err != nil {
 		return err
 	}
 	if o.Lightning {
@@ -280,15 +281,15 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- provider.In
 				p.Shutdown(context.WithoutCancel(tctx)) // q stops the provider
 			}()
 		case o.JSON:
-			writeJSON(o.IO.Out, KindProvider, st.Info)
+			cmdutil.WriteJSON(o.IO.Out, cmdutil.KindProvider, st.Info)
 		default:
 			fmt.Fprintf(o.IO.ErrOut, "zennet: providing on %s (host key %s); %d leases, %s, %.4g CPUs; Ctrl-C stops\n",
-				st.Info.Address, st.Info.Fingerprint, st.Info.MaxLeases, FormatSize(st.Info.MemoryBytes), st.Info.CPUs)
+				st.Info.Address, st.Info.Fingerprint, st.Info.MaxLeases, cmdutil.FormatSize(st.Info.MemoryBytes), st.Info.CPUs)
 		}
 	}
 	if p, err = provider.New(cfg); err != nil {
 		if errors.Is(err, provider.ErrLocked) {
-			return conflictError{err}
+			return cmdutil.ConflictError{Err: err}
 		}
 		return err
 	}
@@ -301,7 +302,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- provider.In
 }
 
 // printProviderEvent says what the provider does on its way up.
-func printProviderEvent(io IOStreams, e provider.Event) {
+func printProviderEvent(io cmdutil.IOStreams, e provider.Event) {
 	switch e := e.(type) {
 	case provider.ImageBuilding:
 		fmt.Fprintf(io.ErrOut, "zennet: building the sandbox root filesystem at %s (once; about a minute) ...\n", e.Path)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/idle"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/netsandbox"
@@ -26,7 +27,7 @@ func TestPrintProviderEvent(t *testing.T) {
 		{provider.Calibrated{Took: 61400 * time.Millisecond}, "zennet: calibrated in 1m1s\n"},
 	} {
 		var out, errOut bytes.Buffer
-		printProviderEvent(IOStreams{Out: &out, ErrOut: &errOut}, tc.e)
+		printProviderEvent(cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, tc.e)
 		if errOut.String() != tc.want || out.Len() != 0 {
 			t.Errorf("%T: stderr %q, stdout %q; want stderr %q", tc.e, errOut.String(), out.String(), tc.want)
 		}
@@ -73,7 +74,7 @@ func TestProvideConfig(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := newProvideOptions(IOStreams{}, &globalOptions{})
+			o := newProvideOptions(cmdutil.IOStreams{}, &cmdutil.GlobalOptions{})
 			o.cfg.DataDir = filepath.Join(dir, "prov")
 			tc.flags(o)
 			if err := o.Validate(); err != nil {
@@ -95,8 +96,8 @@ func TestProvideFlagErrors(t *testing.T) {
 		{[]string{"--when-idle", "--idle-below", "2", "--busy-above", "1"}, "--when-idle: idle: idle-below 2 is above busy-above 1"},
 	} {
 		_, errOut, code := zennet(t, append([]string{"provide", "--data-dir", t.TempDir()}, tc.args...)...)
-		if code != ExitUsage || !strings.Contains(errOut, tc.want) {
-			t.Errorf("provide %s: exit %d, %q; want %d, %q", strings.Join(tc.args, " "), code, errOut, ExitUsage, tc.want)
+		if code != cmdutil.ExitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("provide %s: exit %d, %q; want %d, %q", strings.Join(tc.args, " "), code, errOut, cmdutil.ExitUsage, tc.want)
 		}
 	}
 }

@@ -10,22 +10,23 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/sshgate"
 )
 
-// defaultProviderDataDir is the data dir 'zennet provide' uses when not
+// DefaultProviderDataDir is the data dir 'zennet provide' uses when not
 // told otherwise (env ZENNET_DATA_DIR, then XDG_DATA_HOME, then
 // ~/.local/share/zennet, each with /provider).
 
 type providerCtlOptions struct {
-	IO      IOStreams
-	G       *globalOptions
+	IO      cmdutil.IOStreams
+	G       *cmdutil.GlobalOptions
 	DataDir string
 	JSON    bool
 }
 
-func newCmdProvider(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdProvider(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &providerCtlOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "provider",
@@ -34,18 +35,18 @@ func newCmdProvider(io IOStreams, g *globalOptions) *cobra.Command {
 data dir (DATA_DIR/control.sock, only for the user that runs it): its status and
 leases, and pausing, resuming and ending leases, and draining.`,
 		Example: "  zennet provider status\n  zennet provider end zn-39648ac00882ef1e1\n  zennet provider drain --off --json",
-		Args:    noArgs,
+		Args:    cmdutil.NoArgs,
 		RunE:    func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&o.DataDir, "data-dir", defaultProviderDataDir(), "the provider's data dir (as given to 'zennet provide'; env ZENNET_DATA_DIR)")
+	pf.StringVar(&o.DataDir, "data-dir", cmdutil.DefaultProviderDataDir(), "the provider's data dir (as given to 'zennet provide'; env ZENNET_DATA_DIR)")
 	pf.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 
 	cmd.AddCommand(
 		&cobra.Command{
 			Use:   "status",
 			Short: "Show the provider's identity, capacity, leases, earnings and payments",
-			Args:  noArgs,
+			Args:  cmdutil.NoArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return o.run(cmd, func(ctx context.Context, c *control.Client) error { return o.status(ctx, c) })
 			},
@@ -61,7 +62,7 @@ leases, and pausing, resuming and ending leases, and draining.`,
 						return err
 					}
 					if o.JSON {
-						return writeJSON(o.IO.Out, KindLease, l)
+						return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindLease, l)
 					}
 					printLease(o.IO, l)
 					return nil
@@ -78,7 +79,7 @@ leases, and pausing, resuming and ending leases, and draining.`,
 
 func oneLeaseID(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
-		return usagef("%s takes one lease id (see 'zennet provider status'); got %d arguments", cmd.CommandPath(), len(args))
+		return cmdutil.Usagef("%s takes one lease id (see 'zennet provider status'); got %d arguments", cmd.CommandPath(), len(args))
 	}
 	return nil
 }
@@ -101,11 +102,11 @@ func controlError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, control.ErrNoProvider):
-		return causeError{msg: err.Error(), cause: sshgate.ErrUnreachable}
+		return cmdutil.CauseError{Msg: err.Error(), Cause: sshgate.ErrUnreachable}
 	case errors.Is(err, control.ErrBadRequest):
-		return usageError{err}
+		return cmdutil.UsageError{Err: err}
 	case errors.Is(err, control.ErrConflict):
-		return conflictError{err}
+		return cmdutil.ConflictError{Err: err}
 	}
 	return err
 }
@@ -130,14 +131,14 @@ func (o *providerCtlOptions) actionCmd(verb, short, done string) *cobra.Command 
 				if err != nil {
 					return err
 				}
-				res := leaseAction{Action: verb, ID: id}
+				res := cmdutil.LeaseAction{Action: verb, ID: id}
 				if l, err := c.Lease(ctx, id); err == nil {
 					res.Lease = &l
 				} else if !errors.Is(err, control.ErrNotFound) {
 					return err
 				}
 				if o.JSON {
-					return writeJSON(o.IO.Out, KindLeaseAction, res)
+					return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindLeaseAction, res)
 				}
 				fmt.Fprintf(o.IO.Out, "%s %s\n", done, id)
 				return nil
@@ -151,7 +152,7 @@ func (o *providerCtlOptions) drainCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "drain",
 		Short: "Take no new leases (current ones go on); --off takes new leases again",
-		Args:  noArgs,
+		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd, func(ctx context.Context, c *control.Client) error {
 				if err := c.Drain(ctx, !off); err != nil {
@@ -162,7 +163,7 @@ func (o *providerCtlOptions) drainCmd() *cobra.Command {
 					return err
 				}
 				if o.JSON {
-					return writeJSON(o.IO.Out, KindProviderDrain, drainDoc{st.Draining, len(st.Leases)})
+					return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindProviderDrain, cmdutil.DrainDoc{Draining: st.Draining, Leases: len(st.Leases)})
 				}
 				if st.Draining {
 					fmt.Fprintf(o.IO.Out, "draining: taking no new leases; current leases go on: %d\n", len(st.Leases))
@@ -183,7 +184,7 @@ func (o *providerCtlOptions) status(ctx context.Context, c *control.Client) erro
 		return err
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, KindProviderStatus, st)
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindProviderStatus, st)
 	}
 	id, cp, u := st.Identity, st.Capacity, st.Used
 	draining := "no"
@@ -194,16 +195,16 @@ func (o *providerCtlOptions) status(ctx context.Context, c *control.Client) erro
 	if !id.Started.IsZero() {
 		since = fmt.Sprintf(" (up %s)", st.Time.Sub(id.Started).Round(time.Second))
 	}
-	table(o.IO.Out, []string{"PROVIDER", ""}, [][]string{
+	cmdutil.Table(o.IO.Out, []string{"PROVIDER", ""}, [][]string{
 		{"host key", id.Fingerprint},
 		{"address", id.Address},
 		{"data dir", id.DataDir},
 		{"started", id.Started.Local().Format(time.DateTime) + since},
 		{"version", id.Version},
 		{"leases", fmt.Sprintf("%d of %d", u.Leases, cp.Leases)},
-		{"memory", fmt.Sprintf("%s of %s", FormatSize(u.MemoryBytes), FormatSize(cp.MemoryBytes))},
+		{"memory", fmt.Sprintf("%s of %s", cmdutil.FormatSize(u.MemoryBytes), cmdutil.FormatSize(cp.MemoryBytes))},
 		{"cpus", fmt.Sprintf("%g of %g", u.CPUs, cp.CPUs)},
-		{"disk", fmt.Sprintf("%s of %s", FormatSize(u.DiskBytes), FormatSize(cp.DiskBytes))},
+		{"disk", fmt.Sprintf("%s of %s", cmdutil.FormatSize(u.DiskBytes), cmdutil.FormatSize(cp.DiskBytes))},
 		{"draining", draining},
 		{"earned", fmt.Sprintf("%d msat this session, %d msat today", st.Earnings.SessionMsat, st.Earnings.TodayMsat)},
 		{"payment failures", strconv.FormatUint(st.PaymentFailures, 10)},
@@ -211,19 +212,19 @@ func (o *providerCtlOptions) status(ctx context.Context, c *control.Client) erro
 	fmt.Fprintln(o.IO.Out)
 	rows := make([][]string, 0, len(st.Leases))
 	for _, l := range st.Leases {
-		rows = append(rows, []string{l.ID, l.Renter, string(l.State), FormatSize(l.Limits.MemoryBytes),
+		rows = append(rows, []string{l.ID, l.Renter, string(l.State), cmdutil.FormatSize(l.Limits.MemoryBytes),
 			strconv.FormatFloat(l.Limits.CPUs, 'g', -1, 64), strconv.FormatFloat(float64(l.CPUNs)/1e9, 'f', 2, 64),
-			FormatSize(int64(l.MemoryBytes)), FormatSize(int64(l.NetInBytes)), FormatSize(int64(l.NetOutBytes)),
+			cmdutil.FormatSize(int64(l.MemoryBytes)), cmdutil.FormatSize(int64(l.NetInBytes)), cmdutil.FormatSize(int64(l.NetOutBytes)),
 			strconv.FormatUint(l.EarnedMsat, 10), strconv.FormatUint(l.DueMsat, 10)})
 	}
-	table(o.IO.Out, []string{"LEASE", "RENTER", "STATE", "MEM", "CPUS", "CPU s", "MEM USED", "NET IN", "NET OUT", "EARNED msat", "DUE msat"}, rows)
-	if len(st.Leases) == 0 && isTerminal(o.IO.Out) {
+	cmdutil.Table(o.IO.Out, []string{"LEASE", "RENTER", "STATE", "MEM", "CPUS", "CPU s", "MEM USED", "NET IN", "NET OUT", "EARNED msat", "DUE msat"}, rows)
+	if len(st.Leases) == 0 && cmdutil.IsTerminal(o.IO.Out) {
 		fmt.Fprintln(o.IO.Out, "no leases")
 	}
 	return nil
 }
 
-func printLease(io IOStreams, l control.LeaseStatus) {
+func printLease(io cmdutil.IOStreams, l control.LeaseStatus) {
 	state := string(l.State)
 	if l.StateReason != "" {
 		state += ": " + l.StateReason
@@ -232,11 +233,11 @@ func printLease(io IOStreams, l control.LeaseStatus) {
 	if !l.LastReport.IsZero() {
 		last = l.LastReport.Local().Format(time.DateTime)
 	}
-	limits := []string{FormatSize(l.Limits.MemoryBytes) + " memory", strconv.FormatFloat(l.Limits.CPUs, 'g', -1, 64) + " cpus"}
+	limits := []string{cmdutil.FormatSize(l.Limits.MemoryBytes) + " memory", strconv.FormatFloat(l.Limits.CPUs, 'g', -1, 64) + " cpus"}
 	if l.Limits.DiskBytes > 0 {
-		limits = append(limits, FormatSize(l.Limits.DiskBytes)+" disk")
+		limits = append(limits, cmdutil.FormatSize(l.Limits.DiskBytes)+" disk")
 	}
-	table(io.Out, []string{"LEASE", ""}, [][]string{
+	cmdutil.Table(io.Out, []string{"LEASE", ""}, [][]string{
 		{"id", l.ID},
 		{"renter", l.Renter},
 		{"started", l.Started.Local().Format(time.DateTime)},
@@ -244,9 +245,9 @@ func printLease(io IOStreams, l control.LeaseStatus) {
 		{"state", state},
 		{"payment", l.Method},
 		{"cpu seconds", strconv.FormatFloat(float64(l.CPUNs)/1e9, 'f', 2, 64)},
-		{"memory", FormatSize(int64(l.MemoryBytes))},
-		{"network in", FormatSize(int64(l.NetInBytes))},
-		{"network out", FormatSize(int64(l.NetOutBytes))},
+		{"memory", cmdutil.FormatSize(int64(l.MemoryBytes))},
+		{"network in", cmdutil.FormatSize(int64(l.NetInBytes))},
+		{"network out", cmdutil.FormatSize(int64(l.NetOutBytes))},
 		{"billed msat", strconv.FormatUint(l.BilledMsat, 10)},
 		{"earned msat", strconv.FormatUint(l.EarnedMsat, 10)},
 		{"due msat", strconv.FormatUint(l.DueMsat, 10)},

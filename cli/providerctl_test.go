@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/proto"
 )
@@ -83,13 +84,13 @@ func (p *ctlProvider) Drain(ctx context.Context, on bool) error {
 func zennet(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	cmd := NewRootCmd(IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	cmd := NewRootCmd(cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	if err != nil {
 		fmt.Fprintf(&errOut, "zennet: %s\n", sentence(err))
 	}
-	return out.String(), errOut.String(), exitCode(err)
+	return out.String(), errOut.String(), cmdutil.ExitCode(err)
 }
 
 func TestProviderCommands(t *testing.T) {
@@ -137,7 +138,7 @@ func TestProviderCommands(t *testing.T) {
 		t.Fatalf("pause: %d %q", code, out)
 	}
 	_, errOut, code = zennet(t, "provider", "pause", ctlLease, "--data-dir", dir)
-	if code != ExitConflict || !strings.Contains(errOut, "is paused") {
+	if code != cmdutil.ExitConflict || !strings.Contains(errOut, "is paused") {
 		t.Fatalf("pause a paused lease: %d %q", code, errOut)
 	}
 	out, _, code = zennet(t, "provider", "resume", ctlLease, "--data-dir", dir, "--json")
@@ -159,19 +160,19 @@ func TestProviderCommands(t *testing.T) {
 		t.Fatalf("end --json: %d\n%s", code, out)
 	}
 	_, errOut, code = zennet(t, "provider", "end", ctlLease, "--data-dir", dir)
-	if code != ExitError || !strings.Contains(errOut, "no lease "+ctlLease) {
+	if code != cmdutil.ExitError || !strings.Contains(errOut, "no lease "+ctlLease) {
 		t.Fatalf("end an ended lease: %d %q", code, errOut)
 	}
 	_, errOut, code = zennet(t, "provider", "end", "zn-bogus", "--data-dir", dir)
-	if code != ExitUsage || !strings.Contains(errOut, "is not a lease id") {
+	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "is not a lease id") {
 		t.Fatalf("bad id: %d %q", code, errOut)
 	}
 	_, _, code = zennet(t, "provider", "end", "--data-dir", dir)
-	if code != ExitUsage {
+	if code != cmdutil.ExitUsage {
 		t.Fatalf("no id: %d", code)
 	}
 	_, _, code = zennet(t, "provider", "stauts", "--data-dir", dir)
-	if code != ExitUsage {
+	if code != cmdutil.ExitUsage {
 		t.Fatalf("unknown subcommand: %d", code)
 	}
 }
@@ -181,7 +182,7 @@ func TestProviderCommandsNoProvider(t *testing.T) {
 	for _, args := range [][]string{{"provider", "status"}, {"provider", "drain"}} {
 		_, errOut, code := zennet(t, append(args, "--data-dir", dir)...)
 		want := "zennet: no provider is running on data dir " + dir + ": start one with 'zennet provide --data-dir " + dir + "'\n"
-		if code != ExitUnreachable || errOut != want {
+		if code != cmdutil.ExitUnreachable || errOut != want {
 			t.Fatalf("%v: %d %q", args, code, errOut)
 		}
 	}
@@ -189,18 +190,18 @@ func TestProviderCommandsNoProvider(t *testing.T) {
 
 func TestDashboardNeedsTerminal(t *testing.T) {
 	_, errOut, code := zennet(t, "dashboard", "--data-dir", t.TempDir())
-	if code != ExitUsage || !strings.Contains(errOut, "needs a terminal") {
+	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "needs a terminal") {
 		t.Fatalf("%d %q", code, errOut)
 	}
 }
 
 func TestDefaultProviderDataDir(t *testing.T) {
 	t.Setenv("ZENNET_DATA_DIR", "/srv/zn")
-	if got := defaultProviderDataDir(); got != "/srv/zn/provider" {
+	if got := cmdutil.DefaultProviderDataDir(); got != "/srv/zn/provider" {
 		t.Fatal(got)
 	}
 	// The same default as 'zennet provide'.
-	cmd := NewRootCmd(IOStreams{})
+	cmd := NewRootCmd(cmdutil.IOStreams{})
 	for _, name := range []string{"provide", "dashboard", "provider"} {
 		c, _, err := cmd.Find([]string{name})
 		if err != nil {

@@ -9,21 +9,22 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/provider"
 	"github.com/zennet/zennet/renter"
 )
 
 type providersOptions struct {
-	IO       IOStreams
-	G        *globalOptions
+	IO       cmdutil.IOStreams
+	G        *cmdutil.GlobalOptions
 	Seeds    []string
 	JSON     bool
 	PowBits  uint
 	Identity string
 }
 
-func newCmdProviders(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdProviders(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &providersOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "providers",
@@ -35,7 +36,7 @@ to the reference machine, payment methods, and until when the announcement holds
 Announcements that are forged, expired or carry too little proof of work are
 refused.`,
 		Example: "  zennet providers --seed 192.0.2.7:2222\n  zennet providers --json",
-		Args:    noArgs,
+		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
@@ -62,15 +63,15 @@ func runProviders(ctx context.Context, o *providersOptions) error {
 	}
 	book := market.OpenBook(market.BookPath(o.G.ConfigDir))
 	marks := renter.MarkedProviders(o.G.ConfigDir)
-	rows := []providerRow{}
+	rows := []cmdutil.ProviderRow{}
 	for _, a := range dir.List(time.Now()) {
 		rec, _, _ := book.Get(a.Fingerprint())
-		rows = append(rows, providerRow{Address: a.Address, Provider: a.Provider, Fingerprint: a.Fingerprint(), Capacity: a.Capacity,
+		rows = append(rows, cmdutil.ProviderRow{Address: a.Address, Provider: a.Provider, Fingerprint: a.Fingerprint(), Capacity: a.Capacity,
 			PricePerWorkMsat: a.PricePerWorkMsat, Score: a.Score, Methods: a.Methods, Expires: a.Expires,
 			Reputation: rec.Score(), SpotCheckFailed: marks[a.Fingerprint()]})
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, KindProviders, rows)
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindProviders, rows)
 	}
 	var t [][]string
 	for _, p := range rows {
@@ -82,25 +83,25 @@ func runProviders(ctx context.Context, o *providersOptions) error {
 		if p.SpotCheckFailed {
 			note = "spot check failed"
 		}
-		t = append(t, []string{p.Address, p.Fingerprint, strconv.Itoa(p.Capacity.Leases), FormatSize(p.Capacity.MemoryBytes),
+		t = append(t, []string{p.Address, p.Fingerprint, strconv.Itoa(p.Capacity.Leases), cmdutil.FormatSize(p.Capacity.MemoryBytes),
 			strconv.FormatFloat(p.Capacity.CPUs, 'g', 4, 64), price, strconv.FormatFloat(p.Score, 'f', 2, 64),
 			fmt.Sprint(p.Methods), strconv.FormatFloat(p.Reputation, 'f', 2, 64), p.Expires.Local().Format(time.TimeOnly), note})
 	}
-	table(o.IO.Out, []string{"ADDRESS", "KEY", "HOSTS", "MEMORY", "CPUS", "PRICE msat/work-s", "SCORE", "PAY", "REPUTATION", "UNTIL", ""}, t)
-	if len(rows) == 0 && isTerminal(o.IO.ErrOut) {
+	cmdutil.Table(o.IO.Out, []string{"ADDRESS", "KEY", "HOSTS", "MEMORY", "CPUS", "PRICE msat/work-s", "SCORE", "PAY", "REPUTATION", "UNTIL", ""}, t)
+	if len(rows) == 0 && cmdutil.IsTerminal(o.IO.ErrOut) {
 		fmt.Fprintln(o.IO.ErrOut, "zennet: no providers known: pass --seed HOST:PORT")
 	}
 	return nil
 }
 
 type reputationOptions struct {
-	IO      IOStreams
-	G       *globalOptions
+	IO      cmdutil.IOStreams
+	G       *cmdutil.GlobalOptions
 	JSON    bool
 	DataDir string
 }
 
-func newCmdReputation(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdReputation(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &reputationOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "reputation",
@@ -110,7 +111,7 @@ completed, dropped, failed calibration spot checks, late payments, and the
 score (0 to 1; someone never met is 0.5) that renting uses to choose. As a
 renter it is your record of providers; with --provider-data-dir, a provider's
 record of its renters.`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runReputation(o) },
 	}
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print as JSON")
@@ -127,12 +128,12 @@ func runReputation(o *reputationOptions) error {
 	if err != nil {
 		return err
 	}
-	rows := []reputationRow{}
+	rows := []cmdutil.ReputationRow{}
 	for _, r := range recs {
-		rows = append(rows, reputationRow{r, r.Score()})
+		rows = append(rows, cmdutil.ReputationRow{Record: r, Score: r.Score()})
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, KindReputation, rows)
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindReputation, rows)
 	}
 	var t [][]string
 	for _, r := range rows {
@@ -140,6 +141,6 @@ func runReputation(o *reputationOptions) error {
 			strconv.FormatUint(r.FailedChecks, 10), strconv.FormatUint(r.LatePayments, 10), strconv.FormatFloat(r.Score, 'f', 2, 64),
 			r.Last.Local().Format(time.DateTime)})
 	}
-	table(o.IO.Out, []string{"KEY", "LEASES", "COMPLETED", "DROPPED", "FAILED CHECKS", "LATE PAYMENTS", "SCORE", "LAST"}, t)
+	cmdutil.Table(o.IO.Out, []string{"KEY", "LEASES", "COMPLETED", "DROPPED", "FAILED CHECKS", "LATE PAYMENTS", "SCORE", "LAST"}, t)
 	return nil
 }

@@ -8,17 +8,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/renter"
 )
 
 type releaseOptions struct {
-	IO      IOStreams
-	G       *globalOptions
+	IO      cmdutil.IOStreams
+	G       *cmdutil.GlobalOptions
 	JSON    bool
 	Timeout time.Duration
 }
 
-func newCmdRelease(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdRelease(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &releaseOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "release [SESSION...]",
@@ -37,20 +38,20 @@ func runRelease(ctx context.Context, o *releaseOptions, ids []string) error {
 	defer cancel()
 	released, err := renter.ReleaseSessions(ctx, o.G.ConfigDir, ids)
 	if errors.Is(err, renter.ErrNoSession) {
-		return usagef("%v; 'zennet release' with no arguments ends them all", err)
+		return cmdutil.Usagef("%v; 'zennet release' with no arguments ends them all", err)
 	}
 	if err != nil {
 		return err
 	}
-	out := []releasedSession{}
+	out := []cmdutil.ReleasedSession{}
 	for _, r := range released {
-		out = append(out, releasedSession{Session: r.ID, Pid: r.Pid, Hosts: len(r.Hosts)})
+		out = append(out, cmdutil.ReleasedSession{Session: r.ID, Pid: r.Pid, Hosts: len(r.Hosts)})
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, KindReleased, out)
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindReleased, out)
 	}
 	for _, r := range out {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: released session %s (%s)\n", r.Session, plural(r.Hosts, "host"))
+		fmt.Fprintf(o.IO.ErrOut, "zennet: released session %s (%s)\n", r.Session, cmdutil.Plural(r.Hosts, "host"))
 	}
 	if len(out) == 0 {
 		fmt.Fprintln(o.IO.ErrOut, "zennet: no running sessions")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,15 +13,15 @@ import (
 	"github.com/spf13/cobra"
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/zennet/zennet/internal/sshkey"
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/renter"
 )
 
 type rentOptions struct {
-	IO        IOStreams
-	G         *globalOptions
+	IO        cmdutil.IOStreams
+	G         *cmdutil.GlobalOptions
 	Count     int
 	Memory    string
 	CPUs      float64
@@ -52,7 +51,7 @@ type rentOptions struct {
 	diskBytes   int64
 }
 
-func newCmdRent(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdRent(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &rentOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "zennet -n N -m MEM --provider HOST:PORT",
@@ -65,7 +64,7 @@ press Ctrl-C (or run 'zennet release'), which ends them all.`,
   ssh -F ~/.config/zennet/ssh_config zennet-1
   zennet -n 2 -m 1G --provider a.example:2222 --json
   zennet -n 100 -m 512M --seed a.example:2222 --max-price 150 --explain`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("count") && !cmd.Flags().Changed("memory") && len(o.Providers) == 0 {
 				return cmd.Help()
@@ -94,81 +93,70 @@ func splitList(s string) []string {
 // Validate checks the options and fills the derived fields.
 func (o *rentOptions) Validate() error {
 	if o.Count < 1 || o.Count > proto.MaxHostsPerDemand {
-		return usagef("-n %d: the number of hosts must be between 1 and %d", o.Count, proto.MaxHostsPerDemand)
+		return cmdutil.Usagef("-n %d: the number of hosts must be between 1 and %d", o.Count, proto.MaxHostsPerDemand)
 	}
-	m, err := ParseSize(o.Memory)
+	m, err := cmdutil.ParseSize(o.Memory)
 	if err != nil {
-		return usagef("-m: %v", err)
+		return cmdutil.Usagef("-m: %v", err)
 	}
 	if m < proto.MinMemory {
-		return usagef("-m %s: a host needs at least 64M of memory", o.Memory)
+		return cmdutil.Usagef("-m %s: a host needs at least 64M of memory", o.Memory)
 	}
 	o.memoryBytes = m
 	if o.Disk != "" {
-		d, err := ParseSize(o.Disk)
+		d, err := cmdutil.ParseSize(o.Disk)
 		if err != nil {
-			return usagef("--disk: %v", err)
+			return cmdutil.Usagef("--disk: %v", err)
 		}
 		if d < proto.MinDisk {
-			return usagef("--disk %s: a host needs at least 64M of disk", o.Disk)
+			return cmdutil.Usagef("--disk %s: a host needs at least 64M of disk", o.Disk)
 		}
 		o.diskBytes = d
 	}
 	if !(o.CPUs > 0 && o.CPUs <= 4096) {
-		return usagef("--cpus %v: must be more than 0 (e.g. 0.5 or 2)", o.CPUs)
+		return cmdutil.Usagef("--cpus %v: must be more than 0 (e.g. 0.5 or 2)", o.CPUs)
 	}
 	for _, p := range o.Seeds {
 		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			return usagef("--seed %q is not HOST:PORT", p)
+			return cmdutil.Usagef("--seed %q is not HOST:PORT", p)
 		}
 	}
 	if o.Probe < 0 || o.Probe > proto.MaxHostsPerDemand-o.Count {
-		return usagef("--probe %d: must be between 0 and %d (-n plus --probe hosts are rented)", o.Probe, proto.MaxHostsPerDemand-o.Count)
+		return cmdutil.Usagef("--probe %d: must be between 0 and %d (-n plus --probe hosts are rented)", o.Probe, proto.MaxHostsPerDemand-o.Count)
 	}
 	if o.Min < 0 || o.Min > o.Count {
-		return usagef("--min %d: must be between 1 and -n %d", o.Min, o.Count)
+		return cmdutil.Usagef("--min %d: must be between 1 and -n %d", o.Min, o.Count)
 	}
 	if !(o.MaxPrice >= 0) || !(o.MinScore >= 0) || !(o.MinReputation >= 0 && o.MinReputation <= 1) {
-		return usagef("--max-price and --min-score must not be negative, --min-reputation is between 0 and 1")
+		return cmdutil.Usagef("--max-price and --min-score must not be negative, --min-reputation is between 0 and 1")
 	}
 	if !(o.Bid >= 0 && o.Bid <= proto.MaxPricePerWork) || (o.MaxPrice > 0 && o.Bid > o.MaxPrice) {
-		return usagef("--bid %v: must be between 0 and --max-price (a bid above what you would pay is no counter-offer)", o.Bid)
+		return cmdutil.Usagef("--bid %v: must be between 0 and --max-price (a bid above what you would pay is no counter-offer)", o.Bid)
 	}
 	for _, p := range o.Providers {
 		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			return usagef("--provider %q is not HOST:PORT", p)
+			return cmdutil.Usagef("--provider %q is not HOST:PORT", p)
 		}
 	}
 	if o.Timeout <= 0 {
-		return usagef("--timeout must be positive")
+		return cmdutil.Usagef("--timeout must be positive")
 	}
 	if o.Interval < proto.MinInterval*time.Second || o.Interval > proto.MaxInterval*time.Second || o.Interval%time.Second != 0 {
-		return usagef("--interval %s: must be whole seconds from %ds to %ds", o.Interval, proto.MinInterval, proto.MaxInterval)
+		return cmdutil.Usagef("--interval %s: must be whole seconds from %ds to %ds", o.Interval, proto.MinInterval, proto.MaxInterval)
 	}
 	for _, m := range o.Pay {
 		if !slices.Contains(pay.Methods, m) {
-			return usagef("--pay %q: the payment methods are %s", m, strings.Join(pay.Methods, ", "))
+			return cmdutil.Usagef("--pay %q: the payment methods are %s", m, strings.Join(pay.Methods, ", "))
 		}
 	}
 	if len(o.Pay) == 0 {
-		return usagef("--pay: name at least one payment method (%s)", strings.Join(pay.Methods, ", "))
+		return cmdutil.Usagef("--pay: name at least one payment method (%s)", strings.Join(pay.Methods, ", "))
 	}
 	return nil
 }
 
 func (o *rentOptions) identity() (gossh.Signer, string, error) {
-	return identity(o.Identity, o.G.ConfigDir, "zennet renter")
-}
-
-// identity loads the user's key named by --identity (path), which must
-// exist, or the default one (sshkey.Identity).
-func identity(path, configDir, comment string) (gossh.Signer, string, error) {
-	if path != "" {
-		if _, err := os.Stat(path); err != nil {
-			return nil, "", usagef("--identity %s: %v", path, err)
-		}
-	}
-	return sshkey.Identity(path, configDir, comment)
+	return cmdutil.Identity(o.Identity, o.G.ConfigDir, "zennet renter")
 }
 
 // config is the renter's configuration from the flags (checked by
@@ -193,7 +181,7 @@ func (o *rentOptions) config() (renter.Config, error) {
 // a terminal only (and never with --json), the rest as a line each.
 func (o *rentOptions) printEvent(e renter.Event) {
 	if p, ok := e.(renter.Progress); ok {
-		if isTerminal(o.IO.ErrOut) && !o.JSON {
+		if cmdutil.IsTerminal(o.IO.ErrOut) && !o.JSON {
 			fmt.Fprintf(o.IO.ErrOut, "\r\033[K%s", p.Text)
 		}
 		return
@@ -213,19 +201,20 @@ func rent(ctx context.Context, o *rentOptions) (*renter.Rental, error) {
 func printHosts(o *rentOptions, r *renter.Rental) error {
 	hosts, files := r.Hosts(), r.Files()
 	if o.JSON {
-		doc := hostsDoc{Session: r.SessionID(), Files: files}
+		doc := cmdutil.HostsDoc{Session: r.SessionID(), Files: files}
 		for _, h := range hosts {
-			doc.Hosts = append(doc.Hosts, hostJSON{h.Name, h.LocalPort, h.Provider, h.LeaseID, h.Limits.MemoryBytes, h.Limits.CPUs, h.Limits.DiskBytes, h.HostKey, h.PricePerWorkMsat})
+			doc.Hosts = append(doc.Hosts, cmdutil.HostJSON{Name: h.Name, LocalPort: h.LocalPort, Provider: h.Provider, LeaseID: h.LeaseID,
+				MemoryBytes: h.Limits.MemoryBytes, CPUs: h.Limits.CPUs, DiskBytes: h.Limits.DiskBytes, HostKey: h.HostKey, PricePerWorkMsat: h.PricePerWorkMsat})
 		}
-		return writeJSON(o.IO.Out, KindHosts, doc)
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindHosts, doc)
 	}
 	rows := make([][]string, 0, len(hosts))
 	for _, h := range hosts {
 		rows = append(rows, []string{h.Name, strconv.Itoa(h.LocalPort), h.Provider, strconv.FormatFloat(h.Limits.CPUs, 'f', -1, 64),
-			FormatSize(h.Limits.MemoryBytes), FormatSize(h.Limits.DiskBytes), h.LeaseID})
+			cmdutil.FormatSize(h.Limits.MemoryBytes), cmdutil.FormatSize(h.Limits.DiskBytes), h.LeaseID})
 	}
-	table(o.IO.Out, []string{"HOST", "LOCAL PORT", "PROVIDER", "CPU", "MEM", "DISK", "LEASE"}, rows)
-	if isTerminal(o.IO.Out) {
+	cmdutil.Table(o.IO.Out, []string{"HOST", "LOCAL PORT", "PROVIDER", "CPU", "MEM", "DISK", "LEASE"}, rows)
+	if cmdutil.IsTerminal(o.IO.Out) {
 		fmt.Fprintf(o.IO.Out, "\nssh -F %s %s      # or: ssh -p %d root@localhost\n", files.SSHConfig, hosts[0].Name, hosts[0].LocalPort)
 		fmt.Fprintf(o.IO.Out, "MPI hostfile: %s   GNU parallel: --sshloginfile %s\n", files.MPIHostfile, files.SSHLoginFile)
 		fmt.Fprintf(o.IO.Out, "Holding %d hosts; Ctrl-C or 'zennet release' ends the leases.\n", len(hosts))
@@ -237,7 +226,7 @@ func runRent(ctx context.Context, o *rentOptions) error {
 	r, err := rent(ctx, o)
 	if err != nil {
 		if ctx.Err() != nil {
-			return errInterrupted
+			return cmdutil.ErrInterrupted
 		}
 		return err
 	}
@@ -251,7 +240,7 @@ func runRent(ctx context.Context, o *rentOptions) error {
 	if rerr != nil {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: release: %v\n", rerr)
 	} else if !o.JSON {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: released %s\n", plural(n, "host"))
+		fmt.Fprintf(o.IO.ErrOut, "zennet: released %s\n", cmdutil.Plural(n, "host"))
 	}
 	if perr := printReceipts(o, r.Receipts()); perr != nil {
 		rerr = errors.Join(rerr, perr)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/provider"
@@ -34,7 +35,7 @@ const runExample = `  zennet run -n 4 --provider a.example:2222 -- sh -c 'echo t
   zennet run -n 2 --replicas 2 --provider a.example:2222 --provider b.example:2222 -- sh -c 'seq 1000000 | sha256sum'
   zennet run -n 8 -m 1G --results ./out --json -- ./simulate.sh`
 
-func newCmdRun(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdRun(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &runOptions{rent: rentOptions{IO: io, G: g}}
 	cmd := &cobra.Command{
 		Use:   "run -n K [rent flags] [--replicas R] [--results DIR] -- CMD [ARGS...]",
@@ -62,10 +63,10 @@ otherwise; Ctrl-C stops the commands, releases the hosts and exits 1.`,
 		Example: runExample,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usagef("no command given: put it after --, e.g.\n%s", runExample)
+				return cmdutil.Usagef("no command given: put it after --, e.g.\n%s", runExample)
 			}
 			if cmd.ArgsLenAtDash() != 0 {
-				return usagef("the command must follow --, e.g. zennet run -n 2 --provider HOST:PORT -- %s", strings.Join(args, " "))
+				return cmdutil.Usagef("the command must follow --, e.g. zennet run -n 2 --provider HOST:PORT -- %s", strings.Join(args, " "))
 			}
 			return nil
 		},
@@ -119,13 +120,13 @@ func registerRentFlags(f *pflag.FlagSet, o *rentOptions) {
 func (o *runOptions) Validate() error {
 	o.Tasks = o.rent.Count
 	if o.Tasks < 1 {
-		return usagef("-n %d: the number of tasks must be at least 1", o.Tasks)
+		return cmdutil.Usagef("-n %d: the number of tasks must be at least 1", o.Tasks)
 	}
 	if o.Replicas < 1 {
-		return usagef("--replicas %d: must be at least 1", o.Replicas)
+		return cmdutil.Usagef("--replicas %d: must be at least 1", o.Replicas)
 	}
 	if o.Tasks > proto.MaxHostsPerDemand/o.Replicas {
-		return usagef("-n %d --replicas %d: %d hosts in all, more than %d", o.Tasks, o.Replicas, o.Tasks*o.Replicas, proto.MaxHostsPerDemand)
+		return cmdutil.Usagef("-n %d --replicas %d: %d hosts in all, more than %d", o.Tasks, o.Replicas, o.Tasks*o.Replicas, proto.MaxHostsPerDemand)
 	}
 	o.rent.Count = o.Tasks * o.Replicas
 	if err := o.rent.Validate(); err != nil {
@@ -133,7 +134,7 @@ func (o *runOptions) Validate() error {
 	}
 	if o.Results != "" {
 		if err := taskrun.PrepareResultsDir(o.Results); err != nil {
-			return usageError{err}
+			return cmdutil.UsageError{Err: err}
 		}
 	}
 	return nil
@@ -152,16 +153,16 @@ func runRun(ctx context.Context, o *runOptions) error {
 		ResultsDir: o.Results, AllowDisagreement: o.AllowDisagreement, Stdout: out, Stderr: o.rent.IO.ErrOut})
 	if err != nil {
 		if ctx.Err() != nil {
-			return errInterrupted
+			return cmdutil.ErrInterrupted
 		}
 		if errors.Is(err, taskrun.ErrResultsDir) {
-			return usageError{err}
+			return cmdutil.UsageError{Err: err}
 		}
 		return err
 	}
 	sessions, dir := run.Sessions(), run.Dir()
 	if run.Shared > 0 {
-		fmt.Fprintf(o.rent.IO.ErrOut, "zennet: the replicas of %s share a provider: too few providers had hosts\n", plural(run.Shared, "task"))
+		fmt.Fprintf(o.rent.IO.ErrOut, "zennet: the replicas of %s share a provider: too few providers had hosts\n", cmdutil.Plural(run.Shared, "task"))
 	}
 	if !o.rent.JSON {
 		word := "session"
@@ -169,7 +170,7 @@ func runRun(ctx context.Context, o *runOptions) error {
 			word = "sessions"
 		}
 		fmt.Fprintf(o.rent.IO.ErrOut, "zennet: running %s on %s (%s %s); results in %s\n",
-			plural(o.Tasks, "task"), plural(run.Hosts(), "host"), word, strings.Join(sessions, ", "), dir)
+			cmdutil.Plural(o.Tasks, "task"), cmdutil.Plural(run.Hosts(), "host"), word, strings.Join(sessions, ", "), dir)
 	}
 	doc := run.Execute(ctx)
 	for _, tr := range doc.Tasks {
@@ -180,9 +181,9 @@ func runRun(ctx context.Context, o *runOptions) error {
 	for _, d := range doc.Disagreements {
 		fmt.Fprintf(o.rent.IO.ErrOut, "zennet: %s\n", d.Message)
 	}
-	werr := writeFileJSON(filepath.Join(dir, "run.json"), "run", doc)
+	werr := cmdutil.WriteFileJSON(filepath.Join(dir, "run.json"), "run", doc)
 	if o.rent.JSON {
-		werr = errors.Join(werr, writeJSON(o.rent.IO.Out, KindRun, doc))
+		werr = errors.Join(werr, cmdutil.WriteJSON(o.rent.IO.Out, cmdutil.KindRun, doc))
 	} else {
 		printRunTable(out, doc.Tasks)
 	}
@@ -190,7 +191,7 @@ func runRun(ctx context.Context, o *runOptions) error {
 	if rerr != nil {
 		fmt.Fprintf(o.rent.IO.ErrOut, "zennet: release: %v\n", rerr)
 	} else if !o.rent.JSON {
-		fmt.Fprintf(o.rent.IO.ErrOut, "zennet: released %s\n", plural(run.Hosts(), "host"))
+		fmt.Fprintf(o.rent.IO.ErrOut, "zennet: released %s\n", cmdutil.Plural(run.Hosts(), "host"))
 	}
 	rerr = errors.Join(rerr, printReceipts(&o.rent, receipts))
 
@@ -204,7 +205,7 @@ func runRun(ctx context.Context, o *runOptions) error {
 		for _, t := range failed {
 			parts = append(parts, strconv.Itoa(t))
 		}
-		runErr = fmt.Errorf("%d of %s failed (%s); output in %s", len(failed), plural(o.Tasks, "task"), "task "+strings.Join(parts, ", "), dir)
+		runErr = fmt.Errorf("%d of %s failed (%s); output in %s", len(failed), cmdutil.Plural(o.Tasks, "task"), "task "+strings.Join(parts, ", "), dir)
 	}
 	return errors.Join(runErr, werr, rerr)
 }
@@ -219,5 +220,5 @@ func printRunTable(w io.Writer, runs []taskrun.Task) {
 		rows = append(rows, []string{tr.Label(), tr.Host, tr.Provider, code, strconv.FormatFloat(tr.Seconds, 'f', 1, 64),
 			cmp.Or(tr.StdoutSHA256[:min(len(tr.StdoutSHA256), 12)], "-")})
 	}
-	table(w, []string{"TASK", "HOST", "PROVIDER", "EXIT", "SECONDS", "STDOUT SHA256"}, rows)
+	cmdutil.Table(w, []string{"TASK", "HOST", "PROVIDER", "EXIT", "SECONDS", "STDOUT SHA256"}, rows)
 }

@@ -6,16 +6,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/session"
 )
 
 type usageOptions struct {
-	IO   IOStreams
-	G    *globalOptions
+	IO   cmdutil.IOStreams
+	G    *cmdutil.GlobalOptions
 	JSON bool
 }
 
-func newCmdUsage(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdUsage(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &usageOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "usage",
@@ -24,7 +25,7 @@ func newCmdUsage(io IOStreams, g *globalOptions) *cobra.Command {
 its provider signed and this machine checked: CPU time, memory integrated over
 time, peak memory, network and I/O bytes, and how many reports were accepted
 or rejected.`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runUsage(o) },
 	}
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the usage as JSON, with every counter")
@@ -48,7 +49,7 @@ func runUsage(o *usageOptions) error {
 		if all == nil {
 			all = []session.Usage{}
 		}
-		return writeJSON(o.IO.Out, KindUsage, all)
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindUsage, all)
 	}
 	rows := make([][]string, 0, len(all))
 	for _, u := range all {
@@ -60,12 +61,12 @@ func runUsage(o *usageOptions) error {
 		rows = append(rows, []string{u.Name, strconv.Itoa(u.Accepted),
 			strconv.FormatFloat(float64(c["cpu_ns"])/1e9, 'f', 2, 64),
 			strconv.FormatFloat(float64(c["memory_mib_ms"])/1e3, 'f', 1, 64),
-			FormatSize(int64(c["memory_peak_bytes"])),
-			FormatSize(int64(c["net_in_bytes"])), FormatSize(int64(c["net_out_bytes"])),
-			FormatSize(int64(c["io_read_bytes"])), FormatSize(int64(c["io_write_bytes"])), status})
+			cmdutil.FormatSize(int64(c["memory_peak_bytes"])),
+			cmdutil.FormatSize(int64(c["net_in_bytes"])), cmdutil.FormatSize(int64(c["net_out_bytes"])),
+			cmdutil.FormatSize(int64(c["io_read_bytes"])), cmdutil.FormatSize(int64(c["io_write_bytes"])), status})
 	}
-	table(o.IO.Out, []string{"HOST", "REPORTS", "CPU s", "MEM MiB·s", "PEAK", "NET IN", "NET OUT", "READ", "WRITE", "STATUS"}, rows)
-	if len(all) == 0 && isTerminal(o.IO.ErrOut) {
+	cmdutil.Table(o.IO.Out, []string{"HOST", "REPORTS", "CPU s", "MEM MiB·s", "PEAK", "NET IN", "NET OUT", "READ", "WRITE", "STATUS"}, rows)
+	if len(all) == 0 && cmdutil.IsTerminal(o.IO.ErrOut) {
 		fmt.Fprintln(o.IO.ErrOut, "zennet: no running sessions")
 	}
 	return nil

@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"bytes"
@@ -21,8 +21,8 @@ type IOStreams struct {
 	ErrOut io.Writer
 }
 
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
@@ -37,17 +37,17 @@ type envelope struct {
 	Data          any  `json:"data"`
 }
 
-// writeJSON prints one --json document.
-func writeJSON(w io.Writer, kind Kind, data any) error {
+// WriteJSON prints one --json document.
+func WriteJSON(w io.Writer, kind Kind, data any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(envelope{SchemaVersion: SchemaVersion, Kind: kind, Data: data})
 }
 
-// table prints rows aligned on a terminal and tab-separated (no header)
+// Table prints rows aligned on a terminal and tab-separated (no header)
 // elsewhere, so scripts get stable columns.
-func table(w io.Writer, header []string, rows [][]string) {
-	if !isTerminal(w) {
+func Table(w io.Writer, header []string, rows [][]string) {
+	if !IsTerminal(w) {
 		for _, r := range rows {
 			fmt.Fprintln(w, strings.Join(r, "\t"))
 		}
@@ -61,18 +61,18 @@ func table(w io.Writer, header []string, rows [][]string) {
 	tw.Flush()
 }
 
-// writeFileJSON writes v as an indented --json envelope of kind to path,
+// WriteFileJSON writes v as an indented --json envelope of kind to path,
 // atomically.
-func writeFileJSON(path string, kind Kind, v any) error {
+func WriteFileJSON(path string, kind Kind, v any) error {
 	var b bytes.Buffer
-	if err := writeJSON(&b, kind, v); err != nil {
+	if err := WriteJSON(&b, kind, v); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(path, b.Bytes(), 0o600)
 }
 
-// plural returns "1 host", "2 hosts".
-func plural(n int, one string) string {
+// Plural returns "1 host", "2 hosts".
+func Plural(n int, one string) string {
 	if n == 1 {
 		return "1 " + one
 	}

@@ -1,4 +1,4 @@
-package cli
+package benchcmd
 
 import (
 	"errors"
@@ -9,17 +9,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/cli/cmdutil"
 )
 
 type benchVerifyOptions struct {
-	IO       IOStreams
-	G        *globalOptions
+	IO       cmdutil.IOStreams
+	G        *cmdutil.GlobalOptions
 	Files    []string
 	Unsigned bool
 	JSON     bool
 }
 
-func newCmdBenchVerify(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdBenchVerify(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &benchVerifyOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "verify FILE...",
@@ -30,7 +31,7 @@ names. A truncated or modified file fails, and so does an unsigned one unless
 		Example: "  zennet bench verify calibration.json\n  zennet bench verify --json sets/*.json",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usagef("want at least one FILE; see 'zennet bench verify --help'")
+				return cmdutil.Usagef("want at least one FILE; see 'zennet bench verify --help'")
 			}
 			return nil
 		},
@@ -59,22 +60,22 @@ func checkSets(files []string, allowUnsigned bool) ([]bench.Check, int) {
 
 func runBenchVerify(o *benchVerifyOptions) error {
 	checks, failed := checkSets(o.Files, o.Unsigned)
-	printChecks(o.IO, o.JSON, KindCalibrationChecks, checks)
+	printChecks(o.IO, o.JSON, cmdutil.KindCalibrationChecks, checks)
 	if failed > 0 {
-		return causeError{msg: fmt.Sprintf("%d of %d calibration sets failed verification", failed, len(checks))}
+		return cmdutil.CauseError{Msg: fmt.Sprintf("%d of %d calibration sets failed verification", failed, len(checks))}
 	}
 	return nil
 }
 
 type benchImportOptions struct {
-	IO       IOStreams
-	G        *globalOptions
+	IO       cmdutil.IOStreams
+	G        *cmdutil.GlobalOptions
 	Files    []string
 	Unsigned bool
 	JSON     bool
 }
 
-func newCmdBenchImport(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdBenchImport(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &benchImportOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "import FILE...",
@@ -85,7 +86,7 @@ same set imported twice is kept once). If any fails, none is stored.`,
 		Example: "  zennet bench import alice.json bob.json",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usagef("want at least one FILE; see 'zennet bench import --help'")
+				return cmdutil.Usagef("want at least one FILE; see 'zennet bench import --help'")
 			}
 			return nil
 		},
@@ -103,19 +104,19 @@ same set imported twice is kept once). If any fails, none is stored.`,
 func runBenchImport(o *benchImportOptions) error {
 	checks, failed := checkSets(o.Files, o.Unsigned)
 	if failed > 0 {
-		printChecks(o.IO, o.JSON, KindCalibrationImports, checks)
-		return causeError{msg: fmt.Sprintf("%d of %d calibration sets failed verification; nothing imported", failed, len(checks))}
+		printChecks(o.IO, o.JSON, cmdutil.KindCalibrationImports, checks)
+		return cmdutil.CauseError{Msg: fmt.Sprintf("%d of %d calibration sets failed verification; nothing imported", failed, len(checks))}
 	}
 	if err := bench.Import(filepath.Join(o.G.ConfigDir, bench.StoreDir), checks); err != nil {
 		return err
 	}
-	printChecks(o.IO, o.JSON, KindCalibrationImports, checks)
+	printChecks(o.IO, o.JSON, cmdutil.KindCalibrationImports, checks)
 	return nil
 }
 
-func printChecks(io IOStreams, asJSON bool, kind Kind, checks []bench.Check) {
+func printChecks(io cmdutil.IOStreams, asJSON bool, kind cmdutil.Kind, checks []bench.Check) {
 	if asJSON {
-		writeJSON(io.Out, kind, checks)
+		cmdutil.WriteJSON(io.Out, kind, checks)
 		return
 	}
 	var rows [][]string
@@ -138,5 +139,5 @@ func printChecks(io IOStreams, asJSON bool, kind Kind, checks []bench.Check) {
 		}
 		rows = append(rows, []string{c.File, status, signer, strconv.Itoa(c.Steps), detail})
 	}
-	table(io.Out, []string{"FILE", "STATUS", "SIGNER", "STEPS", "DETAIL"}, rows)
+	cmdutil.Table(io.Out, []string{"FILE", "STATUS", "SIGNER", "STEPS", "DETAIL"}, rows)
 }

@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 // The default paths, in one place: each follows its ZENNET_* variable,
 // then the XDG base directory, then the XDG default under HOME. Flags
@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 )
 
-// defaultConfigDir holds the renter's state: keys, sessions, ledgers,
+// DefaultConfigDir holds the renter's state: keys, sessions, ledgers,
 // known providers (ZENNET_CONFIG_DIR, else $XDG_CONFIG_HOME/zennet, else
 // ~/.config/zennet).
-func defaultConfigDir() string {
+func DefaultConfigDir() string {
 	if d := os.Getenv("ZENNET_CONFIG_DIR"); d != "" {
 		return d
 	}
@@ -23,10 +23,10 @@ func defaultConfigDir() string {
 	return filepath.Join(home, ".config", "zennet")
 }
 
-// defaultCacheDir holds what can be rebuilt: runsc, the image, the
+// DefaultCacheDir holds what can be rebuilt: runsc, the image, the
 // calibration (ZENNET_CACHE_DIR, else $XDG_CACHE_HOME/zennet, else
 // ~/.cache/zennet).
-func defaultCacheDir() string {
+func DefaultCacheDir() string {
 	if d := os.Getenv("ZENNET_CACHE_DIR"); d != "" {
 		return d
 	}
@@ -37,9 +37,9 @@ func defaultCacheDir() string {
 	return filepath.Join(home, ".cache", "zennet")
 }
 
-// defaultDataDir holds providers' state (ZENNET_DATA_DIR, else
+// DefaultDataDir holds providers' state (ZENNET_DATA_DIR, else
 // $XDG_DATA_HOME/zennet, else ~/.local/share/zennet).
-func defaultDataDir() string {
+func DefaultDataDir() string {
 	if d := os.Getenv("ZENNET_DATA_DIR"); d != "" {
 		return d
 	}
@@ -50,12 +50,12 @@ func defaultDataDir() string {
 	return filepath.Join(home, ".local", "share", "zennet")
 }
 
-// defaultProviderDataDir is the provider's data dir: host key, leases,
+// DefaultProviderDataDir is the provider's data dir: host key, leases,
 // sandboxes, ledger.
-func defaultProviderDataDir() string { return filepath.Join(defaultDataDir(), "provider") }
+func DefaultProviderDataDir() string { return filepath.Join(DefaultDataDir(), "provider") }
 
-// defaultImage is the sandboxes' root filesystem (ZENNET_IMAGE, else in
+// DefaultImage is the sandboxes' root filesystem (ZENNET_IMAGE, else in
 // the cache dir).
-func defaultImage() string {
-	return envOr("ZENNET_IMAGE", filepath.Join(defaultCacheDir(), "images", "bookworm"))
+func DefaultImage() string {
+	return EnvOr("ZENNET_IMAGE", filepath.Join(DefaultCacheDir(), "images", "bookworm"))
 }

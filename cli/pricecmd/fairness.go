@@ -1,4 +1,4 @@
-package cli
+package pricecmd
 
 import (
 	"errors"
@@ -8,18 +8,19 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/pricing"
 )
 
 type priceFairnessOptions struct {
-	IO    IOStreams
+	IO    cmdutil.IOStreams
 	Input string
 	JSON  bool
 	Check bool
 	Fit   priceFitFlags
 }
 
-func newCmdPriceFairness(io IOStreams) *cobra.Command {
+func newCmdPriceFairness(io cmdutil.IOStreams) *cobra.Command {
 	o := &priceFairnessOptions{IO: io}
 	cmd := &cobra.Command{
 		Use:   "fairness RUNS",
@@ -70,14 +71,14 @@ func runPriceFairness(o *priceFairnessOptions) error {
 		notMet = rep.Summary.Check()
 	}
 	if o.JSON {
-		return errors.Join(writeJSON(o.IO.Out, KindPriceFairness, rep), notMet)
+		return errors.Join(cmdutil.WriteJSON(o.IO.Out, cmdutil.KindPriceFairness, rep), notMet)
 	}
-	if isTerminal(o.IO.Out) {
-		table(o.IO.Out, fairnessProviderHeader, fairnessProviderRows(rep, nil))
+	if cmdutil.IsTerminal(o.IO.Out) {
+		cmdutil.Table(o.IO.Out, fairnessProviderHeader, fairnessProviderRows(rep, nil))
 		fmt.Fprintln(o.IO.Out)
 	}
-	table(o.IO.Out, fairnessJobHeader, fairnessJobRows(rep, nil))
-	if isTerminal(o.IO.Out) {
+	cmdutil.Table(o.IO.Out, fairnessJobHeader, fairnessJobRows(rep, nil))
+	if cmdutil.IsTerminal(o.IO.Out) {
 		fmt.Fprintf(o.IO.Out, "\nGoal (model CV ≤ %s, and ≤ 1/3 of CPU-second CV): %s; largest model CV %s.\n",
 			pct(pricing.GoalCV), verdict(rep.Summary), pct(rep.Summary.MaxModelCV))
 	}

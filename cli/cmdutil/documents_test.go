@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"bytes"
@@ -43,7 +43,7 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 		Method: pay.MethodEmbedded, CPUNs: 1500000000, MemoryBytes: 64 << 20, BilledMsat: 150, EarnedMsat: 100, DueMsat: 50, LastReport: t0.Add(15 * time.Second)}
 	// The price and calibration documents come from the project's own
 	// sample files: a model, a usage, a fairness experiment, a set.
-	td := filepath.Join("..", "testdata")
+	td := filepath.Join("..", "..", "testdata")
 	model, hash, err := pricing.ReadModelFile(filepath.Join(td, "pricing", "model.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,28 +88,28 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 		Machine: "m", Fingerprint: "f", Steps: 30}
 	return map[Kind]any{
 		KindPriceFit:           fit,
-		KindPriceModel:         priceModelDoc{Hash: hash, Model: model},
-		KindPriceQuote:         priceQuoteDoc{Model: "model.json", Hash: hash, Bill: bill},
+		KindPriceModel:         PriceModelDoc{Hash: hash, Model: model},
+		KindPriceQuote:         PriceQuoteDoc{Model: "model.json", Hash: hash, Bill: bill},
 		KindPriceFairness:      fairness,
 		KindCalibration:        setSum,
 		KindCalibrationChecks:  []bench.Check{check},
 		KindCalibrationImports: []bench.Check{check},
-		KindHosts: hostsDoc{Session: "0123abcd", Files: session.Files{SSHConfig: "/c/sessions/0123abcd/ssh_config"},
-			Hosts: []hostJSON{{"zennet-1", 40001, "127.0.0.1:2222", "zn-0123456789abcdef0", 512 << 20, 1, 4 << 30, "ssh-ed25519 AAAA", 100}}},
-		KindReceipts: receiptsDoc{Hosts: []renter.Receipt{receipt}, Total: pay.Total([]pay.Receipt{receipt.Receipt}, "")},
+		KindHosts: HostsDoc{Session: "0123abcd", Files: session.Files{SSHConfig: "/c/sessions/0123abcd/ssh_config"},
+			Hosts: []HostJSON{{"zennet-1", 40001, "127.0.0.1:2222", "zn-0123456789abcdef0", 512 << 20, 1, 4 << 30, "ssh-ed25519 AAAA", 100}}},
+		KindReceipts: ReceiptsDoc{Hosts: []renter.Receipt{receipt}, Total: pay.Total([]pay.Receipt{receipt.Receipt}, "")},
 		KindRun: taskrun.Doc{Session: "0123abcd", Sessions: []string{"0123abcd"}, Command: []string{"hostname"}, Count: 1, Replicas: 1, ResultsDir: "/r", OK: true,
 			Tasks: []taskrun.Task{{Task: 1, Replica: 1, Host: "zennet-1", Provider: "127.0.0.1:2222", LeaseID: "zn-0123456789abcdef0", Seconds: 0.5,
 				StdoutSHA256: "ab", ResultsSHA256: "cd", Results: "/r/1", Stdout: "/r/1.stdout", Stderr: "/r/1.stderr"}},
 			Disagreements: []taskrun.Disagreement{}},
 		KindUsage:  []session.Usage{usage},
-		KindLedger: ledgerDoc{Files: []renter.LedgerFile{{Session: "0123abcd", Path: "/c/ledger/0123abcd.db", Receipts: []pay.Receipt{receipt.Receipt}}}, Total: pay.Total([]pay.Receipt{receipt.Receipt}, "")},
-		KindProviders: []providerRow{{Address: "127.0.0.1:2222", Provider: "ssh-ed25519 AAAA", Fingerprint: "SHA256:p", PricePerWorkMsat: 100, Score: 1,
+		KindLedger: LedgerDoc{Files: []renter.LedgerFile{{Session: "0123abcd", Path: "/c/ledger/0123abcd.db", Receipts: []pay.Receipt{receipt.Receipt}}}, Total: pay.Total([]pay.Receipt{receipt.Receipt}, "")},
+		KindProviders: []ProviderRow{{Address: "127.0.0.1:2222", Provider: "ssh-ed25519 AAAA", Fingerprint: "SHA256:p", PricePerWorkMsat: 100, Score: 1,
 			Methods: []string{pay.MethodEmbedded}, Expires: t0}},
-		KindReputation:     []reputationRow{{Record: market.Record{Key: "SHA256:p", Leases: 2, Completed: 1, Last: t0}, Score: 0.6}},
-		KindReleased:       []releasedSession{{Session: "0123abcd", Pid: 4242, Hosts: 2}},
+		KindReputation:     []ReputationRow{{Record: market.Record{Key: "SHA256:p", Leases: 2, Completed: 1, Last: t0}, Score: 0.6}},
+		KindReleased:       []ReleasedSession{{Session: "0123abcd", Pid: 4242, Hosts: 2}},
 		KindLease:          lease,
-		KindLeaseAction:    leaseAction{Action: "pause", ID: lease.ID, Lease: &lease},
-		KindProviderDrain:  drainDoc{Draining: true, Leases: 1},
+		KindLeaseAction:    LeaseAction{Action: "pause", ID: lease.ID, Lease: &lease},
+		KindProviderDrain:  DrainDoc{Draining: true, Leases: 1},
 		KindProviderStatus: control.Status{Time: t0, Leases: []control.LeaseStatus{lease}},
 		KindProvider: provider.Info{Address: "127.0.0.1:2222", HostKey: "ssh-ed25519 AAAA", Fingerprint: "SHA256:p", DataDir: "/d",
 			MaxLeases: 64, MemoryBytes: 8 << 30, CPUs: 2, Pid: 4242},
@@ -123,7 +123,7 @@ func TestDocumentsGolden(t *testing.T) {
 	for kind, data := range sampleDocuments(t) {
 		t.Run(string(kind), func(t *testing.T) {
 			var b bytes.Buffer
-			if err := writeJSON(&b, kind, data); err != nil {
+			if err := WriteJSON(&b, kind, data); err != nil {
 				t.Fatal(err)
 			}
 			path := filepath.Join("testdata", "documents", string(kind)+".json")

@@ -1,4 +1,4 @@
-package cli
+package pricecmd
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/cli/benchcmd"
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/pricing"
 	"github.com/zennet/zennet/sandbox"
 )
@@ -17,8 +19,8 @@ import (
 // benchFairnessOptions are 'zennet bench fairness' (hidden): the fairness
 // measurement of the price model behind 'make bench-pricing'.
 type benchFairnessOptions struct {
-	IO          IOStreams
-	G           *globalOptions
+	IO          cmdutil.IOStreams
+	G           *cmdutil.GlobalOptions
 	Output      string
 	Steps       int
 	Seconds     float64
@@ -39,7 +41,7 @@ type benchFairnessOptions struct {
 	jobs        []bench.FairJob
 }
 
-func newCmdBenchFairness(io IOStreams, g *globalOptions) *cobra.Command {
+func NewCmdBenchFairness(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &benchFairnessOptions{IO: io, G: g}
 	var providerNames, jobNames []string
 	for _, p := range bench.DefaultFairProviders {
@@ -67,7 +69,7 @@ under the model, under CPU-seconds and under wall-seconds.
 DIR receives fairness-input.json (re-run it with 'zennet price fairness'),
 fairness-report.json, runs.json (every repeat, the load) and the calibration
 sets (sets/NAME.json, unsigned).`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Validate(); err != nil {
 				return err
@@ -83,9 +85,9 @@ sets (sets/NAME.json, unsigned).`,
 	f.IntVar(&o.Repeats, "repeats", 3, "runs of each job per provider (the median is billed)")
 	f.StringSliceVar(&o.Providers, "providers", providerNames, "provider configurations, the reference first")
 	f.StringSliceVar(&o.Jobs, "jobs", jobNames, "held-out jobs to run")
-	f.StringVar(&o.Runsc, "runsc", envOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
-	f.StringVar(&o.Image, "image", defaultImage(), "root filesystem of the sandboxes")
-	f.StringVar(&o.AgentBinary, "agent-binary", envOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into the sandboxes and run as the neighbour (default: this binary)")
+	f.StringVar(&o.Runsc, "runsc", cmdutil.EnvOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
+	f.StringVar(&o.Image, "image", cmdutil.DefaultImage(), "root filesystem of the sandboxes")
+	f.StringVar(&o.AgentBinary, "agent-binary", cmdutil.EnvOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into the sandboxes and run as the neighbour (default: this binary)")
 	f.StringVarP(&o.Memory, "memory", "m", "1G", "memory of each sandbox")
 	f.BoolVar(&o.Check, "check", false, "exit non-zero when the fairness goal is not met")
 	f.StringVar(&o.Sets, "sets", "", "use DIR/NAME.json as provider NAME's calibration instead of running the suite (analysis only: the measurement calibrates in the same run)")
@@ -98,66 +100,66 @@ sets (sets/NAME.json, unsigned).`,
 // Validate checks the options and resolves providers and jobs.
 func (o *benchFairnessOptions) Validate() error {
 	if o.Output == "" {
-		return usagef("-o DIR: say where to write the results")
+		return cmdutil.Usagef("-o DIR: say where to write the results")
 	}
-	if err := checkSuiteFlags(o.Steps, o.Seconds); err != nil {
+	if err := benchcmd.CheckSuiteFlags(o.Steps, o.Seconds); err != nil {
 		return err
 	}
 	if o.Seed == 0 {
-		return usagef("--seed 0: give a fixed seed, the same for every provider")
+		return cmdutil.Usagef("--seed 0: give a fixed seed, the same for every provider")
 	}
 	if o.Repeats < 1 || o.Repeats > 99 {
-		return usagef("--repeats %d: must be between 1 and 99", o.Repeats)
+		return cmdutil.Usagef("--repeats %d: must be between 1 and 99", o.Repeats)
 	}
 	o.providers = nil
 	for _, name := range o.Providers {
 		p, ok := bench.LookupFairProvider(name)
 		if !ok {
-			return usagef("--providers: no configuration %q", name)
+			return cmdutil.Usagef("--providers: no configuration %q", name)
 		}
 		o.providers = append(o.providers, p)
 	}
 	if len(o.providers) < 2 {
-		return usagef("--providers: give two configurations or more")
+		return cmdutil.Usagef("--providers: give two configurations or more")
 	}
 	o.jobs = nil
 	for _, name := range o.Jobs {
 		j, ok := bench.LookupFairJob(name)
 		if !ok {
-			return usagef("--jobs: no job %q", name)
+			return cmdutil.Usagef("--jobs: no job %q", name)
 		}
 		o.jobs = append(o.jobs, j)
 	}
 	if len(o.jobs) == 0 {
-		return usagef("--jobs: give one job or more")
+		return cmdutil.Usagef("--jobs: give one job or more")
 	}
 	if o.Fit.PerSecond != 0 {
-		return usagef("--price-per-second: fairness prices per unit of benchmark work (--price-per-reference-cpu-second, the default, or --price-per-score)")
+		return cmdutil.Usagef("--price-per-second: fairness prices per unit of benchmark work (--price-per-reference-cpu-second, the default, or --price-per-score)")
 	}
-	m, err := ParseSize(o.Memory)
+	m, err := cmdutil.ParseSize(o.Memory)
 	if err != nil {
-		return usagef("-m: %v", err)
+		return cmdutil.Usagef("-m: %v", err)
 	}
 	if m < 512<<20 {
-		return usagef("-m %s: the jobs need at least 512M", o.Memory)
+		return cmdutil.Usagef("-m %s: the jobs need at least 512M", o.Memory)
 	}
 	o.memoryBytes = m
 	return o.Fit.validate()
 }
 
 func runBenchFairness(ctx context.Context, o *benchFairnessOptions) error {
-	log, err := o.G.logger(o.IO.ErrOut)
+	log, err := o.G.Logger(o.IO.ErrOut)
 	if err != nil {
 		return err
 	}
-	runsc, err := sandbox.FindRunsc(o.Runsc, defaultCacheDir())
+	runsc, err := sandbox.FindRunsc(o.Runsc, cmdutil.DefaultCacheDir())
 	if err != nil {
 		return err
 	}
 	if err := sandbox.CheckImage(o.Image); err != nil {
 		return fmt.Errorf("%w (or build it with 'zennet image build')", err)
 	}
-	agent, err := agentBinary(o.AgentBinary)
+	agent, err := cmdutil.AgentBinary(o.AgentBinary)
 	if err != nil {
 		return err
 	}
@@ -178,7 +180,7 @@ func runBenchFairness(ctx context.Context, o *benchFairnessOptions) error {
 	}, o.Output)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %w", errInterrupted, err)
+			return fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, err)
 		}
 		return err
 	}
@@ -197,7 +199,7 @@ func runBenchFairness(ctx context.Context, o *benchFairnessOptions) error {
 
 // printFairness prints the providers' fits, each job's bills and CVs, and
 // the summary.
-func printFairness(io IOStreams, run *bench.FairnessRun, rep *pricing.FairnessReport) {
+func printFairness(io cmdutil.IOStreams, run *bench.FairnessRun, rep *pricing.FairnessReport) {
 	w := io.Out
 	load := func(i int) []string {
 		if i < len(run.Providers) {
@@ -205,13 +207,13 @@ func printFairness(io IOStreams, run *bench.FairnessRun, rep *pricing.FairnessRe
 		}
 		return []string{""}
 	}
-	table(w, append(slices.Clone(fairnessProviderHeader), "LOAD BEFORE → AFTER"), fairnessProviderRows(rep, load))
+	cmdutil.Table(w, append(slices.Clone(fairnessProviderHeader), "LOAD BEFORE → AFTER"), fairnessProviderRows(rep, load))
 	fmt.Fprintln(w)
 	header := slices.Clone(fairnessJobHeader)
 	for _, p := range rep.Providers {
 		header = append(header, p.Name+" msat/CPU-s/wall-s")
 	}
-	table(w, header, fairnessJobRows(rep, func(j pricing.JobFairness) []string {
+	cmdutil.Table(w, header, fairnessJobRows(rep, func(j pricing.JobFairness) []string {
 		var bills []string
 		for i := range j.Msat {
 			bills = append(bills, fmt.Sprintf("%.0f/%.2f/%.2f", j.Msat[i], j.CPUSeconds[i], j.WallSeconds[i]))

@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"context"
@@ -24,28 +24,28 @@ const (
 	ExitInterrupted = 130
 )
 
-// usageError marks a mistake in the command line.
-type usageError struct{ err error }
+// UsageError marks a mistake in the command line.
+type UsageError struct{ Err error }
 
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
 
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+func Usagef(format string, a ...any) error { return UsageError{Err: fmt.Errorf(format, a...)} }
 
-// conflictError marks a resource held by another process.
-type conflictError struct{ err error }
+// ConflictError marks a resource held by another process.
+type ConflictError struct{ Err error }
 
-func (e conflictError) Error() string { return e.err.Error() }
-func (e conflictError) Unwrap() error { return e.err }
+func (e ConflictError) Error() string { return e.Err.Error() }
+func (e ConflictError) Unwrap() error { return e.Err }
 
-// exitCode maps an error to the process exit code: the one place that does.
-func exitCode(err error) int {
-	var ue usageError
-	var ce conflictError
+// ExitCode maps an error to the process exit code: the one place that does.
+func ExitCode(err error) int {
+	var ue UsageError
+	var ce ConflictError
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, errInterrupted):
+	case errors.Is(err, ErrInterrupted):
 		return ExitInterrupted
 	case errors.Is(err, context.Canceled):
 		// A command that stops on Ctrl-C by design (a provider, a
@@ -63,12 +63,12 @@ func exitCode(err error) int {
 	return ExitError
 }
 
-// causeError is a message of its own that still matches its cause with
+// CauseError is a message of its own that still matches its cause with
 // errors.Is, for the exit code.
-type causeError struct {
-	msg   string
-	cause error
+type CauseError struct {
+	Msg   string
+	Cause error
 }
 
-func (e causeError) Error() string { return e.msg }
-func (e causeError) Unwrap() error { return e.cause }
+func (e CauseError) Error() string { return e.Msg }
+func (e CauseError) Unwrap() error { return e.Cause }

@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 // Every --json document zennet prints, and the files it writes in the same
 // envelope (run.json, provider.json): their kinds and the types of their
@@ -22,35 +22,35 @@ type Kind string
 
 // The kinds of documents.
 const (
-	KindHosts              Kind = "hosts"               // zennet -n: the rented hosts (hostsDoc)
-	KindReceipts           Kind = "receipts"            // at release: a receipt per host (receiptsDoc)
+	KindHosts              Kind = "hosts"               // zennet -n: the rented hosts (HostsDoc)
+	KindReceipts           Kind = "receipts"            // at release: a receipt per host (ReceiptsDoc)
 	KindRun                Kind = "run"                 // zennet run, and DIR/run.json (taskrun.Doc)
 	KindUsage              Kind = "usage"               // zennet usage ([]session.Usage)
-	KindLedger             Kind = "ledger"              // zennet ledger (ledgerDoc)
-	KindProviders          Kind = "providers"           // zennet providers ([]providerRow)
-	KindReputation         Kind = "reputation"          // zennet reputation ([]reputationRow)
-	KindReleased           Kind = "released"            // zennet release ([]releasedSession)
+	KindLedger             Kind = "ledger"              // zennet ledger (LedgerDoc)
+	KindProviders          Kind = "providers"           // zennet providers ([]ProviderRow)
+	KindReputation         Kind = "reputation"          // zennet reputation ([]ReputationRow)
+	KindReleased           Kind = "released"            // zennet release ([]ReleasedSession)
 	KindLease              Kind = "lease"               // zennet provider lease ID (control.LeaseStatus)
-	KindLeaseAction        Kind = "lease-action"        // zennet provider pause|resume|end (leaseAction)
-	KindProviderDrain      Kind = "provider-drain"      // zennet provider drain (drainDoc)
+	KindLeaseAction        Kind = "lease-action"        // zennet provider pause|resume|end (LeaseAction)
+	KindProviderDrain      Kind = "provider-drain"      // zennet provider drain (DrainDoc)
 	KindProviderStatus     Kind = "provider-status"     // zennet provider status (control.Status)
 	KindProvider           Kind = "provider"            // zennet provide --json, and DATA_DIR/provider.json (provider.Info)
 	KindPriceFit           Kind = "price-fit"           // zennet price fit (pricing.FitSummary)
-	KindPriceModel         Kind = "price-model"         // zennet price show (priceModelDoc)
-	KindPriceQuote         Kind = "price-quote"         // zennet price quote (priceQuoteDoc)
+	KindPriceModel         Kind = "price-model"         // zennet price show (PriceModelDoc)
+	KindPriceQuote         Kind = "price-quote"         // zennet price quote (PriceQuoteDoc)
 	KindPriceFairness      Kind = "price-fairness"      // zennet price fairness (pricing.FairnessReport)
 	KindCalibration        Kind = "calibration"         // zennet bench run, publish (bench.Summary)
 	KindCalibrationChecks  Kind = "calibration-checks"  // zennet bench verify ([]bench.Check)
 	KindCalibrationImports Kind = "calibration-imports" // zennet bench import ([]bench.Check)
 )
 
-type hostsDoc struct {
+type HostsDoc struct {
 	Session string        `json:"session"`
-	Hosts   []hostJSON    `json:"hosts"`
+	Hosts   []HostJSON    `json:"hosts"`
 	Files   session.Files `json:"files"`
 }
 
-type hostJSON struct {
+type HostJSON struct {
 	Name        string  `json:"name"`
 	LocalPort   int     `json:"local_port"`
 	Provider    string  `json:"provider"`
@@ -64,17 +64,17 @@ type hostJSON struct {
 	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
 }
 
-type receiptsDoc struct {
+type ReceiptsDoc struct {
 	Hosts []renter.Receipt `json:"hosts"`
 	Total pay.Totals       `json:"total"`
 }
 
-type ledgerDoc struct {
+type LedgerDoc struct {
 	Files []renter.LedgerFile `json:"ledgers"`
 	Total pay.Totals          `json:"total"`
 }
 
-type providerRow struct {
+type ProviderRow struct {
 	Address          string          `json:"address"`
 	Provider         string          `json:"provider"`
 	Fingerprint      string          `json:"fingerprint"`
@@ -87,14 +87,14 @@ type providerRow struct {
 	SpotCheckFailed  bool            `json:"spot_check_failed,omitempty"`
 }
 
-type releasedSession struct {
+type ReleasedSession struct {
 	Session string `json:"session"`
 	Pid     int    `json:"pid"`
 	Hosts   int    `json:"hosts"`
 }
 
-// leaseAction is the --json result of pause, resume and end.
-type leaseAction struct {
+// LeaseAction is the --json result of pause, resume and end.
+type LeaseAction struct {
 	Action string `json:"action"`
 	ID     string `json:"id"`
 	// Lease is the lease after the action, null once the provider no
@@ -102,26 +102,26 @@ type leaseAction struct {
 	Lease *control.LeaseStatus `json:"lease"`
 }
 
-// reputationRow is one counterpart in a reputation book, with its score.
-type reputationRow struct {
+// ReputationRow is one counterpart in a reputation book, with its score.
+type ReputationRow struct {
 	market.Record
 	Score float64 `json:"score"`
 }
 
-// drainDoc is the provider's state after drain.
-type drainDoc struct {
+// DrainDoc is the provider's state after drain.
+type DrainDoc struct {
 	Draining bool `json:"draining"`
 	Leases   int  `json:"leases"`
 }
 
-// priceModelDoc is a price model with its hash.
-type priceModelDoc struct {
+// PriceModelDoc is a price model with its hash.
+type PriceModelDoc struct {
 	Hash  string         `json:"hash"`
 	Model *pricing.Model `json:"model"`
 }
 
-// priceQuoteDoc is a usage's bill under a model.
-type priceQuoteDoc struct {
+// PriceQuoteDoc is a usage's bill under a model.
+type PriceQuoteDoc struct {
 	Model string `json:"model"`
 	Hash  string `json:"hash"`
 	pricing.Bill

@@ -1,4 +1,8 @@
-package cli
+// Package pricecmd is 'zennet price' (fit a model to calibration runs,
+// show it, bill usage with it, measure its fairness) and the hidden
+// 'zennet bench fairness' that measures that fairness for real. The
+// method is package pricing's; this is its command line.
+package pricecmd
 
 import (
 	"fmt"
@@ -9,11 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/internal/atomicfile"
 	"github.com/zennet/zennet/pricing"
 )
 
-func newCmdPrice(io IOStreams) *cobra.Command {
+func NewCmdPrice(io cmdutil.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "price",
 		Short: "Fit price models to calibration runs and bill usage with them",
@@ -21,7 +26,7 @@ func newCmdPrice(io IOStreams) *cobra.Command {
 meter counter, from principal components of the scaled counter rates), shows a
 model, bills a counter delta with it, and measures how fairly it bills the same
 jobs across providers. docs/pricing.md describes the method.`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 	}
 	cmd.AddCommand(newCmdPriceFit(io), newCmdPriceShow(io), newCmdPriceQuote(io), newCmdPriceFairness(io))
 	return cmd
@@ -32,7 +37,7 @@ jobs across providers. docs/pricing.md describes the method.`,
 func priceArgs(lo, hi int, want string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < lo || (hi >= 0 && len(args) > hi) {
-			return usagef("%s takes %s; see '%s --help'", cmd.CommandPath(), want, cmd.CommandPath())
+			return cmdutil.Usagef("%s takes %s; see '%s --help'", cmd.CommandPath(), want, cmd.CommandPath())
 		}
 		return nil
 	}
@@ -68,23 +73,23 @@ func (f *priceFitFlags) register(cmd *cobra.Command, exclude []string) {
 // validate checks the flags and reads the reference calibration.
 func (f *priceFitFlags) validate() error {
 	if (f.PerSecond != 0 && f.PerScore != 0) || (f.PerSecond != 0 && f.PerRefCPU != 0) || (f.PerScore != 0 && f.PerRefCPU != 0) {
-		return usagef("--price-per-second, --price-per-score and --price-per-reference-cpu-second: give one, not more")
+		return cmdutil.Usagef("--price-per-second, --price-per-score and --price-per-reference-cpu-second: give one, not more")
 	}
 	if f.PerSecond < 0 || f.PerScore < 0 || f.PerRefCPU < 0 {
-		return usagef("a price must be a positive number of msat")
+		return cmdutil.Usagef("a price must be a positive number of msat")
 	}
 	if !(f.MinVariance > 0 && f.MinVariance <= 1) {
-		return usagef("--min-variance %v: must be more than 0 and at most 1 (e.g. 0.999)", f.MinVariance)
+		return cmdutil.Usagef("--min-variance %v: must be more than 0 and at most 1 (e.g. 0.999)", f.MinVariance)
 	}
 	if f.Components < 0 {
-		return usagef("--components %d: must be 0 (choose by variance) or more", f.Components)
+		return cmdutil.Usagef("--components %d: must be 0 (choose by variance) or more", f.Components)
 	}
 	if !(f.Ridge > 0) {
-		return usagef("--ridge %v: must be more than 0 (e.g. 0.001)", f.Ridge)
+		return cmdutil.Usagef("--ridge %v: must be more than 0 (e.g. 0.001)", f.Ridge)
 	}
 	if f.Reference != "" {
 		if f.PerScore == 0 && f.PerRefCPU == 0 {
-			return usagef("--reference needs --price-per-score or --price-per-reference-cpu-second: it makes scores relative")
+			return cmdutil.Usagef("--reference needs --price-per-score or --price-per-reference-cpu-second: it makes scores relative")
 		}
 		if err := refuseStdin(f.Reference); err != nil {
 			return err
@@ -123,7 +128,7 @@ func readPriceInput(in io.Reader, path string) ([]byte, error) {
 // refuseStdin refuses '-' (stdin) where a file must be named.
 func refuseStdin(paths ...string) error {
 	if slices.Contains(paths, "-") {
-		return usagef("'-' (stdin) is not accepted here; name a file")
+		return cmdutil.Usagef("'-' (stdin) is not accepted here; name a file")
 	}
 	return nil
 }
@@ -146,14 +151,14 @@ func heldOutPct(p *float64) string {
 // fit
 
 type priceFitOptions struct {
-	IO           IOStreams
+	IO           cmdutil.IOStreams
 	Calibrations []string
 	Output       string
 	JSON         bool
 	Fit          priceFitFlags
 }
 
-func newCmdPriceFit(io IOStreams) *cobra.Command {
+func newCmdPriceFit(io cmdutil.IOStreams) *cobra.Command {
 	o := &priceFitOptions{IO: io}
 	cmd := &cobra.Command{
 		Use:   "fit CALIB... -o MODEL",
@@ -183,7 +188,7 @@ MODEL. Warnings about the fit go to stderr.`,
 // Validate checks the options.
 func (o *priceFitOptions) Validate() error {
 	if o.Output == "" {
-		return usagef("-o MODEL: say where to write the model")
+		return cmdutil.Usagef("-o MODEL: say where to write the model")
 	}
 	if err := refuseStdin(o.Calibrations...); err != nil {
 		return err
@@ -208,10 +213,10 @@ func runPriceFit(o *priceFitOptions) error {
 		return fmt.Errorf("write model: %w", err)
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, KindPriceFit, doc)
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindPriceFit, doc)
 	}
 	warnModel(o.IO.ErrOut, m)
-	table(o.IO.Out, []string{"FIELD", "VALUE"}, [][]string{
+	cmdutil.Table(o.IO.Out, []string{"FIELD", "VALUE"}, [][]string{
 		{"model", doc.Model},
 		{"hash", doc.Hash},
 		{"steps", strconv.Itoa(doc.Steps)},
@@ -226,12 +231,12 @@ func runPriceFit(o *priceFitOptions) error {
 // show
 
 type priceShowOptions struct {
-	IO    IOStreams
+	IO    cmdutil.IOStreams
 	Model string
 	JSON  bool
 }
 
-func newCmdPriceShow(io IOStreams) *cobra.Command {
+func newCmdPriceShow(io cmdutil.IOStreams) *cobra.Command {
 	o := &priceShowOptions{IO: io}
 	cmd := &cobra.Command{
 		Use:   "show MODEL",
@@ -258,18 +263,18 @@ func runPriceShow(o *priceShowOptions) error {
 		return err
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, KindPriceModel, priceModelDoc{Hash: h, Model: m})
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindPriceModel, cmdutil.PriceModelDoc{Hash: h, Model: m})
 	}
 	counters := make([][]string, 0, len(m.Counters))
 	for _, c := range m.Counters {
 		counters = append(counters, []string{c.Name, c.Unit, strconv.FormatFloat(c.Rate, 'g', 6, 64),
 			strconv.FormatFloat(c.Scale, 'g', 6, 64), strconv.FormatFloat(c.Rate*c.Scale, 'f', 3, 64)})
 	}
-	if !isTerminal(o.IO.Out) {
-		table(o.IO.Out, nil, counters)
+	if !cmdutil.IsTerminal(o.IO.Out) {
+		cmdutil.Table(o.IO.Out, nil, counters)
 		return nil
 	}
-	table(o.IO.Out, []string{"MODEL", o.Model}, [][]string{
+	cmdutil.Table(o.IO.Out, []string{"MODEL", o.Model}, [][]string{
 		{"hash", h},
 		{"calibrations", strings.Join(m.Calibrations, ", ")},
 		{"prices", m.DescribePrices()},
@@ -278,14 +283,14 @@ func runPriceShow(o *priceShowOptions) error {
 		{"held out (RMS)", heldOutPct(m.RMSHeldOut)},
 	})
 	fmt.Fprintln(o.IO.Out)
-	table(o.IO.Out, []string{"COUNTER", "UNIT", "RATE (msat/unit)", "SCALE (unit/s)", "AT SCALE (msat/s)"}, counters)
+	cmdutil.Table(o.IO.Out, []string{"COUNTER", "UNIT", "RATE (msat/unit)", "SCALE (unit/s)", "AT SCALE (msat/s)"}, counters)
 	fmt.Fprintln(o.IO.Out)
 	steps := make([][]string, 0, len(m.Residuals))
 	for _, r := range m.Residuals {
 		steps = append(steps, []string{r.Step, strconv.FormatFloat(r.Value, 'f', 3, 64), strconv.FormatFloat(r.Fitted, 'f', 3, 64),
 			pct(r.Relative), heldOutPct(r.HeldOut)})
 	}
-	table(o.IO.Out, []string{"STEP", "VALUE (msat/s)", "FITTED", "ERROR", "HELD OUT"}, steps)
+	cmdutil.Table(o.IO.Out, []string{"STEP", "VALUE (msat/s)", "FITTED", "ERROR", "HELD OUT"}, steps)
 	warnModel(o.IO.Out, m)
 	return nil
 }
@@ -293,13 +298,13 @@ func runPriceShow(o *priceShowOptions) error {
 // quote
 
 type priceQuoteOptions struct {
-	IO    IOStreams
+	IO    cmdutil.IOStreams
 	Model string
 	Usage string
 	JSON  bool
 }
 
-func newCmdPriceQuote(io IOStreams) *cobra.Command {
+func newCmdPriceQuote(io cmdutil.IOStreams) *cobra.Command {
 	o := &priceQuoteOptions{IO: io}
 	cmd := &cobra.Command{
 		Use:   "quote MODEL USAGE",
@@ -319,7 +324,7 @@ the bill in msat alone.`,
 	return cmd
 }
 
-// priceQuoteDoc is the --json form of a quote.
+// priceQuote: the --json form of a quote.
 func runPriceQuote(o *priceQuoteOptions) error {
 	if err := refuseStdin(o.Model); err != nil {
 		return err
@@ -341,9 +346,9 @@ func runPriceQuote(o *priceQuoteOptions) error {
 		return err
 	}
 	if o.JSON {
-		return writeJSON(o.IO.Out, KindPriceQuote, priceQuoteDoc{Model: o.Model, Hash: h, Bill: e})
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindPriceQuote, cmdutil.PriceQuoteDoc{Model: o.Model, Hash: h, Bill: e})
 	}
-	if !isTerminal(o.IO.Out) {
+	if !cmdutil.IsTerminal(o.IO.Out) {
 		fmt.Fprintln(o.IO.Out, e.Msat)
 		return nil
 	}
@@ -352,7 +357,7 @@ func runPriceQuote(o *priceQuoteOptions) error {
 		rows = append(rows, []string{l.Counter, strconv.FormatUint(l.Delta, 10), l.Unit,
 			strconv.FormatFloat(l.Rate, 'g', 6, 64), strconv.FormatFloat(l.Msat, 'f', 3, 64)})
 	}
-	table(o.IO.Out, []string{"COUNTER", "DELTA", "UNIT", "RATE", "MSAT"}, rows)
+	cmdutil.Table(o.IO.Out, []string{"COUNTER", "DELTA", "UNIT", "RATE", "MSAT"}, rows)
 	fmt.Fprintf(o.IO.Out, "\nTotal: %s msat\n", e.Msat)
 	if e.Coverage < 0.99 {
 		fmt.Fprintf(o.IO.Out, "Only %.1f%% of this usage looks like the calibration's steps; its price rests on the rest of the model's choices.\n", 100*e.Coverage)

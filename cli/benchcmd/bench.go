@@ -1,4 +1,7 @@
-package cli
+// Package benchcmd is 'zennet bench': run the canonical suite in a sandbox
+// and write a calibration set, sign it, verify and import others'. The
+// suite and the sets are package bench's; this is their command line.
+package benchcmd
 
 import (
 	"context"
@@ -13,12 +16,13 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/sandbox"
 )
 
-// newCmdBench is the 'zennet bench' group: run the canonical suite,
+// NewCmdBench is the 'zennet bench' group: run the canonical suite,
 // publish, verify and import calibration sets.
-func newCmdBench(io IOStreams, g *globalOptions) *cobra.Command {
+func NewCmdBench(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Benchmark this machine's sandboxes; sign, verify and import calibration sets",
@@ -27,21 +31,20 @@ canonical suite (or the Phoronix Test Suite) inside a sandbox, records the
 meter's counter rates and the score of each step, and writes them as a
 calibration set, which renters use to price providers per unit of work.
 The file format is in docs/calibration.md.`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 	}
 	cmd.AddCommand(
 		newCmdBenchRun(io, g),
 		newCmdBenchPublish(io, g),
 		newCmdBenchVerify(io, g),
 		newCmdBenchImport(io, g),
-		newCmdBenchFairness(io, g),
 	)
 	return cmd
 }
 
 type benchRunOptions struct {
-	IO          IOStreams
-	G           *globalOptions
+	IO          cmdutil.IOStreams
+	G           *cmdutil.GlobalOptions
 	Output      string
 	Steps       int
 	Seconds     float64
@@ -62,7 +65,7 @@ type benchRunOptions struct {
 	memoryBytes int64
 }
 
-func newCmdBenchRun(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdBenchRun(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &benchRunOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "run -o FILE [--steps N] [--seconds T] [--platform P] [--pts TEST]...",
@@ -77,7 +80,7 @@ step each; phoronix-test-suite and the tests must be installed in the image.`,
 		Example: `  zennet bench run -o calibration.json
   zennet bench run -o ptrace.json --platform ptrace --steps 12 --seconds 2
   zennet bench run -o pts.json --pts pts/compress-gzip --pts pts/stream`,
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Validate(); err != nil {
 				return err
@@ -92,10 +95,10 @@ step each; phoronix-test-suite and the tests must be installed in the image.`,
 	f.Uint64Var(&o.Seed, "seed", 0, "seed of the steps' workloads and parameters (default: random)")
 	f.StringSliceVar(&o.Workloads, "workloads", nil, "run only these workloads (comma-separated)")
 	f.StringArrayVar(&o.PTS, "pts", nil, "run this Phoronix Test Suite test instead of the suite (repeatable)")
-	f.StringVar(&o.Platform, "platform", envOr("ZENNET_PLATFORM", ""), "runsc platform: systrap (default), ptrace or kvm")
-	f.StringVar(&o.Runsc, "runsc", envOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
-	f.StringVar(&o.Image, "image", defaultImage(), "root filesystem of the sandbox")
-	f.StringVar(&o.AgentBinary, "agent-binary", envOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into the sandbox (default: this binary)")
+	f.StringVar(&o.Platform, "platform", cmdutil.EnvOr("ZENNET_PLATFORM", ""), "runsc platform: systrap (default), ptrace or kvm")
+	f.StringVar(&o.Runsc, "runsc", cmdutil.EnvOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
+	f.StringVar(&o.Image, "image", cmdutil.DefaultImage(), "root filesystem of the sandbox")
+	f.StringVar(&o.AgentBinary, "agent-binary", cmdutil.EnvOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into the sandbox (default: this binary)")
 	f.Float64Var(&o.CPUs, "cpus", 0, "CPU quota of the sandbox in cores (default: none)")
 	f.StringVarP(&o.Memory, "memory", "m", "1G", "memory of the sandbox")
 	f.StringVar(&o.Note, "note", "", "describe the conditions of the run (stored in the set)")
@@ -105,13 +108,13 @@ step each; phoronix-test-suite and the tests must be installed in the image.`,
 	return cmd
 }
 
-// checkSuiteFlags checks --steps and --seconds of a suite run.
-func checkSuiteFlags(steps int, seconds float64) error {
+// CheckSuiteFlags checks --steps and --seconds of a suite run.
+func CheckSuiteFlags(steps int, seconds float64) error {
 	if steps < 1 || steps > bench.MaxSteps {
-		return usagef("--steps %d: must be between 1 and %d", steps, bench.MaxSteps)
+		return cmdutil.Usagef("--steps %d: must be between 1 and %d", steps, bench.MaxSteps)
 	}
 	if !(seconds > 0 && seconds <= bench.MaxSeconds) {
-		return usagef("--seconds %v: must be more than 0 and at most %d", seconds, bench.MaxSeconds)
+		return cmdutil.Usagef("--seconds %v: must be more than 0 and at most %d", seconds, bench.MaxSeconds)
 	}
 	return nil
 }
@@ -119,37 +122,37 @@ func checkSuiteFlags(steps int, seconds float64) error {
 // Validate checks the options and fills the derived fields.
 func (o *benchRunOptions) Validate() error {
 	if o.Output == "" {
-		return usagef("-o FILE: say where to write the calibration set")
+		return cmdutil.Usagef("-o FILE: say where to write the calibration set")
 	}
-	if err := checkSuiteFlags(o.Steps, o.Seconds); err != nil {
+	if err := CheckSuiteFlags(o.Steps, o.Seconds); err != nil {
 		return err
 	}
 	for _, w := range o.Workloads {
 		if _, ok := bench.LookupWorkload(w); !ok {
-			return usagef("--workloads: no workload %q; the suite has %s", w, strings.Join(bench.WorkloadNames(), ", "))
+			return cmdutil.Usagef("--workloads: no workload %q; the suite has %s", w, strings.Join(bench.WorkloadNames(), ", "))
 		}
 	}
 	if len(o.PTS) > 0 && len(o.Workloads) > 0 {
-		return usagef("--pts and --workloads do not mix: --pts replaces the suite")
+		return cmdutil.Usagef("--pts and --workloads do not mix: --pts replaces the suite")
 	}
 	switch o.Platform {
 	case "", "systrap", "ptrace", "kvm":
 	default:
-		return usagef("--platform %q is not one of systrap, ptrace, kvm", o.Platform)
+		return cmdutil.Usagef("--platform %q is not one of systrap, ptrace, kvm", o.Platform)
 	}
 	if !(o.CPUs >= 0 && o.CPUs <= 4096) {
-		return usagef("--cpus %v: must be 0 (no quota) or more", o.CPUs)
+		return cmdutil.Usagef("--cpus %v: must be 0 (no quota) or more", o.CPUs)
 	}
-	m, err := ParseSize(o.Memory)
+	m, err := cmdutil.ParseSize(o.Memory)
 	if err != nil {
-		return usagef("-m: %v", err)
+		return cmdutil.Usagef("-m: %v", err)
 	}
 	if m < 256<<20 {
-		return usagef("-m %s: the benchmark sandbox needs at least 256M", o.Memory)
+		return cmdutil.Usagef("-m %s: the benchmark sandbox needs at least 256M", o.Memory)
 	}
 	o.memoryBytes = m
 	if len(o.Note) > 1024 {
-		return usagef("--note: at most 1024 bytes")
+		return cmdutil.Usagef("--note: at most 1024 bytes")
 	}
 	if o.Identity != "" {
 		o.Sign = true
@@ -163,12 +166,12 @@ func (o *benchRunOptions) Validate() error {
 // benchIdentity loads the benchmarker's key: path, or as for the renter
 // ~/.ssh/id_ed25519, else the config dir's id_ed25519 (created once).
 func benchIdentity(path, configDir string) (gossh.Signer, error) {
-	s, _, err := identity(path, configDir, "zennet benchmarker")
+	s, _, err := cmdutil.Identity(path, configDir, "zennet benchmarker")
 	return s, err
 }
 
 func benchProgress(o *benchRunOptions) func(bench.Progress) {
-	if o.JSON || !isTerminal(o.IO.ErrOut) {
+	if o.JSON || !cmdutil.IsTerminal(o.IO.ErrOut) {
 		return nil
 	}
 	start := time.Now()
@@ -183,11 +186,11 @@ func benchProgress(o *benchRunOptions) func(bench.Progress) {
 }
 
 func runBenchRun(ctx context.Context, o *benchRunOptions) error {
-	log, err := o.G.logger(o.IO.ErrOut)
+	log, err := o.G.Logger(o.IO.ErrOut)
 	if err != nil {
 		return err
 	}
-	runsc, err := sandbox.FindRunsc(o.Runsc, defaultCacheDir())
+	runsc, err := sandbox.FindRunsc(o.Runsc, cmdutil.DefaultCacheDir())
 	if err != nil {
 		return err
 	}
@@ -197,7 +200,7 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 	if len(o.PTS) > 0 && !bench.PTSInImage(o.Image) {
 		return fmt.Errorf("%w in the sandbox image %s; %s", bench.ErrNoPTS, o.Image, bench.PTSInstallHint)
 	}
-	agent, err := agentBinary(o.AgentBinary)
+	agent, err := cmdutil.AgentBinary(o.AgentBinary)
 	if err != nil {
 		return err
 	}
@@ -217,12 +220,12 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 		Signer:  signer,
 		Log:     log,
 	})
-	if isTerminal(o.IO.ErrOut) && !o.JSON {
+	if cmdutil.IsTerminal(o.IO.ErrOut) && !o.JSON {
 		fmt.Fprint(o.IO.ErrOut, "\r\033[K")
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %w", errInterrupted, err)
+			return fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, err)
 		}
 		return err
 	}
@@ -233,15 +236,15 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 }
 
 type benchPublishOptions struct {
-	IO       IOStreams
-	G        *globalOptions
+	IO       cmdutil.IOStreams
+	G        *cmdutil.GlobalOptions
 	File     string
 	Output   string
 	Identity string
 	JSON     bool
 }
 
-func newCmdBenchPublish(io IOStreams, g *globalOptions) *cobra.Command {
+func newCmdBenchPublish(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 	o := &benchPublishOptions{IO: io, G: g}
 	cmd := &cobra.Command{
 		Use:   "publish FILE [-i KEY] [-o OUT]",
@@ -253,7 +256,7 @@ provider attaches the signed set to its offers; renters check it with
 		Example: "  zennet bench publish calibration.json\n  zennet bench publish calibration.json -i ~/.ssh/bench_ed25519 -o signed.json",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return usagef("want one FILE; see 'zennet bench publish --help'")
+				return cmdutil.Usagef("want one FILE; see 'zennet bench publish --help'")
 			}
 			return nil
 		},
@@ -290,13 +293,13 @@ func runBenchPublish(o *benchPublishOptions) error {
 	return printSet(o.IO, o.JSON, o.Output, set, false)
 }
 
-func printSet(io IOStreams, asJSON bool, file string, set *bench.Set, steps bool) error {
+func printSet(io cmdutil.IOStreams, asJSON bool, file string, set *bench.Set, steps bool) error {
 	sum, err := set.Summary(file)
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		return writeJSON(io.Out, KindCalibration, sum)
+		return cmdutil.WriteJSON(io.Out, cmdutil.KindCalibration, sum)
 	}
 	if steps {
 		var rows [][]string
@@ -304,13 +307,13 @@ func printSet(io IOStreams, asJSON bool, file string, set *bench.Set, steps bool
 			rows = append(rows, []string{strconv.Itoa(i + 1), st.Workload, paramString(st.Params),
 				strconv.FormatFloat(st.Score, 'g', 6, 64), st.Unit, strconv.FormatFloat(st.Rates["cpu_ns"]/1e9, 'f', 2, 64)})
 		}
-		table(io.Out, []string{"STEP", "WORKLOAD", "PARAMS", "SCORE", "UNIT/s", "CPUs"}, rows)
+		cmdutil.Table(io.Out, []string{"STEP", "WORKLOAD", "PARAMS", "SCORE", "UNIT/s", "CPUs"}, rows)
 	}
 	signed := "unsigned"
 	if sum.Signer != "" {
 		signed = "signed by " + sum.Signer
 	}
-	fmt.Fprintf(io.ErrOut, "zennet: wrote %s: %s, %s, %s (digest %s)\n", file, plural(len(set.Steps), "step"), set.Machine, signed, sum.Digest[:16])
+	fmt.Fprintf(io.ErrOut, "zennet: wrote %s: %s, %s, %s (digest %s)\n", file, cmdutil.Plural(len(set.Steps), "step"), set.Machine, signed, sum.Digest[:16])
 	return nil
 }
 

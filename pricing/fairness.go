@@ -206,8 +206,8 @@ func (s FairnessSummary) Check() error {
 		return nil
 	}
 	return fmt.Errorf("%w: model CV %s mean, %s max; CPU-second CV %s mean",
-		ErrGoalNotMet, percent(s.MeanModelCV), percent(s.MaxModelCV), percent(s.MeanCPUCV))
+		ErrGoalNotMet, Percent(s.MeanModelCV), Percent(s.MaxModelCV), Percent(s.MeanCPUCV))
 }
 
-// percent writes a fraction as a percentage with two decimals: "4.20%".
-func percent(x float64) string { return strconv.FormatFloat(100*x, 'f', 2, 64) + "%" }
+// Percent writes a fraction as a percentage with two decimals: "4.20%".
+func Percent(x float64) string { return strconv.FormatFloat(100*x, 'f', 2, 64) + "%" }

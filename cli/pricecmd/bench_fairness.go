@@ -222,7 +222,7 @@ func printFairness(io cmdutil.IOStreams, run *bench.FairnessRun, rep *pricing.Fa
 	}))
 	s := rep.Summary
 	fmt.Fprintf(w, "\nModel CV: mean %s, max %s. CPU-second CV: mean %s. Wall-second CV: mean %s.\n",
-		pct(s.MeanModelCV), pct(s.MaxModelCV), pct(s.MeanCPUCV), pct(s.MeanWallCV))
-	fmt.Fprintf(w, "Goal (model CV ≤ %s, and ≤ 1/3 of CPU-second CV): %s.\n", pct(pricing.GoalCV), verdict(s))
+		pricing.Percent(s.MeanModelCV), pricing.Percent(s.MaxModelCV), pricing.Percent(s.MeanCPUCV), pricing.Percent(s.MeanWallCV))
+	fmt.Fprintf(w, "Goal (model CV ≤ %s, and ≤ 1/3 of CPU-second CV): %s.\n", pricing.Percent(pricing.GoalCV), verdict(s))
 	warnFairness(io.ErrOut, rep)
 }

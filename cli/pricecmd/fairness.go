@@ -80,7 +80,7 @@ func runPriceFairness(o *priceFairnessOptions) error {
 	cmdutil.Table(o.IO.Out, fairnessJobHeader, fairnessJobRows(rep, nil))
 	if cmdutil.IsTerminal(o.IO.Out) {
 		fmt.Fprintf(o.IO.Out, "\nGoal (model CV ≤ %s, and ≤ 1/3 of CPU-second CV): %s; largest model CV %s.\n",
-			pct(pricing.GoalCV), verdict(rep.Summary), pct(rep.Summary.MaxModelCV))
+			pricing.Percent(pricing.GoalCV), verdict(rep.Summary), pricing.Percent(rep.Summary.MaxModelCV))
 	}
 	warnFairness(o.IO.ErrOut, rep)
 	return notMet
@@ -98,7 +98,7 @@ func fairnessProviderRows(rep *pricing.FairnessReport, more func(i int) []string
 	rows := make([][]string, 0, len(rep.Providers))
 	for i, p := range rep.Providers {
 		row := []string{p.Name, strconv.Itoa(p.Components), strconv.FormatFloat(100*p.VarianceKept, 'f', 4, 64) + "%",
-			pct(p.RMSResidual), heldOutPct(p.RMSHeldOut)}
+			pricing.Percent(p.RMSResidual), heldOutPct(p.RMSHeldOut)}
 		if more != nil {
 			row = append(row, more(i)...)
 		}
@@ -112,14 +112,14 @@ func fairnessProviderRows(rep *pricing.FairnessReport, more func(i int) []string
 func fairnessJobRows(rep *pricing.FairnessReport, more func(j pricing.JobFairness) []string) [][]string {
 	rows := make([][]string, 0, len(rep.Jobs)+1)
 	for _, j := range rep.Jobs {
-		row := []string{j.Name, pct(j.ModelCV), pct(j.CPUCV), pct(j.WallCV), pct(j.Coverage)}
+		row := []string{j.Name, pricing.Percent(j.ModelCV), pricing.Percent(j.CPUCV), pricing.Percent(j.WallCV), pricing.Percent(j.Coverage)}
 		if more != nil {
 			row = append(row, more(j)...)
 		}
 		rows = append(rows, row)
 	}
 	s := rep.Summary
-	return append(rows, []string{"mean", pct(s.MeanModelCV), pct(s.MeanCPUCV), pct(s.MeanWallCV), ""})
+	return append(rows, []string{"mean", pricing.Percent(s.MeanModelCV), pricing.Percent(s.MeanCPUCV), pricing.Percent(s.MeanWallCV), ""})
 }
 
 func verdict(s pricing.FairnessSummary) string {

@@ -139,13 +139,11 @@ func warnModel(w io.Writer, m *pricing.Model) {
 	}
 }
 
-func pct(x float64) string { return strconv.FormatFloat(100*x, 'f', 2, 64) + "%" }
-
 func heldOutPct(p *float64) string {
 	if p == nil {
 		return "-"
 	}
-	return pct(*p)
+	return pricing.Percent(*p)
 }
 
 // fit
@@ -222,7 +220,7 @@ func runPriceFit(o *priceFitOptions) error {
 		{"steps", strconv.Itoa(doc.Steps)},
 		{"components", fmt.Sprintf("%d of %d", doc.Components, len(m.SingularValues))},
 		{"variance kept", strconv.FormatFloat(100*doc.VarianceKept, 'f', 4, 64) + "%"},
-		{"residual (RMS)", pct(doc.RMSResidual)},
+		{"residual (RMS)", pricing.Percent(doc.RMSResidual)},
 		{"held out (RMS)", heldOutPct(doc.RMSHeldOut)},
 	})
 	return nil
@@ -279,7 +277,7 @@ func runPriceShow(o *priceShowOptions) error {
 		{"calibrations", strings.Join(m.Calibrations, ", ")},
 		{"prices", m.DescribePrices()},
 		{"components", fmt.Sprintf("%d of %d, %.4f%% of the variance", len(m.Components), len(m.SingularValues), 100*m.VarianceKept)},
-		{"residual (RMS)", pct(m.RMSResidual)},
+		{"residual (RMS)", pricing.Percent(m.RMSResidual)},
 		{"held out (RMS)", heldOutPct(m.RMSHeldOut)},
 	})
 	fmt.Fprintln(o.IO.Out)
@@ -288,7 +286,7 @@ func runPriceShow(o *priceShowOptions) error {
 	steps := make([][]string, 0, len(m.Residuals))
 	for _, r := range m.Residuals {
 		steps = append(steps, []string{r.Step, strconv.FormatFloat(r.Value, 'f', 3, 64), strconv.FormatFloat(r.Fitted, 'f', 3, 64),
-			pct(r.Relative), heldOutPct(r.HeldOut)})
+			pricing.Percent(r.Relative), heldOutPct(r.HeldOut)})
 	}
 	cmdutil.Table(o.IO.Out, []string{"STEP", "VALUE (msat/s)", "FITTED", "ERROR", "HELD OUT"}, steps)
 	warnModel(o.IO.Out, m)

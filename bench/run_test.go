@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/meter"
 )
 
@@ -262,7 +263,7 @@ func TestSpotCheck(t *testing.T) {
 func TestEnsureCalibration(t *testing.T) {
 	rt, _, _ := sharedEnv(t)
 	dir := t.TempDir()
-	signer := testSigner(t)
+	signer := testenv.Signer(t)
 	cfg := EnsureConfig{Dir: dir, Signer: signer, Calibrate: CalibrateConfig{
 		Runtime: rt, Runsc: testSandbox.runsc,
 		Sandbox: SandboxConfig{AgentBinary: testSandbox.agent, MemoryBytes: 512 << 20},

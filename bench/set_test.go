@@ -2,8 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"os"
@@ -12,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/meter"
 )
 
@@ -43,19 +40,6 @@ func testSet(t testing.TB) *Set {
 	return s
 }
 
-func testSigner(t testing.TB) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func mustMarshal(t testing.TB, s *Set) []byte {
 	t.Helper()
 	b, err := s.Marshal()
@@ -67,7 +51,7 @@ func mustMarshal(t testing.TB, s *Set) []byte {
 
 func TestSetRoundTrip(t *testing.T) {
 	s := testSet(t)
-	if err := s.Sign(testSigner(t)); err != nil {
+	if err := s.Sign(testenv.Signer(t)); err != nil {
 		t.Fatal(err)
 	}
 	b := mustMarshal(t, s)
@@ -104,7 +88,7 @@ func TestSetRoundTrip(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	signed := testSet(t)
-	if err := signed.Sign(testSigner(t)); err != nil {
+	if err := signed.Sign(testenv.Signer(t)); err != nil {
 		t.Fatal(err)
 	}
 	good := string(mustMarshal(t, signed))
@@ -112,7 +96,7 @@ func TestVerify(t *testing.T) {
 	otherSig := func() string {
 		s := testSet(t)
 		s.Run.Note = "another"
-		s.Sign(testSigner(t))
+		s.Sign(testenv.Signer(t))
 		d, _ := Decode(mustMarshal(t, s))
 		d2, _ := Decode([]byte(good))
 		d2.Signature = d.Signature
@@ -149,7 +133,7 @@ func TestVerify(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	s := testSet(t)
-	s.Sign(testSigner(t))
+	s.Sign(testenv.Signer(t))
 	good := string(mustMarshal(t, s))
 	tests := []struct {
 		name, file, want string
@@ -260,7 +244,7 @@ func TestTestdataTampered(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	s := testSet(f)
 	f.Add(mustMarshal(f, s))
-	s.Sign(testSigner(f))
+	s.Sign(testenv.Signer(f))
 	good := mustMarshal(f, s)
 	f.Add(good)
 	f.Add(good[:len(good)/2])

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/testenv"
 )
 
 // writeSets writes the test set signed, unsigned, tampered (signed, then a
@@ -15,11 +17,11 @@ import (
 func writeSets(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	signed := testSet(t)
-	if err := signed.Sign(testSigner(t)); err != nil {
+	if err := signed.Sign(testenv.Signer(t)); err != nil {
 		t.Fatal(err)
 	}
 	tampered := testSet(t)
-	if err := tampered.Sign(testSigner(t)); err != nil {
+	if err := tampered.Sign(testenv.Signer(t)); err != nil {
 		t.Fatal(err)
 	}
 	tampered.Steps[0].Score *= 2
@@ -128,7 +130,7 @@ func TestSummary(t *testing.T) {
 	if len(sum.Steps) != 2 || sum.Steps[1].Workload != "int" || sum.Steps[1].CPUs != s.Steps[1].Rates["cpu_ns"]/1e9 || sum.Steps[0].Params["block"] != "1024" {
 		t.Errorf("steps %+v", sum.Steps)
 	}
-	signer := testSigner(t)
+	signer := testenv.Signer(t)
 	if err := s.Sign(signer); err != nil {
 		t.Fatal(err)
 	}

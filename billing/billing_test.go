@@ -10,6 +10,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/billing"
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/internal/testprovider"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/pay"
@@ -93,7 +94,7 @@ func TestPaymentEnforcement(t *testing.T) {
 		c.GraceIntervals = 2
 		c.UnpaidTimeout = 8 * time.Second
 	})
-	signer := testprovider.NewSigner(t)
+	signer := testenv.Signer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := sshgate.Dial(ctx, p.Addr, sshgate.ClientConfig{Signer: signer, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
@@ -141,7 +142,7 @@ func TestPaymentEnforcement(t *testing.T) {
 
 	// A voucher signed by someone else, for this lease: refused, counted
 	// as a failure, nothing credited.
-	stranger := testprovider.NewSigner(t)
+	stranger := testenv.Signer(t)
 	forged := pay.Voucher{Lease: le.ID, Payee: gossh.FingerprintSHA256(c.HostKey), Seq: 1, Total: r.last.Msat}
 	if err := forged.Sign(stranger); err != nil {
 		t.Fatal(err)
@@ -214,7 +215,7 @@ func TestPaymentOnRelease(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	r, err := renter.Rent(ctx, renter.Config{
-		ConfigDir: dir, Signer: testprovider.NewSigner(t), KeyPath: filepath.Join(dir, "id_ed25519"),
+		ConfigDir: dir, Signer: testenv.Signer(t), KeyPath: filepath.Join(dir, "id_ed25519"),
 		Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}, Providers: []string{p.Addr},
 		Interval: time.Second, Timeout: time.Minute, Pay: []string{pay.MethodEmbedded},
 	})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
@@ -15,22 +14,11 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/testenv"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-
-func newSigner(t testing.TB) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 func unsigned(s ssh.Signer, seq uint64, issued time.Time) Announcement {
 	return Announcement{
@@ -58,7 +46,7 @@ func announce(t testing.TB, s ssh.Signer, seq uint64, issued time.Time, bits uin
 }
 
 func TestAnnouncementRoundTrip(t *testing.T) {
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	a := announce(t, s, 1, t0, 8)
 	if Work(&a) < 8 {
 		t.Fatalf("work %d after Mint(8)", Work(&a))
@@ -87,7 +75,7 @@ func TestAnnouncementRoundTrip(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	s, other := newSigner(t), newSigner(t)
+	s, other := testenv.Signer(t), testenv.Signer(t)
 	now := t0.Add(10 * time.Minute)
 	for _, tt := range []struct {
 		name string
@@ -174,7 +162,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	rsaLike := func(a *Announcement) { a.Provider += " comment" }
 	for _, tt := range []struct {
 		name string
@@ -254,14 +242,14 @@ func TestProviderKeyTypes(t *testing.T) {
 		t.Fatalf("ECDSA: %v", err)
 	}
 	// Sign refuses a key that is not the announced one.
-	other := newSigner(t)
+	other := testenv.Signer(t)
 	if err := a.Sign(other); err == nil {
 		t.Fatal("signed with another key than the provider's")
 	}
 }
 
 func TestDecodeStrict(t *testing.T) {
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	a := announce(t, s, 1, t0, 0)
 	b, _ := json.Marshal(a)
 	var m map[string]any
@@ -302,7 +290,7 @@ func TestDecodeStrict(t *testing.T) {
 }
 
 func TestMintCancel(t *testing.T) {
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	a := unsigned(s, 1, t0)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -331,7 +319,7 @@ func TestRelativeScore(t *testing.T) {
 }
 
 func FuzzDecodeAnnouncement(f *testing.F) {
-	s := newSigner(f)
+	s := testenv.Signer(f)
 	a := announce(f, s, 7, t0, 0)
 	b, _ := EncodeAnnouncement(a)
 	f.Add(b)
@@ -368,7 +356,7 @@ func FuzzDecodeAnnouncement(f *testing.F) {
 // hashes per second (nonces tried), the figure to choose a difficulty by:
 // a stamp of k bits costs 2^k hashes on average.
 func BenchmarkMint(b *testing.B) {
-	s := newSigner(b)
+	s := testenv.Signer(b)
 	var hashes uint64
 	for i := 0; i < b.N; i++ {
 		a := unsigned(s, uint64(i+1), t0)
@@ -383,7 +371,7 @@ func BenchmarkMint(b *testing.B) {
 
 // BenchmarkWork is a receiver's cost of measuring a stamp.
 func BenchmarkWork(b *testing.B) {
-	s := newSigner(b)
+	s := testenv.Signer(b)
 	a := unsigned(s, 1, t0)
 	for i := 0; i < b.N; i++ {
 		a.Nonce = uint64(i)
@@ -392,7 +380,7 @@ func BenchmarkWork(b *testing.B) {
 }
 
 func BenchmarkCheck(b *testing.B) {
-	s := newSigner(b)
+	s := testenv.Signer(b)
 	a := announce(b, s, 1, t0, 0)
 	for i := 0; i < b.N; i++ {
 		if err := Check(&a, t0, 0); err != nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zennet/zennet/internal/testenv"
 )
 
 func cand(name string, offered int, price, score float64) Candidate {
@@ -170,7 +172,7 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestCandidateFrom(t *testing.T) {
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	a := announce(t, s, 1, t0, 0)
 	c := CandidateFrom(&a)
 	if c.Provider != a.Fingerprint() || c.Address != a.Address || c.PricePerWorkMsat != 100 || c.Score != 1.25 || len(c.Methods) != 2 {

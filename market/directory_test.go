@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/testenv"
 )
 
 func TestDirectoryAdd(t *testing.T) {
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	d := NewDirectory(0)
 	now := t0.Add(time.Minute)
 	a2 := announce(t, s, 2, t0, 0)
@@ -66,7 +68,7 @@ func TestDirectoryBoundAndExpiry(t *testing.T) {
 	now := t0
 	var keys []ssh.Signer
 	for i := 0; i < 5; i++ {
-		keys = append(keys, newSigner(t))
+		keys = append(keys, testenv.Signer(t))
 	}
 	withExpiry := func(s ssh.Signer, valid time.Duration) Announcement {
 		a := unsigned(s, 1, t0)
@@ -115,7 +117,7 @@ func TestDirectoryBoundAndExpiry(t *testing.T) {
 func TestDirectoryList(t *testing.T) {
 	d := NewDirectory(0)
 	for _, addr := range []string{"c.example:1", "a.example:1", "b.example:1", "a.example:1"} {
-		s := newSigner(t)
+		s := testenv.Signer(t)
 		a := unsigned(s, 1, t0)
 		a.Address = addr
 		a.Sign(s)
@@ -147,7 +149,7 @@ func TestDirectorySaveLoad(t *testing.T) {
 	d := NewDirectory(0)
 	var signers []ssh.Signer
 	for i := 0; i < 4; i++ {
-		s := newSigner(t)
+		s := testenv.Signer(t)
 		signers = append(signers, s)
 		a := unsigned(s, 1, t0)
 		a.Address = fmt.Sprintf("p%d.example:2222", i)
@@ -217,7 +219,7 @@ func TestDirectoryConcurrent(t *testing.T) {
 	d := NewDirectory(8)
 	var signers []ssh.Signer
 	for i := 0; i < 12; i++ {
-		signers = append(signers, newSigner(t))
+		signers = append(signers, testenv.Signer(t))
 	}
 	var anns [][]Announcement
 	for _, s := range signers {
@@ -260,7 +262,7 @@ func BenchmarkDirectoryAdd(b *testing.B) {
 	const providers = 1000
 	var signers []ssh.Signer
 	for i := 0; i < providers; i++ {
-		signers = append(signers, newSigner(b))
+		signers = append(signers, testenv.Signer(b))
 	}
 	anns := make([]Announcement, b.N)
 	for i := range anns {
@@ -284,7 +286,7 @@ func BenchmarkDirectoryAddFull(b *testing.B) {
 	// sooner than each new one.
 	d := NewDirectory(MaxEntries)
 	for i := 0; i < MaxEntries; i++ {
-		s := newSigner(b)
+		s := testenv.Signer(b)
 		a := unsigned(s, 1, t0)
 		a.Expires = t0.Add(time.Hour + time.Duration(i)*time.Millisecond)
 		a.Sign(s)
@@ -294,7 +296,7 @@ func BenchmarkDirectoryAddFull(b *testing.B) {
 	}
 	anns := make([]Announcement, b.N)
 	for i := range anns {
-		s := newSigner(b)
+		s := testenv.Signer(b)
 		a := unsigned(s, 1, t0)
 		a.Expires = t0.Add(2*time.Hour + time.Duration(i)*time.Millisecond)
 		a.Sign(s)

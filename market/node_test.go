@@ -1,6 +1,10 @@
 package market
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/zennet/zennet/internal/testenv"
+)
 
 func TestLocalAddress(t *testing.T) {
 	tests := []struct {
@@ -42,7 +46,7 @@ func TestNodeLearnsLocalPeersOnlyWhenLocal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := NodeConfig{Signer: newSigner(t), Peers: tt.peers}
+			cfg := NodeConfig{Signer: testenv.Signer(t), Peers: tt.peers}
 			if tt.announce != "" {
 				cfg.Announce = func() Announcement { return Announcement{Address: tt.announce} }
 			}

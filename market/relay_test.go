@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/testenv"
 )
 
 func TestRelayReceive(t *testing.T) {
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	r := NewRelay(NewDirectory(0), RelayConfig{MinBits: 4})
 	now := t0.Add(time.Minute)
 	a := announce(t, s, 1, t0, 4)
@@ -29,11 +31,11 @@ func TestRelayReceive(t *testing.T) {
 		}
 	}
 	// At MaxHops: kept, not forwarded. Beyond: dropped.
-	b := announce(t, newSigner(t), 1, t0, 4)
+	b := announce(t, testenv.Signer(t), 1, t0, 4)
 	if acc, fwd := r.Receive("peer1", []Envelope{{Announcement: b, Hops: DefaultMaxHops}}, now); len(acc) != 1 || len(fwd) != 0 {
 		t.Fatalf("at MaxHops: %d accepted, %d forwarded", len(acc), len(fwd))
 	}
-	c := announce(t, newSigner(t), 1, t0, 4)
+	c := announce(t, testenv.Signer(t), 1, t0, 4)
 	if acc, fwd := r.Receive("peer1", []Envelope{{Announcement: c, Hops: DefaultMaxHops + 1}, {Announcement: c, Hops: -1}}, now); len(acc)+len(fwd) != 0 {
 		t.Fatal("beyond MaxHops accepted")
 	}
@@ -44,7 +46,7 @@ func TestRelayReceive(t *testing.T) {
 }
 
 func TestRelayForgeryDoesNotShadow(t *testing.T) {
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	var rejected []string
 	r := NewRelay(NewDirectory(0), RelayConfig{OnReject: func(from string, a *Announcement, err error) {
 		if !errors.Is(err, ErrBadSignature) {
@@ -64,7 +66,7 @@ func TestRelayForgeryDoesNotShadow(t *testing.T) {
 		t.Fatal("the real announcement was shadowed by a forgery of the same seq")
 	}
 	// Expired and too weak ones are rejected too.
-	weak := announce(t, newSigner(t), 1, t0, 0)
+	weak := announce(t, testenv.Signer(t), 1, t0, 0)
 	r2 := NewRelay(NewDirectory(0), RelayConfig{MinBits: 30})
 	if acc, _ := r2.Receive("x", []Envelope{{Announcement: weak}}, t0); len(acc) != 0 || r2.Stats().Rejected != 1 {
 		t.Fatal("weak announcement accepted")
@@ -72,7 +74,7 @@ func TestRelayForgeryDoesNotShadow(t *testing.T) {
 }
 
 func TestRelaySeenExpires(t *testing.T) {
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	r := NewRelay(NewDirectory(0), RelayConfig{})
 	a := announce(t, s, 1, t0, 0) // valid one hour
 	if _, fwd := r.Receive("p", []Envelope{{Announcement: a}}, t0); len(fwd) != 1 {
@@ -93,7 +95,7 @@ func TestRelaySeenExpires(t *testing.T) {
 }
 
 func TestRelayOriginateAndSnapshot(t *testing.T) {
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	r := NewRelay(NewDirectory(0), RelayConfig{MinBits: 20})
 	a := announce(t, s, 1, t0, 0)
 	e, err := r.Originate(a, t0)
@@ -120,7 +122,7 @@ func TestRelayOriginateAndSnapshot(t *testing.T) {
 
 func TestRelayBatchBound(t *testing.T) {
 	r := NewRelay(NewDirectory(0), RelayConfig{})
-	s := newSigner(t)
+	s := testenv.Signer(t)
 	a := announce(t, s, 1, t0, 0)
 	envs := make([]Envelope, MaxBatch+10)
 	for i := range envs {
@@ -161,7 +163,7 @@ func TestGossipBound(t *testing.T) {
 		from, to string
 		env      Envelope
 	}
-	signers := []ssh.Signer{newSigner(t), newSigner(t), newSigner(t)}
+	signers := []ssh.Signer{testenv.Signer(t), testenv.Signer(t), testenv.Signer(t)}
 	for k, s := range signers {
 		origin := names[k*17]
 		a := announce(t, s, 1, t0, 4)
@@ -249,7 +251,7 @@ func TestTargets(t *testing.T) {
 }
 
 func TestEnvelopeCoding(t *testing.T) {
-	a := announce(t, newSigner(t), 1, t0, 0)
+	a := announce(t, testenv.Signer(t), 1, t0, 0)
 	b, err := EncodeEnvelope(Envelope{Announcement: a, Hops: 2})
 	if err != nil {
 		t.Fatal(err)

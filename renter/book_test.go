@@ -2,8 +2,6 @@ package renter
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,25 +9,13 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/session"
 	"github.com/zennet/zennet/sshgate"
 )
-
-func testSigner(t *testing.T) gossh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // bookFixture is a usage book with one host of a provider whose host key
 // is provider.
@@ -55,8 +41,8 @@ func newBookFixture(t *testing.T) *bookFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ledger.Close() })
-	f := &bookFixture{provider: testSigner(t), start: time.Now().Add(-time.Minute)}
-	f.book = newUsageBook(sess, ledger, testSigner(t), nil)
+	f := &bookFixture{provider: testenv.Signer(t), start: time.Now().Add(-time.Minute)}
+	f.book = newUsageBook(sess, ledger, testenv.Signer(t), nil)
 	f.lease = proto.Lease{ID: "zn-0123456789abcdef0", Limits: proto.Limits{MemoryBytes: 256 << 20, CPUs: 1}, Started: f.start}
 	c := &sshgate.Client{Addr: "127.0.0.1:1", HostKey: f.provider.PublicKey()}
 	offer := proto.Offer{IntervalSeconds: 1, Payment: proto.PaymentTerms{Methods: []string{pay.MethodEmbedded}}}
@@ -114,7 +100,7 @@ func TestUsageBookBillsCheckedReports(t *testing.T) {
 
 func TestUsageBookDropsForgedReport(t *testing.T) {
 	f := newBookFixture(t)
-	f.book.usage(sshgate.Usage{Report: f.report(t, 1000, testSigner(t))})
+	f.book.usage(sshgate.Usage{Report: f.report(t, 1000, testenv.Signer(t))})
 	f.expectDrop(t, "failed the check")
 	// Nothing of it is billed, and nothing after it either.
 	f.book.usage(sshgate.Usage{Report: f.report(t, 1000, f.provider)})

@@ -12,6 +12,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/billing"
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/internal/testprovider"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/pay"
@@ -20,7 +21,7 @@ import (
 	"github.com/zennet/zennet/sshgate"
 )
 
-func newSigner(t testing.TB) gossh.Signer { return testprovider.NewSigner(t) }
+func newSigner(t testing.TB) gossh.Signer { return testenv.Signer(t) }
 
 // startProvider runs a real gateway with real runsc sandboxes on loopback.
 func startProvider(t *testing.T) (addr string) {

@@ -4,12 +4,16 @@
 package testenv
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
+
+	gossh "golang.org/x/crypto/ssh"
 )
 
 // Runtime returns the runsc binary and the image directory, failing the
@@ -63,4 +67,19 @@ func AgentBinary(t testing.TB) string {
 		t.Fatalf("build static agent: %s", buildErr)
 	}
 	return built
+}
+
+// Signer returns a fresh ed25519 key: a renter's, a provider's host key, a
+// benchmarker's, a stranger's.
+func Signer(t testing.TB) gossh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := gossh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -5,8 +5,6 @@ package testprovider
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"net"
 	"path/filepath"
 	"testing"
@@ -34,20 +32,6 @@ type Provider struct {
 	Ledger  *pay.Ledger
 }
 
-// NewSigner returns a fresh ed25519 key.
-func NewSigner(t testing.TB) gossh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // Start runs a provider with capacity c whose billing configure may adjust
 // (nil: a CPU rate of 1 msat per µs and the default grace and timeout).
 func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config)) Provider {
@@ -62,7 +46,7 @@ func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config)) Prov
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostKey := NewSigner(t)
+	hostKey := testenv.Signer(t)
 	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: testenv.AgentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: hostKey,
 		Capacity: c})
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/cli/cmdutil"
-	"github.com/zennet/zennet/sandbox"
 )
 
 // NewCmdBench is the 'zennet bench' group: run the canonical suite,
@@ -43,24 +42,22 @@ The file format is in docs/calibration.md.`,
 }
 
 type benchRunOptions struct {
-	IO          cmdutil.IOStreams
-	G           *cmdutil.GlobalOptions
-	Output      string
-	Steps       int
-	Seconds     float64
-	Seed        uint64
-	Workloads   []string
-	PTS         []string
-	Platform    string
-	Runsc       string
-	Image       string
-	AgentBinary string
-	CPUs        float64
-	Memory      string
-	Note        string
-	Sign        bool
-	Identity    string
-	JSON        bool
+	IO        cmdutil.IOStreams
+	G         *cmdutil.GlobalOptions
+	Output    string
+	Steps     int
+	Seconds   float64
+	Seed      uint64
+	Workloads []string
+	PTS       []string
+	Platform  string
+	Sandboxes cmdutil.Sandboxes
+	CPUs      float64
+	Memory    string
+	Note      string
+	Sign      bool
+	Identity  string
+	JSON      bool
 
 	memoryBytes int64
 }
@@ -96,9 +93,7 @@ step each; phoronix-test-suite and the tests must be installed in the image.`,
 	f.StringSliceVar(&o.Workloads, "workloads", nil, "run only these workloads (comma-separated)")
 	f.StringArrayVar(&o.PTS, "pts", nil, "run this Phoronix Test Suite test instead of the suite (repeatable)")
 	f.StringVar(&o.Platform, "platform", cmdutil.EnvOr("ZENNET_PLATFORM", ""), "runsc platform: systrap (default), ptrace or kvm")
-	f.StringVar(&o.Runsc, "runsc", cmdutil.EnvOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
-	f.StringVar(&o.Image, "image", cmdutil.DefaultImage(), "root filesystem of the sandbox")
-	f.StringVar(&o.AgentBinary, "agent-binary", cmdutil.EnvOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into the sandbox (default: this binary)")
+	o.Sandboxes.Register(f, "static zennet binary bound into the sandbox (default: this binary)")
 	f.Float64Var(&o.CPUs, "cpus", 0, "CPU quota of the sandbox in cores (default: none)")
 	f.StringVarP(&o.Memory, "memory", "m", "1G", "memory of the sandbox")
 	f.StringVar(&o.Note, "note", "", "describe the conditions of the run (stored in the set)")
@@ -190,19 +185,12 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 	if err != nil {
 		return err
 	}
-	runsc, err := sandbox.FindRunsc(o.Runsc, cmdutil.DefaultCacheDir())
+	runsc, agent, err := o.Sandboxes.Resolve()
 	if err != nil {
 		return err
 	}
-	if err := sandbox.CheckImage(o.Image); err != nil {
-		return fmt.Errorf("%w (or build it with 'zennet image build')", err)
-	}
-	if len(o.PTS) > 0 && !bench.PTSInImage(o.Image) {
-		return fmt.Errorf("%w in the sandbox image %s; %s", bench.ErrNoPTS, o.Image, bench.PTSInstallHint)
-	}
-	agent, err := cmdutil.AgentBinary(o.AgentBinary)
-	if err != nil {
-		return err
+	if len(o.PTS) > 0 && !bench.PTSInImage(o.Sandboxes.Image) {
+		return fmt.Errorf("%w in the sandbox image %s; %s", bench.ErrNoPTS, o.Sandboxes.Image, bench.PTSInstallHint)
 	}
 	var signer gossh.Signer
 	if o.Sign {
@@ -212,7 +200,7 @@ func runBenchRun(ctx context.Context, o *benchRunOptions) error {
 		}
 	}
 	set, err := bench.Calibrate(ctx, bench.CalibrateConfig{
-		Runsc: runsc, Platform: o.Platform, Image: o.Image,
+		Runsc: runsc, Platform: o.Platform, Image: o.Sandboxes.Image,
 		Sandbox: bench.SandboxConfig{AgentBinary: agent, MemoryBytes: o.memoryBytes, CPUs: o.CPUs},
 		Options: bench.Options{Steps: o.Steps, Seconds: o.Seconds, Seed: o.Seed, Workloads: o.Workloads, Progress: benchProgress(o)},
 		PTS:     o.PTS,

@@ -8,16 +8,19 @@ package cmdutil
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/internal/sshkey"
 	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/sandbox"
 )
 
 // GlobalOptions are flags every command shares.
@@ -82,4 +85,32 @@ func Identity(path, configDir, comment string) (gossh.Signer, string, error) {
 		}
 	}
 	return sshkey.Identity(path, configDir, comment)
+}
+
+// Sandboxes are the flags of a command that runs sandboxes itself (bench
+// run, bench fairness): which runsc, which root filesystem, which static
+// zennet to bind in.
+type Sandboxes struct{ Runsc, Image, AgentBinary string }
+
+// Register adds --runsc, --image and --agent-binary; agentHelp says what
+// the agent binary is for.
+func (s *Sandboxes) Register(f *pflag.FlagSet, agentHelp string) {
+	f.StringVar(&s.Runsc, "runsc", EnvOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
+	f.StringVar(&s.Image, "image", DefaultImage(), "root filesystem of the sandboxes")
+	f.StringVar(&s.AgentBinary, "agent-binary", EnvOr("ZENNET_AGENT_BINARY", ""), agentHelp)
+}
+
+// Resolve finds runsc and checks the image and the agent binary, each
+// error naming its fix.
+func (s *Sandboxes) Resolve() (runsc, agent string, err error) {
+	if runsc, err = sandbox.FindRunsc(s.Runsc, DefaultCacheDir()); err != nil {
+		return "", "", err
+	}
+	if err := sandbox.CheckImage(s.Image); err != nil {
+		return "", "", fmt.Errorf("%w (or build it with 'zennet image build')", err)
+	}
+	if agent, err = AgentBinary(s.AgentBinary); err != nil {
+		return "", "", err
+	}
+	return runsc, agent, nil
 }

@@ -13,28 +13,25 @@ import (
 	"github.com/zennet/zennet/cli/benchcmd"
 	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/pricing"
-	"github.com/zennet/zennet/sandbox"
 )
 
 // benchFairnessOptions are 'zennet bench fairness' (hidden): the fairness
 // measurement of the price model behind 'make bench-pricing'.
 type benchFairnessOptions struct {
-	IO          cmdutil.IOStreams
-	G           *cmdutil.GlobalOptions
-	Output      string
-	Steps       int
-	Seconds     float64
-	Seed        uint64
-	Repeats     int
-	Providers   []string
-	Jobs        []string
-	Runsc       string
-	Image       string
-	AgentBinary string
-	Memory      string
-	Check       bool
-	Sets        string
-	Fit         priceFitFlags
+	IO        cmdutil.IOStreams
+	G         *cmdutil.GlobalOptions
+	Output    string
+	Steps     int
+	Seconds   float64
+	Seed      uint64
+	Repeats   int
+	Providers []string
+	Jobs      []string
+	Sandboxes cmdutil.Sandboxes
+	Memory    string
+	Check     bool
+	Sets      string
+	Fit       priceFitFlags
 
 	memoryBytes int64
 	providers   []bench.FairProvider
@@ -85,9 +82,7 @@ sets (sets/NAME.json, unsigned).`,
 	f.IntVar(&o.Repeats, "repeats", 3, "runs of each job per provider (the median is billed)")
 	f.StringSliceVar(&o.Providers, "providers", providerNames, "provider configurations, the reference first")
 	f.StringSliceVar(&o.Jobs, "jobs", jobNames, "held-out jobs to run")
-	f.StringVar(&o.Runsc, "runsc", cmdutil.EnvOr("ZENNET_RUNSC", ""), "runsc binary (default: the pinned build in the cache, then PATH)")
-	f.StringVar(&o.Image, "image", cmdutil.DefaultImage(), "root filesystem of the sandboxes")
-	f.StringVar(&o.AgentBinary, "agent-binary", cmdutil.EnvOr("ZENNET_AGENT_BINARY", ""), "static zennet binary bound into the sandboxes and run as the neighbour (default: this binary)")
+	o.Sandboxes.Register(f, "static zennet binary bound into the sandboxes and run as the neighbour (default: this binary)")
 	f.StringVarP(&o.Memory, "memory", "m", "1G", "memory of each sandbox")
 	f.BoolVar(&o.Check, "check", false, "exit non-zero when the fairness goal is not met")
 	f.StringVar(&o.Sets, "sets", "", "use DIR/NAME.json as provider NAME's calibration instead of running the suite (analysis only: the measurement calibrates in the same run)")
@@ -152,14 +147,7 @@ func runBenchFairness(ctx context.Context, o *benchFairnessOptions) error {
 	if err != nil {
 		return err
 	}
-	runsc, err := sandbox.FindRunsc(o.Runsc, cmdutil.DefaultCacheDir())
-	if err != nil {
-		return err
-	}
-	if err := sandbox.CheckImage(o.Image); err != nil {
-		return fmt.Errorf("%w (or build it with 'zennet image build')", err)
-	}
-	agent, err := cmdutil.AgentBinary(o.AgentBinary)
+	runsc, agent, err := o.Sandboxes.Resolve()
 	if err != nil {
 		return err
 	}
@@ -173,7 +161,7 @@ func runBenchFairness(ctx context.Context, o *benchFairnessOptions) error {
 	fmt.Fprintf(o.IO.ErrOut, "fairness: %d providers × (%d steps of %gs + %d jobs × %d); load before: %s\n",
 		len(o.providers), o.Steps, o.Seconds, len(o.jobs), o.Repeats, bench.LoadAverage())
 	run, err := bench.MeasureFairness(ctx, bench.FairnessConfig{
-		Runsc: runsc, Image: o.Image, AgentBinary: agent, MemoryBytes: o.memoryBytes,
+		Runsc: runsc, Image: o.Sandboxes.Image, AgentBinary: agent, MemoryBytes: o.memoryBytes,
 		Providers: o.providers, Options: bench.Options{Steps: o.Steps, Seconds: o.Seconds, Seed: o.Seed},
 		Jobs: o.jobs, Repeats: o.Repeats, Sets: sets, Prices: o.Fit.prices(), Log: log,
 		Progress: func(s string) { fmt.Fprintf(o.IO.ErrOut, "%s  [%s]\n", s, time.Since(start).Round(time.Second)) },

@@ -218,10 +218,6 @@ var heldOutJobs = []struct {
 	{"download", [numRes]float64{resCPU: 1, resNet: 1500, resIO: 1500, resSys: 100}, 80},
 }
 
-// fairValue is the value of work w in units of PerScore: the seconds it
-// takes on the reference machine.
-func fairValue(w [numRes]float64) float64 { return cpuTime(w, reference) }
-
 // synthFairness is the fairness experiment of the synthetic world.
 func synthFairness(rng *rand.Rand, sd, perScore float64) FairnessInput {
 	in := FairnessInput{Prices: Prices{PerScore: perScore}}

@@ -87,11 +87,6 @@ func WithGossip(gs GossipNode) GatewayOption {
 	return func(g *Gateway) { g.gossip = gs }
 }
 
-// WithIdleTimeout closes connections idle for d.
-func WithIdleTimeout(d time.Duration) GatewayOption {
-	return func(g *Gateway) { g.srv.IdleTimeout = d }
-}
-
 // NewGateway returns a gateway that serves leases from m under hostKey,
 // billed and paid through b.
 func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...GatewayOption) *Gateway {

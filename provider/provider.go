@@ -362,11 +362,20 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 			log.Info("no zennet-agent next to the agent binary: SSH sessions are served by the full zennet binary, which starts slower and takes more of each sandbox's memory ('make build' builds both)", "agent", p.agent)
 		}
 	}
-	if sandbox.CheckImage(cfg.Image) != nil {
+	// zennet's own image is built when missing and rebuilt when from an
+	// older recipe (keeping its extra packages); the provider's own root
+	// filesystem (no stamp) is used as it is, if a sandbox can run on it.
+	switch state, _, err := sandbox.InspectImage(cfg.Image, nil); {
+	case err != nil:
+		return err
+	case state == sandbox.ImageMissing || state == sandbox.ImageStale:
 		p.emit(ImageBuilding{Path: cfg.Image})
-		if err := sandbox.BuildImage(ctx, cfg.Image, ""); err != nil {
+		if err := sandbox.BuildImage(ctx, cfg.Image, sandbox.BuildOptions{}); err != nil {
 			return err
 		}
+	}
+	if err := sandbox.CheckImage(cfg.Image); err != nil {
+		return err
 	}
 	nets, err := netsandbox.New(netsandbox.Config{Policy: cfg.Egress, Services: cfg.Publish, Log: log})
 	if err != nil {

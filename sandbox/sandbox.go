@@ -116,21 +116,6 @@ func New(cfg Config) (*Runtime, error) {
 	return &Runtime{cfg: cfg, log: log.With("subsystem", "sandbox"), nets: map[string]*netsandbox.Network{}}, nil
 }
 
-// CheckImage reports whether dir looks like a usable root filesystem.
-func CheckImage(dir string) error {
-	if dir == "" {
-		return errors.New("no root filesystem image configured; run 'make image' or pass --image")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "bin", "sh")); err != nil {
-		return fmt.Errorf("root filesystem image %s has no /bin/sh; build it with 'make image' or pass --image", dir)
-	}
-	b, _ := os.ReadFile(filepath.Join(dir, imageStamp))
-	if got := strings.TrimSpace(string(b)); got != ImageVersion {
-		return fmt.Errorf("root filesystem image %s is from recipe %q, not %q; rebuild it with 'make image' (or 'zennet image build')", dir, got, ImageVersion)
-	}
-	return nil
-}
-
 func (r *Runtime) bundleDir(id string) string { return filepath.Join(r.cfg.StateDir, "bundles", id) }
 
 // globalArgs are the runsc flags every subcommand gets. The gofers get a

@@ -79,6 +79,21 @@ func LoadConfig(dir string) (Config, error) {
 // forwarding to the sandbox's own addresses. It returns when the connection
 // ends.
 func Serve(cfg Config, rw io.ReadWriteCloser) {
+	newServer(cfg).HandleConn(&stdioConn{rw: rw})
+}
+
+// ListenAndServe serves SSH on addr inside a sandbox, as Serve does for
+// each connection, until the listener fails: the session's hosts reach
+// each other this way on their cluster addresses (ssh zennet-2).
+func ListenAndServe(cfg Config, addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return newServer(cfg).Serve(l)
+}
+
+func newServer(cfg Config) *ssh.Server {
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -104,7 +119,7 @@ func Serve(cfg Config, rw io.ReadWriteCloser) {
 		IdleTimeout: 0,
 	}
 	srv.AddHostKey(cfg.HostKey)
-	srv.HandleConn(&stdioConn{rw: rw})
+	return srv
 }
 
 func agentSFTP(s ssh.Session) {

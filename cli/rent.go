@@ -204,16 +204,16 @@ func printHosts(o *rentOptions, r *renter.Rental) error {
 		doc := cmdutil.HostsDoc{Session: r.SessionID(), Files: files}
 		for _, h := range hosts {
 			doc.Hosts = append(doc.Hosts, cmdutil.HostJSON{Name: h.Name, LocalPort: h.LocalPort, Provider: h.Provider, LeaseID: h.LeaseID,
-				MemoryBytes: h.Limits.MemoryBytes, CPUs: h.Limits.CPUs, DiskBytes: h.Limits.DiskBytes, HostKey: h.HostKey, PricePerWorkMsat: h.PricePerWorkMsat})
+				MemoryBytes: h.Limits.MemoryBytes, CPUs: h.Limits.CPUs, DiskBytes: h.Limits.DiskBytes, HostKey: h.HostKey, PricePerWorkMsat: h.PricePerWorkMsat, ClusterAddr: h.ClusterAddr})
 		}
 		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindHosts, doc)
 	}
 	rows := make([][]string, 0, len(hosts))
 	for _, h := range hosts {
 		rows = append(rows, []string{h.Name, strconv.Itoa(h.LocalPort), h.Provider, strconv.FormatFloat(h.Limits.CPUs, 'f', -1, 64),
-			cmdutil.FormatSize(h.Limits.MemoryBytes), cmdutil.FormatSize(h.Limits.DiskBytes), h.LeaseID})
+			cmdutil.FormatSize(h.Limits.MemoryBytes), cmdutil.FormatSize(h.Limits.DiskBytes), h.LeaseID, h.ClusterAddr})
 	}
-	cmdutil.Table(o.IO.Out, []string{"HOST", "LOCAL PORT", "PROVIDER", "CPU", "MEM", "DISK", "LEASE"}, rows)
+	cmdutil.Table(o.IO.Out, []string{"HOST", "LOCAL PORT", "PROVIDER", "CPU", "MEM", "DISK", "LEASE", "CLUSTER ADDR"}, rows)
 	if cmdutil.IsTerminal(o.IO.Out) {
 		fmt.Fprintf(o.IO.Out, "\nssh -F %s %s      # or: ssh -p %d root@localhost\n", files.SSHConfig, hosts[0].Name, hosts[0].LocalPort)
 		fmt.Fprintf(o.IO.Out, "MPI hostfile: %s   GNU parallel: --sshloginfile %s\n", files.MPIHostfile, files.SSHLoginFile)

@@ -97,7 +97,7 @@ func (f *Fabric) Attach(lease string, key SessionKey, subnet netip.Prefix, addr 
 	if err := CheckSubnet(subnet); err != nil {
 		return nil, err
 	}
-	if err := checkHostAddr(subnet, addr); err != nil {
+	if err := CheckHostAddr(subnet, addr); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -142,6 +142,14 @@ func (f *Fabric) Detach(lease string) {
 	if len(s.local) == 0 {
 		delete(f.sessions, h.Key)
 	}
+}
+
+// Holds reports whether lease is a local host of a session at addr.
+func (f *Fabric) Holds(key SessionKey, lease string, addr netip.Addr) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	h := f.hosts[lease]
+	return h != nil && h.Key == key && h.Addr == addr
 }
 
 // Membership returns the membership the fabric holds for a session.

@@ -33,10 +33,10 @@ const Namespace = "cluster-membership-v1@zennet"
 
 // Bounds of a membership.
 const (
-	MaxMembers = 4096
+	MaxMembers = 1024
 	// MaxSize bounds an encoded membership: MaxMembers of about 300
-	// bytes each, and the rest.
-	MaxSize = 2 << 20
+	// bytes each, and the rest; it rides in one negotiation message.
+	MaxSize = 512 << 10
 	// MaxValidity is the longest a membership may be valid for; the
 	// renter sends a fresh one well before (Refresh).
 	MaxValidity = 10 * time.Minute
@@ -173,7 +173,7 @@ func (m *Membership) validate() error {
 		if !nameRE.MatchString(mb.Name) {
 			return fmt.Errorf("member name %q: lowercase letters, digits and '-', from a letter, at most 63", mb.Name)
 		}
-		if err := checkHostAddr(m.Subnet, mb.Addr); err != nil {
+		if err := CheckHostAddr(m.Subnet, mb.Addr); err != nil {
 			return fmt.Errorf("member %s: %w", mb.Name, err)
 		}
 		if !idRE.MatchString(mb.Lease) {
@@ -211,9 +211,9 @@ func CheckSubnet(p netip.Prefix) error {
 	return nil
 }
 
-// checkHostAddr checks that a is a host address of subnet p (neither its
+// CheckHostAddr checks that a is a host address of subnet p (neither its
 // network nor its broadcast address).
-func checkHostAddr(p netip.Prefix, a netip.Addr) error {
+func CheckHostAddr(p netip.Prefix, a netip.Addr) error {
 	if !a.Is4() || !p.Contains(a) {
 		return fmt.Errorf("address %v is not in the session's subnet %v", a, p)
 	}

@@ -30,6 +30,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/billing"
+	"github.com/zennet/zennet/cluster"
 	"github.com/zennet/zennet/idle"
 	"github.com/zennet/zennet/internal/sshkey"
 	"github.com/zennet/zennet/lease"
@@ -426,9 +427,13 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer ledger.Close()
+	// The renters' session networks: frames between this provider's hosts
+	// of a session, and (Tunnels) to its other providers'.
+	fabric := cluster.NewFabric(nil)
 	mgr, err := lease.New(lease.Config{Signer: hostKey,
 		Runtime: rt, AgentBinary: p.agent, ServeBinary: serve, Dir: filepath.Join(cfg.DataDir, "leases"), Log: log,
 		Capacity: lease.Capacity{Leases: cfg.MaxLeases, Memory: cfg.Memory, CPUs: cfg.CPUs, Disk: cfg.Disk}, Pids: cfg.Pids,
+		Fabric: fabric,
 	})
 	if err != nil {
 		return err
@@ -479,7 +484,8 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	defer transport.Close()
 	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: announcer, Peers: cfg.Peers,
 		MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Log: log})
-	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip))
+	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Hosts: mgr.SetClusterHosts}
+	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip), sshgate.WithCluster(node))
 	info := Info{
 		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
 		Fingerprint: gossh.FingerprintSHA256(hostKey.PublicKey()), DataDir: cfg.DataDir,

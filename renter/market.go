@@ -185,7 +185,7 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 		go func() {
 			defer wg.Done()
 			r.progress("leasing %d hosts from %s ...", n, q.cand.Address)
-			leases, err := q.c.Accept(ctx, n, q.method)
+			leases, err := q.c.AcceptJoin(ctx, n, q.method, r.net.join(r.sess.ID)(n))
 			results[i] = result{q, leases, err}
 		}()
 	}

@@ -62,6 +62,8 @@ type HostJSON struct {
 	// PricePerWorkMsat is the agreed price per reference CPU-second of work
 	// (0: flat rates).
 	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
+	// ClusterAddr is the host's address on the session's private network.
+	ClusterAddr string `json:"cluster_addr,omitempty"`
 }
 
 type ReceiptsDoc struct {

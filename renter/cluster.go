@@ -1,0 +1,300 @@
+package renter
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/zennet/zennet/cluster"
+	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/session"
+	"github.com/zennet/zennet/sshgate"
+)
+
+// clusterNet is the session's private network: its subnet, the addresses
+// handed out, the session's own key (which opens its hosts to each other)
+// and the membership's sequence.
+type clusterNet struct {
+	subnet netip.Prefix
+	signer gossh.Signer // the session's key
+	pemKey []byte       // its private key, installed in every host
+	pub    string       // its public key, authorized on every host
+
+	mu   sync.Mutex
+	next int    // the last host address handed out
+	seq  uint64 // the last membership sent
+	sent time.Time
+}
+
+// newClusterNet draws a subnet (a /16 of cluster.DefaultPool) and a key.
+func newClusterNet() (*clusterNet, error) {
+	pool := cluster.DefaultPool
+	n, err := rand.Int(rand.Reader, big.NewInt(1<<(16-pool.Bits())))
+	if err != nil {
+		return nil, err
+	}
+	b := pool.Addr().As4()
+	v := binary.BigEndian.Uint32(b[:]) + uint32(n.Int64())<<16
+	binary.BigEndian.PutUint32(b[:], v)
+	subnet := netip.PrefixFrom(netip.AddrFrom4(b), 16)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := gossh.MarshalPrivateKey(priv, "zennet session key")
+	if err != nil {
+		return nil, err
+	}
+	signer, err := gossh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	return &clusterNet{subnet: subnet, signer: signer, pemKey: pem.EncodeToMemory(block),
+		pub: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(signer.PublicKey()))) + " zennet-session"}, nil
+}
+
+// join hands out addresses for n hosts of one accept.
+func (cn *clusterNet) join(sessionID string) func(n int) *proto.ClusterJoin {
+	return func(n int) *proto.ClusterJoin {
+		cn.mu.Lock()
+		defer cn.mu.Unlock()
+		j := &proto.ClusterJoin{Session: sessionID, Subnet: cn.subnet.String(), Key: cn.pub}
+		for range n {
+			cn.next++
+			a, err := cluster.HostAddr(cn.subnet, cn.next)
+			if err != nil {
+				return nil // past 65k hosts in one session: no network
+			}
+			j.Addrs = append(j.Addrs, a.String())
+		}
+		return j
+	}
+}
+
+// ClusterUp says the session's hosts are on its private network: every
+// provider holds the membership, and each host has the others' names, the
+// session's key and hostfiles. Relayed and Down name the providers that
+// reach others only through the renter, or not at all.
+type ClusterUp struct {
+	Subnet  string
+	Hosts   int
+	Seq     uint64
+	Relayed []string
+	Down    []string
+}
+
+func (e ClusterUp) String() string {
+	s := fmt.Sprintf("cluster network %s: %s reach each other by name (zennet-N) on any port", e.Subnet, Plural(e.Hosts, "host"))
+	if len(e.Relayed) > 0 {
+		s += fmt.Sprintf("; relayed through this machine (slower): %s", strings.Join(e.Relayed, ", "))
+	}
+	if len(e.Down) > 0 {
+		s += fmt.Sprintf("; NOT reachable from other providers: %s", strings.Join(e.Down, ", "))
+	}
+	return s
+}
+
+func (ClusterUp) event() {}
+
+// membership is the session's membership as it is now, signed.
+func (r *Rental) membership() (cluster.Membership, error) {
+	cn := r.net
+	cn.mu.Lock()
+	cn.seq++
+	seq := cn.seq
+	cn.mu.Unlock()
+	m := cluster.Membership{Session: r.sess.ID, Subnet: cn.subnet, Seq: seq, Expires: time.Now().Add(cluster.MaxValidity).UTC()}
+	for _, h := range r.hosts {
+		c := r.clientOf(h.LeaseID)
+		a, err := netip.ParseAddr(h.ClusterAddr)
+		if c == nil || err != nil {
+			continue
+		}
+		m.Members = append(m.Members, cluster.Member{Name: h.Name, Addr: a, Lease: h.LeaseID, Provider: fingerprint(c), Endpoint: c.Addr})
+	}
+	if len(m.Members) == 0 {
+		return m, errors.New("no host is on the session network")
+	}
+	return m, m.Sign(r.cfg.Signer)
+}
+
+// clientOf returns the client holding lease id.
+func (r *Rental) clientOf(id string) *sshgate.Client {
+	for c, ids := range r.leases {
+		for _, x := range ids {
+			if x == id {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// syncCluster hands every provider the session's current membership and,
+// if install, writes the session's files into every host: its key, the
+// others' host keys and names for ssh, and hostfiles for MPI and GNU
+// parallel. It says the outcome as a ClusterUp.
+func (r *Rental) syncCluster(ctx context.Context, install bool) error {
+	if r.net == nil || len(r.hosts) == 0 {
+		return nil
+	}
+	m, err := r.membership()
+	if err != nil {
+		return err
+	}
+	raw, err := cluster.Encode(m)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	up := ClusterUp{Subnet: m.Subnet.String(), Hosts: len(m.Members), Seq: m.Seq}
+	var mu sync.Mutex
+	paths := map[string]string{}
+	g, gctx := errgroup.WithContext(ctx)
+	for c, ids := range r.leases {
+		if len(ids) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			st, err := c.SetMembership(gctx, raw)
+			if err != nil {
+				return fmt.Errorf("provider %s refused the session's membership: %w", c.Addr, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, p := range st.Peers {
+				if p.Path != proto.PathDirect && paths[p.Provider] != proto.PathDown {
+					paths[p.Provider] = p.Path
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, h := range r.hosts {
+		if c := r.clientOf(h.LeaseID); c != nil {
+			switch paths[fingerprint(c)] {
+			case proto.PathRelayed:
+				up.Relayed = appendOnce(up.Relayed, h.Provider)
+			case proto.PathDown:
+				up.Down = appendOnce(up.Down, h.Provider)
+			}
+		}
+	}
+	r.net.mu.Lock()
+	r.net.sent = time.Now()
+	r.net.mu.Unlock()
+	if install {
+		if err := r.installCluster(ctx, m); err != nil {
+			return err
+		}
+	}
+	r.emit(up)
+	return nil
+}
+
+func appendOnce(s []string, v string) []string {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+// refreshCluster sends a fresh membership when half its validity is gone.
+func (r *Rental) refreshCluster(ctx context.Context, now time.Time) {
+	if r.net == nil {
+		return
+	}
+	r.net.mu.Lock()
+	due := !r.net.sent.IsZero() && now.Sub(r.net.sent) > cluster.MaxValidity/2
+	r.net.mu.Unlock()
+	if due {
+		if err := r.syncCluster(ctx, false); err != nil {
+			r.notice("cluster network: %v", err)
+		}
+	}
+}
+
+// installCluster writes the session's files into every host (8 at once).
+func (r *Rental) installCluster(ctx context.Context, m cluster.Membership) error {
+	script := ClusterScript(m, r.hosts, r.net.pemKey)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, h := range r.hosts {
+		g.Go(func() error {
+			cmd := SSH(gctx, r.files.SSHConfig, h.Name, "sh")
+			cmd.Stdin = strings.NewReader(script)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("set up %s for the session network: %v: %s", h.Name, err, bytes.TrimSpace(out))
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// Paths of the session's files inside each host.
+const (
+	HostSSHConfig  = "/etc/ssh/ssh_config.d/zennet.conf"
+	HostKnownHosts = "/etc/ssh/ssh_known_hosts.zennet"
+	HostKey        = "/root/.ssh/id_zennet"
+	HostDir        = "/root/.zennet"
+)
+
+// ClusterScript is the shell script that writes a session's files into a
+// host: the session's key, the members' host keys under their names and
+// addresses, an ssh_config.d entry that uses them, and the hostfile and
+// sshloginfile for mpirun and GNU parallel started from that host.
+func ClusterScript(m cluster.Membership, hosts []session.Host, pemKey []byte) string {
+	keys := map[string]string{}
+	for _, h := range hosts {
+		keys[h.LeaseID] = strings.TrimSpace(h.HostKey)
+	}
+	var kh, mpi, login, names strings.Builder
+	patterns := []string{}
+	for _, mb := range m.Members {
+		fmt.Fprintf(&kh, "%s,%s %s\n", mb.Name, mb.Addr, keys[mb.Lease])
+		slots := 1
+		for _, h := range hosts {
+			if h.LeaseID == mb.Lease {
+				slots = max(1, int(h.Limits.CPUs+0.999))
+			}
+		}
+		fmt.Fprintf(&mpi, "%s slots=%d\n", mb.Name, slots)
+		fmt.Fprintf(&login, "%d/ssh %s\n", slots, mb.Name)
+		fmt.Fprintf(&names, "%s %s\n", mb.Name, mb.Addr)
+		patterns = append(patterns, mb.Name, mb.Addr.String())
+	}
+	cfg := fmt.Sprintf("# zennet session %s, membership %d: ssh between the session's hosts.\nHost %s\n  User root\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n  UpdateHostKeys no\n  BatchMode yes\n",
+		m.Session, m.Seq, strings.Join(patterns, " "), HostKey, HostKnownHosts)
+	var b strings.Builder
+	b.WriteString("set -e\numask 077\nmkdir -p /root/.ssh " + HostDir + " /etc/ssh/ssh_config.d\n")
+	file := func(path, content string, mode string) {
+		fmt.Fprintf(&b, "cat > %s.new <<'ZENNET_EOF'\n%sZENNET_EOF\nchmod %s %s.new\nmv -f %s.new %s\n", path, content, mode, path, path, path)
+	}
+	file(HostKey, string(pemKey), "600")
+	file(HostKnownHosts, kh.String(), "644")
+	file(HostSSHConfig, cfg, "644")
+	file(HostDir+"/hostfile", mpi.String(), "644")
+	file(HostDir+"/sshloginfile", login.String(), "644")
+	file(HostDir+"/hosts", names.String(), "644")
+	return b.String()
+}

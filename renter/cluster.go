@@ -39,17 +39,27 @@ type clusterNet struct {
 	sent time.Time
 }
 
-// newClusterNet draws a subnet (a /16 of cluster.DefaultPool) and a key.
-func newClusterNet() (*clusterNet, error) {
-	pool := cluster.DefaultPool
-	n, err := rand.Int(rand.Reader, big.NewInt(1<<(16-pool.Bits())))
-	if err != nil {
+// SubnetEnv, if set, is the subnet of every session (e.g. 10.77.0.0/16);
+// otherwise each draws a /16 of cluster.DefaultPool. Sessions never reach
+// each other whatever their subnets.
+const SubnetEnv = "ZENNET_CLUSTER_SUBNET"
+
+// newClusterNet draws a subnet (a /16 of cluster.DefaultPool, or subnet if
+// valid) and a key.
+func newClusterNet(subnet netip.Prefix) (*clusterNet, error) {
+	if !subnet.IsValid() {
+		pool := cluster.DefaultPool
+		n, err := rand.Int(rand.Reader, big.NewInt(1<<(16-pool.Bits())))
+		if err != nil {
+			return nil, err
+		}
+		b := pool.Addr().As4()
+		v := binary.BigEndian.Uint32(b[:]) + uint32(n.Int64())<<16
+		binary.BigEndian.PutUint32(b[:], v)
+		subnet = netip.PrefixFrom(netip.AddrFrom4(b), 16)
+	} else if err := cluster.CheckSubnet(subnet); err != nil {
 		return nil, err
 	}
-	b := pool.Addr().As4()
-	v := binary.BigEndian.Uint32(b[:]) + uint32(n.Int64())<<16
-	binary.BigEndian.PutUint32(b[:], v)
-	subnet := netip.PrefixFrom(netip.AddrFrom4(b), 16)
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -97,7 +107,7 @@ type ClusterUp struct {
 }
 
 func (e ClusterUp) String() string {
-	s := fmt.Sprintf("cluster network %s: %s reach each other by name (zennet-N) on any port", e.Subnet, Plural(e.Hosts, "host"))
+	s := fmt.Sprintf("cluster network %s: %s, reaching each other by name (zennet-N) on any port", e.Subnet, Plural(e.Hosts, "host"))
 	if len(e.Relayed) > 0 {
 		s += fmt.Sprintf("; relayed through this machine (slower): %s", strings.Join(e.Relayed, ", "))
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -59,6 +60,8 @@ type Config struct {
 	// counter-offer (Bid, else MaxPrice).
 	MaxPrice, Bid, MinScore, MinReputation float64
 	PowBits                                uint
+	// Subnet is the session network's subnet; the zero value draws one.
+	Subnet netip.Prefix
 	// Events receives what the rental says; nil discards it.
 	Events func(Event)
 }
@@ -184,7 +187,7 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 	if r.ledger, err = openRenterLedger(o.ConfigDir, sess.ID); err != nil {
 		return r, err
 	}
-	if r.net, err = newClusterNet(); err != nil {
+	if r.net, err = newClusterNet(o.Subnet); err != nil {
 		return r, err
 	}
 	r.book = newUsageBook(sess, r.ledger, o.Signer, lnd)
@@ -280,7 +283,10 @@ func (r *Rental) ready(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.syncCluster(ctx, true)
+	if err := r.syncCluster(ctx, true); err != nil {
+		return err
+	}
+	return r.sess.MarkReady()
 }
 
 // rentFromMarket rents Count hosts (at least Min) from the market's

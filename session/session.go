@@ -58,6 +58,9 @@ type Record struct {
 	Started time.Time `json:"started"`
 	Names   []string  `json:"names"`
 	Hosts   []Host    `json:"hosts"`
+	// Ready is set once the hosts are ready for use: probed, checked, on
+	// the session's network. A script that waits for hosts waits for it.
+	Ready bool `json:"ready,omitempty"`
 }
 
 // Session is one live run. Its methods are safe for concurrent use: writes
@@ -281,6 +284,17 @@ func (s *Session) Write(hosts []Host, identityFile string) (Files, error) {
 		return f, err
 	}
 	return f, nil
+}
+
+// MarkReady records in hosts.json that the session's hosts are ready.
+func (s *Session) MarkReady() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.rec.Ready = true
+	return writeJSON(s.Files().Hosts, s.rec)
 }
 
 // Close removes the session's files and releases its lock. It waits for

@@ -158,6 +158,7 @@ func cmdWaitProvider(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// liveHosts are the hosts of the running sessions that are ready.
 func liveHosts(ts *testscript.TestScript) []session.Host {
 	recs, err := session.Live(ts.Getenv("ZENNET_CONFIG_DIR"))
 	if err != nil {
@@ -165,7 +166,9 @@ func liveHosts(ts *testscript.TestScript) []session.Host {
 	}
 	var hosts []session.Host
 	for _, r := range recs {
-		hosts = append(hosts, r.Hosts...)
+		if r.Ready {
+			hosts = append(hosts, r.Hosts...)
+		}
 	}
 	return hosts
 }

@@ -84,6 +84,14 @@ func NewFabric(peers Peers) *Fabric {
 	return &Fabric{peers: peers, sessions: map[SessionKey]*fabricSession{}, hosts: map[string]*Host{}}
 }
 
+// SetPeers sets what carries frames to other providers (the tunnels, made
+// after the fabric they deliver into).
+func (f *Fabric) SetPeers(p Peers) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peers = p
+}
+
 // Errors of Attach and SetMembership.
 var (
 	ErrAttached = errors.New("lease already attached")
@@ -318,8 +326,11 @@ func (f *Fabric) route(s *fabricSession, dst netip.Addr, frame []byte, from stri
 		local.bytesIn.Add(uint64(len(frame)))
 		local.port.Deliver(frame)
 		return true
-	case member && local == nil && from == "" && f.peers != nil:
-		if f.peers.Send(mb.Provider, s.key, frame) {
+	case member && local == nil && from == "":
+		f.mu.RLock()
+		peers := f.peers
+		f.mu.RUnlock()
+		if peers != nil && peers.Send(mb.Provider, s.key, frame) {
 			return true
 		}
 	}

@@ -9,6 +9,7 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -324,7 +325,10 @@ func Check(m Membership, renter ssh.PublicKey, held *Membership, now time.Time) 
 		if held.Session != m.Session || held.Subnet != m.Subnet {
 			return fmt.Errorf("%w: session %s on %v, held %s on %v", ErrRejected, m.Session, m.Subnet, held.Session, held.Subnet)
 		}
-		if m.Seq <= held.Seq {
+		// The same membership again asks the provider to look at its
+		// paths again (the renter does, once every provider holds it).
+		same := m.Seq == held.Seq && bytes.Equal(m.CanonicalBytes(), held.CanonicalBytes())
+		if m.Seq <= held.Seq && !same {
 			return fmt.Errorf("%w: %w: sequence %d, already at %d", ErrRejected, ErrStale, m.Seq, held.Seq)
 		}
 	}

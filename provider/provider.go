@@ -484,8 +484,10 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	defer transport.Close()
 	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: announcer, Peers: cfg.Peers,
 		MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Log: log})
-	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Hosts: mgr.SetClusterHosts}
-	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip), sshgate.WithCluster(node))
+	tunnels := sshgate.NewClusterTransport(hostKey, fabric, log)
+	defer tunnels.Close()
+	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Hosts: mgr.SetClusterHosts, Tunnels: tunnels}
+	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip), sshgate.WithCluster(node, tunnels))
 	info := Info{
 		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
 		Fingerprint: gossh.FingerprintSHA256(hostKey.PublicKey()), DataDir: cfg.DataDir,

@@ -172,29 +172,14 @@ func (r *Rental) syncCluster(ctx context.Context, install bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	up := ClusterUp{Subnet: m.Subnet.String(), Hosts: len(m.Members), Seq: m.Seq}
-	var mu sync.Mutex
-	paths := map[string]string{}
-	g, gctx := errgroup.WithContext(ctx)
-	for c, ids := range r.leases {
-		if len(ids) == 0 {
-			continue
-		}
-		g.Go(func() error {
-			st, err := c.SetMembership(gctx, raw)
-			if err != nil {
-				return fmt.Errorf("provider %s refused the session's membership: %w", c.Addr, err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, p := range st.Peers {
-				if p.Path != proto.PathDirect && paths[p.Provider] != proto.PathDown {
-					paths[p.Provider] = p.Path
-				}
-			}
-			return nil
-		})
+	// Every provider gets the membership; a provider that got it before
+	// another could not open its tunnel to it yet, so when any path is
+	// not direct, every provider is given it once more and looks again.
+	paths, err := r.sendMembership(ctx, raw)
+	if err == nil && len(paths) > 0 {
+		paths, err = r.sendMembership(ctx, raw)
 	}
-	if err := g.Wait(); err != nil {
+	if err != nil {
 		return err
 	}
 	for _, h := range r.hosts {
@@ -217,6 +202,35 @@ func (r *Rental) syncCluster(ctx context.Context, install bool) error {
 	}
 	r.emit(up)
 	return nil
+}
+
+// sendMembership hands every provider of the session the encoded
+// membership and returns the paths between providers that are not direct,
+// by provider.
+func (r *Rental) sendMembership(ctx context.Context, raw []byte) (map[string]string, error) {
+	var mu sync.Mutex
+	paths := map[string]string{}
+	g, gctx := errgroup.WithContext(ctx)
+	for c, ids := range r.leases {
+		if len(ids) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			st, err := c.SetMembership(gctx, raw)
+			if err != nil {
+				return fmt.Errorf("provider %s refused the session's membership: %w", c.Addr, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, p := range st.Peers {
+				if p.Path != proto.PathDirect && paths[p.Provider] != proto.PathDown {
+					paths[p.Provider] = p.Path
+				}
+			}
+			return nil
+		})
+	}
+	return paths, g.Wait()
 }
 
 func appendOnce(s []string, v string) []string {

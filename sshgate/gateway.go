@@ -42,6 +42,7 @@ type Gateway struct {
 	billing Payments
 	gossip  GossipNode
 	cluster ClusterNode
+	tunnels *ClusterTransport
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -91,9 +92,11 @@ type ClusterNode interface {
 }
 
 // WithCluster lets renters put their hosts on session networks: accepts
-// may carry a cluster join, and memberships go to c.
-func WithCluster(c ClusterNode) GatewayOption {
-	return func(g *Gateway) { g.cluster = c }
+// may carry a cluster join, memberships go to c, and other providers'
+// tunnels (and renters' relays) to t, which may be nil (this provider's
+// hosts only).
+func WithCluster(c ClusterNode, t *ClusterTransport) GatewayOption {
+	return func(g *Gateway) { g.cluster, g.tunnels = c, t }
 }
 
 // WithGossip makes the gateway a node of the market: it serves
@@ -123,6 +126,8 @@ func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...Gate
 			proto.ChannelNegotiate: g.recovered(g.negotiate),
 			proto.ChannelLease:     g.recovered(g.leaseChannel),
 			ChannelGossip:          g.recovered(g.gossipChannel),
+			ChannelCluster:         g.recovered(g.clusterChannel),
+			ChannelClusterRelay:    g.recovered(g.clusterChannel),
 			"session":              rejectSession,
 		},
 		RequestHandlers: map[string]ssh.RequestHandler{},

@@ -69,8 +69,10 @@ func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config)) Prov
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Hosts: mgr.SetClusterHosts}
-	gw := sshgate.NewGateway(hostKey, mgr, b, sshgate.WithCluster(node))
+	tunnels := sshgate.NewClusterTransport(hostKey, fabric, nil)
+	t.Cleanup(tunnels.Close)
+	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Hosts: mgr.SetClusterHosts, Tunnels: tunnels}
+	gw := sshgate.NewGateway(hostKey, mgr, b, sshgate.WithCluster(node, tunnels))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

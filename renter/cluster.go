@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net/netip"
 	"strings"
@@ -37,6 +38,10 @@ type clusterNet struct {
 	next int    // the last host address handed out
 	seq  uint64 // the last membership sent
 	sent time.Time
+	// relayed are the pairs of providers relayed (by their fingerprints,
+	// the lesser first), relays their channels.
+	relayed map[string]bool
+	relays  []io.Closer
 }
 
 // SubnetEnv, if set, is the subnet of every session (e.g. 10.77.0.0/16);
@@ -72,7 +77,7 @@ func newClusterNet(subnet netip.Prefix) (*clusterNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clusterNet{subnet: subnet, signer: signer, pemKey: pem.EncodeToMemory(block),
+	return &clusterNet{subnet: subnet, signer: signer, pemKey: pem.EncodeToMemory(block), relayed: map[string]bool{},
 		pub: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(signer.PublicKey()))) + " zennet-session"}, nil
 }
 
@@ -96,8 +101,9 @@ func (cn *clusterNet) join(sessionID string) func(n int) *proto.ClusterJoin {
 
 // ClusterUp says the session's hosts are on its private network: every
 // provider holds the membership, and each host has the others' names, the
-// session's key and hostfiles. Relayed and Down name the providers that
-// reach others only through the renter, or not at all.
+// session's key and hostfiles. Relayed and Down name the pairs of
+// providers that reach each other only through this machine, or not at
+// all.
 type ClusterUp struct {
 	Subnet  string
 	Hosts   int
@@ -175,21 +181,28 @@ func (r *Rental) syncCluster(ctx context.Context, install bool) error {
 	// Every provider gets the membership; a provider that got it before
 	// another could not open its tunnel to it yet, so when any path is
 	// not direct, every provider is given it once more and looks again.
-	paths, err := r.sendMembership(ctx, raw)
-	if err == nil && len(paths) > 0 {
-		paths, err = r.sendMembership(ctx, raw)
+	// Two providers that still cannot reach each other get a relay
+	// through this machine's connections to both, and are asked once more.
+	pairs, err := r.sendMembership(ctx, raw)
+	if err == nil && len(pairs) > 0 {
+		pairs, err = r.sendMembership(ctx, raw)
+	}
+	if err == nil && r.relay(ctx, m.Session, pairs) {
+		pairs, err = r.sendMembership(ctx, raw)
 	}
 	if err != nil {
 		return err
 	}
-	for _, h := range r.hosts {
-		if c := r.clientOf(h.LeaseID); c != nil {
-			switch paths[fingerprint(c)] {
-			case proto.PathRelayed:
-				up.Relayed = appendOnce(up.Relayed, h.Provider)
-			case proto.PathDown:
-				up.Down = appendOnce(up.Down, h.Provider)
-			}
+	addrOf := map[string]string{}
+	for c := range r.leases {
+		addrOf[fingerprint(c)] = c.Addr
+	}
+	for _, p := range pairs {
+		pair := addrOf[p.from] + " ↔ " + addrOf[p.to]
+		if p.path == proto.PathRelayed {
+			up.Relayed = appendOnce(up.Relayed, pair)
+		} else {
+			up.Down = appendOnce(up.Down, pair)
 		}
 	}
 	r.net.mu.Lock()
@@ -204,12 +217,14 @@ func (r *Rental) syncCluster(ctx context.Context, install bool) error {
 	return nil
 }
 
+// path is how provider from reaches provider to (fingerprints).
+type path struct{ from, to, path string }
+
 // sendMembership hands every provider of the session the encoded
-// membership and returns the paths between providers that are not direct,
-// by provider.
-func (r *Rental) sendMembership(ctx context.Context, raw []byte) (map[string]string, error) {
+// membership and returns the paths between providers that are not direct.
+func (r *Rental) sendMembership(ctx context.Context, raw []byte) ([]path, error) {
 	var mu sync.Mutex
-	paths := map[string]string{}
+	var paths []path
 	g, gctx := errgroup.WithContext(ctx)
 	for c, ids := range r.leases {
 		if len(ids) == 0 {
@@ -223,14 +238,79 @@ func (r *Rental) sendMembership(ctx context.Context, raw []byte) (map[string]str
 			mu.Lock()
 			defer mu.Unlock()
 			for _, p := range st.Peers {
-				if p.Path != proto.PathDirect && paths[p.Provider] != proto.PathDown {
-					paths[p.Provider] = p.Path
+				if p.Path != proto.PathDirect {
+					paths = append(paths, path{fingerprint(c), p.Provider, p.Path})
 				}
 			}
 			return nil
 		})
 	}
 	return paths, g.Wait()
+}
+
+// relay pipes the session's frames between every two providers with no
+// path between them, through this machine's connections to both: a relay
+// channel on each, copied into the other. It reports whether it made one.
+func (r *Rental) relay(ctx context.Context, session string, pairs []path) bool {
+	byFP := map[string]*sshgate.Client{}
+	for c, ids := range r.leases {
+		if len(ids) > 0 {
+			byFP[fingerprint(c)] = c
+		}
+	}
+	made := false
+	for _, p := range pairs {
+		if p.path != proto.PathDown {
+			continue
+		}
+		a, b := byFP[p.from], byFP[p.to]
+		key := min(p.from, p.to) + " " + max(p.from, p.to)
+		r.net.mu.Lock()
+		busy := r.net.relayed[key]
+		r.net.mu.Unlock()
+		if a == nil || b == nil || busy {
+			continue
+		}
+		ra, err := a.OpenClusterRelay(ctx, session, p.to)
+		if err != nil {
+			r.notice("cluster network: relay on %s: %v", a.Addr, err)
+			continue
+		}
+		rb, err := b.OpenClusterRelay(ctx, session, p.from)
+		if err != nil {
+			ra.Close()
+			r.notice("cluster network: relay on %s: %v", b.Addr, err)
+			continue
+		}
+		r.net.mu.Lock()
+		r.net.relayed[key] = true
+		r.net.mu.Unlock()
+		made = true
+		pipe := func(dst, src io.ReadWriteCloser) {
+			io.Copy(dst, src)
+			ra.Close()
+			rb.Close()
+			r.net.mu.Lock()
+			delete(r.net.relayed, key)
+			r.net.mu.Unlock()
+		}
+		go pipe(ra, rb)
+		go pipe(rb, ra)
+		r.net.mu.Lock()
+		r.net.relays = append(r.net.relays, ra, rb)
+		r.net.mu.Unlock()
+	}
+	return made
+}
+
+// closeRelays stops the relays.
+func (cn *clusterNet) closeRelays() {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	for _, c := range cn.relays {
+		c.Close()
+	}
+	cn.relays = nil
 }
 
 func appendOnce(s []string, v string) []string {

@@ -366,6 +366,9 @@ func (r *Rental) Release(ctx context.Context, timeout time.Duration) error {
 	for _, l := range r.listeners {
 		l.Close()
 	}
+	if r.net != nil {
+		r.net.closeRelays()
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -35,6 +35,7 @@ type Client struct {
 	HostKey gossh.PublicKey
 	conn    *conn
 	ch      gossh.Channel
+	renter  string // the renter's key fingerprint
 	w       *proto.Writer
 
 	reqMu   sync.Mutex // one request/response exchange at a time
@@ -89,7 +90,7 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	}
 	go gossh.DiscardRequests(creqs)
 	c := &Client{
-		Addr: addr, HostKey: hostKey, conn: conn, ch: ch, w: proto.NewWriter(ch),
+		Addr: addr, HostKey: hostKey, conn: conn, ch: ch, w: proto.NewWriter(ch), renter: gossh.FingerprintSHA256(cfg.Signer.PublicKey()),
 		replies: make(chan proto.Message, 64), events: make(chan Event, 1024), done: make(chan struct{}),
 	}
 	go c.read()
@@ -295,6 +296,21 @@ func (c *Client) SetMembership(ctx context.Context, membership []byte) (proto.Cl
 		return proto.ClusterStatus{}, fmt.Errorf("provider %s answered a membership with %q", c.Addr, m.Type)
 	}
 	return *m.Cluster, nil
+}
+
+// OpenClusterRelay opens a relay of one of the renter's sessions on this
+// provider: the frames it sends the session's hosts on provider peer come
+// out of it, and what is written to it goes to this provider's hosts as if
+// from peer. The renter pipes two of them together when two providers
+// cannot reach each other.
+func (c *Client) OpenClusterRelay(ctx context.Context, session, peer string) (io.ReadWriteCloser, error) {
+	extra := gossh.Marshal(clusterChannel{Renter: c.renter, Session: session, Peer: peer})
+	ch, reqs, err := c.conn.openChannel(ctx, ChannelClusterRelay, extra)
+	if err != nil {
+		return nil, err
+	}
+	go gossh.DiscardRequests(reqs)
+	return ch, nil
 }
 
 // Release ends leases and waits until the provider confirms their sandboxes

@@ -198,7 +198,8 @@ func (r *Rental) syncCluster(ctx context.Context, install bool) error {
 		addrOf[fingerprint(c)] = c.Addr
 	}
 	for _, p := range pairs {
-		pair := addrOf[p.from] + " ↔ " + addrOf[p.to]
+		a, b := addrOf[p.from], addrOf[p.to]
+		pair := min(a, b) + " ↔ " + max(a, b)
 		if p.path == proto.PathRelayed {
 			up.Relayed = appendOnce(up.Relayed, pair)
 		} else {

@@ -18,14 +18,19 @@ LND_VERSION := v0.21.3-beta
 BTCD_VERSION := v0.26.2
 LND := $(CACHE)/lnd/$(LND_VERSION)/lnd
 IMAGE := $(CACHE)/images/bookworm
+# The tests' image: the default one and what the cluster tests run across
+# hosts (Open MPI, mpi4py, iperf3), built with 'zennet image build --packages'.
+TEST_IMAGE := $(CACHE)/images/bookworm-cluster
+TEST_PACKAGES := openmpi-bin,python3-mpi4py,iperf3
 BIN := bin/zennet
 APT_PACKAGES := mmdebstrap openssh-client rsync tmux
 
 export ZENNET_RUNSC := $(abspath $(RUNSC))
 export ZENNET_IMAGE := $(abspath $(IMAGE))
+export ZENNET_TEST_IMAGE := $(abspath $(TEST_IMAGE))
 export ZENNET_CACHE_DIR := $(abspath $(CACHE))
 
-.PHONY: all build deps runsc lnd image demo test unit vet fmt-check bench bench-pricing clean
+.PHONY: all build deps runsc lnd image test-image demo test unit vet fmt-check bench bench-pricing clean
 
 all: build
 
@@ -61,6 +66,9 @@ $(LND):
 image: deps build
 	$(BIN) image build --image $(IMAGE)
 
+test-image: deps build
+	$(BIN) image build --image $(TEST_IMAGE) --packages $(TEST_PACKAGES)
+
 # The main job on the embedded default: two providers on this machine, four
 # hosts rented from them. Ctrl-C ends it.
 demo: deps runsc image build
@@ -77,7 +85,7 @@ fmt-check:
 # time and work per second: they run after the rest, one package at a time,
 # so other packages' tests on the same two cores do not skew them.
 TIMED_PKGS := ./meter ./bench
-test: deps runsc lnd image build fmt-check vet
+test: deps runsc lnd image test-image build fmt-check vet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 30m -skip TestScriptsAlone $$($(GO) list ./... | grep -v -e '/meter$$' -e '/bench$$')
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -p 1 -timeout 10m $(TIMED_PKGS)
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 10m -run TestScriptsAlone ./cmd/zennet
@@ -87,7 +95,7 @@ test: deps runsc lnd image build fmt-check vet
 # PSS per lease), renting N hosts from a market of four providers until all
 # answer ssh vs N bare sandboxes, a meter sample vs reading the raw files,
 # network setup.
-bench: deps runsc lnd image build
+bench: deps runsc lnd image test-image build
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench LeaseStart -benchtime=1x -timeout 30m ./sshgate
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'MarketStart/N=100$$' -benchtime=1x -timeout 30m ./cmd/zennet
 	$(GO) test -run '^$$' -bench Sample -benchtime=200x -timeout 30m ./meter | awk -f scripts/benchratio.awk

@@ -401,5 +401,11 @@ func ClusterScript(m cluster.Membership, hosts []session.Host, pemKey []byte) st
 	file(HostDir+"/hostfile", mpi.String(), "644")
 	file(HostDir+"/sshloginfile", login.String(), "644")
 	file(HostDir+"/hosts", names.String(), "644")
+	// Open MPI's daemons and ranks on the session's network only (eth0,
+	// the same address in every host, leads nowhere), and no single-copy
+	// shared memory (the kernel's cross-memory attach is not gVisor's).
+	b.WriteString("mkdir -p /root/.openmpi\n")
+	file("/root/.openmpi/mca-params.conf", fmt.Sprintf("# zennet session %s\nbtl_tcp_if_include = %s\noob_tcp_if_include = %s\nbtl_vader_single_copy_mechanism = none\n",
+		m.Session, m.Subnet, m.Subnet), "644")
 	return b.String()
 }

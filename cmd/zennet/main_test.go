@@ -63,7 +63,7 @@ func runScripts(t *testing.T, dir string) {
 			env.Setenv("ZENNET_CONFIG_DIR", filepath.Join(env.WorkDir, "config"))
 			env.Setenv("ZENNET_DATA_DIR", filepath.Join(env.WorkDir, "data"))
 			env.Setenv("ZENNET_AGENT_BINARY", agent)
-			for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE", "ZENNET_CACHE_DIR"} {
+			for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE", "ZENNET_CACHE_DIR", "ZENNET_TEST_IMAGE"} {
 				env.Setenv(v, os.Getenv(v))
 			}
 			env.Setenv("SSHCONFIG", filepath.Join(env.WorkDir, "config", "ssh_config"))

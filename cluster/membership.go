@@ -73,6 +73,12 @@ type Member struct {
 	// Endpoint is where that provider's gateway listens (HOST:PORT): the
 	// other providers' tunnels dial it.
 	Endpoint string `json:"endpoint"`
+	// HostKey is the host's SSH host key (authorized_keys format), as the
+	// renter pinned it: the other hosts' known_hosts.
+	HostKey string `json:"host_key"`
+	// Slots is how many processes an MPI job starts on the host (its
+	// CPUs, rounded up).
+	Slots int `json:"slots"`
 }
 
 // Membership is the renter's signed statement of who is in a session.
@@ -98,7 +104,8 @@ type Membership struct {
 // CanonicalBytes is the membership in SSH wire format: the string
 // "zennet-cluster-membership", uint32 version, string session, string
 // subnet, uint64 seq, int64 expiry (Unix ns), uint32 count, then each
-// member's name, addr, lease, provider and endpoint as strings.
+// member's name, addr, lease, provider, endpoint and host key as strings
+// and its slots as uint32.
 func (m *Membership) CanonicalBytes() []byte {
 	b := signedjson.AppendString(nil, "zennet-cluster-membership")
 	b = binary.BigEndian.AppendUint32(b, Version)
@@ -108,9 +115,10 @@ func (m *Membership) CanonicalBytes() []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Expires.UnixNano()))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Members)))
 	for _, mb := range m.Members {
-		for _, s := range []string{mb.Name, mb.Addr.String(), mb.Lease, mb.Provider, mb.Endpoint} {
+		for _, s := range []string{mb.Name, mb.Addr.String(), mb.Lease, mb.Provider, mb.Endpoint, mb.HostKey} {
 			b = signedjson.AppendString(b, s)
 		}
+		b = binary.BigEndian.AppendUint32(b, uint32(mb.Slots))
 	}
 	return b
 }
@@ -185,6 +193,12 @@ func (m *Membership) validate() error {
 		}
 		if host, port, err := net.SplitHostPort(mb.Endpoint); err != nil || host == "" || port == "" || len(mb.Endpoint) > 300 {
 			return fmt.Errorf("member %s: endpoint %q is not HOST:PORT", mb.Name, mb.Endpoint)
+		}
+		if k, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(mb.HostKey)); err != nil || k == nil || len(rest) > 0 || len(mb.HostKey) > 8<<10 {
+			return fmt.Errorf("member %s: host key is not one authorized_keys line", mb.Name)
+		}
+		if mb.Slots < 1 || mb.Slots > 4096 {
+			return fmt.Errorf("member %s: %d slots, between 1 and 4096", mb.Name, mb.Slots)
 		}
 		if names[mb.Name] || addrs[mb.Addr] || leases[mb.Lease] {
 			return fmt.Errorf("member %s: name, address or lease listed twice", mb.Name)

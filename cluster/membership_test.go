@@ -33,7 +33,8 @@ func sample(t testing.TB, renter gossh.Signer, p1, p2 string) Membership {
 		if p == p2 {
 			ep = "127.0.0.1:2223"
 		}
-		m.Members = append(m.Members, Member{Name: "zennet-" + string(rune('1'+i)), Addr: a, Lease: "zn-lease" + string(rune('a'+i)), Provider: p, Endpoint: ep})
+		m.Members = append(m.Members, Member{Name: "zennet-" + string(rune('1'+i)), Addr: a, Lease: "zn-lease" + string(rune('a'+i)), Provider: p, Endpoint: ep,
+			HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(testenv.Signer(t).PublicKey()))), Slots: 1 + i/2})
 	}
 	if err := m.Sign(renter); err != nil {
 		t.Fatal(err)
@@ -200,4 +201,37 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("canonical bytes changed")
 		}
 	})
+}
+
+func TestSessionFiles(t *testing.T) {
+	renter := testenv.Signer(t)
+	m := sample(t, renter, fingerprint(t), fingerprint(t))
+	f := SessionFiles(m)
+	kh := string(f.InDir[KnownHostsFile])
+	for i, mb := range m.Members {
+		if want := mb.Name + "," + mb.Addr.String() + " " + mb.HostKey + "\n"; !strings.Contains(kh, want) {
+			t.Errorf("known_hosts lacks member %d: %q in\n%s", i, want, kh)
+		}
+	}
+	if got := string(f.InDir[HostfileFile]); got != "zennet-1 slots=1\nzennet-2 slots=1\nzennet-3 slots=2\n" {
+		t.Errorf("hostfile:\n%s", got)
+	}
+	if got := string(f.InDir[LoginFile]); !strings.Contains(got, "2/ssh zennet-3\n") {
+		t.Errorf("sshloginfile:\n%s", got)
+	}
+	if got := string(f.EtcHosts); !strings.Contains(got, "10.77.0.2\tzennet-2\n") {
+		t.Errorf("/etc/hosts lines:\n%s", got)
+	}
+	cfg, mpi := StaticFiles("s1", netip.MustParsePrefix("10.77.0.0/16"))
+	for _, want := range []string{"Host zennet-* 10.77.*\n", "IdentityFile /root/.zennet/id_zennet", "UserKnownHostsFile /root/.zennet/known_hosts", "StrictHostKeyChecking yes"} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("ssh_config lacks %q:\n%s", want, cfg)
+		}
+	}
+	if !strings.Contains(string(mpi), "btl_tcp_if_include = 10.77.0.0/16\n") {
+		t.Errorf("mca params:\n%s", mpi)
+	}
+	if g := subnetGlob(netip.MustParsePrefix("10.77.128.0/25")); g != "10.77.128.*" {
+		t.Errorf("glob of a /25: %s", g)
+	}
 }

@@ -25,8 +25,9 @@ type Node struct {
 	Fabric *Fabric
 	// Self is this provider's host key fingerprint.
 	Self string
-	// Hosts writes a session's /etc/hosts lines onto its hosts here.
-	Hosts func(key SessionKey, lines []byte) error
+	// Files writes a session's files onto its hosts here: /etc/hosts and
+	// the session directory (SessionFiles).
+	Files func(key SessionKey, f Files) error
 	// Tunnels reach other providers; nil: none is reached.
 	Tunnels Tunnels
 	// Now is the clock (time.Now if nil).
@@ -61,9 +62,9 @@ func (n *Node) Update(owner ssh.PublicKey, raw []byte) (proto.ClusterStatus, err
 		return proto.ClusterStatus{}, err
 	}
 	st := proto.ClusterStatus{Session: m.Session, Seq: m.Seq}
-	if n.Hosts != nil {
-		if err := n.Hosts(key, HostsLines(m)); err != nil {
-			return st, fmt.Errorf("name the session's hosts: %w", err)
+	if n.Files != nil {
+		if err := n.Files(key, SessionFiles(m)); err != nil {
+			return st, fmt.Errorf("write the session's files in its hosts: %w", err)
 		}
 	}
 	remote := n.Fabric.RemoteProviders(key, n.Self)

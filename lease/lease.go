@@ -28,6 +28,7 @@ import (
 
 	"github.com/zennet/zennet/agent"
 	"github.com/zennet/zennet/cluster"
+	"github.com/zennet/zennet/internal/atomicfile"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/proto"
@@ -145,8 +146,10 @@ type Join struct {
 	// Addrs are the hosts' addresses, one per host granted.
 	Addrs []netip.Addr
 	// AuthorizedKey is the session's own key: it opens every host of the
-	// session, for ssh from one to another.
+	// session, for ssh from one to another. PrivateKey is its private half
+	// (OpenSSH PEM), put in each host for that.
 	AuthorizedKey ssh.PublicKey
+	PrivateKey    []byte
 }
 
 // ClusterPort is the port the agent listens on at a host's cluster
@@ -755,6 +758,12 @@ func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string
 		spec.Cluster = &netsandbox.ClusterLink{Addr: netip.PrefixFrom(place.addr, place.join.Subnet.Bits()), MAC: cluster.MAC(place.addr)}
 		spec.ClusterReceive = func(frame []byte) { m.cfg.Fabric.FromHost(id, frame) }
 		spec.Args = m.clusterArgs(place.addr)
+		mounts, err := sessionFiles(dir, place.join)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		spec.Mounts = append(spec.Mounts, mounts...)
 	}
 	err = m.cfg.Runtime.Create(ctx, spec)
 	if err != nil {
@@ -816,9 +825,43 @@ func (m *Manager) clusterArgs(addr netip.Addr) []string {
 	return []string{sandbox.ReaperArgs[0], sandbox.ReaperArgs[1], script}
 }
 
-// SetClusterHosts rewrites the /etc/hosts of the owner's live hosts of a
-// session with extra lines (the session's names).
-func (m *Manager) SetClusterHosts(key cluster.SessionKey, extra []byte) error {
+// sessionFiles writes a cluster host's session files in its lease dir and
+// returns their mounts, all read-only: the session directory (the
+// session's key now; known hosts and hostfiles as memberships come, through
+// SetClusterFiles), ssh's configuration for the session's hosts and Open
+// MPI's parameters.
+func sessionFiles(dir string, j *Join) ([]sandbox.Mount, error) {
+	sdir := filepath.Join(dir, "session")
+	if err := os.Mkdir(sdir, 0o700); err != nil {
+		return nil, err
+	}
+	sshConfig, mpiParams := cluster.StaticFiles(j.Key.Session, j.Subnet)
+	for _, f := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{
+		{filepath.Join(sdir, cluster.KeyFile), j.PrivateKey, 0o600},
+		{filepath.Join(sdir, cluster.KeyFile+".pub"), ssh.MarshalAuthorizedKey(j.AuthorizedKey), 0o644},
+		{filepath.Join(sdir, cluster.KnownHostsFile), nil, 0o644},
+		{filepath.Join(dir, "ssh_config"), sshConfig, 0o644},
+		{filepath.Join(dir, "mca-params.conf"), mpiParams, 0o644},
+	} {
+		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
+			return nil, err
+		}
+	}
+	return []sandbox.Mount{
+		{Source: sdir, Destination: cluster.SessionDir, ReadOnly: true},
+		{Source: filepath.Join(dir, "ssh_config"), Destination: cluster.HostSSHConfig, ReadOnly: true},
+		{Source: filepath.Join(dir, "mca-params.conf"), Destination: cluster.HostMPIParams, ReadOnly: true},
+	}, nil
+}
+
+// SetClusterFiles writes a session's files (from its latest membership)
+// onto its live hosts here: /etc/hosts, and the session directory's files,
+// each replaced whole.
+func (m *Manager) SetClusterFiles(key cluster.SessionKey, f cluster.Files) error {
 	m.mu.Lock()
 	var ids []string
 	for _, le := range m.leases {
@@ -829,8 +872,13 @@ func (m *Manager) SetClusterHosts(key cluster.SessionKey, extra []byte) error {
 	m.mu.Unlock()
 	var errs []error
 	for _, id := range ids {
-		if err := m.cfg.Runtime.SetHosts(id, extra); err != nil {
+		if err := m.cfg.Runtime.SetHosts(id, f.EtcHosts); err != nil {
 			errs = append(errs, fmt.Errorf("lease %s: %w", id, err))
+		}
+		for name, data := range f.InDir {
+			if err := atomicfile.WriteFile(filepath.Join(m.cfg.Dir, id, "session", name), data, 0o644); err != nil {
+				errs = append(errs, fmt.Errorf("lease %s: %w", id, err))
+			}
 		}
 	}
 	return errors.Join(errs...)

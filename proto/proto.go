@@ -190,7 +190,9 @@ type ClusterJoin struct {
 	Addrs []string `json:"addrs"`
 	// Key is the session's own public key (authorized_keys format): it
 	// opens the session's hosts, for ssh from one to another.
-	Key string `json:"key"`
+	// PrivateKey is its private half (OpenSSH PEM), put in each host.
+	Key        string `json:"key"`
+	PrivateKey string `json:"private_key"`
 }
 
 // ClusterStatus answers a membership: the sequence the provider now holds
@@ -446,7 +448,8 @@ func (m Message) validate() error {
 		}
 		if ok && m.Accept.Cluster != nil {
 			c := m.Accept.Cluster
-			if len(c.Addrs) != m.Accept.Count || c.Session == "" || len(c.Session) > 64 || c.Subnet == "" || c.Key == "" || len(c.Key) > 16<<10 {
+			if len(c.Addrs) != m.Accept.Count || c.Session == "" || len(c.Session) > 64 || c.Subnet == "" || c.Key == "" || len(c.Key) > 16<<10 ||
+				c.PrivateKey == "" || len(c.PrivateKey) > 16<<10 {
 				return errors.New("accept: a cluster join needs a session, a subnet, a key and an address for each host")
 			}
 		}

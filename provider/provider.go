@@ -486,7 +486,7 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 		MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Log: log})
 	tunnels := sshgate.NewClusterTransport(hostKey, fabric, log)
 	defer tunnels.Close()
-	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Hosts: mgr.SetClusterHosts, Tunnels: tunnels}
+	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Files: mgr.SetClusterFiles, Tunnels: tunnels}
 	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip), sshgate.WithCluster(node, tunnels))
 	info := Info{
 		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),

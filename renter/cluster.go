@@ -1,7 +1,6 @@
 package renter
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -10,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net/netip"
 	"strings"
@@ -21,7 +21,6 @@ import (
 
 	"github.com/zennet/zennet/cluster"
 	"github.com/zennet/zennet/proto"
-	"github.com/zennet/zennet/session"
 	"github.com/zennet/zennet/sshgate"
 )
 
@@ -86,7 +85,7 @@ func (cn *clusterNet) join(sessionID string) func(n int) *proto.ClusterJoin {
 	return func(n int) *proto.ClusterJoin {
 		cn.mu.Lock()
 		defer cn.mu.Unlock()
-		j := &proto.ClusterJoin{Session: sessionID, Subnet: cn.subnet.String(), Key: cn.pub}
+		j := &proto.ClusterJoin{Session: sessionID, Subnet: cn.subnet.String(), Key: cn.pub, PrivateKey: string(cn.pemKey)}
 		for range n {
 			cn.next++
 			a, err := cluster.HostAddr(cn.subnet, cn.next)
@@ -139,7 +138,8 @@ func (r *Rental) membership() (cluster.Membership, error) {
 		if c == nil || err != nil {
 			continue
 		}
-		m.Members = append(m.Members, cluster.Member{Name: h.Name, Addr: a, Lease: h.LeaseID, Provider: fingerprint(c), Endpoint: c.Addr})
+		m.Members = append(m.Members, cluster.Member{Name: h.Name, Addr: a, Lease: h.LeaseID, Provider: fingerprint(c), Endpoint: c.Addr,
+			HostKey: strings.TrimSpace(h.HostKey), Slots: max(1, int(math.Ceil(h.Limits.CPUs)))})
 	}
 	if len(m.Members) == 0 {
 		return m, errors.New("no host is on the session network")
@@ -159,11 +159,12 @@ func (r *Rental) clientOf(id string) *sshgate.Client {
 	return nil
 }
 
-// syncCluster hands every provider the session's current membership and,
-// if install, writes the session's files into every host: its key, the
-// others' host keys and names for ssh, and hostfiles for MPI and GNU
-// parallel. It says the outcome as a ClusterUp.
-func (r *Rental) syncCluster(ctx context.Context, install bool) error {
+// syncCluster hands every provider the session's current membership (each
+// then writes the session's files into its hosts: the members' names and
+// host keys, hostfiles for MPI and GNU parallel), relaying between
+// providers that cannot reach each other. It says the outcome as a
+// ClusterUp.
+func (r *Rental) syncCluster(ctx context.Context) error {
 	if r.net == nil || len(r.hosts) == 0 {
 		return nil
 	}
@@ -209,11 +210,6 @@ func (r *Rental) syncCluster(ctx context.Context, install bool) error {
 	r.net.mu.Lock()
 	r.net.sent = time.Now()
 	r.net.mu.Unlock()
-	if install {
-		if err := r.installCluster(ctx, m); err != nil {
-			return err
-		}
-	}
 	r.emit(up)
 	return nil
 }
@@ -332,80 +328,8 @@ func (r *Rental) refreshCluster(ctx context.Context, now time.Time) {
 	due := !r.net.sent.IsZero() && now.Sub(r.net.sent) > cluster.MaxValidity/2
 	r.net.mu.Unlock()
 	if due {
-		if err := r.syncCluster(ctx, false); err != nil {
+		if err := r.syncCluster(ctx); err != nil {
 			r.notice("cluster network: %v", err)
 		}
 	}
-}
-
-// installCluster writes the session's files into every host (8 at once).
-func (r *Rental) installCluster(ctx context.Context, m cluster.Membership) error {
-	script := ClusterScript(m, r.hosts, r.net.pemKey)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for _, h := range r.hosts {
-		g.Go(func() error {
-			cmd := SSH(gctx, r.files.SSHConfig, h.Name, "sh")
-			cmd.Stdin = strings.NewReader(script)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("set up %s for the session network: %v: %s", h.Name, err, bytes.TrimSpace(out))
-			}
-			return nil
-		})
-	}
-	return g.Wait()
-}
-
-// Paths of the session's files inside each host.
-const (
-	HostSSHConfig  = "/etc/ssh/ssh_config.d/zennet.conf"
-	HostKnownHosts = "/etc/ssh/ssh_known_hosts.zennet"
-	HostKey        = "/root/.ssh/id_zennet"
-	HostDir        = "/root/.zennet"
-)
-
-// ClusterScript is the shell script that writes a session's files into a
-// host: the session's key, the members' host keys under their names and
-// addresses, an ssh_config.d entry that uses them, and the hostfile and
-// sshloginfile for mpirun and GNU parallel started from that host.
-func ClusterScript(m cluster.Membership, hosts []session.Host, pemKey []byte) string {
-	keys := map[string]string{}
-	for _, h := range hosts {
-		keys[h.LeaseID] = strings.TrimSpace(h.HostKey)
-	}
-	var kh, mpi, login, names strings.Builder
-	patterns := []string{}
-	for _, mb := range m.Members {
-		fmt.Fprintf(&kh, "%s,%s %s\n", mb.Name, mb.Addr, keys[mb.Lease])
-		slots := 1
-		for _, h := range hosts {
-			if h.LeaseID == mb.Lease {
-				slots = max(1, int(h.Limits.CPUs+0.999))
-			}
-		}
-		fmt.Fprintf(&mpi, "%s slots=%d\n", mb.Name, slots)
-		fmt.Fprintf(&login, "%d/ssh %s\n", slots, mb.Name)
-		fmt.Fprintf(&names, "%s %s\n", mb.Name, mb.Addr)
-		patterns = append(patterns, mb.Name, mb.Addr.String())
-	}
-	cfg := fmt.Sprintf("# zennet session %s, membership %d: ssh between the session's hosts.\nHost %s\n  User root\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n  UpdateHostKeys no\n  BatchMode yes\n",
-		m.Session, m.Seq, strings.Join(patterns, " "), HostKey, HostKnownHosts)
-	var b strings.Builder
-	b.WriteString("set -e\numask 077\nmkdir -p /root/.ssh " + HostDir + " /etc/ssh/ssh_config.d\n")
-	file := func(path, content string, mode string) {
-		fmt.Fprintf(&b, "cat > %s.new <<'ZENNET_EOF'\n%sZENNET_EOF\nchmod %s %s.new\nmv -f %s.new %s\n", path, content, mode, path, path, path)
-	}
-	file(HostKey, string(pemKey), "600")
-	file(HostKnownHosts, kh.String(), "644")
-	file(HostSSHConfig, cfg, "644")
-	file(HostDir+"/hostfile", mpi.String(), "644")
-	file(HostDir+"/sshloginfile", login.String(), "644")
-	file(HostDir+"/hosts", names.String(), "644")
-	// Open MPI's daemons and ranks on the session's network only (eth0,
-	// the same address in every host, leads nowhere), and no single-copy
-	// shared memory (the kernel's cross-memory attach is not gVisor's).
-	b.WriteString("mkdir -p /root/.openmpi\n")
-	file("/root/.openmpi/mca-params.conf", fmt.Sprintf("# zennet session %s\nbtl_tcp_if_include = %s\noob_tcp_if_include = %s\nbtl_vader_single_copy_mechanism = none\n",
-		m.Session, m.Subnet, m.Subnet), "644")
-	return b.String()
 }

@@ -283,7 +283,7 @@ func (r *Rental) ready(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := r.syncCluster(ctx, true); err != nil {
+	if err := r.syncCluster(ctx); err != nil {
 		return err
 	}
 	return r.sess.MarkReady()
@@ -529,7 +529,7 @@ func (r *Rental) Hold(ctx context.Context) error {
 // resyncCluster tells the providers and hosts that the session's hosts
 // changed (one dropped, one replaced).
 func (r *Rental) resyncCluster(ctx context.Context) {
-	if err := r.syncCluster(ctx, true); err != nil {
+	if err := r.syncCluster(ctx); err != nil {
 		r.notice("cluster network: %v", err)
 	}
 }

@@ -296,7 +296,12 @@ func (g *Gateway) join(owner gossh.PublicKey, cj *proto.ClusterJoin) (*lease.Joi
 	if err != nil {
 		return nil, fmt.Errorf("%w: cluster key: %v", proto.ErrBadRequest, err)
 	}
-	j := &lease.Join{Key: cluster.SessionKey{Renter: gossh.FingerprintSHA256(owner), Session: cj.Session}, Subnet: subnet, AuthorizedKey: key}
+	priv, err := gossh.ParsePrivateKey([]byte(cj.PrivateKey))
+	if err != nil || !lease.KeysEqual(priv.PublicKey(), key) {
+		return nil, fmt.Errorf("%w: the cluster's private key is not the private half of its key", proto.ErrBadRequest)
+	}
+	j := &lease.Join{Key: cluster.SessionKey{Renter: gossh.FingerprintSHA256(owner), Session: cj.Session}, Subnet: subnet, AuthorizedKey: key,
+		PrivateKey: []byte(cj.PrivateKey)}
 	for _, s := range cj.Addrs {
 		a, err := netip.ParseAddr(s)
 		if err != nil {

@@ -71,7 +71,7 @@ func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config)) Prov
 	}
 	tunnels := sshgate.NewClusterTransport(hostKey, fabric, nil)
 	t.Cleanup(tunnels.Close)
-	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Hosts: mgr.SetClusterHosts, Tunnels: tunnels}
+	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Files: mgr.SetClusterFiles, Tunnels: tunnels}
 	gw := sshgate.NewGateway(hostKey, mgr, b, sshgate.WithCluster(node, tunnels))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

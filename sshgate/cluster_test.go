@@ -78,7 +78,8 @@ func TestClusterMembershipOverTheWire(t *testing.T) {
 		}
 		return b
 	}
-	st, err := c.SetMembership(ctx, signed(renter, 2, member, other))
+	held := signed(renter, 2, member, other)
+	st, err := c.SetMembership(ctx, held)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestClusterMembershipOverTheWire(t *testing.T) {
 		{"a host that is not here", signed(renter, 3, cluster.Member{Name: "zennet-1", Addr: netip.MustParseAddr("10.77.0.9"), Lease: "zn-nothere",
 			Provider: self, Endpoint: p.addr, HostKey: leases[0].HostKey, Slots: 1}), "holds no host"},
 		{"oversized", []byte(`{"v":1,"pad":"` + strings.Repeat("x", cluster.MaxSize) + `"}` + "\n"), "too big"},
-		{"garbage", []byte("{\n"), "rejected"},
+		{"not a membership", []byte(`{"v":1}` + "\n"), "rejected"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := c.SetMembership(ctx, tt.raw); err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -105,7 +106,7 @@ func TestClusterMembershipOverTheWire(t *testing.T) {
 		})
 	}
 	// Nothing changed: the same membership again is still the one held.
-	if st, err := c.SetMembership(ctx, signed(renter, 2, member, other)); err != nil || st.Seq != 2 {
+	if st, err := c.SetMembership(ctx, held); err != nil || st.Seq != 2 {
 		t.Fatalf("after the refusals: %+v, %v; want the membership of sequence 2 still held", st, err)
 	}
 

@@ -33,11 +33,11 @@ type Host struct {
 	LeaseID   string       `json:"lease_id"`
 	Limits    proto.Limits `json:"limits"`
 	HostKey   string       `json:"host_key"`
+	// ClusterAddr is the host's address on the session's private network.
+	ClusterAddr string `json:"cluster_addr,omitempty"`
 	// PricePerWorkMsat is the agreed price per reference CPU-second of work
 	// (0: flat rates).
 	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
-	// ClusterAddr is the host's address on the session's private network.
-	ClusterAddr string `json:"cluster_addr,omitempty"`
 }
 
 // Files are the paths a session writes.

@@ -80,8 +80,12 @@ func newClusterNet(subnet netip.Prefix) (*clusterNet, error) {
 		pub: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(signer.PublicKey()))) + " zennet-session"}, nil
 }
 
-// join hands out addresses for n hosts of one accept.
+// join hands out addresses for n hosts of one accept; nil without a
+// network (a session of one host).
 func (cn *clusterNet) join(sessionID string) func(n int) *proto.ClusterJoin {
+	if cn == nil {
+		return nil
+	}
 	return func(n int) *proto.ClusterJoin {
 		cn.mu.Lock()
 		defer cn.mu.Unlock()
@@ -302,6 +306,9 @@ func (r *Rental) relay(ctx context.Context, session string, pairs []path) bool {
 
 // closeRelays stops the relays.
 func (cn *clusterNet) closeRelays() {
+	if cn == nil {
+		return
+	}
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	for _, c := range cn.relays {

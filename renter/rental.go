@@ -187,8 +187,13 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 	if r.ledger, err = openRenterLedger(o.ConfigDir, sess.ID); err != nil {
 		return r, err
 	}
-	if r.net, err = newClusterNet(o.Subnet); err != nil {
-		return r, err
+	// A session of more than one host is a cluster: its hosts get their
+	// own network. One host alone has nobody to reach, and is spared the
+	// listener and the tunnels.
+	if o.asked() > 1 {
+		if r.net, err = newClusterNet(o.Subnet); err != nil {
+			return r, err
+		}
 	}
 	r.book = newUsageBook(sess, r.ledger, o.Signer, lnd)
 	for _, n := range settleOldLedgers(ctx, o.ConfigDir, o.Signer, lnd, sess.ID) {
@@ -366,9 +371,7 @@ func (r *Rental) Release(ctx context.Context, timeout time.Duration) error {
 	for _, l := range r.listeners {
 		l.Close()
 	}
-	if r.net != nil {
-		r.net.closeRelays()
-	}
+	r.net.closeRelays()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var wg sync.WaitGroup

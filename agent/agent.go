@@ -232,6 +232,10 @@ func runPipes(s ssh.Session, cmd *exec.Cmd) int {
 	}
 	cmd.Stdout = s
 	cmd.Stderr = s.Stderr()
+	// A session of its own, as sshd gives every session: what the command
+	// signals as its process group (Open MPI's daemons kill theirs) is its
+	// own, never the agent's or the sandbox's first process's.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(s.Stderr(), "zennet: %v\n", err)
 		return 127

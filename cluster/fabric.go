@@ -152,14 +152,6 @@ func (f *Fabric) Detach(lease string) {
 	}
 }
 
-// Holds reports whether lease is a local host of a session at addr.
-func (f *Fabric) Holds(key SessionKey, lease string, addr netip.Addr) bool {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	h := f.hosts[lease]
-	return h != nil && h.Key == key && h.Addr == addr
-}
-
 // Membership returns the membership the fabric holds for a session.
 func (f *Fabric) Membership(key SessionKey) (Membership, bool) {
 	f.mu.RLock()

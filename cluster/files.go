@@ -13,6 +13,8 @@ const (
 	SessionDir    = "/root/.zennet"
 	HostSSHConfig = "/etc/ssh/ssh_config.d/zennet.conf"
 	HostMPIParams = "/root/.openmpi/mca-params.conf"
+	// ClusterInterface is the hosts' interface on the session's network.
+	ClusterInterface = "eth1"
 	// Files in SessionDir.
 	KeyFile        = "id_zennet"
 	KnownHostsFile = "known_hosts"
@@ -62,7 +64,10 @@ func StaticFiles(session string, subnet netip.Prefix) (sshConfig, mpiParams []by
 	glob := subnetGlob(subnet)
 	sshConfig = []byte(fmt.Sprintf("# zennet session %s: ssh between the session's hosts.\nHost zennet-* %s\n  User root\n  IdentityFile %s/%s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s/%s\n  StrictHostKeyChecking yes\n  UpdateHostKeys no\n  BatchMode yes\n",
 		session, glob, SessionDir, KeyFile, SessionDir, KnownHostsFile))
-	mpiParams = []byte(fmt.Sprintf("# zennet session %s\nbtl_tcp_if_include = %s\noob_tcp_if_include = %s\nbtl_vader_single_copy_mechanism = none\n", session, subnet, subnet))
+	// By interface name: Open MPI's subnet match finds no interface in
+	// gVisor (its address discovery there comes up empty).
+	mpiParams = []byte(fmt.Sprintf("# zennet session %s (%s)\nbtl_tcp_if_include = %s\noob_tcp_if_include = %s\nbtl_vader_single_copy_mechanism = none\n",
+		session, subnet, ClusterInterface, ClusterInterface))
 	return sshConfig, mpiParams
 }
 

@@ -228,7 +228,7 @@ func TestSessionFiles(t *testing.T) {
 			t.Errorf("ssh_config lacks %q:\n%s", want, cfg)
 		}
 	}
-	if !strings.Contains(string(mpi), "btl_tcp_if_include = 10.77.0.0/16\n") {
+	if !strings.Contains(string(mpi), "btl_tcp_if_include = eth1\n") || !strings.Contains(string(mpi), "oob_tcp_if_include = eth1\n") {
 		t.Errorf("mca params:\n%s", mpi)
 	}
 	if g := subnetGlob(netip.MustParsePrefix("10.77.128.0/25")); g != "10.77.128.*" {

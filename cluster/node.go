@@ -52,12 +52,6 @@ func (n *Node) Update(owner ssh.PublicKey, raw []byte) (proto.ClusterStatus, err
 	if err := Check(m, owner, held, now); err != nil {
 		return proto.ClusterStatus{}, err
 	}
-	for _, mb := range m.Members {
-		if mb.Provider == n.Self && !n.Fabric.Holds(key, mb.Lease, mb.Addr) {
-			return proto.ClusterStatus{}, fmt.Errorf("%w: member %s names this provider, which holds no host %s at %v in session %s",
-				ErrRejected, mb.Name, mb.Lease, mb.Addr, m.Session)
-		}
-	}
 	if err := n.Fabric.SetMembership(key, m); err != nil {
 		return proto.ClusterStatus{}, err
 	}

@@ -821,7 +821,9 @@ func (m *Manager) clusterArgs(addr netip.Addr) []string {
 	if m.cfg.ServeBinary != "" {
 		agent = ServeBinary + " serve"
 	}
-	script := agent + " --config " + AgentConfigDir + " --listen " + listen + " </dev/null >/dev/null 2>&1 & " + sandbox.ReaperArgs[2]
+	// setsid: the agent and the sessions it starts are never in the first
+	// process's group, so nothing signalling its own group stops the host.
+	script := "setsid " + agent + " --config " + AgentConfigDir + " --listen " + listen + " </dev/null >/dev/null 2>&1 & " + sandbox.ReaperArgs[2]
 	return []string{sandbox.ReaperArgs[0], sandbox.ReaperArgs[1], script}
 }
 

@@ -100,6 +100,20 @@ func setupNamespace(cfg linkConfig) (_ *namespace, err error) {
 			return nil, fmt.Errorf("disable ipv6: %w", err)
 		}
 	}
+	// The cluster link's tap first: it takes the lower interface index,
+	// and Open MPI's out-of-band transport looks only at the first
+	// interface after loopback (with eth0 first, mpirun found no eth1).
+	var clusterTap *os.File
+	if cfg.cluster != nil {
+		if clusterTap, err = openTap(clusterTapName); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				clusterTap.Close()
+			}
+		}()
+	}
 	tap, err := openTap(tapName)
 	if err != nil {
 		return nil, err
@@ -149,9 +163,10 @@ func setupNamespace(cfg linkConfig) (_ *namespace, err error) {
 	}
 	ns := &namespace{ns: nsf, tap: tap, fd: int(nsf.Fd())}
 	if cfg.cluster != nil {
-		if ns.clusterTap, err = setupClusterLink(h, cfg.mtu, *cfg.cluster); err != nil {
+		if err = setupClusterLink(h, cfg.mtu, *cfg.cluster); err != nil {
 			return nil, err
 		}
+		ns.clusterTap = clusterTap
 	}
 	return ns, nil
 }
@@ -159,33 +174,24 @@ func setupNamespace(cfg linkConfig) (_ *namespace, err error) {
 // setupClusterLink makes eth1: the host's address on the session's subnet,
 // the subnet on-link (the fabric answers ARP for the session's hosts), no
 // gateway, no neighbours.
-func setupClusterLink(h *netlink.Handle, mtu int, cfg clusterLinkConfig) (_ *os.File, err error) {
-	tap, err := openTap(clusterTapName)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			tap.Close()
-		}
-	}()
+func setupClusterLink(h *netlink.Handle, mtu int, cfg clusterLinkConfig) error {
 	link, err := h.LinkByName(clusterTapName)
 	if err != nil {
-		return nil, fmt.Errorf("find cluster tap: %w", err)
+		return fmt.Errorf("find cluster tap: %w", err)
 	}
 	if err := h.LinkSetHardwareAddr(link, cfg.mac); err != nil {
-		return nil, fmt.Errorf("set cluster tap address: %w", err)
+		return fmt.Errorf("set cluster tap address: %w", err)
 	}
 	if err := h.LinkSetMTU(link, mtu); err != nil {
-		return nil, fmt.Errorf("set cluster tap mtu %d: %w", mtu, err)
+		return fmt.Errorf("set cluster tap mtu %d: %w", mtu, err)
 	}
 	if err := h.LinkSetUp(link); err != nil {
-		return nil, fmt.Errorf("set cluster tap up: %w", err)
+		return fmt.Errorf("set cluster tap up: %w", err)
 	}
 	if err := h.AddrAdd(link, &netlink.Addr{IPNet: &cfg.addr}); err != nil {
-		return nil, fmt.Errorf("add cluster tap address: %w", err)
+		return fmt.Errorf("add cluster tap address: %w", err)
 	}
-	return tap, nil
+	return nil
 }
 
 // openTap creates a non-persistent tap device in the calling thread's

@@ -94,8 +94,8 @@ func TestClusterMembershipOverTheWire(t *testing.T) {
 	}{
 		{"signed by a stranger", signed(stranger, 3, member), "not signed by the session's renter"},
 		{"stale", signed(renter, 1, member), "stale"},
-		{"a host that is not here", signed(renter, 3, cluster.Member{Name: "zennet-1", Addr: netip.MustParseAddr("10.77.0.9"), Lease: "zn-nothere",
-			Provider: self, Endpoint: p.addr, HostKey: leases[0].HostKey, Slots: 1}), "holds no host"},
+		{"a host here at another address", signed(renter, 3, cluster.Member{Name: "zennet-1", Addr: netip.MustParseAddr("10.77.0.9"), Lease: leases[0].ID,
+			Provider: self, Endpoint: p.addr, HostKey: leases[0].HostKey, Slots: 1}), "is at 10.77.0.1"},
 		{"oversized", []byte(`{"v":1,"pad":"` + strings.Repeat("x", cluster.MaxSize) + `"}` + "\n"), "too big"},
 		{"not a membership", []byte(`{"v":1}` + "\n"), "rejected"},
 	} {

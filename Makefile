@@ -18,7 +18,7 @@ LND_VERSION := v0.21.3-beta
 BTCD_VERSION := v0.26.2
 LND := $(CACHE)/lnd/$(LND_VERSION)/lnd
 IMAGE := $(CACHE)/images/bookworm
-# The tests' image: the default one and what the cluster tests run across
+# The cluster benchmark's image: the default one and what jobs run across
 # hosts (Open MPI, mpi4py, iperf3), built with 'zennet image build --packages'.
 TEST_IMAGE := $(CACHE)/images/bookworm-cluster
 TEST_PACKAGES := openmpi-bin,python3-mpi4py,iperf3
@@ -85,7 +85,7 @@ fmt-check:
 # time and work per second: they run after the rest, one package at a time,
 # so other packages' tests on the same two cores do not skew them.
 TIMED_PKGS := ./meter ./bench
-test: deps runsc lnd image test-image build fmt-check vet
+test: deps runsc lnd image build fmt-check vet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 30m -skip TestScriptsAlone $$($(GO) list ./... | grep -v -e '/meter$$' -e '/bench$$')
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -p 1 -timeout 10m $(TIMED_PKGS)
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 10m -run TestScriptsAlone ./cmd/zennet

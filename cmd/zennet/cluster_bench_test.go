@@ -175,7 +175,18 @@ ip -n %[1]s link set eth0 up`, n, br, i, i+1))
 		}
 		root := filepath.Join(dir, "runsc")
 		flags := []string{"--root", root, "--network=sandbox", "--overlay2=root:memory"}
-		if out, err := exec.Command(runsc, append(flags, "run", "--detach", "--bundle", bundle, id)...).CombinedOutput(); err != nil {
+		// Its output to a file: a detached sandbox keeps the descriptors
+		// it was given, and a pipe would never see its end.
+		log, err := os.Create(filepath.Join(dir, id+".log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command(runsc, append(flags, "run", "--detach", "--bundle", bundle, id)...)
+		cmd.Stdout, cmd.Stderr = log, log
+		err = cmd.Run()
+		log.Close()
+		if err != nil {
+			out, _ := os.ReadFile(log.Name())
 			b.Fatalf("runsc run: %v\n%s", err, out)
 		}
 		ids = append(ids, id)

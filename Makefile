@@ -18,14 +18,19 @@ LND_VERSION := v0.21.3-beta
 BTCD_VERSION := v0.26.2
 LND := $(CACHE)/lnd/$(LND_VERSION)/lnd
 IMAGE := $(CACHE)/images/bookworm
+# The cluster benchmark's image: the default one and what jobs run across
+# hosts (Open MPI, mpi4py, iperf3), built with 'zennet image build --packages'.
+TEST_IMAGE := $(CACHE)/images/bookworm-cluster
+TEST_PACKAGES := openmpi-bin,python3-mpi4py,iperf3
 BIN := bin/zennet
 APT_PACKAGES := mmdebstrap openssh-client rsync tmux
 
 export ZENNET_RUNSC := $(abspath $(RUNSC))
 export ZENNET_IMAGE := $(abspath $(IMAGE))
+export ZENNET_TEST_IMAGE := $(abspath $(TEST_IMAGE))
 export ZENNET_CACHE_DIR := $(abspath $(CACHE))
 
-.PHONY: all build deps runsc lnd image demo test unit vet fmt-check bench bench-pricing clean
+.PHONY: all build deps runsc lnd image test-image demo test unit vet fmt-check bench bench-pricing clean
 
 all: build
 
@@ -61,6 +66,9 @@ $(LND):
 image: deps build
 	$(BIN) image build --image $(IMAGE)
 
+test-image: deps build
+	$(BIN) image build --image $(TEST_IMAGE) --packages $(TEST_PACKAGES)
+
 # The main job on the embedded default: two providers on this machine, four
 # hosts rented from them. Ctrl-C ends it.
 demo: deps runsc image build
@@ -85,11 +93,13 @@ test: deps runsc lnd image build fmt-check vet
 # Speed and memory, each against a baseline measured in the same run:
 # leases through a provider vs bare runsc sandboxes (time to start N, idle
 # PSS per lease), renting N hosts from a market of four providers until all
-# answer ssh vs N bare sandboxes, a meter sample vs reading the raw files,
-# network setup.
-bench: deps runsc lnd image build
+# answer ssh vs N bare sandboxes, the session network (iperf3 and a TCP
+# ping-pong between hosts on one provider and on two) vs two bare sandboxes
+# on a veth bridge, a meter sample vs reading the raw files, network setup.
+bench: deps runsc lnd image test-image build
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench LeaseStart -benchtime=1x -timeout 30m ./sshgate
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'MarketStart/N=100$$' -benchtime=1x -timeout 30m ./cmd/zennet
+	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'ClusterNet' -benchtime=1x -timeout 30m ./cmd/zennet
 	$(GO) test -run '^$$' -bench Sample -benchtime=200x -timeout 30m ./meter | awk -f scripts/benchratio.awk
 	$(GO) test -run '^$$' -bench . -benchtime=200x -timeout 30m ./netsandbox
 	$(GO) test -run '^$$' -bench . -benchtime=100x -timeout 30m ./pay/

@@ -79,6 +79,21 @@ func LoadConfig(dir string) (Config, error) {
 // forwarding to the sandbox's own addresses. It returns when the connection
 // ends.
 func Serve(cfg Config, rw io.ReadWriteCloser) {
+	newServer(cfg).HandleConn(&stdioConn{rw: rw})
+}
+
+// ListenAndServe serves SSH on addr inside a sandbox, as Serve does for
+// each connection, until the listener fails: the session's hosts reach
+// each other this way on their cluster addresses (ssh zennet-2).
+func ListenAndServe(cfg Config, addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return newServer(cfg).Serve(l)
+}
+
+func newServer(cfg Config) *ssh.Server {
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -104,7 +119,7 @@ func Serve(cfg Config, rw io.ReadWriteCloser) {
 		IdleTimeout: 0,
 	}
 	srv.AddHostKey(cfg.HostKey)
-	srv.HandleConn(&stdioConn{rw: rw})
+	return srv
 }
 
 func agentSFTP(s ssh.Session) {
@@ -217,6 +232,10 @@ func runPipes(s ssh.Session, cmd *exec.Cmd) int {
 	}
 	cmd.Stdout = s
 	cmd.Stderr = s.Stderr()
+	// A session of its own, as sshd gives every session: what the command
+	// signals as its process group (Open MPI's daemons kill theirs) is its
+	// own, never the agent's or the sandbox's first process's.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(s.Stderr(), "zennet: %v\n", err)
 		return 127

@@ -18,21 +18,25 @@ func newCmdAgent(io cmdutil.IOStreams) *cobra.Command {
 		Short:  "Run inside a sandbox (started by the provider)",
 		Hidden: true,
 	}
-	var dir string
+	var dir, listen string
 	serve := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve one SSH connection on stdin/stdout",
+		Short: "Serve one SSH connection on stdin/stdout (or every one to --listen)",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := agent.LoadConfig(dir)
 			if err != nil {
 				return err
 			}
+			if listen != "" {
+				return agent.ListenAndServe(cfg, listen)
+			}
 			agent.Serve(cfg, agent.Stdio{})
 			return nil
 		},
 	}
 	serve.Flags().StringVar(&dir, "config", agent.ConfigDir, "directory with host_key and authorized_keys")
+	serve.Flags().StringVar(&listen, "listen", "", "serve every connection to this address (HOST:PORT)")
 	cmd.AddCommand(serve, newCmdAgentBench(io))
 	return cmd
 }

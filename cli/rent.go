@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/cli/cmdutil"
+	"github.com/zennet/zennet/cluster"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/renter"
@@ -46,9 +48,12 @@ type rentOptions struct {
 	MinScore      float64
 	MinReputation float64
 	PowBits       uint
+	// Subnet is the session network's subnet ("": drawn).
+	Subnet string
 
 	memoryBytes int64
 	diskBytes   int64
+	subnet      netip.Prefix
 }
 
 func newCmdRent(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
@@ -94,6 +99,16 @@ func splitList(s string) []string {
 func (o *rentOptions) Validate() error {
 	if o.Count < 1 || o.Count > proto.MaxHostsPerDemand {
 		return cmdutil.Usagef("-n %d: the number of hosts must be between 1 and %d", o.Count, proto.MaxHostsPerDemand)
+	}
+	if o.Subnet != "" {
+		p, err := netip.ParsePrefix(o.Subnet)
+		if err == nil {
+			err = cluster.CheckSubnet(p)
+		}
+		if err != nil {
+			return cmdutil.Usagef("--subnet %s: %v", o.Subnet, err)
+		}
+		o.subnet = p
 	}
 	m, err := cmdutil.ParseSize(o.Memory)
 	if err != nil {
@@ -173,7 +188,7 @@ func (o *rentOptions) config() (renter.Config, error) {
 		Providers: o.Providers, Seeds: o.Seeds, Interval: o.Interval, Timeout: o.Timeout,
 		Pay: o.Pay, DialLND: o.LND.dial, SpotCheck: o.SpotCheck, Explain: o.Explain,
 		MaxPrice: o.MaxPrice, Bid: o.Bid, MinScore: o.MinScore, MinReputation: o.MinReputation, PowBits: o.PowBits,
-		Events: o.printEvent,
+		Subnet: o.subnet, Events: o.printEvent,
 	}, nil
 }
 
@@ -204,16 +219,16 @@ func printHosts(o *rentOptions, r *renter.Rental) error {
 		doc := cmdutil.HostsDoc{Session: r.SessionID(), Files: files}
 		for _, h := range hosts {
 			doc.Hosts = append(doc.Hosts, cmdutil.HostJSON{Name: h.Name, LocalPort: h.LocalPort, Provider: h.Provider, LeaseID: h.LeaseID,
-				MemoryBytes: h.Limits.MemoryBytes, CPUs: h.Limits.CPUs, DiskBytes: h.Limits.DiskBytes, HostKey: h.HostKey, PricePerWorkMsat: h.PricePerWorkMsat})
+				MemoryBytes: h.Limits.MemoryBytes, CPUs: h.Limits.CPUs, DiskBytes: h.Limits.DiskBytes, HostKey: h.HostKey, PricePerWorkMsat: h.PricePerWorkMsat, ClusterAddr: h.ClusterAddr})
 		}
 		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindHosts, doc)
 	}
 	rows := make([][]string, 0, len(hosts))
 	for _, h := range hosts {
 		rows = append(rows, []string{h.Name, strconv.Itoa(h.LocalPort), h.Provider, strconv.FormatFloat(h.Limits.CPUs, 'f', -1, 64),
-			cmdutil.FormatSize(h.Limits.MemoryBytes), cmdutil.FormatSize(h.Limits.DiskBytes), h.LeaseID})
+			cmdutil.FormatSize(h.Limits.MemoryBytes), cmdutil.FormatSize(h.Limits.DiskBytes), h.LeaseID, h.ClusterAddr})
 	}
-	cmdutil.Table(o.IO.Out, []string{"HOST", "LOCAL PORT", "PROVIDER", "CPU", "MEM", "DISK", "LEASE"}, rows)
+	cmdutil.Table(o.IO.Out, []string{"HOST", "LOCAL PORT", "PROVIDER", "CPU", "MEM", "DISK", "LEASE", "CLUSTER ADDR"}, rows)
 	if cmdutil.IsTerminal(o.IO.Out) {
 		fmt.Fprintf(o.IO.Out, "\nssh -F %s %s      # or: ssh -p %d root@localhost\n", files.SSHConfig, hosts[0].Name, hosts[0].LocalPort)
 		fmt.Fprintf(o.IO.Out, "MPI hostfile: %s   GNU parallel: --sshloginfile %s\n", files.MPIHostfile, files.SSHLoginFile)

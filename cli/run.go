@@ -16,9 +16,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/zennet/zennet/cli/cmdutil"
+	"github.com/zennet/zennet/cluster"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/provider"
+	"github.com/zennet/zennet/renter"
 	"github.com/zennet/zennet/taskrun"
 )
 
@@ -112,6 +114,7 @@ func registerRentFlags(f *pflag.FlagSet, o *rentOptions) {
 	f.Float64Var(&o.MinScore, "min-score", 0, "least benchmark score relative to the reference machine (0: any, uncalibrated providers too)")
 	f.Float64Var(&o.MinReputation, "min-reputation", 0, "least reputation, 0 to 1, in your own record of providers (a provider never met is 0.5)")
 	f.UintVar(&o.PowBits, "pow-bits", provider.DefaultPowBits, "proof of work to ask of providers' announcements, in bits")
+	f.StringVar(&o.Subnet, "subnet", cmdutil.EnvOr(renter.SubnetEnv, ""), "the session network's subnet, a /16 to /29 of 10.0.0.0/8 (default: a random /16 of "+cluster.DefaultPool.String()+")")
 	f.IntVar(&o.Probe, "probe", 0, "rent this many hosts more, run a short benchmark step on each and keep the -n most efficient (work per second over price per work)")
 	f.BoolVar(&o.SpotCheck, "spot-check", false, "replay a random step of each provider's calibration on one of its hosts and mark providers whose claim does not hold (a few seconds)")
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +27,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zennet/zennet/agent"
+	"github.com/zennet/zennet/cluster"
+	"github.com/zennet/zennet/internal/atomicfile"
 	"github.com/zennet/zennet/meter"
+	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 )
@@ -49,6 +53,10 @@ type Runtime interface {
 	// Pause freezes a sandbox; Resume thaws it.
 	Pause(ctx context.Context, id string) error
 	Resume(ctx context.Context, id string) error
+	// ClusterPort takes frames for a sandbox's cluster link (nil without
+	// one); SetHosts rewrites its /etc/hosts with extra lines.
+	ClusterPort(id string) interface{ Deliver(frame []byte) }
+	SetHosts(id string, extra []byte) error
 }
 
 // State is where a lease is in its life.
@@ -126,7 +134,27 @@ type Config struct {
 	Log    *slog.Logger
 	// Parallel bounds concurrent sandbox creations (default 8).
 	Parallel int
+	// Fabric carries the frames of sessions' private networks; nil: no
+	// grant may put hosts on one.
+	Fabric *cluster.Fabric
 }
+
+// Join puts the hosts of a grant on a session's private network.
+type Join struct {
+	Key    cluster.SessionKey
+	Subnet netip.Prefix
+	// Addrs are the hosts' addresses, one per host granted.
+	Addrs []netip.Addr
+	// AuthorizedKey is the session's own key: it opens every host of the
+	// session, for ssh from one to another. PrivateKey is its private half
+	// (OpenSSH PEM), put in each host for that.
+	AuthorizedKey ssh.PublicKey
+	PrivateKey    []byte
+}
+
+// ClusterPort is the port the agent listens on at a host's cluster
+// address, for ssh from the session's other hosts.
+const ClusterPort = 22
 
 // Lease is one granted host.
 type Lease struct {
@@ -136,6 +164,8 @@ type Lease struct {
 	Limits  proto.Limits
 	HostKey ssh.PublicKey
 	Started time.Time
+	// Cluster is the host's place on its session's network; nil for none.
+	Cluster *Membership
 
 	state State // guarded by Manager.mu
 	pause Pause // guarded by Manager.mu; why it is paused
@@ -159,7 +189,19 @@ func (l *Lease) Proto() proto.Lease {
 		Limits:  l.Limits,
 		HostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(l.HostKey))),
 		Started: l.Started,
+		ClusterAddr: func() string {
+			if l.Cluster == nil {
+				return ""
+			}
+			return l.Cluster.Addr.String()
+		}(),
 	}
+}
+
+// Membership is a lease's place on its session's network.
+type Membership struct {
+	Key  cluster.SessionKey
+	Addr netip.Addr
 }
 
 // Manager holds the live leases.
@@ -322,11 +364,17 @@ func fit(free Capacity, l proto.Limits, want int) int {
 }
 
 // Grant creates n hosts for owner, all or none. holder names the renter's
-// negotiation session; EndHolder ends what it holds.
-func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string, n int, l proto.Limits) ([]*Lease, error) {
+// negotiation session; EndHolder ends what it holds. join, if not nil, puts
+// them on a session's private network.
+func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string, n int, l proto.Limits, join *Join) ([]*Lease, error) {
 	d := proto.Demand{Count: n, Limits: l}
 	if err := d.Validate(); err != nil {
 		return nil, err
+	}
+	if join != nil {
+		if err := m.checkJoin(owner, n, join); err != nil {
+			return nil, err
+		}
 	}
 	l = m.withDefaults(l)
 	need := need(n, l)
@@ -359,7 +407,11 @@ func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string,
 	g.SetLimit(m.cfg.Parallel)
 	for i := range leases {
 		g.Go(func() error {
-			le, err := m.create(gctx, owner, holder, l)
+			var place *placement
+			if join != nil {
+				place = &placement{join: join, addr: join.Addrs[i]}
+			}
+			le, err := m.create(gctx, owner, holder, l, place)
 			leases[i] = le
 			return err
 		})
@@ -621,7 +673,48 @@ func NewID() string {
 	return proto.LeaseIDPrefix + hex.EncodeToString(b[:])[:proto.LeaseIDLen-len(proto.LeaseIDPrefix)]
 }
 
-func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string, l proto.Limits) (*Lease, error) {
+// placement is one host's place on a session network.
+type placement struct {
+	join *Join
+	addr netip.Addr
+}
+
+// checkJoin checks a grant's join: a fabric to carry it, one address per
+// host, each on the subnet and not taken by a live host of the session.
+func (m *Manager) checkJoin(owner ssh.PublicKey, n int, j *Join) error {
+	if m.cfg.Fabric == nil {
+		return fmt.Errorf("%w: this provider has no cluster network", proto.ErrBadRequest)
+	}
+	if j.Key.Renter != ssh.FingerprintSHA256(owner) {
+		return fmt.Errorf("%w: a session of another renter", proto.ErrBadRequest)
+	}
+	if err := cluster.CheckSubnet(j.Subnet); err != nil {
+		return fmt.Errorf("%w: %v", proto.ErrBadRequest, err)
+	}
+	if len(j.Addrs) != n || j.AuthorizedKey == nil {
+		return fmt.Errorf("%w: a cluster join needs an address for each of the %d hosts and the session's key", proto.ErrBadRequest, n)
+	}
+	seen := map[netip.Addr]bool{}
+	m.mu.Lock()
+	for _, le := range m.leases {
+		if le.Cluster != nil && le.Cluster.Key == j.Key {
+			seen[le.Cluster.Addr] = true
+		}
+	}
+	m.mu.Unlock()
+	for _, a := range j.Addrs {
+		if err := cluster.CheckHostAddr(j.Subnet, a); err != nil {
+			return fmt.Errorf("%w: cluster %v", proto.ErrBadRequest, err)
+		}
+		if seen[a] {
+			return fmt.Errorf("%w: cluster address %v is taken in the session", proto.ErrBadRequest, a)
+		}
+		seen[a] = true
+	}
+	return nil
+}
+
+func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string, l proto.Limits, place *placement) (*Lease, error) {
 	id := NewID()
 	dir := filepath.Join(m.cfg.Dir, id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -642,11 +735,15 @@ func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string
 	if err := os.WriteFile(filepath.Join(dir, "host_key"), pem.EncodeToMemory(block), 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(owner), 0o600); err != nil {
+	authorized := ssh.MarshalAuthorizedKey(owner)
+	if place != nil {
+		authorized = append(authorized, ssh.MarshalAuthorizedKey(place.join.AuthorizedKey)...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), authorized, 0o600); err != nil {
 		return nil, err
 	}
 	le := &Lease{ID: id, Owner: owner, Holder: holder, Limits: l, HostKey: hostKey, Started: time.Now().UTC()}
-	err = m.cfg.Runtime.Create(ctx, sandbox.Spec{
+	spec := sandbox.Spec{
 		ID:          id,
 		MemoryBytes: l.MemoryBytes,
 		CPUs:        l.CPUs,
@@ -655,10 +752,36 @@ func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string
 		Hostname:    id,
 		Args:        sandbox.ReaperArgs,
 		Mounts:      m.mounts(dir),
-	})
+	}
+	if place != nil {
+		le.Cluster = &Membership{Key: place.join.Key, Addr: place.addr}
+		spec.Cluster = &netsandbox.ClusterLink{Addr: netip.PrefixFrom(place.addr, place.join.Subnet.Bits()), MAC: cluster.MAC(place.addr)}
+		spec.ClusterReceive = func(frame []byte) { m.cfg.Fabric.FromHost(id, frame) }
+		spec.Args = m.clusterArgs(place.addr)
+		mounts, err := sessionFiles(dir, place.join)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		spec.Mounts = append(spec.Mounts, mounts...)
+	}
+	err = m.cfg.Runtime.Create(ctx, spec)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	if place != nil {
+		port := m.cfg.Runtime.ClusterPort(id)
+		if port == nil {
+			err = errors.New("the sandbox has no cluster link")
+		} else {
+			_, err = m.cfg.Fabric.Attach(id, place.join.Key, place.join.Subnet, place.addr, port)
+		}
+		if err != nil {
+			m.cfg.Runtime.Destroy(context.WithoutCancel(ctx), id)
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("join the session's network: %w", err)
+		}
 	}
 	rt := m.cfg.Runtime
 	le.sampler, err = meter.New(meter.Config{
@@ -688,6 +811,79 @@ func (m *Manager) Get(id string, owner ssh.PublicKey) (*Lease, error) {
 		return nil, fmt.Errorf("%w: %s", proto.ErrNotFound, id)
 	}
 	return le, nil
+}
+
+// clusterArgs are a cluster host's first process: the reaper, which first
+// starts the agent listening for ssh on the host's cluster address.
+func (m *Manager) clusterArgs(addr netip.Addr) []string {
+	listen := netip.AddrPortFrom(addr, ClusterPort).String()
+	agent := AgentBinary + " agent serve"
+	if m.cfg.ServeBinary != "" {
+		agent = ServeBinary + " serve"
+	}
+	// setsid: the agent and the sessions it starts are never in the first
+	// process's group, so nothing signalling its own group stops the host.
+	script := "setsid " + agent + " --config " + AgentConfigDir + " --listen " + listen + " </dev/null >/dev/null 2>&1 & " + sandbox.ReaperArgs[2]
+	return []string{sandbox.ReaperArgs[0], sandbox.ReaperArgs[1], script}
+}
+
+// sessionFiles writes a cluster host's session files in its lease dir and
+// returns their mounts, all read-only: the session directory (the
+// session's key now; known hosts and hostfiles as memberships come, through
+// SetClusterFiles), ssh's configuration for the session's hosts and Open
+// MPI's parameters.
+func sessionFiles(dir string, j *Join) ([]sandbox.Mount, error) {
+	sdir := filepath.Join(dir, "session")
+	if err := os.Mkdir(sdir, 0o700); err != nil {
+		return nil, err
+	}
+	sshConfig, mpiParams := cluster.StaticFiles(j.Key.Session, j.Subnet)
+	for _, f := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{
+		{filepath.Join(sdir, cluster.KeyFile), j.PrivateKey, 0o600},
+		{filepath.Join(sdir, cluster.KeyFile+".pub"), ssh.MarshalAuthorizedKey(j.AuthorizedKey), 0o644},
+		{filepath.Join(sdir, cluster.KnownHostsFile), nil, 0o644},
+		{filepath.Join(dir, "ssh_config"), sshConfig, 0o644},
+		{filepath.Join(dir, "mca-params.conf"), mpiParams, 0o644},
+	} {
+		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
+			return nil, err
+		}
+	}
+	return []sandbox.Mount{
+		{Source: sdir, Destination: cluster.SessionDir, ReadOnly: true},
+		{Source: filepath.Join(dir, "ssh_config"), Destination: cluster.HostSSHConfig, ReadOnly: true},
+		{Source: filepath.Join(dir, "mca-params.conf"), Destination: cluster.HostMPIParams, ReadOnly: true},
+	}, nil
+}
+
+// SetClusterFiles writes a session's files (from its latest membership)
+// onto its live hosts here: /etc/hosts, and the session directory's files,
+// each replaced whole.
+func (m *Manager) SetClusterFiles(key cluster.SessionKey, f cluster.Files) error {
+	m.mu.Lock()
+	var ids []string
+	for _, le := range m.leases {
+		if le.Cluster != nil && le.Cluster.Key == key {
+			ids = append(ids, le.ID)
+		}
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if err := m.cfg.Runtime.SetHosts(id, f.EtcHosts); err != nil {
+			errs = append(errs, fmt.Errorf("lease %s: %w", id, err))
+		}
+		for name, data := range f.InDir {
+			if err := atomicfile.WriteFile(filepath.Join(m.cfg.Dir, id, "session", name), data, 0o644); err != nil {
+				errs = append(errs, fmt.Errorf("lease %s: %w", id, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // KeysEqual reports whether a and b are the same public key.
@@ -770,6 +966,9 @@ func (m *Manager) finish(ctx context.Context, le *Lease, cause proto.EndCause, r
 
 func (m *Manager) destroy(ctx context.Context, le *Lease) error {
 	le.closeMeter()
+	if le.Cluster != nil {
+		m.cfg.Fabric.Detach(le.ID)
+	}
 	err := m.cfg.Runtime.Destroy(ctx, le.ID)
 	if rerr := os.RemoveAll(filepath.Join(m.cfg.Dir, le.ID)); rerr != nil {
 		err = errors.Join(err, rerr)

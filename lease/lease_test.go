@@ -84,7 +84,7 @@ var signer = func() ssh.Signer {
 
 func TestGrantAllOrNothing(t *testing.T) {
 	m, rt, dir := setup(t, 2)
-	_, err := m.Grant(context.Background(), owner(t), "h", 3, small)
+	_, err := m.Grant(context.Background(), owner(t), "h", 3, small, nil)
 	if err == nil || !strings.Contains(err.Error(), "injected failure") {
 		t.Fatalf("Grant err = %v, want the injected failure", err)
 	}
@@ -103,13 +103,13 @@ func TestCapacityAndOwnership(t *testing.T) {
 	m, rt, _ := setup(t, 0)
 	ctx := context.Background()
 	alice, bob := owner(t), owner(t)
-	if _, err := m.Grant(ctx, alice, "a", 4, small); !errors.Is(err, proto.ErrCapacity) {
+	if _, err := m.Grant(ctx, alice, "a", 4, small, nil); !errors.Is(err, proto.ErrCapacity) {
 		t.Fatalf("4 leases of 3: err = %v", err)
 	}
-	if _, err := m.Grant(ctx, alice, "a", 1, proto.Limits{MemoryBytes: 2 << 30, CPUs: 1}); !errors.Is(err, proto.ErrCapacity) {
+	if _, err := m.Grant(ctx, alice, "a", 1, proto.Limits{MemoryBytes: 2 << 30, CPUs: 1}, nil); !errors.Is(err, proto.ErrCapacity) {
 		t.Fatalf("2G of 1G: err = %v", err)
 	}
-	got, err := m.Grant(ctx, alice, "a", 2, small)
+	got, err := m.Grant(ctx, alice, "a", 2, small, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestHoldAndDrainRefuseGrants(t *testing.T) {
 		if _, err := m.Offer(proto.Demand{Count: 1, Limits: small}); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), set.wantReason) {
 			t.Fatalf("%s: offer = %v, want a capacity error saying %q", set.name, err, set.wantReason)
 		}
-		if _, err := m.Grant(context.Background(), owner(t), "h", 1, small); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), set.wantReason) {
+		if _, err := m.Grant(context.Background(), owner(t), "h", 1, small, nil); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), set.wantReason) {
 			t.Fatalf("%s: grant = %v, want a capacity error saying %q", set.name, err, set.wantReason)
 		}
 		if sts, _ := rt.List(context.Background()); len(sts) != 0 {
@@ -217,7 +217,7 @@ func TestHoldAndDrainRefuseGrants(t *testing.T) {
 		}
 		set.off()
 	}
-	les, err := m.Grant(context.Background(), owner(t), "h", 1, small)
+	les, err := m.Grant(context.Background(), owner(t), "h", 1, small, nil)
 	if err != nil || len(les) != 1 {
 		t.Fatalf("grant after: %v", err)
 	}
@@ -230,7 +230,7 @@ func TestEndsTellWhy(t *testing.T) {
 	m, rt, _ := setup(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	got, err := m.Grant(ctx, owner(t), "a", 3, small)
+	got, err := m.Grant(ctx, owner(t), "a", 3, small, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

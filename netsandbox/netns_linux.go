@@ -26,6 +26,9 @@ type namespace struct {
 	ns  *os.File // the namespace, for runsc to open as /proc/PID/fd/N
 	tap *os.File // the tap's queue: Ethernet frames to and from the sandbox
 	fd  int      // ns's descriptor number
+	// clusterTap is eth1's queue, the session's private network; nil
+	// without one.
+	clusterTap *os.File
 }
 
 func (n *namespace) path() string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.fd) }
@@ -35,7 +38,18 @@ type linkConfig struct {
 	addr       net.IPNet
 	gateway    net.IP
 	gatewayMAC net.HardwareAddr
+	// cluster, if not nil, adds eth1 on the session's private network:
+	// its address and subnet (on-link, no gateway) and its MAC.
+	cluster *clusterLinkConfig
 }
+
+type clusterLinkConfig struct {
+	addr net.IPNet
+	mac  net.HardwareAddr
+}
+
+// clusterTapName is the sandbox's interface on its session's network.
+const clusterTapName = "eth1"
 
 // newNamespace creates the namespace and its tap. It does the work on a
 // goroutine locked to its thread that never unlocks, so the runtime
@@ -86,6 +100,20 @@ func setupNamespace(cfg linkConfig) (_ *namespace, err error) {
 			return nil, fmt.Errorf("disable ipv6: %w", err)
 		}
 	}
+	// The cluster link's tap first: it takes the lower interface index,
+	// and Open MPI's out-of-band transport looks only at the first
+	// interface after loopback (with eth0 first, mpirun found no eth1).
+	var clusterTap *os.File
+	if cfg.cluster != nil {
+		if clusterTap, err = openTap(clusterTapName); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				clusterTap.Close()
+			}
+		}()
+	}
 	tap, err := openTap(tapName)
 	if err != nil {
 		return nil, err
@@ -133,7 +161,37 @@ func setupNamespace(cfg linkConfig) (_ *namespace, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("add gateway neighbour: %w", err)
 	}
-	return &namespace{ns: nsf, tap: tap, fd: int(nsf.Fd())}, nil
+	ns := &namespace{ns: nsf, tap: tap, fd: int(nsf.Fd())}
+	if cfg.cluster != nil {
+		if err = setupClusterLink(h, cfg.mtu, *cfg.cluster); err != nil {
+			return nil, err
+		}
+		ns.clusterTap = clusterTap
+	}
+	return ns, nil
+}
+
+// setupClusterLink makes eth1: the host's address on the session's subnet,
+// the subnet on-link (the fabric answers ARP for the session's hosts), no
+// gateway, no neighbours.
+func setupClusterLink(h *netlink.Handle, mtu int, cfg clusterLinkConfig) error {
+	link, err := h.LinkByName(clusterTapName)
+	if err != nil {
+		return fmt.Errorf("find cluster tap: %w", err)
+	}
+	if err := h.LinkSetHardwareAddr(link, cfg.mac); err != nil {
+		return fmt.Errorf("set cluster tap address: %w", err)
+	}
+	if err := h.LinkSetMTU(link, mtu); err != nil {
+		return fmt.Errorf("set cluster tap mtu %d: %w", mtu, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set cluster tap up: %w", err)
+	}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: &cfg.addr}); err != nil {
+		return fmt.Errorf("add cluster tap address: %w", err)
+	}
+	return nil
 }
 
 // openTap creates a non-persistent tap device in the calling thread's

@@ -220,10 +220,11 @@ func (m *Manager) Close() error {
 // Counters are a network's cumulative traffic. They only grow.
 type Counters struct {
 	// BytesIn and PacketsIn are the Ethernet frames the sandbox received,
-	// headers included.
+	// headers included, on eth0 and on its cluster link (eth1) alike.
 	BytesIn, PacketsIn uint64
 	// BytesOut and PacketsOut are the Ethernet frames the sandbox sent,
-	// headers included, whether or not the policy let them through.
+	// headers included, whether or not the policy (or the cluster
+	// fabric) let them through.
 	BytesOut, PacketsOut uint64
 	// Refused counts the TCP connections and UDP datagrams the policy
 	// refused.
@@ -239,10 +240,11 @@ type Network struct {
 	log *slog.Logger
 	ns  *namespace
 
-	port   *tapPort
-	stack  *stack.Stack
-	dnsUDP *gonet.UDPConn
-	dnsTCP *gonet.TCPListener
+	port    *tapPort
+	cluster *clusterPort // eth1, nil without one
+	stack   *stack.Stack
+	dnsUDP  *gonet.UDPConn
+	dnsTCP  *gonet.TCPListener
 
 	ctx     context.Context // cancelled by Close
 	cancel  context.CancelFunc
@@ -258,10 +260,28 @@ type Network struct {
 	closeErr  error
 }
 
+// ClusterLink is a sandbox's second interface, eth1, on its rental
+// session's private network (package cluster). Its frames never reach the
+// gateway, the egress policy or the internet: ServeCluster hands them to
+// the provider's fabric, which delivers the session's frames back through
+// ClusterPort.
+type ClusterLink struct {
+	// Addr is the sandbox's address with its session subnet's length.
+	Addr netip.Prefix
+	// MAC is eth1's hardware address.
+	MAC net.HardwareAddr
+}
+
 // Create makes sandbox id's network. The sandbox must be started with
 // runsc --network=sandbox and NetnsPath as its network namespace; see the
 // package documentation. id names the network in logs only.
-func (m *Manager) Create(ctx context.Context, id string) (_ *Network, err error) {
+func (m *Manager) Create(ctx context.Context, id string) (*Network, error) {
+	return m.CreateWith(ctx, id, nil)
+}
+
+// CreateWith is Create, with eth1 on a session's private network if cl is
+// not nil.
+func (m *Manager) CreateWith(ctx context.Context, id string, cl *ClusterLink) (_ *Network, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -272,16 +292,26 @@ func (m *Manager) Create(ctx context.Context, id string) (_ *Network, err error)
 	if closed {
 		return nil, ErrClosed
 	}
-	ns, err := newNamespace(linkConfig{
+	lc := linkConfig{
 		mtu:        m.cfg.MTU,
 		addr:       net.IPNet{IP: sandboxIP.AsSlice(), Mask: net.CIDRMask(subnet.Bits(), 32)},
 		gateway:    gatewayIP.AsSlice(),
 		gatewayMAC: gatewayMAC,
-	})
+	}
+	if cl != nil {
+		if !cl.Addr.Addr().Is4() || cl.Addr.Overlaps(subnet) || len(cl.MAC) != 6 {
+			return nil, fmt.Errorf("sandbox network %s: cluster link %v (%v): an IPv4 address off %v and a MAC", id, cl.Addr, cl.MAC, subnet)
+		}
+		lc.cluster = &clusterLinkConfig{addr: net.IPNet{IP: cl.Addr.Addr().AsSlice(), Mask: net.CIDRMask(cl.Addr.Bits(), 32)}, mac: cl.MAC}
+	}
+	ns, err := newNamespace(lc)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox network %s: %w", id, err)
 	}
 	n := &Network{id: id, m: m, log: m.log.With("net", id), ns: ns}
+	if ns.clusterTap != nil {
+		n.cluster = &clusterPort{f: ns.clusterTap}
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -388,6 +418,32 @@ func (n *Network) startDNS() error {
 	return nil
 }
 
+// ErrNoClusterLink is returned for a network made without one.
+var ErrNoClusterLink = errors.New("no cluster link")
+
+// ServeCluster hands every frame the sandbox sends on its cluster link to
+// recv, on one goroutine, until Close; recv must not keep the frame.
+func (n *Network) ServeCluster(recv func(frame []byte)) error {
+	if n.cluster == nil {
+		return ErrNoClusterLink
+	}
+	n.portRun.Add(1)
+	go func() {
+		defer n.portRun.Done()
+		n.cluster.run(recv)
+	}()
+	return nil
+}
+
+// ClusterPort is where frames for the sandbox's cluster link go in: its
+// Deliver writes one (cluster.Port). Nil without a cluster link.
+func (n *Network) ClusterPort() interface{ Deliver(frame []byte) } {
+	if n.cluster == nil {
+		return nil
+	}
+	return n.cluster
+}
+
 // ID returns the id the network was created with.
 func (n *Network) ID() string { return n.id }
 
@@ -407,13 +463,20 @@ func (n *Network) Counters() Counters {
 	if n.port == nil {
 		return Counters{Refused: n.refused.Load()}
 	}
-	return Counters{
+	c := Counters{
 		BytesIn:    n.port.bytesIn.Load(),
 		PacketsIn:  n.port.packetsIn.Load(),
 		BytesOut:   n.port.bytesOut.Load(),
 		PacketsOut: n.port.packetsOut.Load(),
 		Refused:    n.refused.Load(),
 	}
+	if p := n.cluster; p != nil {
+		c.BytesIn += p.bytesIn.Load()
+		c.PacketsIn += p.packetsIn.Load()
+		c.BytesOut += p.bytesOut.Load()
+		c.PacketsOut += p.packetsOut.Load()
+	}
+	return c
 }
 
 // Services returns where each published service is reachable inside the
@@ -457,6 +520,9 @@ func (n *Network) Close() error {
 		var errs []error
 		if n.ns != nil {
 			errs = append(errs, n.ns.tap.Close())
+			if n.ns.clusterTap != nil {
+				errs = append(errs, n.ns.clusterTap.Close())
+			}
 		}
 		n.portRun.Wait()
 		if n.dnsUDP != nil {

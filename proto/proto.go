@@ -42,6 +42,11 @@ const (
 	TypeCredit   = "credit"
 	TypeState    = "state"
 	TypeError    = "error"
+	// TypeMembership carries the renter's signed membership of a session
+	// (package cluster's encoding); the provider answers TypeCluster or
+	// TypeError.
+	TypeMembership = "membership"
+	TypeCluster    = "cluster"
 )
 
 // Message is the envelope of every negotiation message. Exactly one of the
@@ -69,6 +74,10 @@ type Message struct {
 	Credit  *Credit         `json:"credit,omitempty"`
 	State   *LeaseState     `json:"state,omitempty"`
 	Error   *Error          `json:"error,omitempty"`
+	// Membership is a session's signed membership (cluster.Encode's form);
+	// this package carries it without looking inside.
+	Membership json.RawMessage `json:"membership,omitempty"`
+	Cluster    *ClusterStatus  `json:"cluster,omitempty"`
 }
 
 // Limits are the resources of one host.
@@ -165,7 +174,50 @@ type PaymentTerms struct {
 type Accept struct {
 	Count  int    `json:"count"`
 	Method string `json:"method,omitempty"`
+	// Cluster, if set, puts the granted hosts on the renter's session
+	// network.
+	Cluster *ClusterJoin `json:"cluster,omitempty"`
 }
+
+// ClusterJoin puts the hosts an accept grants on a session's private
+// network (package cluster): each gets an interface with its address.
+type ClusterJoin struct {
+	Session string `json:"session"`
+	// Subnet is the session's network, e.g. "10.77.0.0/16".
+	Subnet string `json:"subnet"`
+	// Addrs are the hosts' addresses, one for each host accepted, in the
+	// order their leases come.
+	Addrs []string `json:"addrs"`
+	// Key is the session's own public key (authorized_keys format): it
+	// opens the session's hosts, for ssh from one to another.
+	// PrivateKey is its private half (OpenSSH PEM), put in each host.
+	Key        string `json:"key"`
+	PrivateKey string `json:"private_key"`
+}
+
+// ClusterStatus answers a membership: the sequence the provider now holds
+// for the session, and how it reaches each other provider of it.
+type ClusterStatus struct {
+	Session string        `json:"session"`
+	Seq     uint64        `json:"seq"`
+	Peers   []ClusterPeer `json:"peers,omitempty"`
+}
+
+// ClusterPeer is a provider's path to another provider of a session.
+type ClusterPeer struct {
+	// Provider is the other provider's host key fingerprint.
+	Provider string `json:"provider"`
+	// Path is "direct" (a tunnel of its own), "relayed" (through the
+	// renter's connections) or "down".
+	Path string `json:"path"`
+}
+
+// Paths between two providers of a session.
+const (
+	PathDirect  = "direct"
+	PathRelayed = "relayed"
+	PathDown    = "down"
+)
 
 // Credit is the provider's acknowledgement of a payment: what it has now
 // counted for the lease in all. Refused says why a proof was not counted.
@@ -219,6 +271,9 @@ type Lease struct {
 	// renter pins it so that its ssh never asks.
 	HostKey string    `json:"host_key"`
 	Started time.Time `json:"started"`
+	// ClusterAddr is the host's address on its session's network, when
+	// the accept put it on one.
+	ClusterAddr string `json:"cluster_addr,omitempty"`
 }
 
 // Release ends leases.
@@ -355,7 +410,7 @@ func (m Message) validate() error {
 	set := 0
 	for _, p := range []bool{m.Demand != nil, m.Offer != nil, m.Accept != nil, m.Lease != nil,
 		m.Release != nil, m.Released != nil, m.Ended != nil, m.Usage != nil, m.Payment != nil, m.Credit != nil,
-		m.State != nil, m.Error != nil} {
+		m.State != nil, m.Error != nil, m.Membership != nil, m.Cluster != nil} {
 		if p {
 			set++
 		}
@@ -390,6 +445,20 @@ func (m Message) validate() error {
 		ok = m.Accept != nil
 		if ok && m.Accept.Count < 1 {
 			return errors.New("accept: count must be at least 1")
+		}
+		if ok && m.Accept.Cluster != nil {
+			c := m.Accept.Cluster
+			if len(c.Addrs) != m.Accept.Count || c.Session == "" || len(c.Session) > 64 || c.Subnet == "" || c.Key == "" || len(c.Key) > 16<<10 ||
+				c.PrivateKey == "" || len(c.PrivateKey) > 16<<10 {
+				return errors.New("accept: a cluster join needs a session, a subnet, a key and an address for each host")
+			}
+		}
+	case TypeMembership:
+		ok = len(m.Membership) > 0
+	case TypeCluster:
+		ok = m.Cluster != nil
+		if ok && len(m.Cluster.Peers) > 4096 {
+			return errors.New("cluster: too many peers")
 		}
 	case TypeLease:
 		ok = m.Lease != nil

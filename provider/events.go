@@ -7,7 +7,7 @@ import "time"
 // Started.
 type Event interface{ event() }
 
-// ImageBuilding: the sandboxes' root filesystem is missing and is being
+// ImageBuilding: the sandboxes' root filesystem is missing (or zennet's, from an older recipe) and is being
 // built at Path (once; about a minute).
 type ImageBuilding struct{ Path string }
 

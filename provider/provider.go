@@ -30,6 +30,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/billing"
+	"github.com/zennet/zennet/cluster"
 	"github.com/zennet/zennet/idle"
 	"github.com/zennet/zennet/internal/sshkey"
 	"github.com/zennet/zennet/lease"
@@ -362,11 +363,20 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 			log.Info("no zennet-agent next to the agent binary: SSH sessions are served by the full zennet binary, which starts slower and takes more of each sandbox's memory ('make build' builds both)", "agent", p.agent)
 		}
 	}
-	if sandbox.CheckImage(cfg.Image) != nil {
+	// zennet's own image is built when missing and rebuilt when from an
+	// older recipe (keeping its extra packages); the provider's own root
+	// filesystem (no stamp) is used as it is, if a sandbox can run on it.
+	switch state, _, err := sandbox.InspectImage(cfg.Image, nil); {
+	case err != nil:
+		return err
+	case state == sandbox.ImageMissing || state == sandbox.ImageStale:
 		p.emit(ImageBuilding{Path: cfg.Image})
-		if err := sandbox.BuildImage(ctx, cfg.Image, ""); err != nil {
+		if err := sandbox.BuildImage(ctx, cfg.Image, sandbox.BuildOptions{}); err != nil {
 			return err
 		}
+	}
+	if err := sandbox.CheckImage(cfg.Image); err != nil {
+		return err
 	}
 	nets, err := netsandbox.New(netsandbox.Config{Policy: cfg.Egress, Services: cfg.Publish, Log: log})
 	if err != nil {
@@ -417,9 +427,13 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer ledger.Close()
+	// The renters' session networks: frames between this provider's hosts
+	// of a session, and (Tunnels) to its other providers'.
+	fabric := cluster.NewFabric(nil)
 	mgr, err := lease.New(lease.Config{Signer: hostKey,
 		Runtime: rt, AgentBinary: p.agent, ServeBinary: serve, Dir: filepath.Join(cfg.DataDir, "leases"), Log: log,
 		Capacity: lease.Capacity{Leases: cfg.MaxLeases, Memory: cfg.Memory, CPUs: cfg.CPUs, Disk: cfg.Disk}, Pids: cfg.Pids,
+		Fabric: fabric,
 	})
 	if err != nil {
 		return err
@@ -470,7 +484,10 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	defer transport.Close()
 	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: announcer, Peers: cfg.Peers,
 		MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Log: log})
-	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip))
+	tunnels := sshgate.NewClusterTransport(hostKey, fabric, log)
+	defer tunnels.Close()
+	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Files: mgr.SetClusterFiles, Tunnels: tunnels}
+	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip), sshgate.WithCluster(node, tunnels))
 	info := Info{
 		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
 		Fingerprint: gossh.FingerprintSHA256(hostKey.PublicKey()), DataDir: cfg.DataDir,

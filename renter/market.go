@@ -185,7 +185,11 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 		go func() {
 			defer wg.Done()
 			r.progress("leasing %d hosts from %s ...", n, q.cand.Address)
-			leases, err := q.c.Accept(ctx, n, q.method)
+			var join *proto.ClusterJoin
+			if j := r.net.join(r.sess.ID); j != nil {
+				join = j(n)
+			}
+			leases, err := q.c.AcceptJoin(ctx, n, q.method, join)
 			results[i] = result{q, leases, err}
 		}()
 	}

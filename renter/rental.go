@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -59,6 +60,8 @@ type Config struct {
 	// counter-offer (Bid, else MaxPrice).
 	MaxPrice, Bid, MinScore, MinReputation float64
 	PowBits                                uint
+	// Subnet is the session network's subnet; the zero value draws one.
+	Subnet netip.Prefix
 	// Events receives what the rental says; nil discards it.
 	Events func(Event)
 }
@@ -108,6 +111,8 @@ type Rental struct {
 	// excluded are providers (fingerprints) that lost hosts: replacements
 	// come from others.
 	excluded map[string]bool
+	// net is the session's private network.
+	net *clusterNet
 }
 
 // endedLease is a lease its provider ended.
@@ -182,6 +187,14 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 	if r.ledger, err = openRenterLedger(o.ConfigDir, sess.ID); err != nil {
 		return r, err
 	}
+	// A session of more than one host is a cluster: its hosts get their
+	// own network. One host alone has nobody to reach, and is spared the
+	// listener and the tunnels.
+	if o.asked() > 1 {
+		if r.net, err = newClusterNet(o.Subnet); err != nil {
+			return r, err
+		}
+	}
 	r.book = newUsageBook(sess, r.ledger, o.Signer, lnd)
 	for _, n := range settleOldLedgers(ctx, o.ConfigDir, o.Signer, lnd, sess.ID) {
 		r.notice("%s", n)
@@ -212,11 +225,11 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 		var method string
 		var rates pay.Rates
 		var calib *bench.Set
-		offer, leases, err := c.Rent(ctx, o.demand(want),
+		offer, leases, err := c.RentJoin(ctx, o.demand(want),
 			func(offer proto.Offer) (string, error) {
 				method, rates, calib, err = terms.Accept(o.Pay, offer)
 				return method, err
-			})
+			}, r.net.join(sess.ID))
 		if len(leases) > 0 || err == nil {
 			r.addClient(c)
 		} else {
@@ -271,9 +284,14 @@ func (r *Rental) ready(ctx context.Context) error {
 		}
 	}
 	if r.cfg.SpotCheck {
-		return r.spotCheck(ctx)
+		if err := r.spotCheck(ctx); err != nil {
+			return err
+		}
 	}
-	return nil
+	if err := r.syncCluster(ctx); err != nil {
+		return err
+	}
+	return r.sess.MarkReady()
 }
 
 // rentFromMarket rents Count hosts (at least Min) from the market's
@@ -336,6 +354,7 @@ func (r *Rental) take(c *sshgate.Client, offer proto.Offer, method string, rates
 		h := session.Host{
 			Name: names[i], LocalPort: l.Addr().(*net.TCPAddr).Port, Provider: c.Addr,
 			LeaseID: le.ID, Limits: le.Limits, HostKey: le.HostKey, PricePerWorkMsat: offer.Payment.PricePerWorkMsat,
+			ClusterAddr: le.ClusterAddr,
 		}
 		r.hosts = append(r.hosts, h)
 		if err := r.book.add(r.bookCtx, h, le, c, offer, method, rates); err != nil {
@@ -352,6 +371,7 @@ func (r *Rental) Release(ctx context.Context, timeout time.Duration) error {
 	for _, l := range r.listeners {
 		l.Close()
 	}
+	r.net.closeRelays()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -436,6 +456,7 @@ func (r *Rental) Hold(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-flush.C:
+			r.refreshCluster(ctx, now)
 			r.book.silent(now)
 			if err := r.book.flush(); err != nil {
 				r.notice("write usage: %v", err)
@@ -466,6 +487,7 @@ func (r *Rental) Hold(ctx context.Context) error {
 			if len(r.hosts) == 0 {
 				return errors.New("every host was dropped; none left")
 			}
+			r.resyncCluster(ctx)
 		case el := <-r.ended:
 			if !slices.Contains(r.leases[el.c], el.e.ID) {
 				continue
@@ -483,6 +505,7 @@ func (r *Rental) Hold(ctx context.Context) error {
 			if len(r.hosts) == 0 {
 				return errors.New("every host has ended; none left")
 			}
+			r.resyncCluster(ctx)
 		case c := <-gone:
 			live--
 			r.emit(ProviderLost{Err: c.Err(), Hosts: len(r.leases[c])})
@@ -501,7 +524,16 @@ func (r *Rental) Hold(ctx context.Context) error {
 			if live == 0 {
 				return errors.New("every provider is gone; no hosts left")
 			}
+			r.resyncCluster(ctx)
 		}
+	}
+}
+
+// resyncCluster tells the providers and hosts that the session's hosts
+// changed (one dropped, one replaced).
+func (r *Rental) resyncCluster(ctx context.Context) {
+	if err := r.syncCluster(ctx); err != nil {
+		r.notice("cluster network: %v", err)
 	}
 }
 

@@ -78,6 +78,11 @@ type Spec struct {
 	Env []string
 	// Mounts are bound in addition to the image.
 	Mounts []Mount
+	// Cluster, if set, gives the sandbox eth1 on its rental session's
+	// private network (needs Config.Networks); ClusterReceive gets every
+	// frame the sandbox sends on it, ClusterPort takes frames for it.
+	Cluster        *netsandbox.ClusterLink
+	ClusterReceive func(frame []byte)
 }
 
 // Runtime creates, enters and destroys sandboxes.
@@ -114,21 +119,6 @@ func New(cfg Config) (*Runtime, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Runtime{cfg: cfg, log: log.With("subsystem", "sandbox"), nets: map[string]*netsandbox.Network{}}, nil
-}
-
-// CheckImage reports whether dir looks like a usable root filesystem.
-func CheckImage(dir string) error {
-	if dir == "" {
-		return errors.New("no root filesystem image configured; run 'make image' or pass --image")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "bin", "sh")); err != nil {
-		return fmt.Errorf("root filesystem image %s has no /bin/sh; build it with 'make image' or pass --image", dir)
-	}
-	b, _ := os.ReadFile(filepath.Join(dir, imageStamp))
-	if got := strings.TrimSpace(string(b)); got != ImageVersion {
-		return fmt.Errorf("root filesystem image %s is from recipe %q, not %q; rebuild it with 'make image' (or 'zennet image build')", dir, got, ImageVersion)
-	}
-	return nil
 }
 
 func (r *Runtime) bundleDir(id string) string { return filepath.Join(r.cfg.StateDir, "bundles", id) }
@@ -211,14 +201,22 @@ func (r *Runtime) Create(ctx context.Context, s Spec) (err error) {
 		}
 	}()
 	spec := r.ociSpec(s)
+	if s.Cluster != nil && (r.cfg.Networks == nil || s.ClusterReceive == nil) {
+		return errors.New("a cluster link needs sandbox networks and a receiver")
+	}
 	if r.cfg.Networks != nil {
-		n, err := r.cfg.Networks.Create(ctx, s.ID)
+		n, err := r.cfg.Networks.CreateWith(ctx, s.ID, s.Cluster)
 		if err != nil {
 			return fmt.Errorf("sandbox network: %w", err)
 		}
 		r.mu.Lock()
 		r.nets[s.ID] = n
 		r.mu.Unlock()
+		if s.Cluster != nil {
+			if err := n.ServeCluster(s.ClusterReceive); err != nil {
+				return err
+			}
+		}
 		if err := r.attachNetwork(spec, dir, n); err != nil {
 			return err
 		}
@@ -341,6 +339,41 @@ func (r *Runtime) attachNetwork(spec *specs.Spec, dir string, n *netsandbox.Netw
 		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/" + name, Type: "bind", Source: path, Options: []string{"rbind", "ro"}})
 	}
 	return nil
+}
+
+// ClusterPort takes frames for sandbox id's cluster link; nil when it has
+// none.
+func (r *Runtime) ClusterPort(id string) interface{ Deliver(frame []byte) } {
+	r.mu.Lock()
+	n := r.nets[id]
+	r.mu.Unlock()
+	if n == nil {
+		return nil
+	}
+	return n.ClusterPort()
+}
+
+// SetHosts rewrites sandbox id's /etc/hosts: its network's names, then
+// extra lines (the session's hosts). The file is rewritten in place, since
+// the sandbox holds it by its inode; readers inside see the new names at
+// their next lookup.
+func (r *Runtime) SetHosts(id string, extra []byte) error {
+	r.mu.Lock()
+	n := r.nets[id]
+	r.mu.Unlock()
+	if n == nil {
+		return fmt.Errorf("sandbox %s has no network", id)
+	}
+	b := append(n.Hosts(), extra...)
+	f, err := os.OpenFile(filepath.Join(r.bundleDir(id), "hosts"), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return err
+	}
+	return f.Truncate(int64(len(b)))
 }
 
 // NetCounters returns sandbox id's cumulative network bytes in and out; ok

@@ -133,7 +133,11 @@ func fakeImage(t *testing.T, version string) string {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
 	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "tmp"), 0o1777)
 	os.WriteFile(filepath.Join(dir, "bin", "sh"), nil, 0o755)
-	os.WriteFile(filepath.Join(dir, imageStamp), []byte(version+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	if version != "" {
+		os.WriteFile(filepath.Join(dir, imageStamp), []byte(version+"\n"), 0o644)
+	}
 	return dir
 }

@@ -33,6 +33,8 @@ type Host struct {
 	LeaseID   string       `json:"lease_id"`
 	Limits    proto.Limits `json:"limits"`
 	HostKey   string       `json:"host_key"`
+	// ClusterAddr is the host's address on the session's private network.
+	ClusterAddr string `json:"cluster_addr,omitempty"`
 	// PricePerWorkMsat is the agreed price per reference CPU-second of work
 	// (0: flat rates).
 	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`
@@ -56,6 +58,9 @@ type Record struct {
 	Started time.Time `json:"started"`
 	Names   []string  `json:"names"`
 	Hosts   []Host    `json:"hosts"`
+	// Ready is set once the hosts are ready for use: probed, checked, on
+	// the session's network. A script that waits for hosts waits for it.
+	Ready bool `json:"ready,omitempty"`
 }
 
 // Session is one live run. Its methods are safe for concurrent use: writes
@@ -279,6 +284,17 @@ func (s *Session) Write(hosts []Host, identityFile string) (Files, error) {
 		return f, err
 	}
 	return f, nil
+}
+
+// MarkReady records in hosts.json that the session's hosts are ready.
+func (s *Session) MarkReady() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.rec.Ready = true
+	return writeJSON(s.Files().Hosts, s.rec)
 }
 
 // Close removes the session's files and releases its lock. It waits for

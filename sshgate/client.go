@@ -35,6 +35,7 @@ type Client struct {
 	HostKey gossh.PublicKey
 	conn    *conn
 	ch      gossh.Channel
+	renter  string // the renter's key fingerprint
 	w       *proto.Writer
 
 	reqMu   sync.Mutex // one request/response exchange at a time
@@ -89,7 +90,7 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	}
 	go gossh.DiscardRequests(creqs)
 	c := &Client{
-		Addr: addr, HostKey: hostKey, conn: conn, ch: ch, w: proto.NewWriter(ch),
+		Addr: addr, HostKey: hostKey, conn: conn, ch: ch, w: proto.NewWriter(ch), renter: gossh.FingerprintSHA256(cfg.Signer.PublicKey()),
 		replies: make(chan proto.Message, 64), events: make(chan Event, 1024), done: make(chan struct{}),
 	}
 	go c.read()
@@ -197,6 +198,12 @@ func (c *Client) next(ctx context.Context) (proto.Message, error) {
 // Rent asks for d and takes what the provider offers, up to d.Count hosts,
 // if accept agrees to the offer's terms and names the payment method.
 func (c *Client) Rent(ctx context.Context, d proto.Demand, accept func(proto.Offer) (method string, err error)) (proto.Offer, []proto.Lease, error) {
+	return c.RentJoin(ctx, d, accept, nil)
+}
+
+// RentJoin is Rent, with the hosts put on a session network: join, if not
+// nil, says where for the n hosts taken.
+func (c *Client) RentJoin(ctx context.Context, d proto.Demand, accept func(proto.Offer) (method string, err error), join func(n int) *proto.ClusterJoin) (proto.Offer, []proto.Lease, error) {
 	offer, err := c.Offer(ctx, d)
 	if err != nil {
 		return offer, nil, err
@@ -206,7 +213,11 @@ func (c *Client) Rent(ctx context.Context, d proto.Demand, accept func(proto.Off
 	if err != nil {
 		return offer, nil, fmt.Errorf("provider %s: %w", c.Addr, err)
 	}
-	leases, err := c.Accept(ctx, n, method)
+	var j *proto.ClusterJoin
+	if join != nil {
+		j = join(n)
+	}
+	leases, err := c.AcceptJoin(ctx, n, method, j)
 	if err == nil && n < d.Count {
 		err = fmt.Errorf("%w: offered %d of %d hosts", proto.ErrCapacity, n, d.Count)
 	}
@@ -239,13 +250,19 @@ func (c *Client) Offer(ctx context.Context, d proto.Demand) (proto.Offer, error)
 // Accept takes n hosts of the last offer, paid by method, and returns
 // their leases as they are granted.
 func (c *Client) Accept(ctx context.Context, n int, method string) ([]proto.Lease, error) {
+	return c.AcceptJoin(ctx, n, method, nil)
+}
+
+// AcceptJoin is Accept, with the hosts put on a session network if join
+// is not nil.
+func (c *Client) AcceptJoin(ctx context.Context, n int, method string, join *proto.ClusterJoin) ([]proto.Lease, error) {
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
 	if n < 1 || n > c.offered {
 		return nil, fmt.Errorf("accept %d hosts of provider %s's offer of %d", n, c.Addr, c.offered)
 	}
 	c.offered = 0
-	if err := c.w.Send(proto.Message{Type: proto.TypeAccept, Accept: &proto.Accept{Count: n, Method: method}}); err != nil {
+	if err := c.w.Send(proto.Message{Type: proto.TypeAccept, Accept: &proto.Accept{Count: n, Method: method, Cluster: join}}); err != nil {
 		return nil, err
 	}
 	leases := make([]proto.Lease, 0, n)
@@ -260,6 +277,40 @@ func (c *Client) Accept(ctx context.Context, n int, method string) ([]proto.Leas
 		leases = append(leases, *m.Lease)
 	}
 	return leases, nil
+}
+
+// SetMembership hands the provider a session's signed membership (package
+// cluster's encoding) and returns what it now holds and how it reaches the
+// session's other providers.
+func (c *Client) SetMembership(ctx context.Context, membership []byte) (proto.ClusterStatus, error) {
+	c.reqMu.Lock()
+	defer c.reqMu.Unlock()
+	if err := c.w.Send(proto.Message{Type: proto.TypeMembership, Membership: membership}); err != nil {
+		return proto.ClusterStatus{}, err
+	}
+	m, err := c.next(ctx)
+	if err != nil {
+		return proto.ClusterStatus{}, err
+	}
+	if m.Type != proto.TypeCluster {
+		return proto.ClusterStatus{}, fmt.Errorf("provider %s answered a membership with %q", c.Addr, m.Type)
+	}
+	return *m.Cluster, nil
+}
+
+// OpenClusterRelay opens a relay of one of the renter's sessions on this
+// provider: the frames it sends the session's hosts on provider peer come
+// out of it, and what is written to it goes to this provider's hosts as if
+// from peer. The renter pipes two of them together when two providers
+// cannot reach each other.
+func (c *Client) OpenClusterRelay(ctx context.Context, session, peer string) (io.ReadWriteCloser, error) {
+	extra := gossh.Marshal(clusterChannel{Renter: c.renter, Session: session, Peer: peer})
+	ch, reqs, err := c.conn.openChannel(ctx, ChannelClusterRelay, extra)
+	if err != nil {
+		return nil, err
+	}
+	go gossh.DiscardRequests(reqs)
+	return ch, nil
 }
 
 // Release ends leases and waits until the provider confirms their sandboxes

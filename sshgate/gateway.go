@@ -14,12 +14,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/cluster"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
@@ -39,6 +41,8 @@ type Gateway struct {
 	leases  *lease.Manager
 	billing Payments
 	gossip  GossipNode
+	cluster ClusterNode
+	tunnels *ClusterTransport
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -81,6 +85,20 @@ func WithLogger(l *slog.Logger) GatewayOption {
 	return func(g *Gateway) { g.log = l.With("subsystem", "sshgate") }
 }
 
+// ClusterNode takes renters' session memberships (cluster.Node is the
+// real one): the gateway carries them and decides nothing.
+type ClusterNode interface {
+	Update(owner gossh.PublicKey, membership []byte) (proto.ClusterStatus, error)
+}
+
+// WithCluster lets renters put their hosts on session networks: accepts
+// may carry a cluster join, memberships go to c, and other providers'
+// tunnels (and renters' relays) to t, which may be nil (this provider's
+// hosts only).
+func WithCluster(c ClusterNode, t *ClusterTransport) GatewayOption {
+	return func(g *Gateway) { g.cluster, g.tunnels = c, t }
+}
+
 // WithGossip makes the gateway a node of the market: it serves
 // ChannelGossip from gs.
 func WithGossip(gs GossipNode) GatewayOption {
@@ -108,6 +126,8 @@ func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...Gate
 			proto.ChannelNegotiate: g.recovered(g.negotiate),
 			proto.ChannelLease:     g.recovered(g.leaseChannel),
 			ChannelGossip:          g.recovered(g.gossipChannel),
+			ChannelCluster:         g.recovered(g.clusterChannel),
+			ChannelClusterRelay:    g.recovered(g.clusterChannel),
 			"session":              rejectSession,
 		},
 		RequestHandlers: map[string]ssh.RequestHandler{},
@@ -234,8 +254,15 @@ func (g *Gateway) Announce(id string, st proto.LeaseState) {
 
 // grant creates n hosts of offer for owner and opens their accounts, all
 // or none.
-func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder string, n int, offer proto.Offer, method string) ([]*lease.Lease, error) {
-	granted, err := g.leases.Grant(ctx, owner, holder, n, offer.Limits)
+func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder string, n int, offer proto.Offer, method string, cj *proto.ClusterJoin) ([]*lease.Lease, error) {
+	var join *lease.Join
+	if cj != nil {
+		var err error
+		if join, err = g.join(owner, cj); err != nil {
+			return nil, err
+		}
+	}
+	granted, err := g.leases.Grant(ctx, owner, holder, n, offer.Limits, join)
 	if err != nil {
 		return nil, err
 	}
@@ -254,6 +281,35 @@ func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder strin
 		return nil, fmt.Errorf("set up payments: %w", err)
 	}
 	return granted, nil
+}
+
+// join reads an accept's cluster join.
+func (g *Gateway) join(owner gossh.PublicKey, cj *proto.ClusterJoin) (*lease.Join, error) {
+	if g.cluster == nil {
+		return nil, fmt.Errorf("%w: this provider does not put hosts on session networks", proto.ErrBadRequest)
+	}
+	subnet, err := netip.ParsePrefix(cj.Subnet)
+	if err != nil {
+		return nil, fmt.Errorf("%w: cluster subnet: %v", proto.ErrBadRequest, err)
+	}
+	key, _, _, _, err := gossh.ParseAuthorizedKey([]byte(cj.Key))
+	if err != nil {
+		return nil, fmt.Errorf("%w: cluster key: %v", proto.ErrBadRequest, err)
+	}
+	priv, err := gossh.ParsePrivateKey([]byte(cj.PrivateKey))
+	if err != nil || !lease.KeysEqual(priv.PublicKey(), key) {
+		return nil, fmt.Errorf("%w: the cluster's private key is not the private half of its key", proto.ErrBadRequest)
+	}
+	j := &lease.Join{Key: cluster.SessionKey{Renter: gossh.FingerprintSHA256(owner), Session: cj.Session}, Subnet: subnet, AuthorizedKey: key,
+		PrivateKey: []byte(cj.PrivateKey)}
+	for _, s := range cj.Addrs {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cluster address: %v", proto.ErrBadRequest, err)
+		}
+		j.Addrs = append(j.Addrs, a)
+	}
+	return j, nil
 }
 
 // sendFinal bills a lease's final report and sends it with what is due.

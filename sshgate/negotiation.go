@@ -139,6 +139,8 @@ func (n *negotiation) serve(r *proto.Reader) {
 			reply = n.release(m.Release.IDs)
 		case proto.TypePayment:
 			reply = n.payment(m.Payment)
+		case proto.TypeMembership:
+			reply = n.membership(m.Membership)
 		default:
 			reply = []proto.Message{proto.ErrorMessage(fmt.Errorf("%w: unexpected %s message", proto.ErrBadRequest, m.Type))}
 		}
@@ -176,7 +178,7 @@ func (n *negotiation) accept(a proto.Accept) []proto.Message {
 		return []proto.Message{proto.ErrorMessage(fmt.Errorf("%w: payment method %q is not offered (offered: %s)",
 			proto.ErrBadRequest, method, strings.Join(offer.Payment.Methods, ", ")))}
 	}
-	granted, err := n.g.grant(n.ctx, n.owner, n.holder, a.Count, *offer, method)
+	granted, err := n.g.grant(n.ctx, n.owner, n.holder, a.Count, *offer, method, a.Cluster)
 	if err != nil {
 		n.log.Warn("grant", "err", err)
 		return []proto.Message{proto.ErrorMessage(err)}
@@ -245,4 +247,18 @@ func (n *negotiation) payment(raw []byte) []proto.Message {
 		reply = append(reply, proto.Message{Type: proto.TypeState, State: resumed})
 	}
 	return reply
+}
+
+// membership hands a session's membership to the cluster node and answers
+// with what it holds, or why it refused it (changing nothing).
+func (n *negotiation) membership(raw []byte) []proto.Message {
+	if n.g.cluster == nil {
+		return []proto.Message{proto.ErrorMessage(fmt.Errorf("%w: this provider does not put hosts on session networks", proto.ErrBadRequest))}
+	}
+	st, err := n.g.cluster.Update(n.owner, raw)
+	if err != nil {
+		n.log.Warn("cluster membership refused", "err", err)
+		return []proto.Message{proto.ErrorMessage(fmt.Errorf("%w: %v", proto.ErrBadRequest, err))}
+	}
+	return []proto.Message{{Type: proto.TypeCluster, Cluster: &st}}
 }

@@ -59,6 +59,8 @@ type HostJSON struct {
 	CPUs        float64 `json:"cpus"`
 	DiskBytes   int64   `json:"disk_bytes"`
 	HostKey     string  `json:"host_key"`
+	// ClusterAddr is the host's address on the session's private network.
+	ClusterAddr string `json:"cluster_addr,omitempty"`
 	// PricePerWorkMsat is the agreed price per reference CPU-second of work
 	// (0: flat rates).
 	PricePerWorkMsat float64 `json:"price_per_work_msat,omitempty"`

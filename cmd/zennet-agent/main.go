@@ -14,10 +14,11 @@ import (
 	"github.com/zennet/zennet/agent"
 )
 
-const usage = `usage: zennet-agent serve [--config DIR]
+const usage = `usage: zennet-agent serve [--config DIR] [--listen ADDR]
 
 Serves one SSH connection on stdin and stdout inside a sandbox, with the host
-key and authorized keys in DIR (default ` + agent.ConfigDir + `).
+key and authorized keys in DIR (default ` + agent.ConfigDir + `); with --listen,
+every connection to ADDR (HOST:PORT) instead, until killed.
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -31,6 +32,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	dir := fs.String("config", agent.ConfigDir, "directory with host_key and authorized_keys")
+	listen := fs.String("listen", "", "serve every connection to this address (HOST:PORT) instead of stdin and stdout")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -42,6 +44,13 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "zennet-agent: %v\n", err)
 		return 1
+	}
+	if *listen != "" {
+		if err := agent.ListenAndServe(cfg, *listen); err != nil {
+			fmt.Fprintf(stderr, "zennet-agent: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	agent.Serve(cfg, agent.Stdio{})
 	return 0

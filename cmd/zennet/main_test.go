@@ -63,7 +63,7 @@ func runScripts(t *testing.T, dir string) {
 			env.Setenv("ZENNET_CONFIG_DIR", filepath.Join(env.WorkDir, "config"))
 			env.Setenv("ZENNET_DATA_DIR", filepath.Join(env.WorkDir, "data"))
 			env.Setenv("ZENNET_AGENT_BINARY", agent)
-			for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE", "ZENNET_CACHE_DIR"} {
+			for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE", "ZENNET_CACHE_DIR", "ZENNET_TEST_IMAGE"} {
 				env.Setenv(v, os.Getenv(v))
 			}
 			env.Setenv("SSHCONFIG", filepath.Join(env.WorkDir, "config", "ssh_config"))
@@ -95,6 +95,7 @@ func runScripts(t *testing.T, dir string) {
 			"ledgersagree": cmdLedgersAgree,
 			"tmuxwait":     cmdTmuxWait,
 			"pushbad":      cmdPushBad,
+			"netns":        cmdNetns,
 		},
 	})
 }
@@ -158,6 +159,7 @@ func cmdWaitProvider(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// liveHosts are the hosts of the running sessions that are ready.
 func liveHosts(ts *testscript.TestScript) []session.Host {
 	recs, err := session.Live(ts.Getenv("ZENNET_CONFIG_DIR"))
 	if err != nil {
@@ -165,7 +167,9 @@ func liveHosts(ts *testscript.TestScript) []session.Host {
 	}
 	var hosts []session.Host
 	for _, r := range recs {
-		hosts = append(hosts, r.Hosts...)
+		if r.Ready {
+			hosts = append(hosts, r.Hosts...)
+		}
 	}
 	return hosts
 }
@@ -345,6 +349,41 @@ func cmdHostAddr(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("hostaddr: no non-loopback IPv4 address")
+}
+
+// netns VAR HOSTADDR NSADDR: make a network namespace joined to this one
+// by a veth pair, HOSTADDR (CIDR) on this side and NSADDR inside, and no
+// other route; its name goes in $VAR (nsenter --net=/var/run/netns/NAME). It is removed
+// when the script ends.
+func cmdNetns(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: netns VAR HOSTADDR NSADDR")
+	}
+	name := fmt.Sprintf("zn%d%s", os.Getpid()%100000, strings.ToLower(args[0]))
+	if len(name) > 12 {
+		name = name[:12]
+	}
+	host, inside := name+"h", name+"n"
+	run := func(argv ...string) {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			ts.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
+		}
+	}
+	exec.Command("ip", "netns", "del", name).Run() // a crashed run's
+	exec.Command("ip", "link", "del", host).Run()
+	run("ip", "netns", "add", name)
+	ts.Defer(func() {
+		exec.Command("ip", "netns", "del", name).Run()
+		exec.Command("ip", "link", "del", host).Run()
+	})
+	run("ip", "link", "add", host, "type", "veth", "peer", "name", inside)
+	run("ip", "link", "set", inside, "netns", name)
+	run("ip", "addr", "add", args[1], "dev", host)
+	run("ip", "link", "set", host, "up")
+	run("ip", "netns", "exec", name, "ip", "addr", "add", args[2], "dev", inside)
+	run("ip", "netns", "exec", name, "ip", "link", "set", inside, "up")
+	run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+	ts.Setenv(args[0], name)
 }
 
 // waitusage HOST COUNTER MIN: wait until the running session's latest

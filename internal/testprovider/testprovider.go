@@ -12,6 +12,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/billing"
+	"github.com/zennet/zennet/cluster"
 	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/meter"
@@ -47,8 +48,9 @@ func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config)) Prov
 		t.Fatal(err)
 	}
 	hostKey := testenv.Signer(t)
+	fabric := cluster.NewFabric(nil)
 	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: testenv.AgentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: hostKey,
-		Capacity: c})
+		Capacity: c, Fabric: fabric})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +69,10 @@ func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config)) Prov
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := sshgate.NewGateway(hostKey, mgr, b)
+	tunnels := sshgate.NewClusterTransport(hostKey, fabric, nil)
+	t.Cleanup(tunnels.Close)
+	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Files: mgr.SetClusterFiles, Tunnels: tunnels}
+	gw := sshgate.NewGateway(hostKey, mgr, b, sshgate.WithCluster(node, tunnels))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

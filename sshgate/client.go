@@ -40,6 +40,10 @@ type Client struct {
 
 	reqMu   sync.Mutex // one request/response exchange at a time
 	offered int        // hosts of the live offer, guarded by reqMu
+	// owed counts the replies of requests whose caller gave up waiting
+	// (its context ended): they still come, and the next request must not
+	// take one for its own. Guarded by reqMu.
+	owed    int
 	replies chan proto.Message
 	events  chan Event
 	done    chan struct{}
@@ -191,8 +195,33 @@ func (c *Client) next(ctx context.Context) (proto.Message, error) {
 	case <-c.done:
 		return proto.Message{}, c.err
 	case <-ctx.Done():
+		c.owed++
 		return proto.Message{}, ctx.Err()
 	}
+}
+
+// settle discards the replies owed to requests given up on, before a new
+// request is sent; a provider that does not send them within a minute is
+// hung up on, since its replies can no longer be told apart. Called with
+// reqMu held.
+func (c *Client) settle() error {
+	if c.owed == 0 {
+		return nil
+	}
+	t := time.NewTimer(time.Minute)
+	defer t.Stop()
+	for c.owed > 0 {
+		select {
+		case <-c.replies:
+			c.owed--
+		case <-c.done:
+			return c.err
+		case <-t.C:
+			c.conn.Close()
+			return fmt.Errorf("provider %s did not answer an earlier request within a minute", c.Addr)
+		}
+	}
+	return nil
 }
 
 // Rent asks for d and takes what the provider offers, up to d.Count hosts,
@@ -229,6 +258,9 @@ func (c *Client) RentJoin(ctx context.Context, d proto.Demand, accept func(proto
 func (c *Client) Offer(ctx context.Context, d proto.Demand) (proto.Offer, error) {
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
+	if err := c.settle(); err != nil {
+		return proto.Offer{}, err
+	}
 	if err := c.w.Send(proto.Message{Type: proto.TypeDemand, Demand: &d}); err != nil {
 		return proto.Offer{}, err
 	}
@@ -258,6 +290,9 @@ func (c *Client) Accept(ctx context.Context, n int, method string) ([]proto.Leas
 func (c *Client) AcceptJoin(ctx context.Context, n int, method string, join *proto.ClusterJoin) ([]proto.Lease, error) {
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
+	if err := c.settle(); err != nil {
+		return nil, err
+	}
 	if n < 1 || n > c.offered {
 		return nil, fmt.Errorf("accept %d hosts of provider %s's offer of %d", n, c.Addr, c.offered)
 	}
@@ -285,6 +320,9 @@ func (c *Client) AcceptJoin(ctx context.Context, n int, method string, join *pro
 func (c *Client) SetMembership(ctx context.Context, membership []byte) (proto.ClusterStatus, error) {
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
+	if err := c.settle(); err != nil {
+		return proto.ClusterStatus{}, err
+	}
 	if err := c.w.Send(proto.Message{Type: proto.TypeMembership, Membership: membership}); err != nil {
 		return proto.ClusterStatus{}, err
 	}
@@ -321,6 +359,9 @@ func (c *Client) Release(ctx context.Context, ids []string) error {
 	}
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
+	if err := c.settle(); err != nil {
+		return err
+	}
 	if err := c.w.Send(proto.Message{Type: proto.TypeRelease, Release: &proto.Release{IDs: ids}}); err != nil {
 		return err
 	}

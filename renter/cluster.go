@@ -41,6 +41,8 @@ type clusterNet struct {
 	// the lesser first), relays their channels.
 	relayed map[string]bool
 	relays  []io.Closer
+	// said is the last ClusterUp the user was told, as a sentence.
+	said string
 }
 
 // SubnetEnv, if set, is the subnet of every session (e.g. 10.77.0.0/16);
@@ -136,8 +138,14 @@ func (r *Rental) membership() (cluster.Membership, error) {
 	seq := cn.seq
 	cn.mu.Unlock()
 	m := cluster.Membership{Session: r.sess.ID, Subnet: cn.subnet, Seq: seq, Expires: time.Now().Add(cluster.MaxValidity).UTC()}
+	holder := map[string]*sshgate.Client{} // by lease id
+	for c, ids := range r.leases {
+		for _, id := range ids {
+			holder[id] = c
+		}
+	}
 	for _, h := range r.hosts {
-		c := r.clientOf(h.LeaseID)
+		c := holder[h.LeaseID]
 		a, err := netip.ParseAddr(h.ClusterAddr)
 		if c == nil || err != nil {
 			continue
@@ -149,18 +157,6 @@ func (r *Rental) membership() (cluster.Membership, error) {
 		return m, errors.New("no host is on the session network")
 	}
 	return m, m.Sign(r.cfg.Signer)
-}
-
-// clientOf returns the client holding lease id.
-func (r *Rental) clientOf(id string) *sshgate.Client {
-	for c, ids := range r.leases {
-		for _, x := range ids {
-			if x == id {
-				return c
-			}
-		}
-	}
-	return nil
 }
 
 // syncCluster hands every provider the session's current membership (each
@@ -214,7 +210,16 @@ func (r *Rental) syncCluster(ctx context.Context) error {
 	r.net.mu.Lock()
 	r.net.sent = time.Now()
 	r.net.mu.Unlock()
-	r.emit(up)
+	// A refresh that changes nothing says nothing: the user hears of the
+	// network when it comes up and when its paths change.
+	cn := r.net
+	cn.mu.Lock()
+	changed := up.String() != cn.said
+	cn.said = up.String()
+	cn.mu.Unlock()
+	if changed {
+		r.emit(up)
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -97,5 +98,34 @@ func TestWriteCloseConcurrent(t *testing.T) {
 		if _, err := s.Write(nil, "/k/id"); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Write after Close: %v, want ErrClosed", err)
 		}
+	}
+}
+
+// TestLiveStaging: a directory still being made is never taken for a
+// crashed run's leftovers, but one left by a run that died while opening
+// its session is removed once it is old.
+func TestLiveStaging(t *testing.T) {
+	root := t.TempDir()
+	sessions := filepath.Join(root, "sessions")
+	fresh := filepath.Join(sessions, staging+"fresh")
+	old := filepath.Join(sessions, staging+"old")
+	for _, d := range []string{fresh, old} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-2 * stagingMaxAge)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := Live(root)
+	if err != nil || len(recs) != 0 {
+		t.Fatalf("Live = %v, %v; want no records", recs, err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a session being opened lost its directory: %v", err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("a stale staging directory was kept (%v)", err)
 	}
 }

@@ -89,60 +89,43 @@ func Open(configDir string) (*Session, error) {
 	if err := writeMainConfig(configDir); err != nil {
 		return nil, err
 	}
-	// Live, in this process or another, removes the directory of every
-	// session whose lock it can take: also one made an instant ago whose
-	// lock this Open has not taken yet. Such a session lost its directory
-	// (or its lock) and is tried again under a new id.
-	for attempt := 1; ; attempt++ {
-		s, err := open(configDir)
-		if !errors.Is(err, errReaped) || attempt == 5 {
-			return s, err
-		}
-	}
+	return open(configDir)
 }
 
-// errReaped: a Live call removed the session being opened.
-var errReaped = errors.New("session directory removed while it was being locked")
+// staging prefixes the name a session directory has while it is being
+// made: Live leaves such directories alone (a fresh one has no lock held
+// yet), so a session only appears under its id once its lock is taken.
+const staging = ".new-"
+
+// stagingMaxAge: a staging directory this old was left by a run that
+// died while opening its session; Live removes it.
+const stagingMaxAge = time.Hour
 
 func open(configDir string) (*Session, error) {
 	var b [6]byte
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	dir := Dir(configDir, id)
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	tmp := filepath.Join(configDir, "sessions", staging+id)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("create session dir: %w", err)
 	}
-	path := filepath.Join(dir, "lock")
-	lock, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("open %s: %w", path, errReaped)
-	}
+	lock, err := os.OpenFile(filepath.Join(tmp, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("create session lock: %w", err)
 	}
-	err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		// Only a Live call, about to remove the directory, holds it.
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("lock session: %w", errReaped)
-	}
-	if err != nil {
-		lock.Close()
-		os.RemoveAll(dir)
+		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("lock session: %w", err)
 	}
-	// The lock is ours; the directory is ours if the lock file there is
-	// still the one locked.
-	held, err := lock.Stat()
-	if err != nil {
+	// The lock stays with the open file through the rename: Live finds
+	// the directory under its id already locked.
+	if err := os.Rename(tmp, dir); err != nil {
 		lock.Close()
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("lock session: %w", err)
-	}
-	if now, err := os.Stat(path); err != nil || !os.SameFile(held, now) {
-		lock.Close()
-		return nil, fmt.Errorf("lock session: %w", errReaped)
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("create session dir: %w", err)
 	}
 	return &Session{ID: id, Dir: dir, root: configDir, lock: lock,
 		rec: Record{ID: id, Pid: os.Getpid(), Started: time.Now().UTC()}}, nil
@@ -169,6 +152,12 @@ func Live(configDir string) ([]Record, error) {
 			continue
 		}
 		dir := filepath.Join(sessions, e.Name())
+		if strings.HasPrefix(e.Name(), staging) {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > stagingMaxAge {
+				os.RemoveAll(dir) // a run died while opening its session
+			}
+			continue
+		}
 		f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
 		if err != nil {
 			continue // being created or removed right now

@@ -66,6 +66,8 @@ $(LND):
 image: deps build
 	$(BIN) image build --image $(IMAGE)
 
+# The image the session-network scripts run real jobs in: Open MPI,
+# mpi4py and iperf3 on top of the default recipe.
 test-image: deps build
 	$(BIN) image build --image $(TEST_IMAGE) --packages $(TEST_PACKAGES)
 
@@ -85,7 +87,7 @@ fmt-check:
 # time and work per second: they run after the rest, one package at a time,
 # so other packages' tests on the same two cores do not skew them.
 TIMED_PKGS := ./meter ./bench
-test: deps runsc lnd image build fmt-check vet
+test: deps runsc lnd image test-image build fmt-check vet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 30m -skip TestScriptsAlone $$($(GO) list ./... | grep -v -e '/meter$$' -e '/bench$$')
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -p 1 -timeout 10m $(TIMED_PKGS)
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 10m -run TestScriptsAlone ./cmd/zennet

@@ -86,12 +86,28 @@ func Serve(cfg Config, rw io.ReadWriteCloser) {
 // each connection, until the listener fails: the session's hosts reach
 // each other this way on their cluster addresses (ssh zennet-2).
 func ListenAndServe(cfg Config, addr string) error {
+	if err := os.WriteFile(ipForward, []byte("1\n"), 0); err != nil && cfg.Log != nil {
+		cfg.Log.Warn("cluster: a socket bound to this host's address may not connect", "err", err)
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	return newServer(cfg).Serve(l)
 }
+
+// ipForward turns on IPv4 forwarding in the sandbox's kernel (gVisor's
+// netstack), which a cluster host needs for a socket bound to its own
+// cluster address to connect. Once anything in the host has connected to
+// that address, netstack keeps a temporary copy of it on lo (the loopback
+// route such a connection takes), and a later bind to the address may pick
+// lo instead of eth1; without forwarding, netstack then finds no route from
+// lo to the session's subnet and connect fails with "Network is
+// unreachable" (Open MPI's TCP transport binds before every connect). With
+// forwarding on, it routes a locally made packet from the address out of
+// eth1, as Linux does. The host forwards nothing it could not send itself:
+// eth0 is the user-mode network with its egress policy, eth1 the session's.
+const ipForward = "/proc/sys/net/ipv4/ip_forward"
 
 func newServer(cfg Config) *ssh.Server {
 	log := cfg.Log

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,6 +162,13 @@ ip -n %[1]s addr add 10.252.0.%[4]d/24 dev eth0
 ip -n %[1]s link set eth0 up`, n, br, i, i+1))
 	}
 	dir := b.TempDir()
+	// runsc pins an empty network namespace for its gofers on
+	// ROOT/null-netns and leaves it mounted; unmounted after the sandboxes
+	// are deleted (cleanups run last first), the directory can go.
+	b.Cleanup(func() {
+		for syscall.Unmount(filepath.Join(dir, "runsc", "null-netns"), syscall.MNT_DETACH) == nil {
+		}
+	})
 	var ids []string
 	for i, n := range names {
 		id := fmt.Sprintf("znbare-%d-%d", pid, i)

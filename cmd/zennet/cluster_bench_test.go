@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -162,13 +161,6 @@ ip -n %[1]s addr add 10.252.0.%[4]d/24 dev eth0
 ip -n %[1]s link set eth0 up`, n, br, i, i+1))
 	}
 	dir := b.TempDir()
-	// runsc pins an empty network namespace for its gofers on
-	// ROOT/null-netns and leaves it mounted; unmounted after the sandboxes
-	// are deleted (cleanups run last first), the directory can go.
-	b.Cleanup(func() {
-		for syscall.Unmount(filepath.Join(dir, "runsc", "null-netns"), syscall.MNT_DETACH) == nil {
-		}
-	})
 	var ids []string
 	for i, n := range names {
 		id := fmt.Sprintf("znbare-%d-%d", pid, i)
@@ -182,7 +174,9 @@ ip -n %[1]s link set eth0 up`, n, br, i, i+1))
 			b.Fatal(err)
 		}
 		root := filepath.Join(dir, "runsc")
-		flags := []string{"--root", root, "--network=sandbox", "--overlay2=root:memory"}
+		// A gofer namespace of its own, as the provider's: a shared one
+		// stays mounted on ROOT/null-netns.
+		flags := []string{"--root", root, "--network=sandbox", "--overlay2=root:memory", "--gofer-network-namespace=new"}
 		// Its output to a file: a detached sandbox keeps the descriptors
 		// it was given, and a pipe would never see its end.
 		log, err := os.Create(filepath.Join(dir, id+".log"))

@@ -38,17 +38,36 @@ type Peers interface {
 // packet from one host of a session to another, here or through Peers to
 // the provider that holds it. A frame that does not come from the host's
 // own address, or goes anywhere but another host of the same session, is
-// dropped and counted. Its methods are safe for concurrent use.
+// dropped and counted. Its methods are safe for concurrent use: a frame is
+// switched on a snapshot of the tables, taking no lock; changes make a new
+// snapshot.
 type Fabric struct {
-	peers Peers
-
-	mu       sync.RWMutex
-	sessions map[SessionKey]*fabricSession
-	hosts    map[string]*Host // by lease id
-
+	mu      sync.Mutex // serializes changes
+	t       atomic.Pointer[table]
 	dropped atomic.Uint64
 }
 
+// table is a snapshot of the fabric's state: never changed once published.
+type table struct {
+	peers    Peers
+	sessions map[SessionKey]*fabricSession
+	hosts    map[string]*Host // by lease id
+}
+
+// clone returns a copy of t whose maps may be changed.
+func (t *table) clone() *table {
+	c := &table{peers: t.peers, sessions: make(map[SessionKey]*fabricSession, len(t.sessions)+1),
+		hosts: make(map[string]*Host, len(t.hosts)+1)}
+	for k, v := range t.sessions {
+		c.sessions[k] = v
+	}
+	for k, v := range t.hosts {
+		c.hosts[k] = v
+	}
+	return c
+}
+
+// fabricSession is one session's part of a table, as immutable.
 type fabricSession struct {
 	key    SessionKey
 	subnet netip.Prefix
@@ -81,7 +100,23 @@ func (h *Host) Counters() (in, out uint64) { return h.bytesIn.Load(), h.bytesOut
 // NewFabric returns an empty fabric that reaches other providers through
 // peers (nil: this provider's hosts only).
 func NewFabric(peers Peers) *Fabric {
-	return &Fabric{peers: peers, sessions: map[SessionKey]*fabricSession{}, hosts: map[string]*Host{}}
+	f := &Fabric{}
+	f.t.Store(&table{peers: peers, sessions: map[SessionKey]*fabricSession{}, hosts: map[string]*Host{}})
+	return f
+}
+
+// clone returns a copy of s whose maps may be changed.
+func (s *fabricSession) clone() *fabricSession {
+	c := *s
+	c.byAddr = make(map[netip.Addr]Member, len(s.byAddr))
+	for k, v := range s.byAddr {
+		c.byAddr[k] = v
+	}
+	c.local = make(map[netip.Addr]*Host, len(s.local)+1)
+	for k, v := range s.local {
+		c.local[k] = v
+	}
+	return &c
 }
 
 // SetPeers sets what carries frames to other providers (the tunnels, made
@@ -89,7 +124,9 @@ func NewFabric(peers Peers) *Fabric {
 func (f *Fabric) SetPeers(p Peers) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.peers = p
+	t := f.t.Load().clone()
+	t.peers = p
+	f.t.Store(t)
 }
 
 // Errors of Attach and SetMembership.
@@ -110,13 +147,15 @@ func (f *Fabric) Attach(lease string, key SessionKey, subnet netip.Prefix, addr 
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.hosts[lease] != nil {
+	old := f.t.Load()
+	if old.hosts[lease] != nil {
 		return nil, fmt.Errorf("%w: %s", ErrAttached, lease)
 	}
-	s := f.sessions[key]
+	s := old.sessions[key]
 	if s == nil {
 		s = &fabricSession{key: key, subnet: subnet, byAddr: map[netip.Addr]Member{}, local: map[netip.Addr]*Host{}}
-		f.sessions[key] = s
+	} else {
+		s = s.clone()
 	}
 	if s.subnet != subnet {
 		return nil, fmt.Errorf("%w: lease %s on %v, session %s on %v", ErrSubnet, lease, subnet, key, s.subnet)
@@ -125,8 +164,11 @@ func (f *Fabric) Attach(lease string, key SessionKey, subnet netip.Prefix, addr 
 		return nil, fmt.Errorf("address %v of session %s is lease %s's", addr, key, other.Lease)
 	}
 	h := &Host{Lease: lease, Key: key, Addr: addr, port: port}
-	f.hosts[lease] = h
 	s.local[addr] = h
+	t := old.clone()
+	t.hosts[lease] = h
+	t.sessions[key] = s
+	f.t.Store(t)
 	return h, nil
 }
 
@@ -135,28 +177,30 @@ func (f *Fabric) Attach(lease string, key SessionKey, subnet netip.Prefix, addr 
 func (f *Fabric) Detach(lease string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	h := f.hosts[lease]
+	old := f.t.Load()
+	h := old.hosts[lease]
 	if h == nil {
 		return
 	}
-	delete(f.hosts, lease)
-	s := f.sessions[h.Key]
-	if s == nil {
-		return
+	t := old.clone()
+	delete(t.hosts, lease)
+	if s := t.sessions[h.Key]; s != nil {
+		s = s.clone()
+		if s.local[h.Addr] == h {
+			delete(s.local, h.Addr)
+		}
+		if len(s.local) == 0 {
+			delete(t.sessions, h.Key)
+		} else {
+			t.sessions[h.Key] = s
+		}
 	}
-	if s.local[h.Addr] == h {
-		delete(s.local, h.Addr)
-	}
-	if len(s.local) == 0 {
-		delete(f.sessions, h.Key)
-	}
+	f.t.Store(t)
 }
 
 // Membership returns the membership the fabric holds for a session.
 func (f *Fabric) Membership(key SessionKey) (Membership, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if s := f.sessions[key]; s != nil && s.m != nil {
+	if s := f.t.Load().sessions[key]; s != nil && s.m != nil {
 		return *s.m, true
 	}
 	return Membership{}, false
@@ -169,7 +213,8 @@ func (f *Fabric) Membership(key SessionKey) (Membership, bool) {
 func (f *Fabric) SetMembership(key SessionKey, m Membership) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := f.sessions[key]
+	old := f.t.Load()
+	s := old.sessions[key]
 	if s == nil {
 		return fmt.Errorf("%w: no host of session %s here", ErrRejected, key)
 	}
@@ -178,7 +223,7 @@ func (f *Fabric) SetMembership(key SessionKey, m Membership) error {
 	}
 	byAddr := make(map[netip.Addr]Member, len(m.Members))
 	for _, mb := range m.Members {
-		if h := f.hosts[mb.Lease]; h != nil && (h.Key != key || h.Addr != mb.Addr) {
+		if h := old.hosts[mb.Lease]; h != nil && (h.Key != key || h.Addr != mb.Addr) {
 			return fmt.Errorf("%w: member %s: lease %s is at %v of session %s here", ErrRejected, mb.Name, mb.Lease, h.Addr, h.Key)
 		}
 		if h := s.local[mb.Addr]; h != nil && h.Lease != mb.Lease {
@@ -186,17 +231,19 @@ func (f *Fabric) SetMembership(key SessionKey, m Membership) error {
 		}
 		byAddr[mb.Addr] = mb
 	}
+	s = s.clone()
 	s.m = &m
 	s.byAddr = byAddr
+	t := old.clone()
+	t.sessions[key] = s
+	f.t.Store(t)
 	return nil
 }
 
 // RemoteProviders returns the other providers of a session, by the
 // membership held: the tunnels it needs.
 func (f *Fabric) RemoteProviders(key SessionKey, self string) []Member {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	s := f.sessions[key]
+	s := f.t.Load().sessions[key]
 	if s == nil || s.m == nil {
 		return nil
 	}
@@ -214,9 +261,7 @@ func (f *Fabric) RemoteProviders(key SessionKey, self string) []Member {
 // Serves reports whether a provider is a member of a session held here,
 // for a tunnel endpoint deciding whom to accept.
 func (f *Fabric) Serves(key SessionKey, provider string) bool {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	s := f.sessions[key]
+	s := f.t.Load().sessions[key]
 	if s == nil {
 		return false
 	}
@@ -240,13 +285,12 @@ const (
 
 // FromHost takes a frame a local host sent on its cluster interface.
 func (f *Fabric) FromHost(lease string, frame []byte) {
-	f.mu.RLock()
-	h := f.hosts[lease]
+	t := f.t.Load()
+	h := t.hosts[lease]
 	var s *fabricSession
 	if h != nil {
-		s = f.sessions[h.Key]
+		s = t.sessions[h.Key]
 	}
-	f.mu.RUnlock()
 	if h == nil || s == nil || len(frame) < etherHeader {
 		f.dropped.Add(1)
 		return
@@ -257,14 +301,12 @@ func (f *Fabric) FromHost(lease string, frame []byte) {
 		f.arp(h, s, frame)
 	case etherTypeIP:
 		src, dst, ok := ipv4Addrs(frame[etherHeader:])
-		f.mu.RLock()
 		self, member := s.byAddr[h.Addr]
-		f.mu.RUnlock()
 		if !ok || src != h.Addr || !member || self.Lease != h.Lease {
 			f.dropped.Add(1) // spoofed, or a host the renter dropped
 			return
 		}
-		f.route(s, dst, frame, "")
+		f.route(t, s, dst, frame, "")
 	default:
 		f.dropped.Add(1)
 	}
@@ -274,9 +316,8 @@ func (f *Fabric) FromHost(lease string, frame []byte) {
 // from the address of a member the membership puts on that provider, and
 // go to a local host of the session.
 func (f *Fabric) FromPeer(provider string, key SessionKey, frame []byte) error {
-	f.mu.RLock()
-	s := f.sessions[key]
-	f.mu.RUnlock()
+	t := f.t.Load()
+	s := t.sessions[key]
 	if s == nil {
 		f.dropped.Add(1)
 		return fmt.Errorf("no host of session %s here", key)
@@ -290,14 +331,12 @@ func (f *Fabric) FromPeer(provider string, key SessionKey, frame []byte) error {
 		f.dropped.Add(1)
 		return errors.New("malformed IPv4 packet")
 	}
-	f.mu.RLock()
 	mb, known := s.byAddr[src]
-	f.mu.RUnlock()
 	if !known || mb.Provider != provider {
 		f.dropped.Add(1)
 		return fmt.Errorf("source %v is not a host of session %s on provider %s", src, key, provider)
 	}
-	if !f.route(s, dst, frame, provider) {
+	if !f.route(t, s, dst, frame, provider) {
 		return fmt.Errorf("destination %v is not a host of session %s here", dst, key)
 	}
 	return nil
@@ -306,11 +345,9 @@ func (f *Fabric) FromPeer(provider string, key SessionKey, frame []byte) error {
 // route delivers an IPv4 frame to the session's host at dst: a local one,
 // or (from a local host only) the provider that holds it. from is the
 // provider the frame came from, "" for a local host.
-func (f *Fabric) route(s *fabricSession, dst netip.Addr, frame []byte, from string) bool {
-	f.mu.RLock()
+func (f *Fabric) route(t *table, s *fabricSession, dst netip.Addr, frame []byte, from string) bool {
 	local := s.local[dst]
 	mb, member := s.byAddr[dst]
-	f.mu.RUnlock()
 	switch {
 	case local != nil && member && mb.Lease == local.Lease:
 		copy(frame[0:6], MAC(dst))
@@ -319,10 +356,7 @@ func (f *Fabric) route(s *fabricSession, dst netip.Addr, frame []byte, from stri
 		local.port.Deliver(frame)
 		return true
 	case member && local == nil && from == "":
-		f.mu.RLock()
-		peers := f.peers
-		f.mu.RUnlock()
-		if peers != nil && peers.Send(mb.Provider, s.key, frame) {
+		if t.peers != nil && t.peers.Send(mb.Provider, s.key, frame) {
 			return true
 		}
 	}
@@ -341,10 +375,8 @@ func (f *Fabric) arp(h *Host, s *fabricSession, frame []byte) {
 	}
 	sender := netip.AddrFrom4([4]byte(a[14:18]))
 	target := netip.AddrFrom4([4]byte(a[24:28]))
-	f.mu.RLock()
 	_, member := s.byAddr[target]
 	self, isMember := s.byAddr[h.Addr]
-	f.mu.RUnlock()
 	if sender != h.Addr || target == h.Addr || !member || !isMember || self.Lease != h.Lease {
 		f.dropped.Add(1)
 		return

@@ -165,7 +165,7 @@ func TestFabricRoutes(t *testing.T) {
 	if got := x.ports[0].take(); len(got) != 1 || !strings.HasSuffix(string(got[0]), "back") {
 		t.Fatalf("host 1 got %q", got)
 	}
-	in, out := x.f.hosts["zn-leasea"].Counters()
+	in, out := x.f.t.Load().hosts["zn-leasea"].Counters()
 	if in != uint64(len(ipFrame(x.addrs[2], x.addrs[0], "back"))) || out != uint64(len(ipFrame(x.addrs[0], x.addrs[1], "hello"))) {
 		t.Fatalf("host 1's counters: in %d out %d", in, out)
 	}

@@ -310,7 +310,7 @@ func (m *Manager) CreateWith(ctx context.Context, id string, cl *ClusterLink) (_
 	}
 	n := &Network{id: id, m: m, log: m.log.With("net", id), ns: ns}
 	if ns.clusterTap != nil {
-		n.cluster = &clusterPort{f: ns.clusterTap}
+		n.cluster = &clusterPort{tapDev{f: ns.clusterTap}}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -341,7 +341,7 @@ func (n *Network) startStack() error {
 	if err != nil {
 		return fmt.Errorf("link endpoint: %w", err)
 	}
-	n.port = &tapPort{f: n.ns.tap, ep: ep, gwIP: tcpip.AddrFrom4(gatewayIP.As4())}
+	n.port = &tapPort{tapDev: tapDev{f: n.ns.tap}, ep: ep, gwIP: tcpip.AddrFrom4(gatewayIP.As4())}
 	ep.Connect(n.port)
 
 	s := stack.New(stack.Options{
@@ -430,7 +430,7 @@ func (n *Network) ServeCluster(recv func(frame []byte)) error {
 	n.portRun.Add(1)
 	go func() {
 		defer n.portRun.Done()
-		n.cluster.run(recv)
+		n.cluster.readLoop(recv)
 	}()
 	return nil
 }

@@ -356,7 +356,7 @@ func (r *Runtime) ClusterPort(id string) interface{ Deliver(frame []byte) } {
 // SetHosts rewrites sandbox id's /etc/hosts: its network's names, then
 // extra lines (the session's hosts). The file is rewritten in place, since
 // the sandbox holds it by its inode; readers inside see the new names at
-// their next lookup.
+// their next lookup, and never a mix of old and new lines.
 func (r *Runtime) SetHosts(id string, extra []byte) error {
 	r.mu.Lock()
 	n := r.nets[id]
@@ -370,7 +370,14 @@ func (r *Runtime) SetHosts(id string, extra []byte) error {
 		return err
 	}
 	defer f.Close()
-	if _, err := f.WriteAt(b, 0); err != nil {
+	// A reader between the write and the truncation must not see the end
+	// of the old names after the new ones: a shorter file is first written
+	// at the old length, its tail blank lines, which /etc/hosts ignores.
+	padded := b
+	if info, err := f.Stat(); err == nil && info.Size() > int64(len(b)) {
+		padded = append(append([]byte(nil), b...), bytes.Repeat([]byte{'\n'}, int(info.Size())-len(b))...)
+	}
+	if _, err := f.WriteAt(padded, 0); err != nil {
 		return err
 	}
 	return f.Truncate(int64(len(b)))

@@ -40,10 +40,11 @@ type Client struct {
 
 	reqMu   sync.Mutex // one request/response exchange at a time
 	offered int        // hosts of the live offer, guarded by reqMu
-	// owed counts the replies of requests whose caller gave up waiting
-	// (its context ended): they still come, and the next request must not
-	// take one for its own. Guarded by reqMu.
-	owed    int
+	// owed are the replies of requests whose caller gave up waiting (its
+	// context ended), oldest first: each the number of messages still to
+	// come, or one error instead. They still come, and the next request
+	// must not take one for its own. Guarded by reqMu.
+	owed    []int
 	replies chan proto.Message
 	events  chan Event
 	done    chan struct{}
@@ -185,7 +186,9 @@ func (c *Client) Err() error {
 	}
 }
 
-func (c *Client) next(ctx context.Context) (proto.Message, error) {
+// next returns the reply to the request under way, of which remaining
+// messages are still to come (counted as owed if ctx ends first).
+func (c *Client) next(ctx context.Context, remaining int) (proto.Message, error) {
 	select {
 	case m := <-c.replies:
 		if m.Type == proto.TypeError {
@@ -195,25 +198,45 @@ func (c *Client) next(ctx context.Context) (proto.Message, error) {
 	case <-c.done:
 		return proto.Message{}, c.err
 	case <-ctx.Done():
-		c.owed++
+		c.owed = append(c.owed, remaining)
 		return proto.Message{}, ctx.Err()
 	}
 }
 
 // settle discards the replies owed to requests given up on, before a new
 // request is sent; a provider that does not send them within a minute is
-// hung up on, since its replies can no longer be told apart. Called with
-// reqMu held.
+// hung up on, since its replies can no longer be told apart. Leases granted
+// to an accept given up on are released, not left running unknown to the
+// renter. Called with reqMu held.
 func (c *Client) settle() error {
-	if c.owed == 0 {
+	if len(c.owed) == 0 {
 		return nil
 	}
 	t := time.NewTimer(time.Minute)
 	defer t.Stop()
-	for c.owed > 0 {
+	var abandoned []string
+	for len(c.owed) > 0 {
 		select {
-		case <-c.replies:
-			c.owed--
+		case m := <-c.replies:
+			switch {
+			case m.Type == proto.TypeError:
+				c.owed[0] = 0
+			case m.Type == proto.TypeLease && m.Lease != nil:
+				abandoned = append(abandoned, m.Lease.ID)
+				c.owed[0]--
+			default:
+				c.owed[0]--
+			}
+			if c.owed[0] <= 0 {
+				c.owed = c.owed[1:]
+			}
+			if len(c.owed) == 0 && len(abandoned) > 0 {
+				if err := c.w.Send(proto.Message{Type: proto.TypeRelease, Release: &proto.Release{IDs: abandoned}}); err != nil {
+					return err
+				}
+				abandoned = nil
+				c.owed = append(c.owed, 1)
+			}
 		case <-c.done:
 			return c.err
 		case <-t.C:
@@ -264,7 +287,7 @@ func (c *Client) Offer(ctx context.Context, d proto.Demand) (proto.Offer, error)
 	if err := c.w.Send(proto.Message{Type: proto.TypeDemand, Demand: &d}); err != nil {
 		return proto.Offer{}, err
 	}
-	m, err := c.next(ctx)
+	m, err := c.next(ctx, 1)
 	if err != nil {
 		return proto.Offer{}, err
 	}
@@ -302,7 +325,8 @@ func (c *Client) AcceptJoin(ctx context.Context, n int, method string, join *pro
 	}
 	leases := make([]proto.Lease, 0, n)
 	for len(leases) < n {
-		m, err := c.next(ctx)
+		// The provider grants every host or none: n leases, or one error.
+		m, err := c.next(ctx, n-len(leases))
 		if err != nil {
 			return leases, err
 		}
@@ -326,7 +350,7 @@ func (c *Client) SetMembership(ctx context.Context, membership []byte) (proto.Cl
 	if err := c.w.Send(proto.Message{Type: proto.TypeMembership, Membership: membership}); err != nil {
 		return proto.ClusterStatus{}, err
 	}
-	m, err := c.next(ctx)
+	m, err := c.next(ctx, 1)
 	if err != nil {
 		return proto.ClusterStatus{}, err
 	}
@@ -365,7 +389,7 @@ func (c *Client) Release(ctx context.Context, ids []string) error {
 	if err := c.w.Send(proto.Message{Type: proto.TypeRelease, Release: &proto.Release{IDs: ids}}); err != nil {
 		return err
 	}
-	m, err := c.next(ctx)
+	m, err := c.next(ctx, 1)
 	if err != nil {
 		return err
 	}

@@ -159,47 +159,92 @@ func (r *Rental) membership() (cluster.Membership, error) {
 	return m, m.Sign(r.cfg.Signer)
 }
 
-// syncCluster hands every provider the session's current membership (each
-// then writes the session's files into its hosts: the members' names and
-// host keys, hostfiles for MPI and GNU parallel), relaying between
-// providers that cannot reach each other. It says the outcome as a
-// ClusterUp.
-func (r *Rental) syncCluster(ctx context.Context) error {
+// syncJob is one delivery of the session's membership, taken from the
+// rental's state by the goroutine that owns it (Rent, or Hold's loop), so
+// that the delivery itself may run on another.
+type syncJob struct {
+	raw     []byte
+	m       cluster.Membership
+	clients map[string]*sshgate.Client // the providers holding hosts, by fingerprint
+}
+
+// syncResult is what a delivery came to: the ClusterUp to say, if it says
+// anything new.
+type syncResult struct {
+	up      ClusterUp
+	changed bool
+	err     error
+}
+
+// prepareSync signs the session's current membership for delivery; nil
+// without a session network or hosts.
+func (r *Rental) prepareSync() (*syncJob, error) {
 	if r.net == nil || len(r.hosts) == 0 {
-		return nil
+		return nil, nil
 	}
 	m, err := r.membership()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	raw, err := cluster.Encode(m)
 	if err != nil {
+		return nil, err
+	}
+	j := &syncJob{raw: raw, m: m, clients: map[string]*sshgate.Client{}}
+	for c, ids := range r.leases {
+		if len(ids) > 0 {
+			j.clients[fingerprint(c)] = c
+		}
+	}
+	return j, nil
+}
+
+// syncCluster hands every provider the session's current membership and
+// says the outcome as a ClusterUp, waiting for it (see deliver).
+func (r *Rental) syncCluster(ctx context.Context) error {
+	j, err := r.prepareSync()
+	if j == nil || err != nil {
 		return err
 	}
+	res := r.deliver(ctx, j)
+	if res.changed {
+		r.emit(res.up)
+	}
+	return res.err
+}
+
+// deliver hands every provider of j the membership (each then writes the
+// session's files into its hosts: the members' names and host keys,
+// hostfiles for MPI and GNU parallel), relaying between providers that
+// cannot reach each other. It reads nothing of the rental but r.net, so it
+// may run beside Hold's loop.
+func (r *Rental) deliver(ctx context.Context, j *syncJob) syncResult {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	up := ClusterUp{Subnet: m.Subnet.String(), Hosts: len(m.Members), Seq: m.Seq}
+	up := ClusterUp{Subnet: j.m.Subnet.String(), Hosts: len(j.m.Members), Seq: j.m.Seq}
 	// Every provider gets the membership; a provider that got it before
 	// another could not open its tunnel to it yet, so when any path is
 	// not direct, every provider is given it once more and looks again.
 	// Two providers that still cannot reach each other get a relay
 	// through this machine's connections to both, and are asked once more.
-	pairs, err := r.sendMembership(ctx, raw)
+	pairs, err := r.sendMembership(ctx, j)
 	if err == nil && len(pairs) > 0 {
-		pairs, err = r.sendMembership(ctx, raw)
+		pairs, err = r.sendMembership(ctx, j)
 	}
-	if err == nil && r.relay(ctx, m.Session, pairs) {
-		pairs, err = r.sendMembership(ctx, raw)
+	if err == nil && r.relay(ctx, j, pairs) {
+		pairs, err = r.sendMembership(ctx, j)
 	}
 	if err != nil {
-		return err
-	}
-	addrOf := map[string]string{}
-	for c := range r.leases {
-		addrOf[fingerprint(c)] = c.Addr
+		return syncResult{err: err}
 	}
 	for _, p := range pairs {
-		a, b := addrOf[p.from], addrOf[p.to]
+		var a, b string
+		if c := j.clients[p.from]; c != nil {
+			a = c.Addr
+		}
+		if c := j.clients[p.to]; c != nil {
+			b = c.Addr
+		}
 		pair := min(a, b) + " ↔ " + max(a, b)
 		if p.path == proto.PathRelayed {
 			up.Relayed = appendOnce(up.Relayed, pair)
@@ -207,37 +252,29 @@ func (r *Rental) syncCluster(ctx context.Context) error {
 			up.Down = appendOnce(up.Down, pair)
 		}
 	}
-	r.net.mu.Lock()
-	r.net.sent = time.Now()
-	r.net.mu.Unlock()
 	// A refresh that changes nothing says nothing: the user hears of the
 	// network when it comes up and when its paths change.
 	cn := r.net
 	cn.mu.Lock()
+	cn.sent = time.Now()
 	changed := up.String() != cn.said
 	cn.said = up.String()
 	cn.mu.Unlock()
-	if changed {
-		r.emit(up)
-	}
-	return nil
+	return syncResult{up: up, changed: changed}
 }
 
 // path is how provider from reaches provider to (fingerprints).
 type path struct{ from, to, path string }
 
-// sendMembership hands every provider of the session the encoded
-// membership and returns the paths between providers that are not direct.
-func (r *Rental) sendMembership(ctx context.Context, raw []byte) ([]path, error) {
+// sendMembership hands every provider of j the encoded membership and
+// returns the paths between providers that are not direct.
+func (r *Rental) sendMembership(ctx context.Context, j *syncJob) ([]path, error) {
 	var mu sync.Mutex
 	var paths []path
 	g, gctx := errgroup.WithContext(ctx)
-	for c, ids := range r.leases {
-		if len(ids) == 0 {
-			continue
-		}
+	for fp, c := range j.clients {
 		g.Go(func() error {
-			st, err := c.SetMembership(gctx, raw)
+			st, err := c.SetMembership(gctx, j.raw)
 			if err != nil {
 				return fmt.Errorf("provider %s refused the session's membership: %w", c.Addr, err)
 			}
@@ -245,7 +282,7 @@ func (r *Rental) sendMembership(ctx context.Context, raw []byte) ([]path, error)
 			defer mu.Unlock()
 			for _, p := range st.Peers {
 				if p.Path != proto.PathDirect {
-					paths = append(paths, path{fingerprint(c), p.Provider, p.Path})
+					paths = append(paths, path{fp, p.Provider, p.Path})
 				}
 			}
 			return nil
@@ -257,19 +294,14 @@ func (r *Rental) sendMembership(ctx context.Context, raw []byte) ([]path, error)
 // relay pipes the session's frames between every two providers with no
 // path between them, through this machine's connections to both: a relay
 // channel on each, copied into the other. It reports whether it made one.
-func (r *Rental) relay(ctx context.Context, session string, pairs []path) bool {
-	byFP := map[string]*sshgate.Client{}
-	for c, ids := range r.leases {
-		if len(ids) > 0 {
-			byFP[fingerprint(c)] = c
-		}
-	}
+func (r *Rental) relay(ctx context.Context, j *syncJob, pairs []path) bool {
+	session := j.m.Session
 	made := false
 	for _, p := range pairs {
 		if p.path != proto.PathDown {
 			continue
 		}
-		a, b := byFP[p.from], byFP[p.to]
+		a, b := j.clients[p.from], j.clients[p.to]
 		key := min(p.from, p.to) + " " + max(p.from, p.to)
 		r.net.mu.Lock()
 		busy := r.net.relayed[key]
@@ -279,13 +311,13 @@ func (r *Rental) relay(ctx context.Context, session string, pairs []path) bool {
 		}
 		ra, err := a.OpenClusterRelay(ctx, session, p.to)
 		if err != nil {
-			r.notice("cluster network: relay on %s: %v", a.Addr, err)
+			r.report(fmt.Errorf("cluster network: relay on %s: %w", a.Addr, err))
 			continue
 		}
 		rb, err := b.OpenClusterRelay(ctx, session, p.from)
 		if err != nil {
 			ra.Close()
-			r.notice("cluster network: relay on %s: %v", b.Addr, err)
+			r.report(fmt.Errorf("cluster network: relay on %s: %w", b.Addr, err))
 			continue
 		}
 		r.net.mu.Lock()
@@ -331,17 +363,13 @@ func appendOnce(s []string, v string) []string {
 	return append(s, v)
 }
 
-// refreshCluster sends a fresh membership when half its validity is gone.
-func (r *Rental) refreshCluster(ctx context.Context, now time.Time) {
+// clusterDue reports whether the membership sent is half through its
+// validity, so that a fresh one is due.
+func (r *Rental) clusterDue(now time.Time) bool {
 	if r.net == nil {
-		return
+		return false
 	}
 	r.net.mu.Lock()
-	due := !r.net.sent.IsZero() && now.Sub(r.net.sent) > cluster.MaxValidity/2
-	r.net.mu.Unlock()
-	if due {
-		if err := r.syncCluster(ctx); err != nil {
-			r.notice("cluster network: %v", err)
-		}
-	}
+	defer r.net.mu.Unlock()
+	return !r.net.sent.IsZero() && now.Sub(r.net.sent) > cluster.MaxValidity/2
 }

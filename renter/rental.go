@@ -451,12 +451,61 @@ func (r *Rental) Hold(ctx context.Context) error {
 	live := len(r.clients)
 	flush := time.NewTicker(time.Second)
 	defer flush.Stop()
+	// The session's membership goes out on a goroutine of its own (a
+	// provider may take up to 30 s to answer), the latest one first; what
+	// came of it comes back here to be said.
+	syncs := make(chan *syncJob, 1)
+	synced := make(chan syncResult, 1)
+	syncing := false
+	sctx, stopSync := context.WithCancel(ctx)
+	var syncWG sync.WaitGroup
+	syncWG.Go(func() {
+		for {
+			select {
+			case j := <-syncs:
+				res := r.deliver(sctx, j)
+				select {
+				case synced <- res:
+				case <-sctx.Done():
+					return
+				}
+			case <-sctx.Done():
+				return
+			}
+		}
+	})
+	defer syncWG.Wait()
+	defer stopSync()
+	resync := func() {
+		j, err := r.prepareSync()
+		if err != nil {
+			r.notice("cluster network: %v", err)
+		}
+		if j == nil {
+			return
+		}
+		select {
+		case <-syncs: // a membership not sent yet: this one replaces it
+		default:
+		}
+		syncs <- j
+		syncing = true
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case res := <-synced:
+			syncing = false
+			if res.err != nil {
+				r.notice("cluster network: %v", res.err)
+			} else if res.changed {
+				r.emit(res.up)
+			}
 		case now := <-flush.C:
-			r.refreshCluster(ctx, now)
+			if !syncing && r.clusterDue(now) {
+				resync()
+			}
 			r.book.silent(now)
 			if err := r.book.flush(); err != nil {
 				r.notice("write usage: %v", err)
@@ -487,7 +536,7 @@ func (r *Rental) Hold(ctx context.Context) error {
 			if len(r.hosts) == 0 {
 				return errors.New("every host was dropped; none left")
 			}
-			r.resyncCluster(ctx)
+			resync()
 		case el := <-r.ended:
 			if !slices.Contains(r.leases[el.c], el.e.ID) {
 				continue
@@ -505,7 +554,7 @@ func (r *Rental) Hold(ctx context.Context) error {
 			if len(r.hosts) == 0 {
 				return errors.New("every host has ended; none left")
 			}
-			r.resyncCluster(ctx)
+			resync()
 		case c := <-gone:
 			live--
 			r.emit(ProviderLost{Err: c.Err(), Hosts: len(r.leases[c])})
@@ -524,16 +573,8 @@ func (r *Rental) Hold(ctx context.Context) error {
 			if live == 0 {
 				return errors.New("every provider is gone; no hosts left")
 			}
-			r.resyncCluster(ctx)
+			resync()
 		}
-	}
-}
-
-// resyncCluster tells the providers and hosts that the session's hosts
-// changed (one dropped, one replaced).
-func (r *Rental) resyncCluster(ctx context.Context) {
-	if err := r.syncCluster(ctx); err != nil {
-		r.notice("cluster network: %v", err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/zennet/zennet/internal/cgroupv1"
 	"github.com/zennet/zennet/netsandbox"
 )
 
@@ -90,6 +91,8 @@ type Runtime struct {
 	cfg Config
 	log *slog.Logger
 
+	cpus *cpuPlacer // nil without a cpuset controller
+
 	mu   sync.Mutex
 	nets map[string]*netsandbox.Network
 }
@@ -118,7 +121,17 @@ func New(cfg Config) (*Runtime, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runtime{cfg: cfg, log: log.With("subsystem", "sandbox"), nets: map[string]*netsandbox.Network{}}, nil
+	r := &Runtime{cfg: cfg, log: log.With("subsystem", "sandbox"), nets: map[string]*netsandbox.Network{}}
+	mount, err := cgroupv1.Mount("", "cpuset")
+	if err == nil {
+		err = fillCpusetParents(mount, cfg.CgroupParent)
+	}
+	if err == nil {
+		r.cpus = newCPUPlacer(nil)
+	} else {
+		r.log.Warn("no cpuset controller: a host's nproc says the machine's CPUs, not its quota's", "err", err)
+	}
+	return r, nil
 }
 
 func (r *Runtime) bundleDir(id string) string { return filepath.Join(r.cfg.StateDir, "bundles", id) }
@@ -201,6 +214,9 @@ func (r *Runtime) Create(ctx context.Context, s Spec) (err error) {
 		}
 	}()
 	spec := r.ociSpec(s)
+	if cpus := r.cpus.place(s.ID, s.CPUs); cpus != "" {
+		spec.Linux.Resources.CPU.Cpus = cpus
+	}
 	if s.Cluster != nil && (r.cfg.Networks == nil || s.ClusterReceive == nil) {
 		return errors.New("a cluster link needs sandbox networks and a receiver")
 	}
@@ -429,6 +445,7 @@ func (r *Runtime) destroy(ctx context.Context, id string) error {
 	if err := r.removeCgroup(id); err != nil {
 		errs = append(errs, err)
 	}
+	r.cpus.release(id)
 	r.mu.Lock()
 	n := r.nets[id]
 	delete(r.nets, id)

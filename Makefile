@@ -97,7 +97,8 @@ test: deps runsc lnd image test-image build fmt-check vet
 # PSS per lease), renting N hosts from a market of four providers until all
 # answer ssh vs N bare sandboxes, the session network (iperf3 and a TCP
 # ping-pong between hosts on one provider and on two) vs two bare sandboxes
-# on a veth bridge, a meter sample vs reading the raw files, network setup.
+# on a veth bridge, a meter sample vs reading the raw files, network setup,
+# an SSH channel's throughput with its connections coalesced vs plain.
 bench: deps runsc lnd image test-image build
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench LeaseStart -benchtime=1x -timeout 30m ./sshgate
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'MarketStart/N=100$$' -benchtime=1x -timeout 30m ./cmd/zennet
@@ -105,6 +106,7 @@ bench: deps runsc lnd image test-image build
 	$(GO) test -run '^$$' -bench Sample -benchtime=200x -timeout 30m ./meter | awk -f scripts/benchratio.awk
 	$(GO) test -run '^$$' -bench . -benchtime=200x -timeout 30m ./netsandbox
 	$(GO) test -run '^$$' -bench . -benchtime=100x -timeout 30m ./pay/
+	$(GO) test -run '^$$' -bench SSHChannel -benchtime=1x -timeout 10m ./internal/coalesce
 
 # The price model's fairness measured for real (issue 7; docs/pricing.md,
 # "Measured fairness"): five sandbox configurations of this machine (systrap,

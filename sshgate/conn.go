@@ -8,6 +8,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/coalesce"
 )
 
 // conn is a client's SSH connection kept for many channels: the renter's
@@ -38,14 +40,16 @@ func dialConn(ctx context.Context, addr string, signer gossh.Signer, hostKey gos
 		hostKey = gossh.InsecureIgnoreHostKey()
 	}
 	d := net.Dialer{Timeout: timeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
 	}
+	// Busy connections (a tunnel, a bulk copy) share system calls.
+	nc := coalesce.New(raw)
 	// The handshake is bound by the deadline and by ctx: closing the
 	// socket is what stops it.
 	nc.SetDeadline(time.Now().Add(timeout))
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	sc, chans, reqs, err := gossh.NewClientConn(nc, addr, &gossh.ClientConfig{
 		User: "zennet", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
 		HostKeyCallback: hostKey, Timeout: timeout,

@@ -22,6 +22,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/cluster"
+	"github.com/zennet/zennet/internal/coalesce"
 	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
@@ -132,6 +133,8 @@ func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...Gate
 		},
 		RequestHandlers: map[string]ssh.RequestHandler{},
 		MaxTimeout:      0,
+		// Busy connections (a tunnel, a bulk copy) share system calls.
+		ConnCallback: func(_ ssh.Context, c net.Conn) net.Conn { return coalesce.New(c) },
 	}
 	for _, o := range opts {
 		o(g)

@@ -2,14 +2,17 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,9 +40,24 @@ func BenchmarkClusterNet(b *testing.B) {
 		b.Fatal("ZENNET_TEST_IMAGE is not set: run 'make bench', which builds the test image with iperf3")
 	}
 	for b.Loop() {
-		bareBps, bareRTT := bareNet(b, image)
-		sameBps, sameRTT := zennetNet(b, image, false)
-		crossBps, crossRTT := zennetNet(b, image, true)
+		// Three rounds, each kind in turn, and the median of each: the
+		// machine's speed drifts over a run, and one round of each would
+		// put that drift in the ratios.
+		const rounds = 3
+		var bareB, sameB, crossB []float64
+		var bareR, sameR, crossR []time.Duration
+		for range rounds {
+			bps, rtt := bareNet(b, image)
+			bareB, bareR = append(bareB, bps), append(bareR, rtt)
+			bps, rtt = zennetNet(b, image, false)
+			sameB, sameR = append(sameB, bps), append(sameR, rtt)
+			bps, rtt = zennetNet(b, image, true)
+			crossB, crossR = append(crossB, bps), append(crossR, rtt)
+		}
+		bareBps, sameBps, crossBps := median(bareB), median(sameB), median(crossB)
+		bareRTT, sameRTT, crossRTT := median(bareR), median(sameR), median(crossR)
+		b.Logf("rounds: bare %v Mbit/s %v; one provider %v %v; two providers %v %v",
+			mbits(bareB), bareR, mbits(sameB), sameR, mbits(crossB), crossR)
 		b.ReportMetric(bareBps/1e6, "bare-Mbit/s")
 		b.ReportMetric(sameBps/1e6, "same-Mbit/s")
 		b.ReportMetric(crossBps/1e6, "cross-Mbit/s")
@@ -136,14 +154,15 @@ func measure(b *testing.B, server, client func(ctx context.Context, argv ...stri
 // between them.
 func bareNet(b *testing.B, image string) (float64, time.Duration) {
 	runsc, _ := testenv.Runtime(b)
-	pid := os.Getpid() % 100000
-	br := fmt.Sprintf("znb%dbr", pid)
+	// Names of this process and call: each round has its own.
+	pid := fmt.Sprintf("%dr%d", os.Getpid()%100000, bareCalls.Add(1))
+	br := fmt.Sprintf("znb%sbr", pid)
 	sh := func(script string) {
 		if out, err := exec.Command("sh", "-ec", script).CombinedOutput(); err != nil {
 			b.Fatalf("%s: %v\n%s", script, err, out)
 		}
 	}
-	names := []string{fmt.Sprintf("znb%da", pid), fmt.Sprintf("znb%db", pid)}
+	names := []string{fmt.Sprintf("znb%sa", pid), fmt.Sprintf("znb%sb", pid)}
 	b.Cleanup(func() {
 		for _, n := range append(names, br) {
 			exec.Command("ip", "netns", "del", n).Run()
@@ -163,7 +182,7 @@ ip -n %[1]s link set eth0 up`, n, br, i, i+1))
 	dir := b.TempDir()
 	var ids []string
 	for i, n := range names {
-		id := fmt.Sprintf("znbare-%d-%d", pid, i)
+		id := fmt.Sprintf("znbare-%s-%d", pid, i)
 		bundle := filepath.Join(dir, id)
 		if err := os.MkdirAll(bundle, 0o700); err != nil {
 			b.Fatal(err)
@@ -288,4 +307,21 @@ func zennetNet(b *testing.B, image string, cross bool) (float64, time.Duration) 
 		}
 	}
 	return measure(b, on("zennet-2"), on("zennet-1"), "zennet-2")
+}
+
+// bareCalls counts bareNet's calls, for names of their own.
+var bareCalls atomic.Int64
+
+// median returns the middle of xs (which it sorts).
+func median[T cmp.Ordered](xs []T) T {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+func mbits(bps []float64) []int {
+	out := make([]int, len(bps))
+	for i, v := range bps {
+		out[i] = int(v / 1e6)
+	}
+	return out
 }

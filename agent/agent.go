@@ -23,6 +23,8 @@ import (
 	"github.com/gliderlabs/ssh"
 	"github.com/pkg/sftp"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/internal/coalesce"
 )
 
 // Paths inside every sandbox, bound read-only by the provider.
@@ -79,7 +81,9 @@ func LoadConfig(dir string) (Config, error) {
 // forwarding to the sandbox's own addresses. It returns when the connection
 // ends.
 func Serve(cfg Config, rw io.ReadWriteCloser) {
-	newServer(cfg).HandleConn(&stdioConn{rw: rw})
+	// Every system call in the sandbox is dear (the sentry serves it):
+	// reads are buffered and a busy stream's packets share writes.
+	newServer(cfg).HandleConn(coalesce.New(&stdioConn{rw: rw}))
 }
 
 // ListenAndServe serves SSH on addr inside a sandbox, as Serve does for
@@ -115,7 +119,8 @@ func newServer(cfg Config) *ssh.Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	srv := &ssh.Server{
-		Handler: func(s ssh.Session) { agentSession(s, log) },
+		ConnCallback: func(_ ssh.Context, c net.Conn) net.Conn { return coalesce.New(c) },
+		Handler:      func(s ssh.Session) { agentSession(s, log) },
 		PublicKeyHandler: func(ctx ssh.Context, key ssh.PublicKey) bool {
 			for _, k := range cfg.Authorized {
 				if ssh.KeysEqual(k, key) {

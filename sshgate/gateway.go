@@ -15,11 +15,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 
 	"github.com/zennet/zennet/cluster"
 	"github.com/zennet/zennet/internal/coalesce"
@@ -420,25 +422,60 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 	go gossh.DiscardRequests(reqs)
 	start := time.Now()
 	var stderr tailBuffer
-	cmd.Stdout, cmd.Stderr = ch, &stderr
-	// Not cmd.Stdin = ch: Wait would wait for that copy, which blocks on
-	// the channel until the client hangs up, so a connection would outlive
-	// its ended lease. The copy stops when ch closes, as this returns.
-	stdin, err := cmd.StdinPipe()
+	cmd.Stderr = &stderr
+	// The agent's stdio are pipes of our own, large ones, copied with
+	// large buffers: with exec's (64 KiB, copied 32 KiB at a time) the
+	// sandbox and this process took turns every few packets. The copy in
+	// stops when ch closes, as this returns: a connection never outlives
+	// its ended lease.
+	inR, inW, err := bigPipe()
 	if err != nil {
 		return
 	}
+	outR, outW, err := bigPipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return
+	}
+	defer outR.Close()
+	cmd.Stdin, cmd.Stdout = inR, outW
+	err = cmd.Start()
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		inW.Close()
+		return
+	}
 	go func() {
-		io.Copy(stdin, ch)
-		stdin.Close()
+		io.CopyBuffer(inW, ch, make([]byte, stdioBuffer))
+		inW.Close()
 	}()
-	err = cmd.Run()
+	io.CopyBuffer(ch, outR, make([]byte, stdioBuffer))
+	err = cmd.Wait()
 	log := g.log.With("lease", extra.ID, "duration", time.Since(start).Round(time.Millisecond))
 	if err != nil && stderr.Len() > 0 {
 		log.Warn("lease connection", "err", err, "stderr", stderr.String())
 		return
 	}
 	log.Debug("lease connection closed")
+}
+
+// stdioBuffer is what a lease connection's copies move at once, and
+// pipeSize the capacity of its pipes to the agent.
+const (
+	stdioBuffer = 256 << 10
+	pipeSize    = 1 << 20
+)
+
+// bigPipe returns a pipe of pipeSize bytes (or the system's most, if less).
+func bigPipe() (r, w *os.File, err error) {
+	r, w, err = os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, pipeSize)
+	return r, w, nil
 }
 
 // tailBuffer keeps the last 4 KiB written to it.

@@ -69,8 +69,10 @@ func TestRealProc(t *testing.T) {
 			t.Fatalf("a Watcher excluding nothing excluded %v", b)
 		}
 		// The burner (a descendant of the shell) shows in the owner's
-		// load of one and not the other.
-		if a.ExcludedProcs >= 2 && a.ExcludedCores >= 0.3 && b.Cores >= 0.3 && b.Cores-a.Cores >= 0.3 {
+		// load of one and not the other. On a machine busy with other
+		// tests it may get a small share of the CPUs, so what counts is
+		// that its share is excluded, and taken off the owner's load.
+		if a.ExcludedProcs >= 2 && a.ExcludedCores >= 0.05 && b.Cores-a.Cores >= a.ExcludedCores/2 {
 			return
 		}
 		if time.Now().After(deadline) {

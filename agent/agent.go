@@ -87,8 +87,10 @@ func Serve(cfg Config, rw io.ReadWriteCloser) {
 }
 
 // ListenAndServe serves SSH on addr inside a sandbox, as Serve does for
-// each connection, until the listener fails: the session's hosts reach
-// each other this way on their cluster addresses (ssh zennet-2).
+// each connection, until the listener fails: the resident agent, which the
+// provider reaches on the sandbox's own network for every renter
+// connection, and the session's hosts on their cluster addresses
+// (ssh zennet-2).
 func ListenAndServe(cfg Config, addr string) error {
 	if err := os.WriteFile(ipForward, []byte("1\n"), 0); err != nil && cfg.Log != nil {
 		cfg.Log.Warn("cluster: a socket bound to this host's address may not connect", "err", err)

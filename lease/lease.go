@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -57,6 +58,9 @@ type Runtime interface {
 	// one); SetHosts rewrites its /etc/hosts with extra lines.
 	ClusterPort(id string) interface{ Deliver(frame []byte) }
 	SetHosts(id string, extra []byte) error
+	// DialGuest connects to a port of the sandbox through its own
+	// network (sandbox.ErrNoNetwork without one).
+	DialGuest(ctx context.Context, id string, port uint16) (net.Conn, error)
 }
 
 // State is where a lease is in its life.
@@ -750,14 +754,13 @@ func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string
 		DiskBytes:   l.DiskBytes,
 		Pids:        m.cfg.Pids,
 		Hostname:    id,
-		Args:        sandbox.ReaperArgs,
+		Args:        m.agentArgs(),
 		Mounts:      m.mounts(dir),
 	}
 	if place != nil {
 		le.Cluster = &Membership{Key: place.join.Key, Addr: place.addr}
 		spec.Cluster = &netsandbox.ClusterLink{Addr: netip.PrefixFrom(place.addr, place.join.Subnet.Bits()), MAC: cluster.MAC(place.addr)}
 		spec.ClusterReceive = func(frame []byte) { m.cfg.Fabric.FromHost(id, frame) }
-		spec.Args = m.clusterArgs(place.addr)
 		mounts, err := sessionFiles(dir, place.join)
 		if err != nil {
 			os.RemoveAll(dir)
@@ -813,10 +816,12 @@ func (m *Manager) Get(id string, owner ssh.PublicKey) (*Lease, error) {
 	return le, nil
 }
 
-// clusterArgs are a cluster host's first process: the reaper, which first
-// starts the agent listening for ssh on the host's cluster address.
-func (m *Manager) clusterArgs(addr netip.Addr) []string {
-	listen := netip.AddrPortFrom(addr, ClusterPort).String()
+// agentArgs are a lease's first process: the reaper, which first starts
+// the resident agent listening for ssh on every address of the host: the
+// provider reaches it on the host's own network (Dial), the session's
+// other hosts on its cluster address.
+func (m *Manager) agentArgs() []string {
+	listen := netip.AddrPortFrom(netip.IPv4Unspecified(), ClusterPort).String()
 	agent := AgentBinary + " agent serve"
 	if m.cfg.ServeBinary != "" {
 		agent = ServeBinary + " serve"
@@ -891,9 +896,66 @@ func KeysEqual(a, b ssh.PublicKey) bool {
 	return a.Type() == b.Type() && string(a.Marshal()) == string(b.Marshal())
 }
 
+// agentStart bounds how long Dial waits for a just-started sandbox's
+// agent to listen.
+const agentStart = 5 * time.Second
+
+// Dial connects to lease id's resident agent through the sandbox's own
+// network: an SSH connection to the host with no process started for it.
+// A just-started agent is waited for (up to agentStart). The connection
+// closes when the lease ends.
+func (m *Manager) Dial(ctx context.Context, id string, owner ssh.PublicKey) (net.Conn, error) {
+	le, err := m.Get(id, owner)
+	if err != nil {
+		return nil, err
+	}
+	if state, why := m.State(id); state == Paused {
+		return nil, fmt.Errorf("%w: %s", ErrPaused, why.Reason)
+	}
+	dctx, cancel := context.WithTimeout(ctx, agentStart)
+	defer cancel()
+	dctx, stopLease := context.WithCancel(dctx)
+	defer context.AfterFunc(le.ctx, stopLease)()
+	for {
+		c, err := m.cfg.Runtime.DialGuest(dctx, id, netsandbox.AgentPort)
+		if err == nil {
+			return &leaseConn{Conn: c, stop: context.AfterFunc(le.ctx, func() { c.Close() })}, nil
+		}
+		if errors.Is(err, sandbox.ErrNoNetwork) {
+			return nil, err
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-dctx.Done():
+			return nil, fmt.Errorf("lease %s's agent: %w", id, err)
+		}
+	}
+}
+
+// leaseConn is a connection to a lease's agent, closed when the lease ends.
+type leaseConn struct {
+	net.Conn
+	stop func() bool
+}
+
+func (c *leaseConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
+}
+
+// CloseWrite ends what is sent to the agent; what it sends still comes.
+func (c *leaseConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
 // Connect returns an unstarted command that serves one SSH connection on its
-// stdio from inside the sandbox of lease id, if owner holds it. The command
-// is killed when the lease ends, so no connection outlives its lease.
+// stdio from inside the sandbox of lease id, if owner holds it, by starting
+// an agent there: for a sandbox Dial cannot reach (no network of its own).
+// The command is killed when the lease ends, so no connection outlives its
+// lease.
 func (m *Manager) Connect(id string, owner ssh.PublicKey) (*exec.Cmd, error) {
 	le, err := m.Get(id, owner)
 	if err != nil {

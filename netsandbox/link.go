@@ -23,12 +23,14 @@ type tapDev struct {
 
 // write sends a frame into the sandbox; a frame the tap refuses (the
 // sandbox not reading) is dropped, as on a wire.
-func (d *tapDev) write(frame []byte) {
+func (d *tapDev) write(frame []byte) bool {
 	n, err := d.f.Write(frame)
-	if err == nil {
-		d.bytesIn.Add(uint64(n))
-		d.packetsIn.Add(1)
+	if err != nil {
+		return false
 	}
+	d.bytesIn.Add(uint64(n))
+	d.packetsIn.Add(1)
+	return true
 }
 
 // readLoop hands each frame the sandbox sends to fn (which must not keep
@@ -55,13 +57,49 @@ type tapPort struct {
 	tapDev
 	ep   *tap.LinkEndpoint
 	gwIP tcpip.Address
+
+	// agentIn and agentOut are the frames of the provider's connections
+	// to the sandbox's resident SSH agent (DialGuest), also in tapDev's
+	// counters: the renter's SSH, which is not the host's network use.
+	agentIn, agentOut atomic.Uint64
+}
+
+// AgentPort is the port of the sandbox's resident SSH agent, which the
+// provider reaches with DialGuest.
+const AgentPort = 22
+
+// agentFrame reports whether an Ethernet frame is TCP between the
+// gateway's address and the sandbox's agent port: toGuest, a frame the
+// gateway sends to port AgentPort; otherwise one the sandbox sends from it.
+func (p *tapPort) agentFrame(frame []byte, toGuest bool) bool {
+	if len(frame) < header.EthernetMinimumSize+header.IPv4MinimumSize+header.TCPMinimumSize ||
+		header.Ethernet(frame).Type() != header.IPv4ProtocolNumber {
+		return false
+	}
+	ip := header.IPv4(frame[header.EthernetMinimumSize:])
+	if !ip.IsValid(len(ip)) || ip.TransportProtocol() != header.TCPProtocolNumber || ip.FragmentOffset() != 0 {
+		return false
+	}
+	tcp := header.TCP(ip.Payload())
+	if len(tcp) < header.TCPMinimumSize {
+		return false
+	}
+	if toGuest {
+		return ip.SourceAddress() == p.gwIP && tcp.DestinationPort() == AgentPort
+	}
+	return ip.DestinationAddress() == p.gwIP && tcp.SourcePort() == AgentPort
 }
 
 // DeliverNetworkPacket sends a frame from the gateway to the sandbox; it
 // implements tap.NetworkSwitch.
 func (p *tapPort) DeliverNetworkPacket(_ tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
 	v := pkt.ToView()
-	p.write(v.AsSlice())
+	frame := v.AsSlice()
+	// Counted after the write, which counts it in bytesIn: agentIn never
+	// runs ahead of it.
+	if p.write(frame) && p.agentFrame(frame, true) {
+		p.agentIn.Add(uint64(len(frame)))
+	}
 	v.Release()
 }
 
@@ -75,6 +113,9 @@ func (p *tapPort) run() {
 	p.readLoop(func(frame []byte) {
 		if len(frame) < header.EthernetMinimumSize {
 			return
+		}
+		if p.agentFrame(frame, false) {
+			p.agentOut.Add(uint64(len(frame)))
 		}
 		eth := header.Ethernet(frame)
 		if dst := eth.DestinationAddress(); dst != gw && dst != header.EthernetBroadcastAddress {

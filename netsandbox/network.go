@@ -229,6 +229,10 @@ type Counters struct {
 	// Refused counts the TCP connections and UDP datagrams the policy
 	// refused.
 	Refused uint64
+	// AgentIn and AgentOut are the frames of the provider's connections
+	// to the sandbox's resident SSH agent: the renter's SSH, left out of
+	// BytesIn and BytesOut.
+	AgentIn, AgentOut uint64
 }
 
 // Network is one sandbox's network: a network namespace holding a tap
@@ -463,12 +467,17 @@ func (n *Network) Counters() Counters {
 	if n.port == nil {
 		return Counters{Refused: n.refused.Load()}
 	}
+	// The agent's bytes first: they are counted after the totals that
+	// include them, so they never exceed what is read of those.
+	agentIn, agentOut := n.port.agentIn.Load(), n.port.agentOut.Load()
 	c := Counters{
-		BytesIn:    n.port.bytesIn.Load(),
+		BytesIn:    n.port.bytesIn.Load() - agentIn,
 		PacketsIn:  n.port.packetsIn.Load(),
-		BytesOut:   n.port.bytesOut.Load(),
+		BytesOut:   n.port.bytesOut.Load() - agentOut,
 		PacketsOut: n.port.packetsOut.Load(),
 		Refused:    n.refused.Load(),
+		AgentIn:    agentIn,
+		AgentOut:   agentOut,
 	}
 	if p := n.cluster; p != nil {
 		c.BytesIn += p.bytesIn.Load()
@@ -622,4 +631,13 @@ func (n *Network) release() {
 	n.flows--
 	n.mu.Unlock()
 	n.wg.Done()
+}
+
+// DialGuest connects to port on the sandbox's own address from the
+// gateway's side, as nothing outside the provider can: the provider
+// reaches a server the sandbox runs (its resident SSH agent) with no
+// process started in it.
+func (n *Network) DialGuest(ctx context.Context, port uint16) (net.Conn, error) {
+	addr := tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(sandboxIP.As4()), Port: port}
+	return gonet.DialContextTCP(ctx, n.stack, addr, ipv4.ProtocolNumber)
 }

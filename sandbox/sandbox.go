@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -397,6 +398,21 @@ func (r *Runtime) SetHosts(id string, extra []byte) error {
 		return err
 	}
 	return f.Truncate(int64(len(b)))
+}
+
+// ErrNoNetwork: the sandbox has no network of its own.
+var ErrNoNetwork = errors.New("sandbox has no network")
+
+// DialGuest connects to port on sandbox id's own address from the
+// provider's side of its network (see netsandbox.Network.DialGuest).
+func (r *Runtime) DialGuest(ctx context.Context, id string, port uint16) (net.Conn, error) {
+	r.mu.Lock()
+	n := r.nets[id]
+	r.mu.Unlock()
+	if n == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoNetwork, id)
+	}
+	return n.DialGuest(ctx, port)
 }
 
 // NetCounters returns sandbox id's cumulative network bytes in and out; ok

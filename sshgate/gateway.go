@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/sandbox"
 )
 
 // verifiedKeyExt names the permission extension that carries the public key
@@ -402,7 +404,21 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 		nc.Reject(gossh.ConnectionFailed, "malformed lease id")
 		return
 	}
-	cmd, err := g.leases.Connect(extra.ID, owner)
+	// The resident agent, through the host's own network; else an agent
+	// started for this connection (a host with no network).
+	agentConn, err := g.leases.Dial(ctx, extra.ID, owner)
+	if err == nil {
+		g.track(conn)
+		g.spliceAgent(nc, agentConn, extra.ID)
+		return
+	}
+	var cmd *exec.Cmd
+	if !errors.Is(err, lease.ErrPaused) && !errors.Is(err, proto.ErrNotFound) {
+		if !errors.Is(err, sandbox.ErrNoNetwork) {
+			g.log.Warn("lease connection: the resident agent did not answer; starting one", "lease", extra.ID, "err", err)
+		}
+		cmd, err = g.leases.Connect(extra.ID, owner)
+	}
 	if errors.Is(err, lease.ErrPaused) {
 		nc.Reject(gossh.ResourceShortage, err.Error())
 		return
@@ -459,6 +475,35 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 		return
 	}
 	log.Debug("lease connection closed")
+}
+
+// spliceAgent joins a new lease channel to a connection to the lease's
+// resident agent until either end closes.
+func (g *Gateway) spliceAgent(nc gossh.NewChannel, agent net.Conn, id string) {
+	defer agent.Close()
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	go gossh.DiscardRequests(reqs)
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		io.CopyBuffer(agent, ch, make([]byte, stdioBuffer))
+		// The renter closed its side: the agent sees the end of its
+		// input; its answer still comes.
+		if cw, ok := agent.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		close(done)
+	}()
+	io.CopyBuffer(ch, agent, make([]byte, stdioBuffer))
+	ch.CloseWrite()
+	ch.Close()
+	agent.Close()
+	<-done
+	g.log.Debug("lease connection closed", "lease", id, "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // stdioBuffer is what a lease connection's copies move at once, and

@@ -49,8 +49,11 @@ func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config)) Prov
 	}
 	hostKey := testenv.Signer(t)
 	fabric := cluster.NewFabric(nil)
-	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: testenv.AgentBinary(t), Dir: filepath.Join(dir, "leases"), Signer: hostKey,
-		Capacity: c, Fabric: fabric})
+	// As a provider does: zennet-agent, next to the agent binary, serves
+	// SSH in the sandboxes when it is there ('make build' builds both).
+	agentBin := testenv.AgentBinary(t)
+	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: agentBin, ServeBinary: lease.FindServeBinary(agentBin),
+		Dir: filepath.Join(dir, "leases"), Signer: hostKey, Capacity: c, Fabric: fabric})
 	if err != nil {
 		t.Fatal(err)
 	}

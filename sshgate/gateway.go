@@ -430,12 +430,11 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 		return
 	}
 	g.track(conn)
-	ch, reqs, err := nc.Accept()
+	ch, err := acceptChannel(nc)
 	if err != nil {
 		return
 	}
 	defer ch.Close()
-	go gossh.DiscardRequests(reqs)
 	start := time.Now()
 	var stderr tailBuffer
 	cmd.Stderr = &stderr
@@ -477,16 +476,25 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 	log.Debug("lease connection closed")
 }
 
+// acceptChannel accepts a lease channel; its requests are discarded.
+func acceptChannel(nc gossh.NewChannel) (gossh.Channel, error) {
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return nil, err
+	}
+	go gossh.DiscardRequests(reqs)
+	return ch, nil
+}
+
 // spliceAgent joins a new lease channel to a connection to the lease's
 // resident agent until either end closes.
 func (g *Gateway) spliceAgent(nc gossh.NewChannel, agent net.Conn, id string) {
 	defer agent.Close()
-	ch, reqs, err := nc.Accept()
+	ch, err := acceptChannel(nc)
 	if err != nil {
 		return
 	}
 	defer ch.Close()
-	go gossh.DiscardRequests(reqs)
 	start := time.Now()
 	done := make(chan struct{})
 	go func() {

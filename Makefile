@@ -30,7 +30,7 @@ export ZENNET_IMAGE := $(abspath $(IMAGE))
 export ZENNET_TEST_IMAGE := $(abspath $(TEST_IMAGE))
 export ZENNET_CACHE_DIR := $(abspath $(CACHE))
 
-.PHONY: all build deps runsc lnd image test-image demo test unit vet fmt-check bench bench-pricing clean
+.PHONY: all build deps bench-deps runsc lnd image test-image demo test unit vet fmt-check bench bench-pricing clean
 
 all: build
 
@@ -98,11 +98,23 @@ test: deps runsc lnd image test-image build fmt-check vet
 # answer ssh vs N bare sandboxes, the session network (iperf3 and a TCP
 # ping-pong between hosts on one provider and on two) vs two bare sandboxes
 # on a veth bridge, a meter sample vs reading the raw files, network setup,
-# an SSH channel's throughput with its connections coalesced vs plain.
-bench: deps runsc lnd image test-image build
+# an SSH channel's throughput with its connections coalesced vs plain,
+# 200 MB each way over ssh to a host vs OpenSSH's sshd on loopback.
+# OpenSSH's sshd is the baseline of BenchmarkSSHTransfer.
+BENCH_APT_PACKAGES := openssh-server
+bench-deps:
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: need root to apt-get install$$missing" >&2; exit 1; fi; \
+	  echo "make: apt-get install$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+bench: deps bench-deps runsc lnd image test-image build
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench LeaseStart -benchtime=1x -timeout 30m ./sshgate
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'MarketStart/N=100$$' -benchtime=1x -timeout 30m ./cmd/zennet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'ClusterNet' -benchtime=1x -timeout 30m ./cmd/zennet
+	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'SSHTransfer' -benchtime=1x -timeout 30m ./cmd/zennet
 	$(GO) test -run '^$$' -bench Sample -benchtime=200x -timeout 30m ./meter | awk -f scripts/benchratio.awk
 	$(GO) test -run '^$$' -bench . -benchtime=200x -timeout 30m ./netsandbox
 	$(GO) test -run '^$$' -bench . -benchtime=100x -timeout 30m ./pay/

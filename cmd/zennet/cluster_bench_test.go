@@ -253,12 +253,7 @@ func zennetNet(b *testing.B, image string, cross bool) (float64, time.Duration) 
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { os.RemoveAll(dir) })
-	m := &benchMarket{zennet: testenv.AgentBinary(b), dir: dir}
-	m.env = append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "ZENNET_CONFIG_DIR="+filepath.Join(dir, "config"),
-		"ZENNET_DATA_DIR="+filepath.Join(dir, "data"))
-	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
-		b.Fatal(err)
-	}
+	m := newBenchMarket(b, dir)
 	defer m.stop(b)
 	providers, per := 1, "2"
 	if cross {
@@ -266,15 +261,8 @@ func zennetNet(b *testing.B, image string, cross bool) (float64, time.Duration) 
 	}
 	var addrs []string
 	for i := range providers {
-		p := m.start(b, "provider "+strconv.Itoa(i+1), "provide", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "p"+strconv.Itoa(i+1)),
-			"--image", image, "--max-leases", per, "--calibration", "off", "--rate", "cpu_ns=1/1000000", "--json")
-		m.procs = append(m.procs, p)
-		var info struct{ Address string }
-		if err := p.next("provider", &info); err != nil {
-			b.Fatal(err)
-		}
-		p.drain()
-		addrs = append(addrs, info.Address)
+		addrs = append(addrs, m.provide(b, "provider "+strconv.Itoa(i+1), "provide", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "p"+strconv.Itoa(i+1)),
+			"--image", image, "--max-leases", per, "--calibration", "off", "--rate", "cpu_ns=1/1000000", "--json"))
 	}
 	args := []string{"-n", "2", "-m", "1G", "--json"}
 	for _, a := range addrs {

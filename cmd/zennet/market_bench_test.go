@@ -104,6 +104,31 @@ func bareStart(b *testing.B, n int) (all, ready, first time.Duration) {
 }
 
 // benchMarket is four providers on loopback and a renter's environment.
+// newBenchMarket returns a market whose zennet processes run in dir, with
+// a HOME, config and data dir of their own there.
+func newBenchMarket(b *testing.B, dir string) *benchMarket {
+	m := &benchMarket{zennet: testenv.AgentBinary(b), dir: dir}
+	m.env = append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "ZENNET_CONFIG_DIR="+filepath.Join(dir, "config"),
+		"ZENNET_DATA_DIR="+filepath.Join(dir, "data"))
+	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// provide starts a provider (args: 'provide' and its flags, --json among
+// them), keeps it among m's processes and returns its address.
+func (m *benchMarket) provide(b *testing.B, name string, args ...string) string {
+	p := m.start(b, name, args...)
+	m.procs = append(m.procs, p)
+	var info struct{ Address string }
+	if err := p.next("provider", &info); err != nil {
+		b.Fatal(err)
+	}
+	p.drain()
+	return info.Address
+}
+
 type benchMarket struct {
 	zennet string
 	dir    string
@@ -223,12 +248,7 @@ func startMarket(b *testing.B, n int) *benchMarket {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := &benchMarket{zennet: testenv.AgentBinary(b), dir: dir}
-	m.env = append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "ZENNET_CONFIG_DIR="+filepath.Join(dir, "config"),
-		"ZENNET_DATA_DIR="+filepath.Join(dir, "data"))
-	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
-		b.Fatal(err)
-	}
+	m := newBenchMarket(b, dir)
 	b.Cleanup(func() { m.stop(b) })
 	calibration, err := filepath.Abs(filepath.Join("..", "..", "testdata", "calibration", "systrap.json"))
 	if err != nil {
@@ -246,15 +266,9 @@ func startMarket(b *testing.B, n int) *benchMarket {
 		if i > 0 {
 			args = append(args, "--peer", m.seed)
 		}
-		p := m.start(b, "provider "+strconv.Itoa(i+1), args...)
-		m.procs = append(m.procs, p)
-		var info struct{ Address string }
-		if err := p.next("provider", &info); err != nil {
-			b.Fatal(err)
-		}
-		p.drain()
+		addr := m.provide(b, "provider "+strconv.Itoa(i+1), args...)
 		if i == 0 {
-			m.seed = info.Address
+			m.seed = addr
 		}
 	}
 	deadline := time.Now().Add(2 * time.Minute)

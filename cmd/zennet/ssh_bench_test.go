@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/zennet/zennet/internal/testenv"
 )
 
 // BenchmarkSSHTransfer moves 200 MB each way over ssh to a zennet host and,
@@ -41,22 +39,11 @@ func BenchmarkSSHTransfer(b *testing.B) {
 	f.Close()
 	base := startSSHD(b, sshd, dir)
 
-	m := &benchMarket{zennet: testenv.AgentBinary(b), dir: dir}
-	m.env = append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "ZENNET_CONFIG_DIR="+filepath.Join(dir, "config"),
-		"ZENNET_DATA_DIR="+filepath.Join(dir, "data"))
-	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
-		b.Fatal(err)
-	}
+	m := newBenchMarket(b, dir)
 	defer m.stop(b)
-	p := m.start(b, "provider", "provide", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "p"),
+	addr := m.provide(b, "provider", "provide", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "p"),
 		"--calibration", "off", "--rate", "cpu_ns=1/1000000", "--json")
-	m.procs = append(m.procs, p)
-	var info struct{ Address string }
-	if err := p.next("provider", &info); err != nil {
-		b.Fatal(err)
-	}
-	p.drain()
-	r := m.start(b, "renter", "-n", "1", "-m", "1G", "--json", "--provider", info.Address)
+	r := m.start(b, "renter", "-n", "1", "-m", "1G", "--json", "--provider", addr)
 	defer r.interrupt(time.Minute)
 	var doc struct {
 		Files struct {

@@ -268,28 +268,15 @@ func zennetNet(b *testing.B, image string, cross bool) (float64, time.Duration) 
 	for _, a := range addrs {
 		args = append(args, "--provider", a)
 	}
-	r := m.start(b, "renter", args...)
+	r, sshConfig := m.renter(b, args...)
 	defer r.interrupt(time.Minute)
-	var doc struct {
-		Hosts []struct {
-			Name        string `json:"name"`
-			ClusterAddr string `json:"cluster_addr"`
-		} `json:"hosts"`
-		Files struct {
-			SSHConfig string `json:"ssh_config"`
-		} `json:"files"`
-	}
-	if err := r.next("hosts", &doc); err != nil {
-		b.Fatal(err)
-	}
-	r.drain()
 	on := func(host string) func(ctx context.Context, argv ...string) *exec.Cmd {
 		return func(ctx context.Context, argv ...string) *exec.Cmd {
 			quoted := make([]string, len(argv))
 			for i, a := range argv {
 				quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 			}
-			cmd := exec.CommandContext(ctx, "ssh", "-F", doc.Files.SSHConfig, "-T", "-o", "BatchMode=yes", host, "--", strings.Join(quoted, " "))
+			cmd := exec.CommandContext(ctx, "ssh", "-F", sshConfig, "-T", "-o", "BatchMode=yes", host, "--", strings.Join(quoted, " "))
 			cmd.Env = m.env
 			return cmd
 		}

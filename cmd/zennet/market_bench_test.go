@@ -129,6 +129,23 @@ func (m *benchMarket) provide(b *testing.B, name string, args ...string) string 
 	return info.Address
 }
 
+// renter starts a renter (args: zennet's, --json among them), waits for
+// its hosts and returns it (the caller interrupts it) and its ssh_config.
+func (m *benchMarket) renter(b *testing.B, args ...string) (*proc, string) {
+	r := m.start(b, "renter", args...)
+	var doc struct {
+		Files struct {
+			SSHConfig string `json:"ssh_config"`
+		} `json:"files"`
+	}
+	if err := r.next("hosts", &doc); err != nil {
+		r.interrupt(time.Minute)
+		b.Fatal(err)
+	}
+	r.drain()
+	return r, doc.Files.SSHConfig
+}
+
 type benchMarket struct {
 	zennet string
 	dir    string

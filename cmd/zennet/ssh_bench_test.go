@@ -43,18 +43,9 @@ func BenchmarkSSHTransfer(b *testing.B) {
 	defer m.stop(b)
 	addr := m.provide(b, "provider", "provide", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "p"),
 		"--calibration", "off", "--rate", "cpu_ns=1/1000000", "--json")
-	r := m.start(b, "renter", "-n", "1", "-m", "1G", "--json", "--provider", addr)
+	r, sshConfig := m.renter(b, "-n", "1", "-m", "1G", "--json", "--provider", addr)
 	defer r.interrupt(time.Minute)
-	var doc struct {
-		Files struct {
-			SSHConfig string `json:"ssh_config"`
-		} `json:"files"`
-	}
-	if err := r.next("hosts", &doc); err != nil {
-		b.Fatal(err)
-	}
-	r.drain()
-	zennet := []string{"-F", doc.Files.SSHConfig, "zennet-1"}
+	zennet := []string{"-F", sshConfig, "zennet-1"}
 
 	ways := []struct {
 		name    string

@@ -476,7 +476,7 @@ func (m *Manager) watch(ctx context.Context, le *Lease) {
 	m.inflight.Add(1)
 	m.mu.Unlock()
 	defer m.inflight.Done()
-	m.log.Warn("sandbox stopped on its own", "lease", le.ID, "cause", e.Cause, "reason", e.Reason)
+	m.log.Warn("sandbox stopped on its own", "lease", le.ID, "cause", e.Cause, "reason", e.Reason, "console", exit.Console)
 	m.finish(context.Background(), le, e.Cause, e.Reason)
 	if notify != nil {
 		notify(e, le.final)
@@ -786,6 +786,11 @@ func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string
 			return nil, fmt.Errorf("join the session's network: %w", err)
 		}
 	}
+	if err := m.awaitAgent(ctx, id); err != nil {
+		m.cfg.Runtime.Destroy(context.WithoutCancel(ctx), id)
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	rt := m.cfg.Runtime
 	le.sampler, err = meter.New(meter.Config{
 		Cgroup: rt.CgroupPath(id),
@@ -896,9 +901,48 @@ func KeysEqual(a, b ssh.PublicKey) bool {
 	return a.Type() == b.Type() && string(a.Marshal()) == string(b.Marshal())
 }
 
-// agentStart bounds how long Dial waits for a just-started sandbox's
-// agent to listen.
+// agentStart bounds how long Dial waits for a lease's agent to listen
+// again (after it was killed, say).
 const agentStart = 5 * time.Second
+
+// agentReady bounds how long a new lease waits for its agent to listen:
+// longer than agentStart, since a grant of many hosts starts their agents
+// all at once on a loaded machine.
+const agentReady = 30 * time.Second
+
+// awaitAgent returns once sandbox id's resident agent accepts connections
+// on the host's own network, so that a granted host is ssh-ready for the
+// renter's ssh and for the session's other hosts alike (these reach the
+// agent directly, with no retry of zennet's). A sandbox with no network
+// has no resident agent to wait for.
+func (m *Manager) awaitAgent(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, agentReady)
+	defer cancel()
+	// Each attempt has its own deadline, growing: a SYN sent before the
+	// guest's stack is up is lost, and TCP would retry it only after a
+	// second.
+	attempt := 100 * time.Millisecond
+	for {
+		actx, acancel := context.WithTimeout(ctx, attempt)
+		c, err := m.cfg.Runtime.DialGuest(actx, id, netsandbox.AgentPort)
+		acancel()
+		attempt = min(2*attempt, 2*time.Second)
+		if err == nil {
+			return c.Close()
+		}
+		if errors.Is(err, sandbox.ErrNoNetwork) {
+			return nil
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); errors.Is(cause, context.DeadlineExceeded) {
+				return fmt.Errorf("the host's ssh server did not start within %s: %w", agentReady, err)
+			}
+			return fmt.Errorf("start the host's ssh server: %w", ctx.Err())
+		}
+	}
+}
 
 // Dial connects to lease id's resident agent through the sandbox's own
 // network: an SSH connection to the host with no process started for it.

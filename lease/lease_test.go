@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/meter"
+	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
 )
@@ -37,10 +39,15 @@ func (f *failNth) Create(ctx context.Context, s sandbox.Spec) error {
 }
 
 func setup(t *testing.T, failAt int32) (*Manager, *sandbox.Runtime, string) {
+	return setupNet(t, failAt, nil)
+}
+
+// setupNet is setup with nets giving each sandbox a network (nil: none).
+func setupNet(t *testing.T, failAt int32, nets *netsandbox.Manager) (*Manager, *sandbox.Runtime, string) {
 	t.Helper()
 	runsc, image := testenv.Runtime(t)
 	dir := t.TempDir()
-	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: image, StateDir: filepath.Join(dir, "sb")})
+	rt, err := sandbox.New(sandbox.Config{Runsc: runsc, Image: image, StateDir: filepath.Join(dir, "sb"), Networks: nets})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +103,37 @@ func TestGrantAllOrNothing(t *testing.T) {
 	}
 	if f := m.Free(); f != (Capacity{Leases: 3, Memory: 1 << 30, CPUs: 3, Disk: 12 << 30}) {
 		t.Fatalf("capacity not returned: %+v", f)
+	}
+}
+
+// A granted host is ssh-ready at once: its agent answers the first
+// connection, with no wait or retry by the caller, as the session's other
+// hosts reach it (ssh zennet-2 from zennet-1).
+func TestGrantedHostAnswersAtOnce(t *testing.T) {
+	nets, err := netsandbox.New(netsandbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, rt, _ := setupNet(t, 0, nets)
+	ctx := context.Background()
+	got, err := m.Grant(ctx, owner(t), "h", 2, small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, le := range got {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := rt.DialGuest(dctx, le.ID, netsandbox.AgentPort)
+		cancel()
+		if err != nil {
+			t.Fatalf("lease %s: the first connection to its agent: %v", le.ID, err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		banner := make([]byte, 8)
+		_, err = io.ReadFull(c, banner)
+		c.Close()
+		if err != nil || string(banner) != "SSH-2.0-" {
+			t.Fatalf("lease %s: agent answered %q, %v; want an SSH banner", le.ID, banner, err)
+		}
 	}
 }
 

@@ -19,6 +19,10 @@ type Exit struct {
 	// limit: gVisor has no OOM killer of its own, so an overrun takes the
 	// whole sandbox (and only it).
 	OOM bool
+	// Console is the end of what the sandbox wrote to its console log
+	// (runsc's own errors, a Sentry panic): for the provider's log, never
+	// the renter, since the guest can write there too.
+	Console string
 }
 
 // Reason is one sentence for logs and the renter.
@@ -68,16 +72,17 @@ func (r *Runtime) Wait(ctx context.Context, id string) (Exit, error) {
 }
 
 func (r *Runtime) exit(id string) Exit {
+	e := Exit{Console: strings.TrimSpace(r.Logs(id, 1024))}
 	f, err := os.Open(filepath.Join(r.CgroupDir("memory", id), "memory.oom_control"))
 	if err != nil {
-		return Exit{}
+		return e
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if k, v, ok := strings.Cut(sc.Text(), " "); ok && k == "oom_kill" && v != "0" {
-			return Exit{OOM: true}
+			e.OOM = true
 		}
 	}
-	return Exit{}
+	return e
 }

@@ -92,6 +92,7 @@ func runScripts(t *testing.T, dir string) {
 			"hostaddr":     cmdHostAddr,
 			"waitusage":    cmdWaitUsage,
 			"usagebelow":   cmdUsageBelow,
+			"usagerate":    cmdUsageRate,
 			"ledgersagree": cmdLedgersAgree,
 			"tmuxwait":     cmdTmuxWait,
 			"pushbad":      cmdPushBad,
@@ -431,6 +432,34 @@ func cmdUsageBelow(ts *testscript.TestScript, neg bool, args []string) {
 	fmt.Fprintf(ts.Stdout(), "%s %s = %d\n", args[0], args[1], v)
 	if v > max {
 		ts.Fatalf("%s %s = %d > %d", args[0], args[1], v, max)
+	}
+}
+
+// usagerate HOST COUNTER MAX: fail unless the latest accepted usage
+// report of HOST has COUNTER <= MAX per second of the lease's life (from
+// its start to the report): a quota's bound, whatever else the host did
+// before.
+func cmdUsageRate(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: usagerate HOST COUNTER MAX")
+	}
+	max, err := strconv.ParseFloat(args[2], 64)
+	if err != nil {
+		ts.Fatalf("usagerate: %v", err)
+	}
+	u, ok := latestUsage(ts, args[0])
+	if !ok {
+		ts.Fatalf("no usage of %s", args[0])
+	}
+	life := u.Time.Sub(u.Start).Seconds()
+	if life <= 0 {
+		ts.Fatalf("%s: report at %v, before the lease's start %v", args[0], u.Time, u.Start)
+	}
+	v := usageFigure(u, args[1])
+	rate := float64(v) / life
+	fmt.Fprintf(ts.Stdout(), "%s %s = %d in %.1fs: %.4g/s\n", args[0], args[1], v, life, rate)
+	if rate > max {
+		ts.Fatalf("%s %s = %.4g/s > %.4g/s", args[0], args[1], rate, max)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/zennet/zennet/proto"
 )
 
 // Where a session's files are inside each of its hosts. The provider keeps
@@ -62,8 +64,8 @@ func SessionFiles(m Membership) Files {
 // and leads nowhere; no single-copy shared memory, which gVisor lacks).
 func StaticFiles(session string, subnet netip.Prefix) (sshConfig, mpiParams []byte) {
 	glob := subnetGlob(subnet)
-	sshConfig = []byte(fmt.Sprintf("# zennet session %s: ssh between the session's hosts.\nHost zennet-* %s\n  User root\n  IdentityFile %s/%s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s/%s\n  StrictHostKeyChecking yes\n  UpdateHostKeys no\n  BatchMode yes\n",
-		session, glob, SessionDir, KeyFile, SessionDir, KnownHostsFile))
+	sshConfig = []byte(fmt.Sprintf("# zennet session %s: ssh between the session's hosts.\nHost zennet-* %s\n  User root\n  IdentityFile %s/%s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s/%s\n  StrictHostKeyChecking yes\n  UpdateHostKeys no\n  BatchMode yes\n  Ciphers %s\n",
+		session, glob, SessionDir, KeyFile, SessionDir, KnownHostsFile, proto.SSHCiphers))
 	// By interface name: Open MPI's subnet match finds no interface in
 	// gVisor (its address discovery there comes up empty).
 	mpiParams = []byte(fmt.Sprintf("# zennet session %s (%s)\nbtl_tcp_if_include = %s\noob_tcp_if_include = %s\nbtl_vader_single_copy_mechanism = none\n",

@@ -223,7 +223,7 @@ func TestSessionFiles(t *testing.T) {
 		t.Errorf("/etc/hosts lines:\n%s", got)
 	}
 	cfg, mpi := StaticFiles("s1", netip.MustParsePrefix("10.77.0.0/16"))
-	for _, want := range []string{"Host zennet-* 10.77.*\n", "IdentityFile /root/.zennet/id_zennet", "UserKnownHostsFile /root/.zennet/known_hosts", "StrictHostKeyChecking yes"} {
+	for _, want := range []string{"Host zennet-* 10.77.*\n", "IdentityFile /root/.zennet/id_zennet", "UserKnownHostsFile /root/.zennet/known_hosts", "StrictHostKeyChecking yes", "Ciphers aes128-gcm@openssh.com,"} {
 		if !strings.Contains(string(cfg), want) {
 			t.Errorf("ssh_config lacks %q:\n%s", want, cfg)
 		}

@@ -252,7 +252,7 @@ func (s *Session) Write(hosts []Host, identityFile string) (Files, error) {
 		fmt.Fprintf(&cfg, "\nHost %s\n  HostName 127.0.0.1\n  Port %d\n  User root\n", h.Name, h.LocalPort)
 		fmt.Fprintf(&cfg, "  IdentityFile %s\n  IdentitiesOnly yes\n", quote(identityFile))
 		fmt.Fprintf(&cfg, "  UserKnownHostsFile %s\n  HostKeyAlias %s\n", quote(f.KnownHosts), alias)
-		fmt.Fprintf(&cfg, "  StrictHostKeyChecking yes\n  CheckHostIP no\n  UpdateHostKeys no\n")
+		fmt.Fprintf(&cfg, "  StrictHostKeyChecking yes\n  CheckHostIP no\n  UpdateHostKeys no\n  Ciphers %s\n", proto.SSHCiphers)
 		fmt.Fprintf(&kh, "%s %s\n", alias, strings.TrimSpace(h.HostKey))
 		slots := max(1, int(math.Ceil(h.Limits.CPUs)))
 		fmt.Fprintf(&mpi, "%s slots=%d\n", h.Name, slots)

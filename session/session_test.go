@@ -85,7 +85,7 @@ func TestFiles(t *testing.T) {
 		path string
 		want []string
 	}{
-		{f.SessionConfig, []string{"Host zennet-2\n", "Port 40001\n", `IdentityFile "/path with space/id"`, "HostKeyAlias zennet-lease-zn-0123456789abcdef1\n", "StrictHostKeyChecking yes\n"}},
+		{f.SessionConfig, []string{"Host zennet-2\n", "Port 40001\n", `IdentityFile "/path with space/id"`, "HostKeyAlias zennet-lease-zn-0123456789abcdef1\n", "StrictHostKeyChecking yes\n", "Ciphers aes128-gcm@openssh.com,"}},
 		{f.KnownHosts, []string{"zennet-lease-zn-0123456789abcdef0 ssh-ed25519 AAAAkey\n"}},
 		{f.MPIHostfile, []string{"zennet-1 slots=2\nzennet-2 slots=2\n"}},
 		{f.SSHLoginFile, []string{"2/ssh -F " + f.SSHConfig + " zennet-1\n"}},

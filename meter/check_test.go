@@ -57,9 +57,29 @@ func TestCheck(t *testing.T) {
 		{name: "CPU over the bound", prev: func(*Report) {},
 			cur: func(r *Report) { r.Counters[CPU] = 5*s + maxCPU + 1 }, wantErr: "of CPU since the last report exceeds 1 CPUs"},
 		{name: "user+system within the split tolerance", prev: func(*Report) {},
-			cur: func(r *Report) { r.Counters[CPUUser], r.Counters[CPUSystem] = 4*s+maxCPU+maxCPU/12, 1*s }},
+			cur: func(r *Report) {
+				r.Counters[CPUUser], r.Counters[CPUSystem] = 4*s+maxCPU+maxCPU/10+uint64(CPUSplitSlack), 1*s
+			}},
 		{name: "user+system over the split tolerance", prev: func(*Report) {},
-			cur: func(r *Report) { r.Counters[CPUUser], r.Counters[CPUSystem] = 4*s+maxCPU+maxCPU/9, 1*s }, wantErr: "of user and system CPU since the last report"},
+			cur: func(r *Report) {
+				r.Counters[CPUUser], r.Counters[CPUSystem] = 4*s+maxCPU+maxCPU/10+uint64(CPUSplitSlack)+1, 1*s
+			}, wantErr: "of user and system CPU since the last report"},
+		// Seen in make test: the tick-sampled split ran ahead of the exact
+		// counter in one 1 s interval under a 0.5-CPU quota.
+		{name: "split ahead of the exact counter in a short interval", terms: func(t *Terms) { t.CPUs = 0.5 },
+			prev: func(*Report) {}, cur: func(r *Report) {
+				r.Time = r.Time.Add(-9 * time.Second)
+				r.Counters[MemoryTime] = 512 * 11000
+				r.Counters[CPU] = 5*s + 580*uint64(time.Millisecond)
+				r.Counters[CPUUser], r.Counters[CPUSystem] = 4*s+676*uint64(time.Millisecond), 1*s+40*uint64(time.Millisecond)
+			}},
+		{name: "split far ahead since the start", terms: func(t *Terms) { t.CPUs = 0.5 },
+			prev: func(r *Report) {
+				r.Counters[CPU], r.Counters[CPUUser], r.Counters[CPUSystem] = 5*s, 5*s+500*uint64(time.Millisecond), 0
+			},
+			cur: func(r *Report) {
+				r.Counters[CPU], r.Counters[CPUUser], r.Counters[CPUSystem] = 10*s, 11*s+200*uint64(time.Millisecond), 0
+			}, wantErr: "of user and system CPU since the start"},
 		{name: "first report over the bound", cur: func(r *Report) { *r = prevReport(); r.Counters[CPU] = maxCPU + 1 },
 			wantErr: "of CPU since the last report"},
 		{name: "CPU over the bound since the start", prev: func(r *Report) { r.Counters[CPU] = maxCPU },

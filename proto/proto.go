@@ -25,6 +25,20 @@ const (
 	ChannelLease = "zennet-lease-v1@zennet"
 )
 
+// A lease stream carries one end-to-end SSH connection to a lease's host
+// on a TCP connection of its own, with no second SSH layer around it (see
+// docs/protocol.md). The renter asks for a ticket on its SSH connection to
+// the gateway (RequestLeaseStream, the lease id as an SSH string; the
+// reply is the ticket), then connects to the gateway's address again and
+// sends StreamMagic and the ticket; from then on the connection carries
+// the host's SSH. A provider that does not know the request answers false
+// and the renter uses ChannelLease.
+const (
+	RequestLeaseStream = "zennet-lease-stream-v1@zennet"
+	StreamMagic        = "ZNLEASE1"
+	TicketSize         = 32
+)
+
 // SSHCiphers is the cipher preference zennet writes into every ssh_config
 // for its hosts (the renter's and the one inside each host): AES-GCM
 // first, which OpenSSH and the hosts' agent (Go's x/crypto/ssh) both run

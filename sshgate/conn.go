@@ -80,6 +80,34 @@ func newConn(c *gossh.Client) *conn {
 // Done is closed when the connection is gone (closed by either side).
 func (c *conn) Done() <-chan struct{} { return c.done }
 
+// request sends the global request name and returns the provider's answer
+// and its payload, or ctx's cause when ctx ends first (the request's
+// answer, when it comes, is dropped), or errConnClosed when the
+// connection goes first.
+func (c *conn) request(ctx context.Context, name string, payload []byte) (bool, []byte, error) {
+	type answer struct {
+		ok    bool
+		reply []byte
+		err   error
+	}
+	res := make(chan answer, 1)
+	go func() {
+		ok, reply, err := c.SendRequest(name, true, payload)
+		res <- answer{ok, reply, err}
+	}()
+	select {
+	case a := <-res:
+		if a.err != nil {
+			return false, nil, fmt.Errorf("%w: %v", errConnClosed, a.err)
+		}
+		return a.ok, a.reply, nil
+	case <-c.done:
+		return false, nil, errConnClosed
+	case <-ctx.Done():
+		return false, nil, context.Cause(ctx)
+	}
+}
+
 // openChannel opens a channel of type name on c. It returns ctx's cause
 // when ctx ends first, and errConnClosed when the connection goes first;
 // either way it closes the connection (the only way to stop the wait),

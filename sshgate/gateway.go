@@ -50,6 +50,8 @@ type Gateway struct {
 	tunnels *ClusterTransport
 	log     *slog.Logger
 
+	streams *streams
+
 	mu      sync.Mutex
 	conns   map[*gossh.ServerConn]time.Time
 	writers map[string]*proto.Writer // by holder
@@ -114,7 +116,7 @@ func WithGossip(gs GossipNode) GatewayOption {
 // billed and paid through b.
 func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...GatewayOption) *Gateway {
 	g := &Gateway{leases: m, billing: b, log: slog.New(slog.DiscardHandler), conns: map[*gossh.ServerConn]time.Time{},
-		writers: map[string]*proto.Writer{}}
+		writers: map[string]*proto.Writer{}, streams: newStreams()}
 	g.srv = &ssh.Server{
 		Version: "zennet",
 		// Anyone may rent: every offered key may try. Identity is settled
@@ -135,7 +137,7 @@ func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...Gate
 			ChannelClusterRelay:    g.recovered(g.clusterChannel),
 			"session":              rejectSession,
 		},
-		RequestHandlers: map[string]ssh.RequestHandler{},
+		RequestHandlers: map[string]ssh.RequestHandler{proto.RequestLeaseStream: g.leaseStreamRequest},
 		MaxTimeout:      0,
 		// Busy connections (a tunnel, a bulk copy) share system calls.
 		ConnCallback: func(_ ssh.Context, c net.Conn) net.Conn { return coalesce.New(c) },
@@ -182,7 +184,7 @@ func VerifiedKey(conn *gossh.ServerConn) gossh.PublicKey {
 // Serve accepts connections on l until Shutdown.
 func (g *Gateway) Serve(l net.Listener) error {
 	g.log.Info("gateway listening", "addr", l.Addr().String())
-	err := g.srv.Serve(l)
+	err := g.srv.Serve(newSniffListener(l, g.serveStream))
 	if errors.Is(err, ssh.ErrServerClosed) {
 		return nil
 	}
@@ -196,6 +198,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if errors.Is(err, ssh.ErrServerClosed) {
 		err = nil
 	}
+	g.streams.close()
 	done := make(chan struct{})
 	go func() {
 		g.handlers.Wait()

@@ -1,0 +1,320 @@
+package sshgate
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/sandbox"
+)
+
+// Lease streams (proto.RequestLeaseStream): a renter's SSH connection to
+// a host on a TCP connection of its own, joined to the host's agent with
+// no SSH layer of the gateway's around it. The bytes are the renter's
+// end-to-end SSH with the host (the host's pinned key, the renter's own
+// key), so a second encryption added nothing but cost: each byte was
+// encrypted and decrypted twice more, and passed through the channel's
+// window and two more goroutines.
+//
+// The ticket is what authorizes a stream: the renter asks for it on its
+// authenticated connection, the gateway connects to the lease's agent
+// then (so a paused, ended or foreign lease fails there, with the
+// channel's answers) and keeps that connection under the ticket for
+// ticketTTL. A ticket is used once. It crosses the network in the clear,
+// but whoever copies it gets only what connecting to the host's SSH server
+// gives: the server still asks for the renter's key.
+
+const (
+	// ticketTTL is how long a ticket's agent connection waits for its
+	// stream.
+	ticketTTL = 30 * time.Second
+	// maxTickets bounds the tickets waiting at once (each holds a
+	// connection to an agent).
+	maxTickets = 256
+	// sniffTimeout bounds how long a new connection may take to say what
+	// it is (its first bytes: SSH's version line or StreamMagic).
+	sniffTimeout = 10 * time.Second
+)
+
+// pendingStream is an agent connection waiting for its ticket's stream.
+type pendingStream struct {
+	id    string
+	agent net.Conn
+	timer *time.Timer
+}
+
+// streams holds the gateway's tickets and live streams.
+type streams struct {
+	mu      sync.Mutex
+	pending map[[proto.TicketSize]byte]*pendingStream
+	live    map[net.Conn]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+func newStreams() *streams {
+	return &streams{pending: map[[proto.TicketSize]byte]*pendingStream{}, live: map[net.Conn]struct{}{}}
+}
+
+// issue keeps agent under a new ticket for ticketTTL.
+func (s *streams) issue(id string, agent net.Conn) ([proto.TicketSize]byte, error) {
+	var t [proto.TicketSize]byte
+	if _, err := rand.Read(t[:]); err != nil {
+		return t, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return t, errors.New("the gateway is shutting down")
+	}
+	if len(s.pending) >= maxTickets {
+		return t, errors.New("too many lease streams waiting to start; try again")
+	}
+	p := &pendingStream{id: id, agent: agent}
+	p.timer = time.AfterFunc(ticketTTL, func() {
+		s.mu.Lock()
+		if s.pending[t] == p {
+			delete(s.pending, t)
+		}
+		s.mu.Unlock()
+		agent.Close()
+	})
+	s.pending[t] = p
+	return t, nil
+}
+
+// redeem takes ticket t's agent connection, once.
+func (s *streams) redeem(t [proto.TicketSize]byte) *pendingStream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending[t]
+	if p == nil || !p.timer.Stop() {
+		return nil
+	}
+	delete(s.pending, t)
+	return p
+}
+
+// track counts c as live until untrack; false if the gateway is closing.
+func (s *streams) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.live[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *streams) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.live, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// close drops every ticket and live stream and waits for their handlers.
+func (s *streams) close() {
+	s.mu.Lock()
+	s.closed = true
+	for t, p := range s.pending {
+		p.timer.Stop()
+		p.agent.Close()
+		delete(s.pending, t)
+	}
+	for c := range s.live {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// leaseStreamRequest answers proto.RequestLeaseStream: a ticket for a
+// stream to one of the asking renter's leases, or false (with the reason)
+// when the lease cannot have one; the renter then opens a lease channel,
+// which gives the full answer.
+func (g *Gateway) leaseStreamRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.Request) (bool, []byte) {
+	sc, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+	owner := VerifiedKey(sc)
+	var extra struct{ ID string }
+	if owner == nil || gossh.Unmarshal(req.Payload, &extra) != nil || !proto.ValidLeaseID(extra.ID) {
+		return false, []byte("malformed lease stream request")
+	}
+	agent, err := g.leases.Dial(ctx, extra.ID, owner)
+	switch {
+	case errors.Is(err, sandbox.ErrNoNetwork), errors.Is(err, lease.ErrPaused), errors.Is(err, proto.ErrNotFound):
+		return false, []byte("no stream for this lease")
+	case err != nil:
+		g.log.Warn("lease stream: the resident agent did not answer", "lease", extra.ID, "err", err)
+		return false, []byte("no stream for this lease")
+	}
+	t, err := g.streams.issue(extra.ID, agent)
+	if err != nil {
+		agent.Close()
+		return false, []byte(err.Error())
+	}
+	g.track(sc)
+	return true, t[:]
+}
+
+// serveStream serves a connection that began with proto.StreamMagic: it
+// reads the ticket and joins the connection to the ticket's agent
+// connection until either end closes. A bad ticket gets the connection
+// closed, nothing more.
+func (g *Gateway) serveStream(c net.Conn) {
+	if !g.streams.track(c) {
+		c.Close()
+		return
+	}
+	defer g.streams.untrack(c)
+	defer c.Close()
+	var t [proto.TicketSize]byte
+	c.SetReadDeadline(time.Now().Add(sniffTimeout))
+	if _, err := io.ReadFull(c, t[:]); err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	p := g.streams.redeem(t)
+	if p == nil {
+		g.log.Info("lease stream refused: unknown or used ticket", "remote", c.RemoteAddr().String())
+		return
+	}
+	start := time.Now()
+	joinStream(c, p.agent)
+	g.log.Debug("lease stream closed", "lease", p.id, "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// joinStream copies both ways between a renter's stream and an agent
+// connection until both directions end or either fails, then closes both.
+func joinStream(c, agent net.Conn) {
+	defer agent.Close()
+	done := make(chan struct{})
+	go func() {
+		io.CopyBuffer(agent, c, make([]byte, stdioBuffer))
+		if cw, ok := agent.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			agent.Close()
+		}
+		close(done)
+	}()
+	_, err := io.CopyBuffer(c, agent, make([]byte, stdioBuffer))
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && err == nil {
+		cw.CloseWrite()
+	} else {
+		c.Close()
+	}
+	<-done
+}
+
+// sniffListener hands the SSH server the connections that speak SSH and
+// serves lease streams itself. Telling them apart takes the first bytes a
+// client sends, which every SSH client sends unasked (its version line).
+type sniffListener struct {
+	net.Listener
+	stream func(net.Conn)
+	conns  chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	err    error // Accept's, once conns is closed
+}
+
+func newSniffListener(l net.Listener, stream func(net.Conn)) *sniffListener {
+	s := &sniffListener{Listener: l, stream: stream, conns: make(chan net.Conn), done: make(chan struct{})}
+	go s.accept()
+	return s
+}
+
+func (s *sniffListener) accept() {
+	var tempDelay time.Duration
+	for {
+		c, err := s.Listener.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(tempDelay):
+					continue
+				case <-s.done:
+				}
+			}
+			s.err = err
+			close(s.conns)
+			return
+		}
+		tempDelay = 0
+		go s.sniff(c)
+	}
+}
+
+func (s *sniffListener) sniff(c net.Conn) {
+	head := make([]byte, len(proto.StreamMagic))
+	c.SetReadDeadline(time.Now().Add(sniffTimeout))
+	n, err := io.ReadFull(c, head)
+	c.SetReadDeadline(time.Time{})
+	if err == nil && bytes.Equal(head, []byte(proto.StreamMagic)) {
+		s.stream(c)
+		return
+	}
+	if n == 0 {
+		c.Close()
+		return
+	}
+	// Anything else goes to the SSH server, which answers it as SSH
+	// (a short or wrong version line gets its error).
+	select {
+	case s.conns <- &prefixConn{Conn: c, prefix: head[:n]}:
+	case <-s.done:
+		c.Close()
+	}
+}
+
+func (s *sniffListener) Accept() (net.Conn, error) {
+	c, ok := <-s.conns
+	if !ok {
+		if s.err != nil {
+			return nil, s.err
+		}
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+
+func (s *sniffListener) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return s.Listener.Close()
+}
+
+// prefixConn is a connection whose first bytes were already read.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the underlying connection when it can.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}

@@ -210,6 +210,11 @@ func exitCode(err error) int {
 	if err == nil {
 		return 0
 	}
+	// The command exited, but a process it left holds its stderr past
+	// WaitDelay: its own status still counts.
+	if errors.Is(err, exec.ErrWaitDelay) {
+		return 0
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -248,18 +253,37 @@ var signals = map[ssh.Signal]syscall.Signal{
 }
 
 func runPipes(s ssh.Session, cmd *exec.Cmd) int {
-	stdin, err := cmd.StdinPipe()
+	inR, inW, err := stdinPipe()
 	if err != nil {
 		fmt.Fprintf(s.Stderr(), "zennet: %v\n", err)
 		return 127
 	}
-	cmd.Stdout = s
+	out, err := newOutPipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		fmt.Fprintf(s.Stderr(), "zennet: %v\n", err)
+		return 127
+	}
+	cmd.Stdin, cmd.Stdout = inR, out.W
 	cmd.Stderr = s.Stderr()
 	// A session of its own, as sshd gives every session: what the command
 	// signals as its process group (Open MPI's daemons kill theirs) is its
 	// own, never the agent's or the sandbox's first process's.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	inR.Close()
+	out.W.Close()
+	stopOut := make(chan struct{})
+	copied := make(chan struct{})
+	go func() {
+		out.copyTo(s, stopOut)
+		close(copied)
+	}()
+	if err != nil {
+		inW.Close()
+		close(stopOut)
+		<-copied
 		fmt.Fprintf(s.Stderr(), "zennet: %v\n", err)
 		return 127
 	}
@@ -268,10 +292,19 @@ func runPipes(s ssh.Session, cmd *exec.Cmd) int {
 	// Not waited for: a client that never closes its stdin must not keep
 	// the session open after the command exits.
 	go func() {
-		io.Copy(stdin, s)
-		stdin.Close()
+		io.CopyBuffer(inW, s, make([]byte, copyBuffer))
+		inW.Close()
 	}()
-	return exitCode(cmd.Wait())
+	err = cmd.Wait()
+	// All the command's output goes before its exit status; but a process
+	// it left behind that holds stdout open keeps the session no longer
+	// than cmd.WaitDelay, as os/exec does.
+	select {
+	case <-copied:
+	case <-time.After(cmd.WaitDelay):
+		close(stopOut) // a copy blocked on a client that reads nothing is left to the session's end
+	}
+	return exitCode(err)
 }
 
 func runPTY(s ssh.Session, cmd *exec.Cmd, req ssh.Pty, winCh <-chan ssh.Window) int {

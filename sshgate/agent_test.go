@@ -81,6 +81,29 @@ func TestAgentSessions(t *testing.T) {
 		}
 	})
 
+	t.Run("all output before the exit status, in order", func(t *testing.T) {
+		s, _ := sc.NewSession()
+		defer s.Close()
+		// 8 KiB writes, as head -c makes, and a last line after them.
+		out, err := s.Output("head -c 3000000 /dev/zero | tr '\\0' x; echo; echo end")
+		if err != nil || len(out) != 3000005 || !strings.HasSuffix(string(out), "x\nend\n") {
+			t.Fatalf("out: %d bytes ending %q, %v", len(out), out[max(0, len(out)-8):], err)
+		}
+	})
+
+	t.Run("a child left holding stdout does not hold the session", func(t *testing.T) {
+		s, _ := sc.NewSession()
+		defer s.Close()
+		start := time.Now()
+		out, err := s.Output("sleep 60 & echo parent done")
+		if err != nil || string(out) != "parent done\n" {
+			t.Fatalf("out = %q, %v", out, err)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Fatalf("the session lasted %v, held by its child", d)
+		}
+	})
+
 	t.Run("signal ends the command", func(t *testing.T) {
 		s, _ := sc.NewSession()
 		defer s.Close()

@@ -102,12 +102,19 @@ func runScripts(t *testing.T, dir string) {
 }
 
 // destroySandboxes destroys every sandbox of the providers whose data dirs
-// are in dir (its subdirectories, one or two levels down).
+// are in dir (its subdirectories, one or two levels down). It runs before
+// testscript interrupts the script's background commands, so a provider
+// still running is interrupted first and given time to end its leases
+// itself: destroyed under it, they read as sandboxes that stopped on their
+// own, which once sent a failure's reader the wrong way.
 func destroySandboxes(t testscript.T, dir string) {
 	var states []string
 	for _, pat := range []string{"*/sandboxes", "*/*/sandboxes"} {
 		m, _ := filepath.Glob(filepath.Join(dir, pat))
 		states = append(states, m...)
+	}
+	for _, st := range states {
+		stopProvider(filepath.Dir(st))
 	}
 	for _, st := range states {
 		rt, err := sandbox.New(sandbox.Config{Runsc: os.Getenv("ZENNET_RUNSC"), Image: os.Getenv("ZENNET_IMAGE"), StateDir: st})
@@ -124,6 +131,28 @@ func destroySandboxes(t testscript.T, dir string) {
 		}
 		cancel()
 		rt.Close()
+	}
+}
+
+// stopProvider interrupts the provider running on dataDir, if any, and
+// waits (a minute at most) for it to end.
+func stopProvider(dataDir string) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "provider.json"))
+	if err != nil {
+		return
+	}
+	var doc struct {
+		Data struct {
+			Pid int `json:"pid"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(b, &doc) != nil || doc.Data.Pid <= 0 || syscall.Kill(doc.Data.Pid, syscall.SIGINT) != nil {
+		return
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if syscall.Kill(doc.Data.Pid, 0) != nil {
+			return
+		}
 	}
 }
 

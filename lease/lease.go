@@ -833,7 +833,7 @@ func (m *Manager) agentArgs() []string {
 	}
 	// setsid: the agent and the sessions it starts are never in the first
 	// process's group, so nothing signalling its own group stops the host.
-	script := "setsid " + agent + " --config " + AgentConfigDir + " --listen " + listen + " </dev/null >/dev/null 2>&1 & " + sandbox.ReaperArgs[2]
+	script := sandbox.DetachConsole + "setsid " + agent + " --config " + AgentConfigDir + " --listen " + listen + " & " + sandbox.ReaperArgs[2]
 	return []string{sandbox.ReaperArgs[0], sandbox.ReaperArgs[1], script}
 }
 

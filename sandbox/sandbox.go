@@ -164,7 +164,16 @@ func (r *Runtime) overlayArg(s Spec) string {
 // so reaps the orphans reparented to it (dash's wait reaps any child). A Go
 // process in its place (the former 'zennet agent init') cost each idle
 // sandbox some 28 MiB more, measured with BenchmarkLeaseStart.
-var ReaperArgs = []string{"/bin/sh", "-c", `trap "exit 0" TERM INT; while :; do sleep 2147483647 & wait $!; done`}
+//
+// Its first act (DetachConsole) lets go of the stdio runsc gave it, the
+// sandbox's console log on the host: kept, any process of the guest could
+// reopen it through /proc/1/fd/1 and grow a host file without limit.
+var ReaperArgs = []string{"/bin/sh", "-c", DetachConsole + `trap "exit 0" TERM INT; while :; do sleep 2147483647 & wait $!; done`}
+
+// DetachConsole, at the head of a first process's shell script, points its
+// stdio at the guest's /dev/null, so that no guest file refers to the
+// host's console log (see ReaperArgs).
+const DetachConsole = "exec </dev/null >/dev/null 2>&1; "
 
 // MemoryOverhead is what a sandbox needs on the host beyond the memory its
 // guest sees (the Sentry, the gofer, page tables): 64 MiB plus 1/16 of it.

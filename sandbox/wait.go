@@ -20,8 +20,8 @@ type Exit struct {
 	// whole sandbox (and only it).
 	OOM bool
 	// Console is the end of what the sandbox wrote to its console log
-	// (runsc's own errors, a Sentry panic): for the provider's log, never
-	// the renter, since the guest can write there too.
+	// (runsc's own errors, a Sentry panic): for the provider's log. The
+	// guest lets go of the console at once (DetachConsole).
 	Console string
 }
 

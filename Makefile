@@ -113,6 +113,7 @@ bench-deps:
 bench: deps bench-deps runsc lnd image test-image build
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench LeaseStart -benchtime=1x -timeout 30m ./sshgate
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'MarketStart/N=100$$' -benchtime=1x -timeout 30m ./cmd/zennet
+	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'HostStart' -benchtime=1x -timeout 30m ./cmd/zennet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'ClusterNet' -benchtime=1x -timeout 30m ./cmd/zennet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'SSHTransfer' -benchtime=1x -timeout 30m ./cmd/zennet
 	$(GO) test -run '^$$' -bench Sample -benchtime=200x -timeout 30m ./meter | awk -f scripts/benchratio.awk

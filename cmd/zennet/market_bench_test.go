@@ -78,6 +78,48 @@ func BenchmarkMarketStart(b *testing.B) {
 	}
 }
 
+// BenchmarkHostStart measures what issue 16 asks of start-up, on one
+// provider: the time from starting 'zennet -n N --provider ADDR' until
+// 'ssh zennet-i true' has succeeded on every host (16 at a time), against
+// starting N bare runsc sandboxes that each run one command, in the same
+// run (ratio; goal <= 1.2x), and the first of -n 1 against the first bare
+// sandbox (first-ratio; goal <= 1x).
+//
+//	go test -run '^$' -bench 'HostStart' -benchtime=1x -timeout 30m ./cmd/zennet
+func BenchmarkHostStart(b *testing.B) {
+	for _, n := range []int{25, 50} {
+		b.Run("N="+strconv.Itoa(n), func(b *testing.B) {
+			testenv.Runtime(b)
+			for b.Loop() {
+				_, bareReady, bareFirst := bareStart(b, n)
+				dir, err := os.MkdirTemp("", "zhs")
+				if err != nil {
+					b.Fatal(err)
+				}
+				m := newBenchMarket(b, dir)
+				calibration, err := filepath.Abs(filepath.Join("..", "..", "testdata", "calibration", "systrap.json"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				addr := m.provide(b, "provider", "provide", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "p"),
+					"--max-leases", strconv.Itoa(n+2), "--memory", strconv.Itoa(n+2)+"G", "--cpus", strconv.Itoa(n+2),
+					"--disk", strconv.Itoa(4*(n+2))+"G", "--calibration", calibration, "--json")
+				through, printed, _ := m.rentFrom(b, n, "--provider", addr)
+				first, _, _ := m.rentFrom(b, 1, "--provider", addr)
+				m.stop(b)
+				os.RemoveAll(dir)
+				b.ReportMetric(bareReady.Seconds(), "bare-ready-s")
+				b.ReportMetric(through.Seconds(), "zennet-s")
+				b.ReportMetric(through.Seconds()/bareReady.Seconds(), "ratio")
+				b.ReportMetric(first.Seconds()/bareFirst.Seconds(), "first-ratio")
+				b.Logf("N=%d on one provider: every host ssh-ready after %.2fs (hosts printed after %.2fs), %d bare sandboxes each ran a command after %.2fs: %.2fx (goal <= 1.2x); first host %.2fs vs first bare sandbox %.2fs: %.2fx (goal <= 1x)",
+					n, through.Seconds(), printed.Seconds(), n, bareReady.Seconds(), through.Seconds()/bareReady.Seconds(),
+					first.Seconds(), bareFirst.Seconds(), first.Seconds()/bareFirst.Seconds())
+			}
+		})
+	}
+}
+
 // bareStart starts n bare sandboxes (benchenv.StartBare), runs a command
 // in each, and destroys them. It returns how long starting all took, how
 // long until a command had run in each (bare-ready-s), and the first.
@@ -310,9 +352,15 @@ func startMarket(b *testing.B, n int) *benchMarket {
 // then ends the renter with SIGINT. It returns the time, the time until
 // the renter printed its hosts, and how many hosts each provider gave.
 func (m *benchMarket) rent(b *testing.B, n int) (took, printed time.Duration, spread map[string]int) {
+	return m.rentFrom(b, n, "--seed", m.seed, "--pow-bits", "8")
+}
+
+// rentFrom is rent with the renter's source of providers (--seed or
+// --provider and their flags).
+func (m *benchMarket) rentFrom(b *testing.B, n int, from ...string) (took, printed time.Duration, spread map[string]int) {
 	start := time.Now()
-	p := m.start(b, "renter -n "+strconv.Itoa(n), "-n", strconv.Itoa(n), "-m", "128M", "--seed", m.seed, "--pow-bits", "8",
-		"--timeout", "15m", "--json")
+	args := append([]string{"-n", strconv.Itoa(n), "-m", "128M", "--timeout", "15m", "--json"}, from...)
+	p := m.start(b, "renter -n "+strconv.Itoa(n), args...)
 	b.Cleanup(func() { p.interrupt(time.Minute) })
 	var doc struct {
 		Hosts []struct {

@@ -54,7 +54,7 @@ type Gateway struct {
 
 	mu      sync.Mutex
 	conns   map[*gossh.ServerConn]time.Time
-	writers map[string]*proto.Writer // by holder
+	writers map[string]*outbox // by holder
 	// handlers counts negotiation sessions still winding down: their
 	// leases' accounts close as they end.
 	handlers sync.WaitGroup
@@ -116,7 +116,7 @@ func WithGossip(gs GossipNode) GatewayOption {
 // billed and paid through b.
 func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...GatewayOption) *Gateway {
 	g := &Gateway{leases: m, billing: b, log: slog.New(slog.DiscardHandler), conns: map[*gossh.ServerConn]time.Time{},
-		writers: map[string]*proto.Writer{}, streams: newStreams()}
+		writers: map[string]*outbox{}, streams: newStreams()}
 	g.srv = &ssh.Server{
 		Version: "zennet",
 		// Anyone may rent: every offered key may try. Identity is settled
@@ -323,7 +323,7 @@ func (g *Gateway) join(owner gossh.PublicKey, cj *proto.ClusterJoin) (*lease.Joi
 }
 
 // sendFinal bills a lease's final report and sends it with what is due.
-func (g *Gateway) sendFinal(ctx context.Context, w *proto.Writer, final *meter.Report, log *slog.Logger) {
+func (g *Gateway) sendFinal(ctx context.Context, w sender, final *meter.Report, log *slog.Logger) {
 	if final == nil {
 		return
 	}
@@ -336,7 +336,7 @@ func (g *Gateway) sendFinal(ctx context.Context, w *proto.Writer, final *meter.R
 
 // report sends a usage report of each of holder's leases every interval,
 // with what is due, and enforces payment, until stop closes.
-func (g *Gateway) report(ctx context.Context, holder string, every time.Duration, w *proto.Writer, stop <-chan struct{}, mu *sync.Mutex, log *slog.Logger) {
+func (g *Gateway) report(ctx context.Context, holder string, every time.Duration, w sender, stop <-chan struct{}, mu *sync.Mutex, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -381,7 +381,7 @@ func (g *Gateway) report(ctx context.Context, holder string, every time.Duration
 }
 
 // sendUsage sends r, if any, as a usage message with req, if any.
-func sendUsage(w *proto.Writer, r *meter.Report, req *pay.Request, final bool) error {
+func sendUsage(w sender, r *meter.Report, req *pay.Request, final bool) error {
 	if r == nil {
 		return nil
 	}

@@ -29,7 +29,7 @@ type negotiation struct {
 	owner  gossh.PublicKey
 	holder string
 	log    *slog.Logger
-	w      *proto.Writer
+	w      *outbox // every message to the renter
 
 	// offer is the live offer, if any: an accept takes it.
 	offer *proto.Offer
@@ -65,8 +65,9 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 	defer ch.Close()
 	go gossh.DiscardRequests(reqs)
 	holder := newHolder()
-	n := &negotiation{g: g, ctx: ctx, owner: owner, holder: holder, w: proto.NewWriter(ch), stopReports: make(chan struct{}),
-		log: g.log.With("key", gossh.FingerprintSHA256(owner), "holder", holder)}
+	log := g.log.With("key", gossh.FingerprintSHA256(owner), "holder", holder)
+	n := &negotiation{g: g, ctx: ctx, owner: owner, holder: holder, stopReports: make(chan struct{}), log: log,
+		w: newOutbox(proto.NewWriter(ch), func() { conn.Close() }, log)}
 	n.start()
 	defer n.end()
 	n.serve(proto.NewReader(ch))
@@ -115,6 +116,7 @@ func (n *negotiation) end() {
 	g.mu.Lock()
 	delete(g.writers, n.holder)
 	g.mu.Unlock()
+	n.w.close()
 }
 
 // serve answers the renter's messages until it goes away.

@@ -31,6 +31,7 @@ type Provider struct {
 	Leases  *lease.Manager
 	Billing *billing.Billing
 	Ledger  *pay.Ledger
+	Gateway *sshgate.Gateway
 }
 
 // Start runs a provider with capacity c whose billing configure may adjust
@@ -92,5 +93,5 @@ func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config)) Prov
 		nets.Close()
 		ledger.Close()
 	})
-	return Provider{Addr: l.Addr().String(), HostKey: hostKey, Runtime: rt, Leases: mgr, Billing: b, Ledger: ledger}
+	return Provider{Addr: l.Addr().String(), HostKey: hostKey, Runtime: rt, Leases: mgr, Billing: b, Ledger: ledger, Gateway: gw}
 }

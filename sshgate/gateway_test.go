@@ -57,6 +57,23 @@ func startBilledProvider(t testing.TB, c lease.Capacity, configure func(*billing
 	return testProvider{addr: p.Addr, rt: p.Runtime, leases: p.Leases, billing: p.Billing, ledger: p.Ledger}
 }
 
+// rentOne connects to the provider at addr as key and rents one small
+// host; the connection closes when the test ends.
+func rentOne(t *testing.T, addr string, key gossh.Signer) (*sshgate.Client, proto.Lease) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: key, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_, leases, err := c.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}}, payEmbedded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, leases[0]
+}
+
 // offerOnly offers a public key it does not hold: the server sees the key
 // in a query, but the client can never sign with it.
 type offerOnly struct {
@@ -79,16 +96,8 @@ func TestAuthenticationBypass(t *testing.T) {
 	ctx := context.Background()
 	victim, attacker := newSigner(t), newSigner(t)
 
-	vc, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: victim, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vc.Close()
-	_, leases, err := vc.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}}, payEmbedded)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := leases[0].ID
+	vc, le := rentOne(t, addr, victim)
+	id := le.ID
 
 	offered := &offerOnly{pub: victim.PublicKey()}
 	nc, err := net.Dial("tcp", addr)

@@ -79,17 +79,9 @@ func TestLeaseStream(t *testing.T) {
 	addr := startProvider(t)
 	ctx := context.Background()
 	victim, attacker := newSigner(t), newSigner(t)
-	vc, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: victim, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vc.Close()
-	_, leases, err := vc.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}}, payEmbedded)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := leases[0].ID
-	hostKey, _, _, _, err := gossh.ParseAuthorizedKey([]byte(leases[0].HostKey))
+	vc, le := rentOne(t, addr, victim)
+	id := le.ID
+	hostKey, _, _, _, err := gossh.ParseAuthorizedKey([]byte(le.HostKey))
 	if err != nil {
 		t.Fatal(err)
 	}

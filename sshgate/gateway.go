@@ -50,7 +50,8 @@ type Gateway struct {
 	tunnels *ClusterTransport
 	log     *slog.Logger
 
-	streams *streams
+	streams  *streams
+	startups *startups
 
 	mu      sync.Mutex
 	conns   map[*gossh.ServerConn]time.Time
@@ -106,6 +107,12 @@ func WithCluster(c ClusterNode, t *ClusterTransport) GatewayOption {
 	return func(g *Gateway) { g.cluster, g.tunnels = c, t }
 }
 
+// WithLoginGrace sets how long a connection may take to authenticate
+// (default 60 s, as OpenSSH's LoginGraceTime is 120 s).
+func WithLoginGrace(d time.Duration) GatewayOption {
+	return func(g *Gateway) { g.startups.grace = d }
+}
+
 // WithGossip makes the gateway a node of the market: it serves
 // ChannelGossip from gs.
 func WithGossip(gs GossipNode) GatewayOption {
@@ -116,7 +123,7 @@ func WithGossip(gs GossipNode) GatewayOption {
 // billed and paid through b.
 func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...GatewayOption) *Gateway {
 	g := &Gateway{leases: m, billing: b, log: slog.New(slog.DiscardHandler), conns: map[*gossh.ServerConn]time.Time{},
-		writers: map[string]*outbox{}, streams: newStreams()}
+		writers: map[string]*outbox{}, streams: newStreams(), startups: newStartups(defaultLoginGrace)}
 	g.srv = &ssh.Server{
 		Version: "zennet",
 		// Anyone may rent: every offered key may try. Identity is settled
@@ -124,7 +131,8 @@ func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...Gate
 		PublicKeyHandler: func(ssh.Context, ssh.PublicKey) bool { return true },
 		ServerConfigCallback: func(ssh.Context) *gossh.ServerConfig {
 			return &gossh.ServerConfig{
-				VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+				VerifiedPublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+					g.startups.authenticated(meta.RemoteAddr())
 					return &gossh.Permissions{Extensions: map[string]string{verifiedKeyExt: string(key.Marshal())}}, nil
 				},
 			}
@@ -184,7 +192,7 @@ func VerifiedKey(conn *gossh.ServerConn) gossh.PublicKey {
 // Serve accepts connections on l until Shutdown.
 func (g *Gateway) Serve(l net.Listener) error {
 	g.log.Info("gateway listening", "addr", l.Addr().String())
-	err := g.srv.Serve(newSniffListener(l, g.serveStream))
+	err := g.srv.Serve(newSniffListener(l, g.startups, g.serveStream))
 	if errors.Is(err, ssh.ErrServerClosed) {
 		return nil
 	}

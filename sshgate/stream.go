@@ -183,7 +183,10 @@ func (g *Gateway) serveStream(c net.Conn) {
 	if _, err := io.ReadFull(c, t[:]); err != nil {
 		return
 	}
-	c.SetReadDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
+	if g, ok := c.(*graceConn); ok {
+		g.release() // a ticket is its proof
+	}
 	p := g.streams.redeem(t)
 	if p == nil {
 		g.log.Info("lease stream refused: unknown or used ticket", "remote", c.RemoteAddr().String())
@@ -222,15 +225,16 @@ func joinStream(c, agent net.Conn) {
 // client sends, which every SSH client sends unasked (its version line).
 type sniffListener struct {
 	net.Listener
-	stream func(net.Conn)
-	conns  chan net.Conn
-	done   chan struct{}
-	once   sync.Once
-	err    error // Accept's, once conns is closed
+	startups *startups
+	stream   func(net.Conn)
+	conns    chan net.Conn
+	done     chan struct{}
+	once     sync.Once
+	err      error // Accept's, once conns is closed
 }
 
-func newSniffListener(l net.Listener, stream func(net.Conn)) *sniffListener {
-	s := &sniffListener{Listener: l, stream: stream, conns: make(chan net.Conn), done: make(chan struct{})}
+func newSniffListener(l net.Listener, st *startups, stream func(net.Conn)) *sniffListener {
+	s := &sniffListener{Listener: l, startups: st, stream: stream, conns: make(chan net.Conn), done: make(chan struct{})}
 	go s.accept()
 	return s
 }
@@ -254,15 +258,18 @@ func (s *sniffListener) accept() {
 			return
 		}
 		tempDelay = 0
-		go s.sniff(c)
+		if g := s.startups.admit(c); g != nil {
+			go s.sniff(g)
+		}
 	}
 }
 
-func (s *sniffListener) sniff(c net.Conn) {
+func (s *sniffListener) sniff(c *graceConn) {
 	head := make([]byte, len(proto.StreamMagic))
-	c.SetReadDeadline(time.Now().Add(sniffTimeout))
+	c.SetReadDeadline(time.Now().Add(min(sniffTimeout, time.Until(c.deadline))))
 	n, err := io.ReadFull(c, head)
-	c.SetReadDeadline(time.Time{})
+	// The rest of the handshake (the ticket, or SSH's) within the grace.
+	c.SetDeadline(c.deadline)
 	if err == nil && bytes.Equal(head, []byte(proto.StreamMagic)) {
 		s.stream(c)
 		return

@@ -36,7 +36,7 @@ type Provider struct {
 
 // Start runs a provider with capacity c whose billing configure may adjust
 // (nil: a CPU rate of 1 msat per µs and the default grace and timeout).
-func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config)) Provider {
+func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config), opts ...sshgate.GatewayOption) Provider {
 	t.Helper()
 	runsc, image := testenv.Runtime(t)
 	dir := t.TempDir()
@@ -76,7 +76,7 @@ func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config)) Prov
 	tunnels := sshgate.NewClusterTransport(hostKey, fabric, nil)
 	t.Cleanup(tunnels.Close)
 	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Files: mgr.SetClusterFiles, Tunnels: tunnels}
-	gw := sshgate.NewGateway(hostKey, mgr, b, sshgate.WithCluster(node, tunnels))
+	gw := sshgate.NewGateway(hostKey, mgr, b, append([]sshgate.GatewayOption{sshgate.WithCluster(node, tunnels)}, opts...)...)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func Main() int {
 	cmd.SetArgs(os.Args[1:])
 	err := cmd.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintf(io.ErrOut, "zennet: %s\n", sentence(err))
+		fmt.Fprintf(io.ErrOut, "zennet: %s\n", cmdutil.Printable(sentence(err), false))
 	}
 	code := cmdutil.ExitCode(err)
 	if code != cmdutil.ExitOK && ctx.Err() != nil {

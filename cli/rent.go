@@ -201,7 +201,7 @@ func (o *rentOptions) printEvent(e renter.Event) {
 		}
 		return
 	}
-	fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", e)
+	fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", cmdutil.Printable(e.String(), true))
 }
 
 // rent leases the hosts the options ask for.

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 )
 
 // Version is the negotiation protocol version this build speaks.
@@ -46,6 +48,20 @@ const (
 // chacha20-poly1305, which x/crypto computes without assembly on amd64,
 // and the agent's share of every byte would cost several times more.
 const SSHCiphers = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr"
+
+// ValidHostKey reports whether s is exactly one public key in
+// authorized_keys form ("TYPE BASE64", as ssh.MarshalAuthorizedKey writes
+// it): no options, no comment, no second line. A lease's host key goes
+// into the renter's known_hosts and the session's hosts' own; a provider
+// that sent "KEY\n* ssh-ed25519 …" or "@cert-authority …" would otherwise
+// pin keys of its choosing for other hosts.
+func ValidHostKey(s string) bool {
+	key, comment, options, rest, err := gossh.ParseAuthorizedKey([]byte(s))
+	if err != nil || comment != "" || len(options) != 0 || len(rest) != 0 {
+		return false
+	}
+	return s == strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key)))
+}
 
 // MaxMessageSize bounds one encoded message on the negotiation channel.
 const MaxMessageSize = 1 << 20
@@ -484,8 +500,11 @@ func (m Message) validate() error {
 		}
 	case TypeLease:
 		ok = m.Lease != nil
-		if ok && (!ValidLeaseID(m.Lease.ID) || m.Lease.HostKey == "" || m.Lease.Limits.validate() != nil) {
-			return errors.New("lease: invalid id, host key or limits")
+		if ok && (!ValidLeaseID(m.Lease.ID) || m.Lease.Limits.validate() != nil) {
+			return errors.New("lease: invalid id or limits")
+		}
+		if ok && !ValidHostKey(m.Lease.HostKey) {
+			return errors.New("lease: the host key is not one public key in authorized_keys form")
 		}
 	case TypeRelease:
 		ok = m.Release != nil

@@ -33,7 +33,14 @@ var decodeTests = []struct {
 	{"usage", `{"v":1,"type":"usage","usage":{"any":"thing"}}`, ""},
 	{"usage empty", `{"v":1,"type":"usage"}`, "carries 0 payloads"},
 	{"demand interval", `{"v":1,"type":"demand","demand":{"count":1,"limits":{"memory_bytes":536870912,"cpus":1},"interval_s":61}}`, "usage interval 61s"},
-	{"lease", `{"v":1,"type":"lease","lease":{"id":"zn-0123456789abcdef0","limits":{"memory_bytes":67108864,"cpus":0.5},"host_key":"ssh-ed25519 AAAA","started":"2026-01-01T00:00:00Z"}}`, ""},
+	{"lease", `{"v":1,"type":"lease","lease":{"id":"zn-0123456789abcdef0","limits":{"memory_bytes":67108864,"cpus":0.5},"host_key":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPbnrOL0Q4b4ZrN/CrN7+SlOz4Lv8pEa5lVHQ934ieLW","started":"2026-01-01T00:00:00Z"}}`, ""},
+	// A provider's lease whose host key would add its own lines to the
+	// renter's known_hosts.
+	{"lease key with a second line", `{"v":1,"type":"lease","lease":{"id":"zn-0123456789abcdef0","limits":{"memory_bytes":67108864,"cpus":0.5},"host_key":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPbnrOL0Q4b4ZrN/CrN7+SlOz4Lv8pEa5lVHQ934ieLW\n* ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPbnrOL0Q4b4ZrN/CrN7+SlOz4Lv8pEa5lVHQ934ieLW"}}`, "not one public key"},
+	{"lease key as a CA", `{"v":1,"type":"lease","lease":{"id":"zn-0123456789abcdef0","limits":{"memory_bytes":67108864,"cpus":0.5},"host_key":"@cert-authority * ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPbnrOL0Q4b4ZrN/CrN7+SlOz4Lv8pEa5lVHQ934ieLW"}}`, "not one public key"},
+	{"lease key with options", `{"v":1,"type":"lease","lease":{"id":"zn-0123456789abcdef0","limits":{"memory_bytes":67108864,"cpus":0.5},"host_key":"command=\"x\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPbnrOL0Q4b4ZrN/CrN7+SlOz4Lv8pEa5lVHQ934ieLW"}}`, "not one public key"},
+	{"lease key with a comment", `{"v":1,"type":"lease","lease":{"id":"zn-0123456789abcdef0","limits":{"memory_bytes":67108864,"cpus":0.5},"host_key":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPbnrOL0Q4b4ZrN/CrN7+SlOz4Lv8pEa5lVHQ934ieLW x"}}`, "not one public key"},
+	{"lease key not a key", `{"v":1,"type":"lease","lease":{"id":"zn-0123456789abcdef0","limits":{"memory_bytes":67108864,"cpus":0.5},"host_key":"ssh-ed25519 AAAA"}}`, "not one public key"},
 	{"release", `{"v":1,"type":"release","release":{"ids":["zn-0123456789abcdef0"]}}`, ""},
 	{"error", `{"v":1,"type":"error","error":{"code":"capacity","message":"full"}}`, ""},
 	{"wrong version", `{"v":2,"type":"accept","accept":{"count":2}}`, "version mismatch"},

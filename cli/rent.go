@@ -22,20 +22,21 @@ import (
 )
 
 type rentOptions struct {
-	IO        cmdutil.IOStreams
-	G         *cmdutil.GlobalOptions
-	Count     int
-	Memory    string
-	CPUs      float64
-	Providers []string
-	Identity  string
-	Disk      string
-	Interval  time.Duration
-	JSON      bool
-	Timeout   time.Duration
-	Pay       []string
-	LND       lndFlags
-	SpotCheck bool
+	IO           cmdutil.IOStreams
+	G            *cmdutil.GlobalOptions
+	Count        int
+	Memory       string
+	CPUs         float64
+	Providers    []string
+	ProviderKeys []string
+	Identity     string
+	Disk         string
+	Interval     time.Duration
+	JSON         bool
+	Timeout      time.Duration
+	Pay          []string
+	LND          lndFlags
+	SpotCheck    bool
 	// The market: where to learn providers, and the rules of choice.
 	Seeds    []string
 	Explain  bool
@@ -153,6 +154,11 @@ func (o *rentOptions) Validate() error {
 			return cmdutil.Usagef("--provider %q is not HOST:PORT", p)
 		}
 	}
+	for _, k := range o.ProviderKeys {
+		if err := renter.CheckProviderKey(k); err != nil {
+			return cmdutil.Usagef("%v", err)
+		}
+	}
 	if o.Timeout <= 0 {
 		return cmdutil.Usagef("--timeout must be positive")
 	}
@@ -185,7 +191,7 @@ func (o *rentOptions) config() (renter.Config, error) {
 		ConfigDir: o.G.ConfigDir, Signer: signer, KeyPath: keyPath,
 		Count: o.Count, Probe: o.Probe, Min: o.Min,
 		Limits:    proto.Limits{MemoryBytes: o.memoryBytes, CPUs: o.CPUs, DiskBytes: o.diskBytes},
-		Providers: o.Providers, Seeds: o.Seeds, Interval: o.Interval, Timeout: o.Timeout,
+		Providers: o.Providers, ProviderKeys: o.ProviderKeys, Seeds: o.Seeds, Interval: o.Interval, Timeout: o.Timeout,
 		Pay: o.Pay, DialLND: o.LND.dial, SpotCheck: o.SpotCheck, Explain: o.Explain,
 		MaxPrice: o.MaxPrice, Bid: o.Bid, MinScore: o.MinScore, MinReputation: o.MinReputation, PowBits: o.PowBits,
 		Subnet: o.subnet, Events: o.printEvent,

@@ -101,6 +101,7 @@ func registerRentFlags(f *pflag.FlagSet, o *rentOptions) {
 	f.StringVar(&o.Disk, "disk", "", "disk per host (default: the provider's, typically 4G)")
 	f.DurationVar(&o.Interval, "interval", proto.DefaultInterval*time.Second, "how often providers report usage (1s to 60s)")
 	f.StringSliceVar(&o.Providers, "provider", splitList(os.Getenv("ZENNET_PROVIDERS")), "provider address HOST:PORT (repeatable; env ZENNET_PROVIDERS)")
+	f.StringSliceVar(&o.ProviderKeys, "provider-key", nil, "the host key a provider must present: its fingerprint (SHA256:..., as 'zennet provider status' prints it) or public key (repeatable; default: trust on first use, said and pinned in known_providers)")
 	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key (default ~/.ssh/id_ed25519, else one zennet creates)")
 	f.BoolVar(&o.JSON, "json", false, "print the hosts as one JSON document")
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up leasing after this long")

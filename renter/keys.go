@@ -1,10 +1,14 @@
 package renter
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -14,8 +18,19 @@ import (
 )
 
 // providerHostKeys trusts a provider's host key the first time it is seen
-// and pins it in the config dir's known_providers from then on.
-func providerHostKeys(configDir string) (gossh.HostKeyCallback, error) {
+// (telling firstUse its fingerprint) and pins it in the config dir's
+// known_providers from then on. With want (fingerprints SHA256:… or keys
+// in authorized_keys form, as --provider-key gives them), a provider's key
+// must be one of them, first use or not.
+func providerHostKeys(configDir string, want []string, firstUse func(host, fingerprint string)) (gossh.HostKeyCallback, error) {
+	var wantFP []string
+	for _, w := range want {
+		fp, err := keyFingerprint(w)
+		if err != nil {
+			return nil, err
+		}
+		wantFP = append(wantFP, fp)
+	}
 	path := KnownProvidersPath(configDir)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600)
 	if err != nil {
@@ -24,6 +39,10 @@ func providerHostKeys(configDir string) (gossh.HostKeyCallback, error) {
 	f.Close()
 	var mu sync.Mutex
 	return func(hostname string, remote net.Addr, key gossh.PublicKey) error {
+		fp := gossh.FingerprintSHA256(key)
+		if len(wantFP) > 0 && !slices.Contains(wantFP, fp) {
+			return fmt.Errorf("provider %s presented host key %s, not the one given with --provider-key (%s)", hostname, fp, strings.Join(wantFP, ", "))
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		cb, err := knownhosts.New(path)
@@ -39,7 +58,9 @@ func providerHostKeys(configDir string) (gossh.HostKeyCallback, error) {
 				return err
 			}
 			defer f.Close()
-			_, err = fmt.Fprintln(f, line)
+			if _, err = fmt.Fprintln(f, line); err == nil && len(wantFP) == 0 && firstUse != nil {
+				firstUse(hostname, fp)
+			}
 			return err
 		}
 		if errors.As(err, &ke) {
@@ -47,6 +68,29 @@ func providerHostKeys(configDir string) (gossh.HostKeyCallback, error) {
 		}
 		return err
 	}, nil
+}
+
+// keyFingerprint reads a --provider-key: a fingerprint (SHA256:…) or a
+// public key in authorized_keys form.
+func keyFingerprint(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if rest, ok := strings.CutPrefix(s, "SHA256:"); ok {
+		if b, err := base64.RawStdEncoding.DecodeString(rest); err == nil && len(b) == sha256.Size {
+			return s, nil
+		}
+		return "", fmt.Errorf("--provider-key %q: not a SHA256 fingerprint (SHA256: and 43 characters of base64, as 'ssh-keygen -lf' prints)", s)
+	}
+	key, _, _, _, err := gossh.ParseAuthorizedKey([]byte(s))
+	if err != nil {
+		return "", fmt.Errorf("--provider-key %q: neither a fingerprint (SHA256:…) nor a public key (ssh-ed25519 AAAA…)", s)
+	}
+	return gossh.FingerprintSHA256(key), nil
+}
+
+// CheckProviderKey says what is wrong with a --provider-key, if anything.
+func CheckProviderKey(s string) error {
+	_, err := keyFingerprint(s)
+	return err
 }
 
 // pinned accepts only the host key an announcement names.

@@ -44,8 +44,12 @@ type Config struct {
 	// Providers are asked in order; without them hosts come from the
 	// market, learned from Seeds and the providers file.
 	Providers []string
-	Seeds     []string
-	Interval  time.Duration
+	// ProviderKeys, if any, are the only host keys (fingerprints or
+	// public keys) a provider may present; else a provider's key is
+	// trusted on first use, said, and pinned.
+	ProviderKeys []string
+	Seeds        []string
+	Interval     time.Duration
 	// Timeout bounds the whole leasing.
 	Timeout time.Duration
 	// Pay lists the payment methods, preferred first; DialLND reaches the
@@ -155,7 +159,13 @@ func (r *Rental) report(err error) {
 // session's files, probes and spot-checks. On error nothing is kept.
 func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 	o := &cfg
-	hostKeys, err := providerHostKeys(o.ConfigDir)
+	emit := o.Events
+	if emit == nil {
+		emit = func(Event) {}
+	}
+	hostKeys, err := providerHostKeys(o.ConfigDir, o.ProviderKeys, func(host, fp string) {
+		emit(Notice{fmt.Sprintf("provider %s: first use of its host key %s, pinned from now on (check it with its operator, or pass --provider-key)", host, fp)})
+	})
 	if err != nil {
 		return nil, err
 	}

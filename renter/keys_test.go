@@ -1,30 +1,18 @@
 package renter
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"net"
 	"strings"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
-)
 
-func newHostKey(t *testing.T) gossh.PublicKey {
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := gossh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+	"github.com/zennet/zennet/internal/testenv"
+)
 
 func TestProviderHostKeys(t *testing.T) {
 	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2222}
-	a, b := newHostKey(t), newHostKey(t)
+	a, b := testenv.Signer(t).PublicKey(), testenv.Signer(t).PublicKey()
 
 	// Trust on first use: said, pinned, and a changed key refused.
 	dir := t.TempDir()

@@ -51,16 +51,27 @@ func WriteJSON(w io.Writer, kind Kind, data any) error {
 func Table(w io.Writer, header []string, rows [][]string) {
 	if !IsTerminal(w) {
 		for _, r := range rows {
-			fmt.Fprintln(w, strings.Join(r, "\t"))
+			fmt.Fprintln(w, joinCells(r))
 		}
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		fmt.Fprintln(tw, joinCells(r))
 	}
 	tw.Flush()
+}
+
+// joinCells joins a row's cells with tabs, each cell printable (a
+// provider's address or key comes from the network) and free of tabs and
+// line breaks, so that a row stays one row of as many columns.
+func joinCells(r []string) string {
+	cells := make([]string, len(r))
+	for i, c := range r {
+		cells[i] = strings.ReplaceAll(Printable(c, true), "\t", `\t`)
+	}
+	return strings.Join(cells, "\t")
 }
 
 // WriteFileJSON writes v as an indented --json envelope of kind to path,

@@ -1,6 +1,10 @@
 package cmdutil
 
-import "testing"
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
 
 func TestPrintable(t *testing.T) {
 	for _, tc := range []struct {
@@ -34,4 +38,17 @@ func FuzzPrintable(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A table row stays one row of its columns whatever its cells hold.
+func TestTableCellsEscaped(t *testing.T) {
+	var b bytes.Buffer
+	Table(&b, []string{"a", "b", "c"}, [][]string{{"127.0.0.1:1\x1b[2J", "x\ty", "z\nzennet: forged"}, {"1", "2", "3"}})
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2:\n%s", len(lines), b.String())
+	}
+	if got := strings.Split(lines[0], "\t"); len(got) != 3 || got[0] != `127.0.0.1:1\x1b[2J` || got[1] != `x\ty` || got[2] != `z\nzennet: forged` {
+		t.Fatalf("first row %q", got)
+	}
 }

@@ -916,30 +916,40 @@ const agentReady = 30 * time.Second
 // agent directly, with no retry of zennet's). A sandbox with no network
 // has no resident agent to wait for.
 func (m *Manager) awaitAgent(ctx context.Context, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, agentReady)
+	c, err := m.dialAgent(ctx, id, agentReady)
+	switch {
+	case errors.Is(err, sandbox.ErrNoNetwork):
+		return nil
+	case err != nil:
+		return fmt.Errorf("the host's ssh server did not start: %w", err)
+	}
+	return c.Close()
+}
+
+// dialAgent connects to sandbox id's resident agent, retrying for up to
+// within while it does not listen yet. Each attempt has its own deadline,
+// growing: a SYN sent before the guest's stack is up is lost, and TCP
+// would retry it only after a second. A sandbox with no network gives
+// sandbox.ErrNoNetwork at once.
+func (m *Manager) dialAgent(ctx context.Context, id string, within time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
-	// Each attempt has its own deadline, growing: a SYN sent before the
-	// guest's stack is up is lost, and TCP would retry it only after a
-	// second.
 	attempt := 100 * time.Millisecond
 	for {
 		actx, acancel := context.WithTimeout(ctx, attempt)
 		c, err := m.cfg.Runtime.DialGuest(actx, id, netsandbox.AgentPort)
 		acancel()
 		attempt = min(2*attempt, 2*time.Second)
-		if err == nil {
-			return c.Close()
-		}
-		if errors.Is(err, sandbox.ErrNoNetwork) {
-			return nil
+		if err == nil || errors.Is(err, sandbox.ErrNoNetwork) {
+			return c, err
 		}
 		select {
 		case <-time.After(10 * time.Millisecond):
 		case <-ctx.Done():
-			if cause := context.Cause(ctx); errors.Is(cause, context.DeadlineExceeded) {
-				return fmt.Errorf("the host's ssh server did not start within %s: %w", agentReady, err)
+			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("lease %s's agent, within %s: %w", id, within, err)
 			}
-			return fmt.Errorf("start the host's ssh server: %w", ctx.Err())
+			return nil, fmt.Errorf("lease %s's agent: %w", id, ctx.Err())
 		}
 	}
 }
@@ -956,24 +966,13 @@ func (m *Manager) Dial(ctx context.Context, id string, owner ssh.PublicKey) (net
 	if state, why := m.State(id); state == Paused {
 		return nil, fmt.Errorf("%w: %s", ErrPaused, why.Reason)
 	}
-	dctx, cancel := context.WithTimeout(ctx, agentStart)
-	defer cancel()
-	dctx, stopLease := context.WithCancel(dctx)
+	dctx, stopLease := context.WithCancel(ctx)
 	defer context.AfterFunc(le.ctx, stopLease)()
-	for {
-		c, err := m.cfg.Runtime.DialGuest(dctx, id, netsandbox.AgentPort)
-		if err == nil {
-			return &leaseConn{Conn: c, stop: context.AfterFunc(le.ctx, func() { c.Close() })}, nil
-		}
-		if errors.Is(err, sandbox.ErrNoNetwork) {
-			return nil, err
-		}
-		select {
-		case <-time.After(20 * time.Millisecond):
-		case <-dctx.Done():
-			return nil, fmt.Errorf("lease %s's agent: %w", id, err)
-		}
+	c, err := m.dialAgent(dctx, id, agentStart)
+	if err != nil {
+		return nil, err
 	}
+	return &leaseConn{Conn: c, stop: context.AfterFunc(le.ctx, func() { c.Close() })}, nil
 }
 
 // leaseConn is a connection to a lease's agent, closed when the lease ends.

@@ -459,8 +459,7 @@ func (c *Client) Forward(ctx context.Context, l net.Listener, id string, onErr f
 		go func() {
 			defer nc.Close()
 			if st, err := c.OpenStream(ctx, id); err == nil {
-				defer st.Close()
-				join(nc, st)
+				splice(nc, st)
 				return
 			}
 			st, err := c.OpenLease(ctx, id)
@@ -470,29 +469,7 @@ func (c *Client) Forward(ctx context.Context, l net.Listener, id string, onErr f
 				}
 				return
 			}
-			defer st.Close()
-			join(nc, st)
+			splice(nc, st)
 		}()
 	}
-}
-
-// join copies both ways until either side ends, then closes both.
-func join(a net.Conn, b io.ReadWriteCloser) {
-	done := make(chan struct{}, 2)
-	go func() {
-		io.Copy(b, a)
-		if cw, ok := b.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-		done <- struct{}{}
-	}()
-	go func() {
-		io.Copy(a, b)
-		if tc, ok := a.(*net.TCPConn); ok {
-			tc.CloseWrite()
-		}
-		done <- struct{}{}
-	}()
-	<-done
-	<-done
 }

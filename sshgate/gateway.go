@@ -507,21 +507,7 @@ func (g *Gateway) spliceAgent(nc gossh.NewChannel, agent net.Conn, id string) {
 	}
 	defer ch.Close()
 	start := time.Now()
-	done := make(chan struct{})
-	go func() {
-		io.CopyBuffer(agent, ch, make([]byte, stdioBuffer))
-		// The renter closed its side: the agent sees the end of its
-		// input; its answer still comes.
-		if cw, ok := agent.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-		close(done)
-	}()
-	io.CopyBuffer(ch, agent, make([]byte, stdioBuffer))
-	ch.CloseWrite()
-	ch.Close()
-	agent.Close()
-	<-done
+	splice(ch, agent)
 	g.log.Debug("lease connection closed", "lease", id, "duration", time.Since(start).Round(time.Millisecond))
 }
 

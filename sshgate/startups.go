@@ -110,9 +110,4 @@ func (g *graceConn) Close() error {
 }
 
 // CloseWrite half-closes the underlying connection when it can.
-func (g *graceConn) CloseWrite() error {
-	if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return g.Conn.Close()
-}
+func (g *graceConn) CloseWrite() error { return closeWrite(g.Conn) }

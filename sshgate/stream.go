@@ -193,31 +193,34 @@ func (g *Gateway) serveStream(c net.Conn) {
 		return
 	}
 	start := time.Now()
-	joinStream(c, p.agent)
+	splice(c, p.agent)
 	g.log.Debug("lease stream closed", "lease", p.id, "duration", time.Since(start).Round(time.Millisecond))
 }
 
-// joinStream copies both ways between a renter's stream and an agent
-// connection until both directions end or either fails, then closes both.
-func joinStream(c, agent net.Conn) {
+// splice copies both ways between a renter's side and the agent's until
+// both directions end, half-closing each destination as its source ends,
+// then closes both: the lease streams, the lease channels and the
+// renter's forwarder all join their two ends so.
+func splice(renter, agent io.ReadWriteCloser) {
+	defer renter.Close()
 	defer agent.Close()
 	done := make(chan struct{})
 	go func() {
-		io.CopyBuffer(agent, c, make([]byte, stdioBuffer))
-		if cw, ok := agent.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		} else {
-			agent.Close()
-		}
+		io.CopyBuffer(agent, renter, make([]byte, stdioBuffer))
+		closeWrite(agent) // the agent sees the end of its input; its answer still comes
 		close(done)
 	}()
-	_, err := io.CopyBuffer(c, agent, make([]byte, stdioBuffer))
-	if cw, ok := c.(interface{ CloseWrite() error }); ok && err == nil {
-		cw.CloseWrite()
-	} else {
-		c.Close()
-	}
+	io.CopyBuffer(renter, agent, make([]byte, stdioBuffer))
+	closeWrite(renter)
 	<-done
+}
+
+// closeWrite half-closes c when it can, else closes it.
+func closeWrite(c io.Closer) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
 }
 
 // sniffListener hands the SSH server the connections that speak SSH and
@@ -319,9 +322,4 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 }
 
 // CloseWrite half-closes the underlying connection when it can.
-func (c *prefixConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return c.Conn.Close()
-}
+func (c *prefixConn) CloseWrite() error { return closeWrite(c.Conn) }

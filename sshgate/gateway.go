@@ -331,7 +331,7 @@ func (g *Gateway) join(owner gossh.PublicKey, cj *proto.ClusterJoin) (*lease.Joi
 }
 
 // sendFinal bills a lease's final report and sends it with what is due.
-func (g *Gateway) sendFinal(ctx context.Context, w sender, final *meter.Report, log *slog.Logger) {
+func (g *Gateway) sendFinal(ctx context.Context, w *outbox, final *meter.Report, log *slog.Logger) {
 	if final == nil {
 		return
 	}
@@ -344,7 +344,7 @@ func (g *Gateway) sendFinal(ctx context.Context, w sender, final *meter.Report, 
 
 // report sends a usage report of each of holder's leases every interval,
 // with what is due, and enforces payment, until stop closes.
-func (g *Gateway) report(ctx context.Context, holder string, every time.Duration, w sender, stop <-chan struct{}, mu *sync.Mutex, log *slog.Logger) {
+func (g *Gateway) report(ctx context.Context, holder string, every time.Duration, w *outbox, stop <-chan struct{}, mu *sync.Mutex, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -389,7 +389,7 @@ func (g *Gateway) report(ctx context.Context, holder string, every time.Duration
 }
 
 // sendUsage sends r, if any, as a usage message with req, if any.
-func sendUsage(w sender, r *meter.Report, req *pay.Request, final bool) error {
+func sendUsage(w *outbox, r *meter.Report, req *pay.Request, final bool) error {
 	if r == nil {
 		return nil
 	}

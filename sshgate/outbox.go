@@ -10,11 +10,6 @@ import (
 	"github.com/zennet/zennet/proto"
 )
 
-// sender sends one message to a renter (an outbox).
-type sender interface {
-	Send(proto.Message) error
-}
-
 // Bounds of an outbox: a renter that falls this far behind, or whose
 // channel takes one message no faster, is stalled.
 const (
@@ -22,8 +17,12 @@ const (
 	stallTimeout = 30 * time.Second
 )
 
-// errStalled: the renter stopped reading and was disconnected.
-var errStalled = errors.New("the renter stopped reading its channel and was disconnected")
+// errStalled: the renter stopped reading and was disconnected; errGone:
+// its channel is gone.
+var (
+	errStalled = errors.New("the renter stopped reading its channel and was disconnected")
+	errGone    = errors.New("the renter's channel is closed")
+)
 
 // outbox carries every message to one renter: a bounded queue with a
 // writer of its own, so that nothing the provider does waits on the
@@ -52,7 +51,7 @@ func newOutbox(w *proto.Writer, disconnect func(), log *slog.Logger) *outbox {
 func (o *outbox) Send(m proto.Message) error {
 	select {
 	case <-o.done:
-		return errStalled
+		return errGone
 	default:
 	}
 	select {

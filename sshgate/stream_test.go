@@ -118,6 +118,9 @@ func TestLeaseStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Write(append([]byte(proto.StreamMagic), ticket...))
+	// Replayed while its stream is open (its agent connection live), and
+	// after it closed.
+	refused(t, addr, ticket, "a used ticket, its stream open")
 	if out, err := sshOver(t, c, victim, hostKey, "echo again"); err != nil || out != "again\n" {
 		t.Fatalf("ssh over a raw stream: %q, %v", out, err)
 	}

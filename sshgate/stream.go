@@ -247,8 +247,9 @@ func (s *sniffListener) accept() {
 	for {
 		c, err := s.Listener.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			// Only a closed listener stops it: out of descriptors
+			// (EMFILE), say, it waits and tries again, as net/http does.
+			if !errors.Is(err, net.ErrClosed) {
 				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
 				select {
 				case <-time.After(tempDelay):

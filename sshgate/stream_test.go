@@ -1,6 +1,7 @@
 package sshgate_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -73,6 +74,15 @@ func refused(t *testing.T, addr string, ticket []byte, what string) {
 	}
 }
 
+// readConn is a connection whose reads come from r (what was read ahead,
+// then the connection).
+type readConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *readConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
 // A lease stream is the host's SSH on a TCP connection of its own: only
 // for the lease's owner, once per ticket; anything else is closed unheard.
 func TestLeaseStream(t *testing.T) {
@@ -118,10 +128,16 @@ func TestLeaseStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Write(append([]byte(proto.StreamMagic), ticket...))
+	// The agent's first bytes: the gateway has redeemed the ticket for c.
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	banner := make([]byte, 8)
+	if _, err := io.ReadFull(c, banner); err != nil || string(banner) != "SSH-2.0-" {
+		t.Fatalf("stream's first bytes %q, %v", banner, err)
+	}
 	// Replayed while its stream is open (its agent connection live), and
 	// after it closed.
 	refused(t, addr, ticket, "a used ticket, its stream open")
-	if out, err := sshOver(t, c, victim, hostKey, "echo again"); err != nil || out != "again\n" {
+	if out, err := sshOver(t, &readConn{Conn: c, r: io.MultiReader(bytes.NewReader(banner), c)}, victim, hostKey, "echo again"); err != nil || out != "again\n" {
 		t.Fatalf("ssh over a raw stream: %q, %v", out, err)
 	}
 	refused(t, addr, ticket, "a used ticket")

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,10 @@ type Config struct {
 	// LND is the provider's Lightning node; nil offers the embedded
 	// channel only.
 	LND *pay.LND
+	// Accept lists the methods offered, in the provider's order of
+	// preference; empty: every method this provider can take (the
+	// embedded channel, and Lightning with LND).
+	Accept []string
 	// Calibration is the calibration set offered (encoded), if any, and
 	// PricePerWork the price per unit of benchmark work that Rates were
 	// fitted at (0: Rates are flat prices).
@@ -71,7 +76,8 @@ type Config struct {
 	RatesAt         func(pricePerWork float64) (pay.Rates, error)
 	Log             *slog.Logger
 	// Reputation, if set, records each renter's late payments, leases
-	// ended unpaid and leases completed paid.
+	// ended unpaid and leases completed paid; a key it records as having
+	// let a lease end unpaid is refused (Admit).
 	Reputation *market.Book
 	// OnCredit, if set, hears of every payment counted: msat newly
 	// counted for a lease paid by method.
@@ -104,6 +110,9 @@ type providerAccount struct {
 	// paused is set while the host is paused for want of payment.
 	paused bool
 	ended  bool
+	// unpaidAt is the number of reports billed when the bill of a host
+	// never paid became payable (0: it is not).
+	unpaidAt uint64
 }
 
 // New returns a provider's Billing.
@@ -126,6 +135,14 @@ func New(cfg Config) (*Billing, error) {
 	if cfg.MinPricePerWork < 0 || (cfg.MinPricePerWork > 0 && cfg.MinPricePerWork < cfg.PricePerWork && cfg.RatesAt == nil) {
 		return nil, errors.New("billing: a floor below the price needs RatesAt")
 	}
+	for _, m := range cfg.Accept {
+		if m == pay.MethodLightning && cfg.LND == nil {
+			return nil, errors.New("billing: Lightning is accepted, but there is no Lightning node to be paid at")
+		}
+		if !slices.Contains(pay.Methods, m) {
+			return nil, fmt.Errorf("billing: unknown payment method %q (known: %s)", m, strings.Join(pay.Methods, ", "))
+		}
+	}
 	rates, err := json.Marshal(cfg.Rates)
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
@@ -134,8 +151,11 @@ func New(cfg Config) (*Billing, error) {
 		countered: map[float64]json.RawMessage{}}, nil
 }
 
-// Methods returns the payment methods offered, the default first.
+// Methods returns the payment methods offered, the preferred first.
 func (b *Billing) Methods() []string {
+	if len(b.cfg.Accept) > 0 {
+		return slices.Clone(b.cfg.Accept)
+	}
 	if b.cfg.LND != nil {
 		return []string{pay.MethodEmbedded, pay.MethodLightning}
 	}
@@ -183,9 +203,33 @@ func (b *Billing) Terms(interval int, bid float64) (proto.PaymentTerms, error) {
 	return t, nil
 }
 
+// Admit says whether owner may lease here: a key that this provider's
+// book records as having let a lease end unpaid is refused, with the
+// reason (a proto.ErrCapacity, so a renter moves on to other providers).
+func (b *Billing) Admit(owner gossh.PublicKey) error {
+	if b.cfg.Reputation == nil || owner == nil {
+		return nil
+	}
+	fp := gossh.FingerprintSHA256(owner)
+	r, ok, err := b.cfg.Reputation.Get(fp)
+	if err != nil {
+		// A damaged book stops nobody from renting; the provider says so.
+		b.log.Error("reputation book unreadable: renters are admitted unchecked", "err", err)
+		return nil
+	}
+	if ok && r.Unpaid > 0 {
+		return fmt.Errorf("%w: this provider refuses key %s: %d of its leases here ended unpaid, the last on %s (%s)",
+			proto.ErrCapacity, fp, r.Unpaid, r.Last.Format(time.DateOnly), r.LastDrop)
+	}
+	return nil
+}
+
 // Open opens the account of a granted lease, paid by method on terms.
 func (b *Billing) Open(le *lease.Lease, method string, terms proto.PaymentTerms) error {
 	var payee pay.Payee
+	if !slices.Contains(b.Methods(), method) {
+		return fmt.Errorf("%w: this provider does not accept %s (it accepts %s)", proto.ErrBadRequest, method, strings.Join(b.Methods(), ", "))
+	}
 	switch method {
 	case pay.MethodEmbedded:
 		payee = pay.NewEmbeddedPayee(le.ID, le.Owner, b.cfg.HostKey.PublicKey())
@@ -274,13 +318,36 @@ func (b *Billing) Enforce(ctx context.Context, id string) (state *proto.LeaseSta
 	}
 	st := a.acct.Status()
 	now := b.cfg.Now()
+	if st.Paid == 0 {
+		// Nothing was ever paid for this host. A pause would only hold
+		// memory for a renter that has shown no intent to pay: the lease
+		// ends once the grace's reports have gone unpaid, so that a
+		// renter that never pays costs one interval's price plus the
+		// grace, counted in reports rather than by a clock that load
+		// can stretch.
+		b.mu.Lock()
+		if st.UnpaidSince.IsZero() {
+			a.unpaidAt = 0
+		} else if a.unpaidAt == 0 {
+			a.unpaidAt = st.Reports
+		}
+		since := a.unpaidAt
+		b.mu.Unlock()
+		if since == 0 || st.Reports-since < uint64(b.cfg.GraceIntervals) {
+			return nil, nil
+		}
+		reason := fmt.Sprintf("unpaid: %d msat due since %s and nothing ever paid (grace %s)", st.Unpaid,
+			st.UnpaidSince.Local().Format(time.TimeOnly), a.grace)
+		b.note(a, market.EndedUnpaid(reason))
+		return nil, &proto.Ended{ID: id, Cause: proto.EndUnpaid, Reason: reason}
+	}
 	if !st.Overdue(now, a.grace) {
 		return b.resumeIfPaid(ctx, id, a), nil
 	}
 	if now.Sub(st.UnpaidSince) > a.expire {
-		b.note(a, market.Dropped("unpaid"))
-		return nil, &proto.Ended{ID: id, Cause: proto.EndUnpaid, Reason: fmt.Sprintf("unpaid: %d msat due for %s (the unpaid timeout is %s)",
-			st.Unpaid, now.Sub(st.UnpaidSince).Round(time.Second), a.expire)}
+		reason := fmt.Sprintf("unpaid: %d msat due for %s (the unpaid timeout is %s)", st.Unpaid, now.Sub(st.UnpaidSince).Round(time.Second), a.expire)
+		b.note(a, market.EndedUnpaid(reason))
+		return nil, &proto.Ended{ID: id, Cause: proto.EndUnpaid, Reason: reason}
 	}
 	b.mu.Lock()
 	paused := a.paused

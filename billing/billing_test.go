@@ -2,6 +2,7 @@ package billing_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/internal/testprovider"
 	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/market"
+	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/renter"
@@ -86,9 +89,10 @@ func (r *payingRenter) payLast(ctx context.Context) proto.Credit {
 }
 
 // TestPaymentEnforcement runs the payment loop against a real provider and
-// sandbox with a renter that pays only when told: the host is paused once
-// a bill goes unpaid past the grace, resumed when it is paid, and ended
-// when it goes unpaid past the timeout. Bad vouchers are refused.
+// sandbox with a renter that pays only when told: after a first payment,
+// the host is paused once a bill goes unpaid past the grace, resumed when
+// it is paid, and ended when it goes unpaid past the timeout. Bad vouchers
+// are refused.
 func TestPaymentEnforcement(t *testing.T) {
 	p := testprovider.Start(t, lease.Capacity{Leases: 2, Memory: 2 << 30, CPUs: 2, Disk: 8 << 30}, func(c *billing.Config) {
 		c.GraceIntervals = 2
@@ -128,6 +132,13 @@ func TestPaymentEnforcement(t *testing.T) {
 	}
 	r := &payingRenter{t: t, c: c, lease: le, acct: acct}
 
+	// The first request is paid: the renter has shown it pays, so the
+	// bills it leaves unpaid later pause the host rather than end it.
+	r.until(ctx, "a payment request", func(ev sshgate.Event) bool { return ev.Usage != nil && ev.Usage.Request != nil })
+	if credit := r.payLast(ctx); credit.Refused != "" || credit.PaidMsat == 0 {
+		t.Fatalf("first payment: credit %+v", credit)
+	}
+
 	// Unpaid: the provider pauses the host and refuses connections to it.
 	paused := r.until(ctx, "a pause", func(ev sshgate.Event) bool { return ev.State != nil })
 	if paused.State.State != proto.StatePaused || paused.State.Cause != proto.PauseUnpaid || !strings.HasPrefix(paused.State.Reason, "unpaid: ") {
@@ -143,7 +154,7 @@ func TestPaymentEnforcement(t *testing.T) {
 	// A voucher signed by someone else, for this lease: refused, counted
 	// as a failure, nothing credited.
 	stranger := testenv.Signer(t)
-	forged := pay.Voucher{Lease: le.ID, Payee: gossh.FingerprintSHA256(c.HostKey), Seq: 1, Total: r.last.Msat}
+	forged := pay.Voucher{Lease: le.ID, Payee: gossh.FingerprintSHA256(c.HostKey), Seq: 9, Total: acct.Status().Billed}
 	if err := forged.Sign(stranger); err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +162,8 @@ func TestPaymentEnforcement(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := r.until(ctx, "a credit", func(ev sshgate.Event) bool { return ev.Credit != nil }).Credit
-	if refused.Refused == "" || refused.PaidMsat != 0 {
-		t.Fatalf("forged voucher: credit %+v, want refused with nothing paid", refused)
+	if refused.Refused == "" || refused.PaidMsat != acct.Status().Paid {
+		t.Fatalf("forged voucher: credit %+v, want refused with nothing more paid than the %d msat before", refused, acct.Status().Paid)
 	}
 
 	// Paid: resumed, and connections work again.
@@ -270,5 +281,147 @@ func TestPaymentOnRelease(t *testing.T) {
 	}
 	if ps.Closed.IsZero() || rs.Closed.IsZero() {
 		t.Fatalf("accounts left open: provider closed %v, renter closed %v", ps.Closed, rs.Closed)
+	}
+}
+
+// TestNonPayerLoss is the attack of a stranger's key that takes every host
+// it may, keeps their CPUs busy and never pays. Each host ends unpaid once
+// the grace's reports have gone unpaid, without a pause that would hold its
+// memory; the most the provider loses to the key is, per host, one
+// interval's price plus the grace's at the host's limits (printed); the
+// key's next demand is refused with the reason, and another key is served.
+func TestNonPayerLoss(t *testing.T) {
+	const grace, perKey = 2, 2
+	book := market.OpenBook(filepath.Join(t.TempDir(), "reputation.json"))
+	p := testprovider.StartWith(t, testprovider.Options{
+		Capacity:  lease.Capacity{Leases: 3, Memory: 2 << 30, CPUs: 3, Disk: 12 << 30},
+		PerRenter: lease.Capacity{Leases: perKey},
+		Billing:   func(c *billing.Config) { c.GraceIntervals, c.Reputation = grace, book },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stranger := testenv.Signer(t)
+	c, err := sshgate.Dial(ctx, p.Addr, sshgate.ClientConfig{Signer: stranger, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	limits := proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}
+	var offer proto.Offer
+	_, leases, err := c.Rent(ctx, proto.Demand{Count: 3, Limits: limits, IntervalSeconds: 1},
+		func(o proto.Offer) (string, error) { offer = o; return pay.MethodEmbedded, nil })
+	if len(leases) != perKey || !errors.Is(err, proto.ErrCapacity) {
+		t.Fatalf("3 hosts asked under a cap of %d per key: got %d, err = %v", perKey, len(leases), err)
+	}
+	for _, le := range leases {
+		burn(ctx, t, c, le, stranger)
+	}
+	var rates pay.Rates
+	if err := rates.UnmarshalJSON(offer.Payment.Rates); err != nil {
+		t.Fatal(err)
+	}
+	// The price of a host at its limits for one second: every CPU busy.
+	var busy meter.Vector
+	busy[meter.CPU] = uint64(limits.CPUs * 1e9)
+	perSecondRat := rates.Cost(busy)
+	if !perSecondRat.IsInt() {
+		t.Fatalf("a host-second costs %s msat: want whole msat for this test", perSecondRat.RatString())
+	}
+	perSecond := perSecondRat.Num().Uint64()
+	ended := map[string]proto.Ended{}
+	first, final := map[string]meter.Report{}, map[string]meter.Report{}
+	for len(ended) < perKey {
+		select {
+		case ev := <-c.Events():
+			switch {
+			case ev.State != nil && ev.State.State == proto.StatePaused:
+				t.Fatalf("a host never paid for was paused (holding its memory) instead of ended: %+v", ev.State)
+			case ev.Usage != nil && ev.Usage.Report.Seq == 1:
+				first[ev.Usage.Report.Lease] = ev.Usage.Report
+			case ev.Usage != nil && ev.Usage.Final:
+				final[ev.Usage.Report.Lease] = ev.Usage.Report
+			case ev.Ended != nil:
+				ended[ev.Ended.ID] = *ev.Ended
+			}
+		case <-ctx.Done():
+			t.Fatalf("hosts never paid for still run: %d of %d ended", len(ended), perKey)
+		}
+	}
+	var lost uint64
+	var extra time.Duration // start-up before the first interval, and the final report's part of one
+	iv := time.Duration(offer.IntervalSeconds) * time.Second
+	for _, le := range leases {
+		e, f, l := ended[le.ID], first[le.ID], final[le.ID]
+		if e.Cause != proto.EndUnpaid || !strings.Contains(e.Reason, "nothing ever paid") {
+			t.Fatalf("lease %s ended %+v, want unpaid", le.ID, e)
+		}
+		st, ok := p.Billing.Status(le.ID)
+		if !ok {
+			t.Fatalf("lease %s: no account", le.ID)
+		}
+		// Reports: the one that made the bill payable, the grace's, the
+		// final one.
+		if st.Reports > 1+grace+1 || st.Paid != 0 || l.Seq != st.Reports {
+			t.Fatalf("lease %s: %d reports billed (final %d), %d msat paid; want at most %d reports, nothing paid", le.ID, st.Reports, l.Seq, st.Paid, 1+grace+1)
+		}
+		// Never more than the host's limits for the time it ran.
+		life := l.Time.Sub(l.Start)
+		if maxBill := float64(perSecond) * life.Seconds() * 1.02; float64(st.Unpaid) > maxBill {
+			t.Fatalf("lease %s: %d msat unpaid in %s, more than its limits allow (%.0f)", le.ID, st.Unpaid, life, maxBill)
+		}
+		lost += st.Unpaid
+		extra += (f.Time.Sub(f.Start) - iv) + (l.Time.Sub(l.Start) - f.Time.Sub(f.Start) - grace*iv)
+	}
+	// One interval plus the grace, at the host's limits, per host.
+	bound := uint64(perKey) * (1 + grace) * uint64(offer.IntervalSeconds) * perSecond
+	t.Logf("most lost to one renter key that never pays: %d msat over %d hosts = %.2f host-seconds at %d msat each; the bound (1 interval + %d of grace) × %d hosts = %d msat, and %s of start-up and final reports",
+		lost, perKey, float64(lost)/float64(perSecond), perSecond, grace, perKey, bound, extra.Round(time.Millisecond))
+	if limit := bound + uint64(float64(perSecond)*extra.Seconds()*1.02); lost > limit {
+		t.Fatalf("lost %d msat to one key, more than %d", lost, limit)
+	}
+	if lost < bound/4 {
+		t.Fatalf("lost only %d msat of a bound of %d: the hosts did not burn their CPUs, so this test proves nothing", lost, bound)
+	}
+
+	// The key is refused now, with the reason; another key is served.
+	if _, err := c.Offer(ctx, proto.Demand{Count: 1, Limits: limits}); !errors.Is(err, proto.ErrCapacity) ||
+		!strings.Contains(err.Error(), "ended unpaid") || !strings.Contains(err.Error(), gossh.FingerprintSHA256(stranger.PublicKey())) {
+		t.Fatalf("the non-payer's next demand: err = %v, want refused as a non-payer", err)
+	}
+	other, err := sshgate.Dial(ctx, p.Addr, sshgate.ClientConfig{Signer: testenv.Signer(t), HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if o, err := other.Offer(ctx, proto.Demand{Count: 1, Limits: limits}); err != nil || o.Count != 1 {
+		t.Fatalf("another key: offer %+v, %v", o, err)
+	}
+}
+
+// burn keeps le's CPU busy: an SSH session into the host runs a busy loop
+// in the background.
+func burn(ctx context.Context, t *testing.T, c *sshgate.Client, le proto.Lease, signer gossh.Signer) {
+	t.Helper()
+	hk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(le.HostKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.OpenStream(ctx, le.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, chans, reqs, err := gossh.NewClientConn(st, le.ID, &gossh.ClientConfig{User: "root", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: gossh.FixedHostKey(hk)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := gossh.NewClient(conn, chans, reqs)
+	t.Cleanup(func() { sc.Close() })
+	s, err := sc.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run("nohup sh -c 'while :; do :; done' >/dev/null 2>&1 &"); err != nil {
+		t.Fatalf("start a busy loop in %s: %v", le.ID, err)
 	}
 }

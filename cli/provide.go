@@ -7,6 +7,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +18,7 @@ import (
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/idle"
 	"github.com/zennet/zennet/netsandbox"
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/provider"
 )
 
@@ -33,6 +37,7 @@ type provideOptions struct {
 	Rates        []string
 	Lightning    bool
 	LND          lndFlags
+	RenterShare  string
 
 	WhenIdle             bool
 	BusyAbove, IdleBelow string
@@ -53,7 +58,7 @@ func newProvideOptions(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *provideO
 	c.Peers, c.Announce = splitList(os.Getenv("ZENNET_PEERS")), os.Getenv("ZENNET_ANNOUNCE")
 	c.Calibration = cmdutil.EnvOr("ZENNET_CALIBRATION", c.Calibration)
 	return &provideOptions{IO: io, G: g, cfg: c,
-		Egress:    cmdutil.EnvOr("ZENNET_EGRESS", c.Egress.String()),
+		Egress: cmdutil.EnvOr("ZENNET_EGRESS", c.Egress.String()), RenterShare: "100%",
 		BusyAbove: idle.DefaultBusyAbove.String(), IdleBelow: idle.DefaultIdleBelow.String(),
 		BusyFor: idle.DefaultBusyFor, IdleFor: idle.DefaultIdleFor,
 	}
@@ -110,6 +115,9 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.IntVar(&o.cfg.Grace, "grace", o.cfg.Grace, "report intervals a bill may stay unpaid before the host is paused")
 	f.DurationVar(&o.cfg.UnpaidTimeout, "unpaid-timeout", o.cfg.UnpaidTimeout, "end a lease whose bill stays unpaid this long")
 	f.BoolVar(&o.Lightning, "lightning", false, "also accept Lightning payments, to the lnd node the --lnddir flags name")
+	f.StringSliceVar(&o.cfg.Accept, "accept", nil, "payment methods to take, preferred first: embedded (signed IOUs: worth what the renter's word is worth), lightning (needs --lightning) (default: embedded, and lightning with --lightning)")
+	f.IntVar(&o.cfg.MaxLeasesPerRenter, "max-leases-per-renter", 0, "most leases one renter key holds at once (0: --max-leases)")
+	f.StringVar(&o.RenterShare, "max-share-per-renter", o.RenterShare, "most of the memory, CPU and disk sold that one renter key holds at once, e.g. 25%")
 	o.LND.register(f)
 	f.StringVar(&o.cfg.Metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (off by default)")
 	f.BoolVar(&o.TUI, "tui", false, "show the dashboard while providing (logs go to DATA_DIR/provider.log; q stops the provider)")
@@ -213,6 +221,22 @@ func (o *provideOptions) Validate() error {
 	}
 	if o.LND.set() && !o.Lightning {
 		return cmdutil.Usagef("lnd flags given without --lightning: add --lightning to accept Lightning payments")
+	}
+	for i, m := range c.Accept {
+		switch {
+		case !slices.Contains(pay.Methods, m):
+			return cmdutil.Usagef("--accept %q: not a payment method (say %s)", m, strings.Join(pay.Methods, ", "))
+		case m == pay.MethodLightning && !o.Lightning:
+			return cmdutil.Usagef("--accept lightning needs --lightning and the lnd flags of the node to be paid at")
+		case slices.Contains(c.Accept[:i], m):
+			return cmdutil.Usagef("--accept names %s twice", m)
+		}
+	}
+	if c.MaxLeasesPerRenter < 0 {
+		return cmdutil.Usagef("--max-leases-per-renter must be at least 0 (0: --max-leases)")
+	}
+	if c.MaxSharePerRenter, err = parseShare(o.RenterShare); err != nil {
+		return cmdutil.Usagef("--max-share-per-renter: %v", err)
 	}
 	switch c.Platform {
 	case "", "systrap", "ptrace", "kvm":
@@ -336,4 +360,21 @@ func serveControl(ctx context.Context, p *provider.Provider, dataDir, metrics st
 		m.Close()
 		ctl.Close()
 	}, nil
+}
+
+// parseShare reads a share of the capacity: a percentage (25%) or a
+// fraction (0.25), more than 0 and at most all of it.
+func parseShare(s string) (float64, error) {
+	v, pct := strings.CutSuffix(strings.TrimSpace(s), "%")
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a share: say a percentage (25%%) or a fraction (0.25)", s)
+	}
+	if pct {
+		f /= 100
+	}
+	if !(f > 0 && f <= 1) {
+		return 0, fmt.Errorf("%q: a share is more than 0 and at most 100%%", s)
+	}
+	return f, nil
 }

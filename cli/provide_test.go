@@ -9,6 +9,7 @@ import (
 
 	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/idle"
+	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/netsandbox"
 	"github.com/zennet/zennet/provider"
@@ -72,6 +73,13 @@ func TestProvideConfig(t *testing.T) {
 				t.Errorf("idle policy %+v, want %+v", c.Idle, want)
 			}
 		}},
+		{"a stranger's caps", func(o *provideOptions) {
+			o.cfg.Accept, o.cfg.MaxLeasesPerRenter, o.RenterShare = []string{"embedded"}, 4, "25%"
+		}, func(t *testing.T, c provider.Config) {
+			if len(c.Accept) != 1 || c.Accept[0] != "embedded" || c.MaxLeasesPerRenter != 4 || c.MaxSharePerRenter != 0.25 {
+				t.Errorf("accept %v, per renter %d leases and %v of the rest", c.Accept, c.MaxLeasesPerRenter, c.MaxSharePerRenter)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := newProvideOptions(cmdutil.IOStreams{}, &cmdutil.GlobalOptions{})
@@ -94,10 +102,49 @@ func TestProvideFlagErrors(t *testing.T) {
 		{[]string{"--disk", "1M"}, "--disk: 1M is too little to sell (at least 64M)"},
 		{[]string{"--max-leases", "0"}, "--max-leases must be at least 1"},
 		{[]string{"--when-idle", "--idle-below", "2", "--busy-above", "1"}, "--when-idle: idle: idle-below 2 is above busy-above 1"},
+		{[]string{"--accept", "paypal"}, `--accept "paypal": not a payment method (say embedded, lightning)`},
+		{[]string{"--accept", "lightning"}, "--accept lightning needs --lightning"},
+		{[]string{"--accept", "embedded,embedded"}, "--accept names embedded twice"},
+		{[]string{"--max-leases-per-renter", "-1"}, "--max-leases-per-renter must be at least 0"},
+		{[]string{"--max-share-per-renter", "0"}, `--max-share-per-renter: "0": a share is more than 0 and at most 100%`},
+		{[]string{"--max-share-per-renter", "150%"}, `a share is more than 0 and at most 100%`},
+		{[]string{"--max-share-per-renter", "half"}, `"half" is not a share`},
 	} {
 		_, errOut, code := zennet(t, append([]string{"provide", "--data-dir", t.TempDir()}, tc.args...)...)
 		if code != cmdutil.ExitUsage || !strings.Contains(errOut, tc.want) {
 			t.Errorf("provide %s: exit %d, %q; want %d, %q", strings.Join(tc.args, " "), code, errOut, cmdutil.ExitUsage, tc.want)
 		}
+	}
+}
+
+// 'zennet reputation --forgive' lets a provider take a renter key its book
+// records as a non-payer again; a key it never met, or no provider data
+// dir, is a usage error.
+func TestReputationForgive(t *testing.T) {
+	dir := t.TempDir()
+	book := market.OpenBook(market.BookPath(dir))
+	const key = "SHA256:ObUoxHC4b2MPgi9UBlmZEYl8mIt6vnxzHQdvmLv0lFE"
+	if _, err := book.Note(key, market.EndedUnpaid("unpaid: 5 msat due"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := zennet(t, "reputation", "--provider-data-dir", dir)
+	if f := strings.Split(strings.TrimSpace(out), "\t"); code != 0 || len(f) != 9 || f[6] != "1" {
+		t.Fatalf("reputation: exit %d, %q; want the key's row with 1 in its UNPAID column", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--forgive", key}, "--forgive is a provider's"},
+		{[]string{"--provider-data-dir", dir, "--forgive", "nobody"}, "by its SHA256:... fingerprint"},
+		{[]string{"--provider-data-dir", dir, "--forgive", "SHA256:unknown"}, "has no record of this key"},
+	} {
+		if _, errOut, code := zennet(t, append([]string{"reputation"}, tc.args...)...); code != cmdutil.ExitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("reputation %v: exit %d, %q; want %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	_, errOut, code := zennet(t, "reputation", "--provider-data-dir", dir, "--forgive", key)
+	if r, _, _ := book.Get(key); code != 0 || r.Unpaid != 0 || r.Dropped != 1 || !strings.Contains(errOut, "forgiven: "+key) {
+		t.Fatalf("forgive: exit %d, %q; record %+v", code, errOut, r)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -99,6 +100,7 @@ type reputationOptions struct {
 	G       *cmdutil.GlobalOptions
 	JSON    bool
 	DataDir string
+	Forgive []string
 }
 
 func newCmdReputation(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
@@ -110,12 +112,15 @@ func newCmdReputation(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Com
 completed, dropped, failed calibration spot checks, late payments, and the
 score (0 to 1; someone never met is 0.5) that renting uses to choose. As a
 renter it is your record of providers; with --provider-data-dir, a provider's
-record of its renters.`,
-		Args: cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runReputation(o) },
+record of its renters. A provider refuses a renter key whose leases it
+records as ended unpaid (UNPAID); --forgive KEY lets that key rent again.`,
+		Example: "  zennet reputation --json\n  zennet reputation --provider-data-dir ~/.local/share/zennet/provider --forgive SHA256:AbC...",
+		Args:    cmdutil.NoArgs,
+		RunE:    func(cmd *cobra.Command, args []string) error { return runReputation(o) },
 	}
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print as JSON")
 	cmd.Flags().StringVar(&o.DataDir, "provider-data-dir", "", "show a provider's record of its renters (its data dir)")
+	cmd.Flags().StringArrayVar(&o.Forgive, "forgive", nil, "with --provider-data-dir: clear a renter key's unpaid leases (SHA256:... fingerprint), so that the provider takes it again (repeatable)")
 	return cmd
 }
 
@@ -124,7 +129,30 @@ func runReputation(o *reputationOptions) error {
 	if o.DataDir != "" {
 		path = market.BookPath(o.DataDir)
 	}
-	recs, err := market.OpenBook(path).All()
+	book := market.OpenBook(path)
+	if len(o.Forgive) > 0 && o.DataDir == "" {
+		return cmdutil.Usagef("--forgive is a provider's: name its data dir with --provider-data-dir")
+	}
+	for _, k := range o.Forgive {
+		if !strings.HasPrefix(k, "SHA256:") {
+			return cmdutil.Usagef("--forgive %q: name the key by its SHA256:... fingerprint, as 'zennet reputation' shows it", k)
+		}
+		r, ok, err := book.Get(k)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return cmdutil.Usagef("--forgive %s: the provider's book has no record of this key", k)
+		}
+		if r.Unpaid == 0 {
+			continue
+		}
+		if _, err := book.Update(k, func(r *market.Record) { r.Unpaid = 0 }); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.IO.ErrOut, "forgiven: %s (%d leases ended unpaid); the provider takes it again\n", k, r.Unpaid)
+	}
+	recs, err := book.All()
 	if err != nil {
 		return err
 	}
@@ -138,9 +166,9 @@ func runReputation(o *reputationOptions) error {
 	var t [][]string
 	for _, r := range rows {
 		t = append(t, []string{r.Key, strconv.FormatUint(r.Leases, 10), strconv.FormatUint(r.Completed, 10), strconv.FormatUint(r.Dropped, 10),
-			strconv.FormatUint(r.FailedChecks, 10), strconv.FormatUint(r.LatePayments, 10), strconv.FormatFloat(r.Score, 'f', 2, 64),
+			strconv.FormatUint(r.FailedChecks, 10), strconv.FormatUint(r.LatePayments, 10), strconv.FormatUint(r.Unpaid, 10), strconv.FormatFloat(r.Score, 'f', 2, 64),
 			r.Last.Local().Format(time.DateTime)})
 	}
-	cmdutil.Table(o.IO.Out, []string{"KEY", "LEASES", "COMPLETED", "DROPPED", "FAILED CHECKS", "LATE PAYMENTS", "SCORE", "LAST"}, t)
+	cmdutil.Table(o.IO.Out, []string{"KEY", "LEASES", "COMPLETED", "DROPPED", "FAILED CHECKS", "LATE PAYMENTS", "UNPAID", "SCORE", "LAST"}, t)
 	return nil
 }

@@ -127,6 +127,10 @@ type Config struct {
 	// Dir keeps each lease's agent configuration (host key, authorized key).
 	Dir      string
 	Capacity Capacity
+	// PerRenter caps what one renter key may hold at once, in each
+	// dimension that is not zero (zero: only Capacity bounds it): a
+	// stranger that never pays can take no more than this.
+	PerRenter Capacity
 	// DefaultDisk is a host's disk when the demand leaves it to the
 	// provider (default 4 GiB, at most Capacity.Disk).
 	DefaultDisk int64
@@ -213,9 +217,11 @@ type Manager struct {
 	cfg Config
 	log *slog.Logger
 
-	mu        sync.Mutex
-	leases    map[string]*Lease
-	reserved  Capacity // capacity held by live leases and grants in progress
+	mu       sync.Mutex
+	leases   map[string]*Lease
+	reserved Capacity // capacity held by live leases and grants in progress
+	// byOwner is reserved, by owner key fingerprint.
+	byOwner   map[string]Capacity
 	closed    bool
 	draining  bool
 	hold      string // why new leases are refused for now, if they are
@@ -262,7 +268,7 @@ func New(cfg Config) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, notifiers: map[string]func(proto.Ended, *meter.Report){}}, nil
+	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, byOwner: map[string]Capacity{}, notifiers: map[string]func(proto.Ended, *meter.Report){}}, nil
 }
 
 // mounts are what every sandbox gets bound: the agent binaries and the
@@ -308,6 +314,72 @@ func (m *Manager) freeLocked() Capacity {
 	return add(m.cfg.Capacity, m.reserved, -1)
 }
 
+// freeForLocked is what owner may still take: the free capacity within
+// the per-renter cap, and whether that cap is what binds.
+func (m *Manager) freeForLocked(owner ssh.PublicKey) (free Capacity, capped bool) {
+	free = m.freeLocked()
+	c := m.cfg.PerRenter
+	if c == (Capacity{}) || owner == nil {
+		return free, false
+	}
+	left := add(c, m.byOwner[ssh.FingerprintSHA256(owner)], -1)
+	if c.Leases > 0 && left.Leases < free.Leases {
+		free.Leases, capped = left.Leases, true
+	}
+	if c.Memory > 0 && left.Memory < free.Memory {
+		free.Memory, capped = left.Memory, true
+	}
+	if c.CPUs > 0 && left.CPUs < free.CPUs {
+		free.CPUs, capped = left.CPUs, true
+	}
+	if c.Disk > 0 && left.Disk < free.Disk {
+		free.Disk, capped = left.Disk, true
+	}
+	return free, capped
+}
+
+// reserveLocked adds (sign 1) or returns (sign -1) c held by owner.
+func (m *Manager) reserveLocked(owner ssh.PublicKey, c Capacity, sign int) {
+	m.reserved = add(m.reserved, c, sign)
+	if owner == nil {
+		return
+	}
+	fp := ssh.FingerprintSHA256(owner)
+	if left := add(m.byOwner[fp], c, sign); left.Leases > 0 {
+		m.byOwner[fp] = left
+	} else {
+		delete(m.byOwner, fp)
+	}
+}
+
+// refusalLocked says why owner gets no host of limits l.
+func (m *Manager) refusalLocked(owner ssh.PublicKey, l proto.Limits) string {
+	if _, capped := m.freeForLocked(owner); capped {
+		c, held := m.cfg.PerRenter, m.byOwner[ssh.FingerprintSHA256(owner)]
+		return fmt.Sprintf("this provider sells at most %s to one renter key, and key %s holds %d leases, %d MiB, %.2f CPUs, %d MiB disk; one host needs %d MiB (with sandbox overhead), %.2f CPUs, %d MiB disk",
+			describeCap(c), ssh.FingerprintSHA256(owner), held.Leases, held.Memory>>20, held.CPUs, held.Disk>>20, need(1, l).Memory>>20, l.CPUs, l.DiskBytes>>20)
+	}
+	return m.describeFreeLocked(l)
+}
+
+// describeCap names the dimensions of a per-renter cap that are set.
+func describeCap(c Capacity) string {
+	var parts []string
+	if c.Leases > 0 {
+		parts = append(parts, fmt.Sprintf("%d leases", c.Leases))
+	}
+	if c.Memory > 0 {
+		parts = append(parts, fmt.Sprintf("%d MiB", c.Memory>>20))
+	}
+	if c.CPUs > 0 {
+		parts = append(parts, fmt.Sprintf("%.2f CPUs", c.CPUs))
+	}
+	if c.Disk > 0 {
+		parts = append(parts, fmt.Sprintf("%d MiB disk", c.Disk>>20))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // withDefaults fills what a demand leaves to the provider.
 func (m *Manager) withDefaults(l proto.Limits) proto.Limits {
 	if l.DiskBytes == 0 {
@@ -322,8 +394,8 @@ func need(n int, l proto.Limits) Capacity {
 	return Capacity{Leases: n, Memory: int64(n) * host, CPUs: float64(n) * l.CPUs, Disk: int64(n) * l.DiskBytes}
 }
 
-// Offer answers a demand with how many hosts can be had now.
-func (m *Manager) Offer(d proto.Demand) (proto.Offer, error) {
+// Offer answers owner's demand with how many hosts it can have now.
+func (m *Manager) Offer(owner ssh.PublicKey, d proto.Demand) (proto.Offer, error) {
 	if err := d.Validate(); err != nil {
 		return proto.Offer{}, err
 	}
@@ -339,9 +411,10 @@ func (m *Manager) Offer(d proto.Demand) (proto.Offer, error) {
 		return proto.Offer{}, fmt.Errorf("%w: %s: no new leases for now", proto.ErrCapacity, m.hold)
 	}
 	l := m.withDefaults(d.Limits)
-	n := fit(m.freeLocked(), l, d.Count)
+	free, _ := m.freeForLocked(owner)
+	n := fit(free, l, d.Count)
 	if n == 0 {
-		return proto.Offer{}, fmt.Errorf("%w: %s", proto.ErrCapacity, m.describeFreeLocked(l))
+		return proto.Offer{}, fmt.Errorf("%w: %s", proto.ErrCapacity, m.refusalLocked(owner, l))
 	}
 	iv := d.IntervalSeconds
 	if iv == 0 {
@@ -398,12 +471,12 @@ func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string,
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s: no new leases for now", proto.ErrCapacity, reason)
 	}
-	if fit(m.freeLocked(), l, n) < n {
-		msg := m.describeFreeLocked(l)
+	if free, _ := m.freeForLocked(owner); fit(free, l, n) < n {
+		msg := m.refusalLocked(owner, l)
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d hosts wanted; %s", proto.ErrCapacity, n, msg)
 	}
-	m.reserved = add(m.reserved, need, 1)
+	m.reserveLocked(owner, need, 1)
 	m.mu.Unlock()
 
 	leases := make([]*Lease, n)
@@ -428,13 +501,13 @@ func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string,
 			}
 		}
 		m.mu.Lock()
-		m.reserved = add(m.reserved, need, -1)
+		m.reserveLocked(owner, need, -1)
 		m.mu.Unlock()
 		return nil, err
 	}
 	m.mu.Lock()
 	if m.closed { // Shutdown began while the sandboxes were starting
-		m.reserved = add(m.reserved, need, -1)
+		m.reserveLocked(owner, need, -1)
 		m.mu.Unlock()
 		for _, le := range leases {
 			m.destroy(context.WithoutCancel(ctx), le)
@@ -1063,7 +1136,7 @@ func (m *Manager) finish(ctx context.Context, le *Lease, cause proto.EndCause, r
 	}
 	err := m.destroy(ctx, le)
 	m.mu.Lock()
-	m.reserved = add(m.reserved, need(1, le.Limits), -1)
+	m.reserveLocked(le.Owner, need(1, le.Limits), -1)
 	m.mu.Unlock()
 	m.log.Info("lease ended", "lease", le.ID, "cause", cause, "reason", reason, "age", time.Since(le.Started).Round(time.Millisecond))
 	return err

@@ -151,7 +151,7 @@ func TestCapacityAndOwnership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := m.Offer(proto.Demand{Count: 5, Limits: small})
+	o, err := m.Offer(alice, proto.Demand{Count: 5, Limits: small})
 	if err != nil || o.Count != 1 {
 		t.Fatalf("Offer after 2 of 3 = %+v, %v; want 1 host", o, err)
 	}
@@ -240,11 +240,11 @@ func TestHoldAndDrainRefuseGrants(t *testing.T) {
 		{"hold", func() { m.SetHold("the owner is using the machine") }, func() { m.SetHold("") }, "the owner is using the machine"},
 		{"drain", func() { m.SetDraining(true) }, func() { m.SetDraining(false) }, "draining"},
 	} {
-		if _, err := m.Offer(proto.Demand{Count: 1, Limits: small}); err != nil {
+		if _, err := m.Offer(owner(t), proto.Demand{Count: 1, Limits: small}); err != nil {
 			t.Fatalf("%s: offer before: %v", set.name, err)
 		}
 		set.on()
-		if _, err := m.Offer(proto.Demand{Count: 1, Limits: small}); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), set.wantReason) {
+		if _, err := m.Offer(owner(t), proto.Demand{Count: 1, Limits: small}); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), set.wantReason) {
 			t.Fatalf("%s: offer = %v, want a capacity error saying %q", set.name, err, set.wantReason)
 		}
 		if _, err := m.Grant(context.Background(), owner(t), "h", 1, small, nil); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), set.wantReason) {
@@ -310,5 +310,46 @@ func TestEndsTellWhy(t *testing.T) {
 	}
 	if left := m.List(); len(left) != 0 {
 		t.Fatalf("%d leases left", len(left))
+	}
+}
+
+// One renter key takes no more than the per-renter cap, whatever is free;
+// another key still gets the rest, and what a key returns it may take
+// again.
+func TestPerRenterCap(t *testing.T) {
+	m, _, _ := setup(t, 0)
+	m.cfg.PerRenter = Capacity{Leases: 1}
+	ctx := context.Background()
+	alice, bob := owner(t), owner(t)
+	o, err := m.Offer(alice, proto.Demand{Count: 3, Limits: small})
+	if err != nil || o.Count != 1 {
+		t.Fatalf("offer of 3 under a cap of 1: %+v, %v; want 1 host", o, err)
+	}
+	if _, err := m.Grant(ctx, alice, "a", 2, small, nil); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), "at most 1 leases to one renter key") {
+		t.Fatalf("grant of 2 under a cap of 1: err = %v", err)
+	}
+	got, err := m.Grant(ctx, alice, "a", 1, small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Offer(alice, proto.Demand{Count: 1, Limits: small}); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), ssh.FingerprintSHA256(alice)+" holds 1 leases") {
+		t.Fatalf("offer to a key at its cap: err = %v", err)
+	}
+	if _, err := m.Grant(ctx, bob, "b", 1, small, nil); err != nil {
+		t.Fatalf("another key: %v", err)
+	}
+	m.cfg.PerRenter = Capacity{Memory: 200 << 20} // memory alone: one small host each
+	if _, err := m.Grant(ctx, bob, "b", 1, small, nil); !errors.Is(err, proto.ErrCapacity) || !strings.Contains(err.Error(), "at most 200 MiB") {
+		t.Fatalf("grant past the memory cap: err = %v", err)
+	}
+	m.cfg.PerRenter = Capacity{Leases: 1}
+	if _, err := m.End(ctx, got[0].ID, alice, proto.EndReleased); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Grant(ctx, alice, "a", 1, small, nil); err != nil {
+		t.Fatalf("a key that released its host takes one again: %v", err)
+	}
+	if len(m.byOwner) != 2 {
+		t.Fatalf("holdings of %d keys, want 2", len(m.byOwner))
 	}
 }

@@ -36,6 +36,9 @@ type Record struct {
 	FailedChecks uint64 `json:"failed_checks"`
 	// LatePayments counts bills paid after their grace, or not at all.
 	LatePayments uint64 `json:"late_payments"`
+	// Unpaid counts leases the counterpart (a renter) let end unpaid,
+	// also counted as dropped: a provider refuses such a key.
+	Unpaid uint64 `json:"unpaid,omitempty"`
 	// LastDrop is the reason of the latest drop.
 	LastDrop string `json:"last_drop,omitempty"`
 	// First and Last are the times of the first and latest events.
@@ -68,6 +71,7 @@ const (
 	EventDropped
 	EventFailedCheck
 	EventLatePayment
+	EventUnpaid
 )
 
 // Event is one thing that happened with a counterpart; Leased, Completed,
@@ -90,6 +94,10 @@ func Completed() Event { return Event{Kind: EventCompleted} }
 // for reason.
 func Dropped(reason string) Event { return Event{Kind: EventDropped, Reason: reason} }
 
+// EndedUnpaid is the event of a lease ended because its renter did not
+// pay, for reason: a drop, and a mark against the key.
+func EndedUnpaid(reason string) Event { return Event{Kind: EventUnpaid, Reason: reason} }
+
 // FailedCheck is the event of a failed spot-check or rejected report.
 func FailedCheck() Event { return Event{Kind: EventFailedCheck} }
 
@@ -106,8 +114,11 @@ func (r *Record) Apply(ev Event, at time.Time) {
 		r.Leases += ev.N
 	case EventCompleted:
 		r.Completed++
-	case EventDropped:
+	case EventDropped, EventUnpaid:
 		r.Dropped++
+		if ev.Kind == EventUnpaid {
+			r.Unpaid++
+		}
 		reason := strings.ToValidUTF8(ev.Reason, "?")
 		if len(reason) > maxReasonLen {
 			reason = strings.ToValidUTF8(reason[:maxReasonLen], "") + "…"

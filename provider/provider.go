@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,11 @@ type Config struct {
 	Memory, Disk int64
 	CPUs         float64
 	Pids         int64
+	// What one renter key may hold at once: MaxLeasesPerRenter leases
+	// (0: MaxLeases) and MaxSharePerRenter of the memory, CPU and disk
+	// sold (0 or 1: all of it).
+	MaxLeasesPerRenter int
+	MaxSharePerRenter  float64
 	// Egress is what sandboxes may reach; Publish opens services of this
 	// machine's to every sandbox.
 	Egress  netsandbox.Policy
@@ -100,6 +106,9 @@ type Config struct {
 	// Lightning, if not nil, connects to the lnd node whose payments are
 	// accepted too. Run closes the node when it returns.
 	Lightning func(context.Context) (*pay.LND, error)
+	// Accept lists the payment methods taken, preferred first (empty:
+	// the embedded channel, and Lightning with a node).
+	Accept []string
 
 	// Peers are other providers to exchange announcements with; Announce
 	// the address renters reach this one at ("" means Listen's, when it
@@ -254,6 +263,18 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.MaxLeases < 1 || !(cfg.CPUs > 0) || cfg.Pids < 1 {
 		return nil, fmt.Errorf("provider: nothing to sell: %d leases, %g CPUs, %d pids", cfg.MaxLeases, cfg.CPUs, cfg.Pids)
+	}
+	if cfg.MaxLeasesPerRenter < 0 || !(cfg.MaxSharePerRenter >= 0 && cfg.MaxSharePerRenter <= 1) {
+		return nil, fmt.Errorf("provider: a renter's cap of %d leases and %g of the capacity: want at least 0 leases and a share from 0 to 1",
+			cfg.MaxLeasesPerRenter, cfg.MaxSharePerRenter)
+	}
+	for _, m := range cfg.Accept {
+		if !slices.Contains(pay.Methods, m) {
+			return nil, fmt.Errorf("provider: unknown payment method %q (known: %s)", m, strings.Join(pay.Methods, ", "))
+		}
+		if m == pay.MethodLightning && cfg.Lightning == nil {
+			return nil, errors.New("provider: Lightning is accepted, but no Lightning node is configured")
+		}
 	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -433,7 +454,8 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	mgr, err := lease.New(lease.Config{Signer: hostKey,
 		Runtime: rt, AgentBinary: p.agent, ServeBinary: serve, Dir: filepath.Join(cfg.DataDir, "leases"), Log: log,
 		Capacity: lease.Capacity{Leases: cfg.MaxLeases, Memory: cfg.Memory, CPUs: cfg.CPUs, Disk: cfg.Disk}, Pids: cfg.Pids,
-		Fabric: fabric,
+		PerRenter: perRenter(cfg),
+		Fabric:    fabric,
 	})
 	if err != nil {
 		return err
@@ -445,7 +467,7 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	}
 	op := newOperator(mgr, ledger, p.logs, cfg.Version)
 	biller, err := billing.New(billing.Config{Ledger: ledger, Leases: mgr, HostKey: hostKey, Rates: rates,
-		MinPayable: cfg.MinPayment, GraceIntervals: cfg.Grace, UnpaidTimeout: cfg.UnpaidTimeout, LND: lnd, Log: log, OnCredit: op.credit,
+		Accept: cfg.Accept, MinPayable: cfg.MinPayment, GraceIntervals: cfg.Grace, UnpaidTimeout: cfg.UnpaidTimeout, LND: lnd, Log: log, OnCredit: op.credit,
 		Calibration: calibJSON, PricePerWork: perWork, MinPricePerWork: floor, RatesAt: ratesAt, Reputation: market.OpenBook(market.BookPath(cfg.DataDir))})
 	if err != nil {
 		return err
@@ -555,4 +577,16 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	}
 	log.Info("provider stopped", slog.Int("leases", len(mgr.List())))
 	return err
+}
+
+// perRenter is the cap on what one renter key holds at once.
+func perRenter(cfg Config) lease.Capacity {
+	var c lease.Capacity
+	if cfg.MaxLeasesPerRenter > 0 && cfg.MaxLeasesPerRenter < cfg.MaxLeases {
+		c.Leases = cfg.MaxLeasesPerRenter
+	}
+	if f := cfg.MaxSharePerRenter; f > 0 && f < 1 {
+		c.Memory, c.CPUs, c.Disk = int64(f*float64(cfg.Memory)), f*cfg.CPUs, int64(f*float64(cfg.Disk))
+	}
+	return c
 }

@@ -65,6 +65,8 @@ type Gateway struct {
 // (billing.Billing is the real one): the gateway carries what it decides to
 // the renter and back, and decides nothing itself.
 type Payments interface {
+	// Admit says whether owner may lease here at all (nil), or why not.
+	Admit(owner gossh.PublicKey) error
 	// Terms are the payment terms offered with hosts reported every
 	// interval seconds, to a renter that bids bid msat per work (0: none).
 	Terms(interval int, bid float64) (proto.PaymentTerms, error)

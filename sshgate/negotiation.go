@@ -156,7 +156,11 @@ func (n *negotiation) serve(r *proto.Reader) {
 
 // demand answers a demand with an offer for as many hosts as fit.
 func (n *negotiation) demand(d proto.Demand) []proto.Message {
-	o, err := n.g.leases.Offer(d)
+	if err := n.g.billing.Admit(n.owner); err != nil {
+		n.log.Warn("renter refused", "err", err)
+		return []proto.Message{proto.ErrorMessage(err)}
+	}
+	o, err := n.g.leases.Offer(n.owner, d)
 	if err != nil {
 		return []proto.Message{proto.ErrorMessage(err)}
 	}
@@ -179,6 +183,9 @@ func (n *negotiation) accept(a proto.Accept) []proto.Message {
 	if !slices.Contains(offer.Payment.Methods, method) {
 		return []proto.Message{proto.ErrorMessage(fmt.Errorf("%w: payment method %q is not offered (offered: %s)",
 			proto.ErrBadRequest, method, strings.Join(offer.Payment.Methods, ", ")))}
+	}
+	if err := n.g.billing.Admit(n.owner); err != nil { // a lease of its ended unpaid since the offer
+		return []proto.Message{proto.ErrorMessage(err)}
 	}
 	granted, err := n.g.grant(n.ctx, n.owner, n.holder, a.Count, *offer, method, a.Cluster)
 	if err != nil {

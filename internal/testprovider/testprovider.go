@@ -38,6 +38,21 @@ type Provider struct {
 // (nil: a CPU rate of 1 msat per µs and the default grace and timeout).
 func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config), opts ...sshgate.GatewayOption) Provider {
 	t.Helper()
+	return StartWith(t, Options{Capacity: c, Billing: configure, Gateway: opts})
+}
+
+// Options are what StartWith sets up.
+type Options struct {
+	Capacity, PerRenter lease.Capacity
+	// Billing, if not nil, adjusts the billing's configuration.
+	Billing func(*billing.Config)
+	Gateway []sshgate.GatewayOption
+}
+
+// StartWith is Start with a per-renter cap.
+func StartWith(t testing.TB, o Options) Provider {
+	t.Helper()
+	c, configure, opts := o.Capacity, o.Billing, o.Gateway
 	runsc, image := testenv.Runtime(t)
 	dir := t.TempDir()
 	nets, err := netsandbox.New(netsandbox.Config{})
@@ -54,7 +69,7 @@ func Start(t testing.TB, c lease.Capacity, configure func(*billing.Config), opts
 	// SSH in the sandboxes when it is there ('make build' builds both).
 	agentBin := testenv.AgentBinary(t)
 	mgr, err := lease.New(lease.Config{Runtime: rt, AgentBinary: agentBin, ServeBinary: lease.FindServeBinary(agentBin),
-		Dir: filepath.Join(dir, "leases"), Signer: hostKey, Capacity: c, Fabric: fabric})
+		Dir: filepath.Join(dir, "leases"), Signer: hostKey, Capacity: c, PerRenter: o.PerRenter, Fabric: fabric})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ type provideOptions struct {
 	Lightning    bool
 	LND          lndFlags
 	RenterShare  string
+	EgressDeny   []string
 
 	WhenIdle             bool
 	BusyAbove, IdleBelow string
@@ -95,6 +96,8 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.StringVar(&o.Disk, "disk", o.Disk, "disk to sell in all (default: 90% of the data dir's free space)")
 	f.Int64Var(&o.cfg.Pids, "pids", o.cfg.Pids, "most processes and threads in one sandbox")
 	f.StringVar(&o.Egress, "egress", o.Egress, "what sandboxes may reach: public (the internet, never this machine or its private networks) or none")
+	f.StringArrayVar(&o.EgressDeny, "egress-deny", nil, "an address or CIDR prefix sandboxes may not reach besides the private ranges, this machine's addresses and the announced one (repeatable)")
+	f.BoolVar(&o.cfg.EgressSMTP, "egress-smtp", false, "let sandboxes reach SMTP ports (25, 465, 587), denied by default: mail from strangers' hosts gets this machine's address blocklisted")
 	f.StringArrayVar(&o.Publish, "publish", nil, "a service of this machine's to open to every sandbox: [NAME[:PORT]=]HOST:PORT (repeatable)")
 	f.BoolVar(&o.JSON, "json", false, "print the provider's address and key as JSON once it is ready")
 	f.StringArrayVar(&o.Rates, "rate", nil, "flat price of a meter counter instead of the price model: COUNTER=MSAT_PER_UNIT, e.g. cpu_ns=1/10000000 (repeatable)")
@@ -148,6 +151,14 @@ func (o *provideOptions) Validate() error {
 	}
 	if c.Egress, err = netsandbox.ParsePolicy(o.Egress); err != nil {
 		return cmdutil.Usagef("--egress: %v", err)
+	}
+	c.EgressDeny = nil
+	for _, d := range o.EgressDeny {
+		p, err := netsandbox.ParseDeny(d)
+		if err != nil {
+			return cmdutil.Usagef("--egress-deny: %v", err)
+		}
+		c.EgressDeny = append(c.EgressDeny, p)
 	}
 	for _, p := range o.Publish {
 		svc, err := netsandbox.ParseService(p)

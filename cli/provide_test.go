@@ -75,7 +75,11 @@ func TestProvideConfig(t *testing.T) {
 		}},
 		{"a stranger's caps", func(o *provideOptions) {
 			o.cfg.Accept, o.cfg.MaxLeasesPerRenter, o.RenterShare = []string{"embedded"}, 4, "25%"
+			o.EgressDeny = []string{"203.0.113.9", "198.51.100.0/24"}
 		}, func(t *testing.T, c provider.Config) {
+			if len(c.EgressDeny) != 2 || c.EgressDeny[0].String() != "203.0.113.9/32" || c.EgressDeny[1].String() != "198.51.100.0/24" {
+				t.Errorf("egress deny %v", c.EgressDeny)
+			}
 			if len(c.Accept) != 1 || c.Accept[0] != "embedded" || c.MaxLeasesPerRenter != 4 || c.MaxSharePerRenter != 0.25 {
 				t.Errorf("accept %v, per renter %d leases and %v of the rest", c.Accept, c.MaxLeasesPerRenter, c.MaxSharePerRenter)
 			}
@@ -109,6 +113,7 @@ func TestProvideFlagErrors(t *testing.T) {
 		{[]string{"--max-share-per-renter", "0"}, `--max-share-per-renter: "0": a share is more than 0 and at most 100%`},
 		{[]string{"--max-share-per-renter", "150%"}, `a share is more than 0 and at most 100%`},
 		{[]string{"--max-share-per-renter", "half"}, `"half" is not a share`},
+		{[]string{"--egress-deny", "example.com"}, `--egress-deny: "example.com" is not an address or CIDR prefix`},
 	} {
 		_, errOut, code := zennet(t, append([]string{"provide", "--data-dir", t.TempDir()}, tc.args...)...)
 		if code != cmdutil.ExitUsage || !strings.Contains(errOut, tc.want) {

@@ -84,6 +84,17 @@ func (s State) String() string {
 // ErrPaused refuses connections to a paused lease.
 var ErrPaused = errors.New("lease is paused")
 
+// ErrTooManyConns refuses a connection past a lease's or a renter's cap.
+var ErrTooManyConns = errors.New("too many connections")
+
+// Default caps on connections into leases (OpenSSH's MaxSessions is per
+// connection; these are per host and per renter key, whatever carries
+// them).
+const (
+	DefaultMaxConnsPerLease  = 64
+	DefaultMaxConnsPerRenter = 512
+)
+
 // Paths inside every sandbox where the provider binds the agent.
 const (
 	AgentBinary    = agent.Binary
@@ -142,6 +153,11 @@ type Config struct {
 	Log    *slog.Logger
 	// Parallel bounds concurrent sandbox creations (default 8).
 	Parallel int
+	// MaxConnsPerLease and MaxConnsPerRenter cap the connections open at
+	// once into one lease and into all of one renter key's leases: each
+	// holds the provider's memory and goroutines, and on a host with no
+	// network a runsc exec process (0: the defaults).
+	MaxConnsPerLease, MaxConnsPerRenter int
 	// Fabric carries the frames of sessions' private networks; nil: no
 	// grant may put hosts on one.
 	Fabric *cluster.Fabric
@@ -221,12 +237,15 @@ type Manager struct {
 	leases   map[string]*Lease
 	reserved Capacity // capacity held by live leases and grants in progress
 	// byOwner is reserved, by owner key fingerprint.
-	byOwner   map[string]Capacity
-	closed    bool
-	draining  bool
-	hold      string // why new leases are refused for now, if they are
-	notifiers map[string]func(e proto.Ended, final *meter.Report)
-	inflight  sync.WaitGroup // grants and ends under way
+	byOwner map[string]Capacity
+	// conns counts the connections open into each lease, and
+	// connsByOwner into each owner's leases.
+	conns, connsByOwner map[string]int
+	closed              bool
+	draining            bool
+	hold                string // why new leases are refused for now, if they are
+	notifiers           map[string]func(e proto.Ended, final *meter.Report)
+	inflight            sync.WaitGroup // grants and ends under way
 }
 
 // ErrShutdown is returned for grants after Shutdown.
@@ -264,11 +283,17 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Parallel < 1 {
 		cfg.Parallel = 8
 	}
+	if cfg.MaxConnsPerLease < 1 {
+		cfg.MaxConnsPerLease = DefaultMaxConnsPerLease
+	}
+	if cfg.MaxConnsPerRenter < 1 {
+		cfg.MaxConnsPerRenter = DefaultMaxConnsPerRenter
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, byOwner: map[string]Capacity{}, notifiers: map[string]func(proto.Ended, *meter.Report){}}, nil
+	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, byOwner: map[string]Capacity{}, conns: map[string]int{}, connsByOwner: map[string]int{}, notifiers: map[string]func(proto.Ended, *meter.Report){}}, nil
 }
 
 // mounts are what every sandbox gets bound: the agent binaries and the
@@ -1039,23 +1064,57 @@ func (m *Manager) Dial(ctx context.Context, id string, owner ssh.PublicKey) (net
 	if state, why := m.State(id); state == Paused {
 		return nil, fmt.Errorf("%w: %s", ErrPaused, why.Reason)
 	}
+	release, err := m.holdConn(le)
+	if err != nil {
+		return nil, err
+	}
 	dctx, stopLease := context.WithCancel(ctx)
 	defer context.AfterFunc(le.ctx, stopLease)()
 	c, err := m.dialAgent(dctx, id, agentStart)
 	if err != nil {
+		release()
 		return nil, err
 	}
-	return &leaseConn{Conn: c, stop: context.AfterFunc(le.ctx, func() { c.Close() })}, nil
+	return &leaseConn{Conn: c, stop: context.AfterFunc(le.ctx, func() { c.Close() }), release: sync.OnceFunc(release)}, nil
+}
+
+// holdConn counts a connection into le against its caps, and returns what
+// releases it.
+func (m *Manager) holdConn(le *Lease) (release func(), err error) {
+	fp := ssh.FingerprintSHA256(le.Owner)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := m.conns[le.ID]; n >= m.cfg.MaxConnsPerLease {
+		return nil, fmt.Errorf("%w: host %s has %d connections open, the most one host takes: close some (or multiplex them over one, ssh's ControlMaster)",
+			ErrTooManyConns, le.ID, n)
+	}
+	if n := m.connsByOwner[fp]; n >= m.cfg.MaxConnsPerRenter {
+		return nil, fmt.Errorf("%w: key %s has %d connections open into its hosts here, the most one renter takes", ErrTooManyConns, fp, n)
+	}
+	m.conns[le.ID]++
+	m.connsByOwner[fp]++
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.conns[le.ID]--; m.conns[le.ID] <= 0 {
+			delete(m.conns, le.ID)
+		}
+		if m.connsByOwner[fp]--; m.connsByOwner[fp] <= 0 {
+			delete(m.connsByOwner, fp)
+		}
+	}, nil
 }
 
 // leaseConn is a connection to a lease's agent, closed when the lease ends.
 type leaseConn struct {
 	net.Conn
-	stop func() bool
+	stop    func() bool
+	release func()
 }
 
 func (c *leaseConn) Close() error {
 	c.stop()
+	c.release()
 	return c.Conn.Close()
 }
 
@@ -1072,18 +1131,21 @@ func (c *leaseConn) CloseWrite() error {
 // an agent there: for a sandbox Dial cannot reach (no network of its own).
 // The command is killed when the lease ends, so no connection outlives its
 // lease.
-func (m *Manager) Connect(id string, owner ssh.PublicKey) (*exec.Cmd, error) {
+func (m *Manager) Connect(id string, owner ssh.PublicKey) (cmd *exec.Cmd, release func(), err error) {
 	le, err := m.Get(id, owner)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if state, why := m.State(id); state == Paused {
-		return nil, fmt.Errorf("%w: %s", ErrPaused, why.Reason)
+		return nil, nil, fmt.Errorf("%w: %s", ErrPaused, why.Reason)
+	}
+	if release, err = m.holdConn(le); err != nil {
+		return nil, nil, err
 	}
 	if m.cfg.ServeBinary != "" {
-		return m.cfg.Runtime.Command(le.ctx, id, ServeBinary, "serve", "--config", AgentConfigDir), nil
+		return m.cfg.Runtime.Command(le.ctx, id, ServeBinary, "serve", "--config", AgentConfigDir), sync.OnceFunc(release), nil
 	}
-	return m.cfg.Runtime.Command(le.ctx, id, AgentBinary, "agent", "serve", "--config", AgentConfigDir), nil
+	return m.cfg.Runtime.Command(le.ctx, id, AgentBinary, "agent", "serve", "--config", AgentConfigDir), sync.OnceFunc(release), nil
 }
 
 // End ends lease id of owner for cause (the renter released it, went away,

@@ -171,7 +171,7 @@ func TestCapacityAndOwnership(t *testing.T) {
 	if st, why := m.State(id); st != Paused || why != operator {
 		t.Fatalf("State after a second Pause = %v, %+v", st, why)
 	}
-	if _, err := m.Connect(id, alice); !errors.Is(err, ErrPaused) || !strings.Contains(err.Error(), operator.Reason) {
+	if _, _, err := m.Connect(id, alice); !errors.Is(err, ErrPaused) || !strings.Contains(err.Error(), operator.Reason) {
 		t.Fatalf("Connect to a paused lease: err = %v", err)
 	}
 	if err := m.Resume(ctx, id); err != nil {
@@ -180,10 +180,12 @@ func TestCapacityAndOwnership(t *testing.T) {
 	if st, why := m.State(id); st != Running || why != (Pause{}) {
 		t.Fatalf("State after Resume = %v, %+v", st, why)
 	}
-	if _, err := m.Connect(id, alice); err != nil {
+	if _, release, err := m.Connect(id, alice); err != nil {
 		t.Fatalf("Connect after Resume: %v", err)
+	} else {
+		release()
 	}
-	if _, err := m.Connect(id, bob); !errors.Is(err, proto.ErrNotFound) {
+	if _, _, err := m.Connect(id, bob); !errors.Is(err, proto.ErrNotFound) {
 		t.Fatalf("bob connects to alice's lease: err = %v", err)
 	}
 	if _, err := m.End(ctx, id, bob, proto.EndReleased); !errors.Is(err, proto.ErrNotFound) {
@@ -351,5 +353,55 @@ func TestPerRenterCap(t *testing.T) {
 	}
 	if len(m.byOwner) != 2 {
 		t.Fatalf("holdings of %d keys, want 2", len(m.byOwner))
+	}
+}
+
+// Connections into one host, and into one key's hosts, are capped; a
+// connection closed frees its place, once however often it is released.
+func TestConnectionCaps(t *testing.T) {
+	m, _, _ := setup(t, 0)
+	m.cfg.MaxConnsPerLease, m.cfg.MaxConnsPerRenter = 2, 3
+	ctx := context.Background()
+	alice, bob := owner(t), owner(t)
+	a, err := m.Grant(ctx, alice, "a", 2, small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Grant(ctx, bob, "b", 1, small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var releases []func()
+	connect := func(le *Lease, who ssh.PublicKey) error {
+		_, release, err := m.Connect(le.ID, who)
+		if err == nil {
+			releases = append(releases, release)
+		}
+		return err
+	}
+	for range 2 {
+		if err := connect(a[0], alice); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := connect(a[0], alice); !errors.Is(err, ErrTooManyConns) || !strings.Contains(err.Error(), "2 connections open, the most one host takes") {
+		t.Fatalf("a third connection into one host: err = %v", err)
+	}
+	if err := connect(a[1], alice); err != nil {
+		t.Fatalf("alice's other host: %v", err)
+	}
+	if err := connect(a[1], alice); !errors.Is(err, ErrTooManyConns) || !strings.Contains(err.Error(), "the most one renter takes") {
+		t.Fatalf("a fourth connection of one key: err = %v", err)
+	}
+	if err := connect(b[0], bob); err != nil {
+		t.Fatalf("another key's host while alice is at her cap: %v", err)
+	}
+	releases[0]()
+	releases[0]() // twice: frees one place only
+	if err := connect(a[1], alice); err != nil {
+		t.Fatalf("after a connection closed: %v", err)
+	}
+	if err := connect(a[1], alice); !errors.Is(err, ErrTooManyConns) {
+		t.Fatalf("a double release freed two places: err = %v", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -182,87 +181,4 @@ func pumpUDP(dst, src net.Conn, last *atomic.Int64) {
 		last.Store(time.Now().UnixNano())
 		_, _ = dst.Write(buf[:k])
 	}
-}
-
-// resolver is the DNS server's upstream: the provider's resolver, asked
-// only what the policy allows and answering only addresses the sandbox may
-// reach.
-type resolver struct{ n *Network }
-
-var errNoSuchHost = errors.New("no such host")
-
-func (r *resolver) refuse(name string) bool {
-	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	return r.n.m.cfg.Policy == PolicyNone || name == Domain || strings.HasSuffix(name, "."+Domain)
-}
-
-func (r *resolver) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.n.ctx, dnsTimeout)
-}
-
-func (r *resolver) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr, error) {
-	if r.refuse(host) {
-		return nil, errNoSuchHost
-	}
-	ctx, cancel := r.ctx()
-	defer cancel()
-	addrs, err := r.n.m.upstream.LookupIPAddr(ctx, host)
-	if err != nil {
-		return nil, err
-	}
-	var ok []net.IPAddr
-	for _, a := range addrs {
-		if ip, valid := netip.AddrFromSlice(a.IP); valid && r.n.allowed(ip) {
-			ok = append(ok, a)
-		}
-	}
-	if len(ok) == 0 {
-		return nil, errNoSuchHost
-	}
-	return ok, nil
-}
-
-func (r *resolver) LookupCNAME(_ context.Context, host string) (string, error) {
-	if r.refuse(host) {
-		return "", errNoSuchHost
-	}
-	ctx, cancel := r.ctx()
-	defer cancel()
-	return r.n.m.upstream.LookupCNAME(ctx, host)
-}
-
-func (r *resolver) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
-	if r.refuse(name) {
-		return nil, errNoSuchHost
-	}
-	ctx, cancel := r.ctx()
-	defer cancel()
-	return r.n.m.upstream.LookupMX(ctx, name)
-}
-
-func (r *resolver) LookupNS(_ context.Context, name string) ([]*net.NS, error) {
-	if r.refuse(name) {
-		return nil, errNoSuchHost
-	}
-	ctx, cancel := r.ctx()
-	defer cancel()
-	return r.n.m.upstream.LookupNS(ctx, name)
-}
-
-func (r *resolver) LookupSRV(_ context.Context, service, proto, name string) (string, []*net.SRV, error) {
-	if r.refuse(name) {
-		return "", nil, errNoSuchHost
-	}
-	ctx, cancel := r.ctx()
-	defer cancel()
-	return r.n.m.upstream.LookupSRV(ctx, service, proto, name)
-}
-
-func (r *resolver) LookupTXT(_ context.Context, name string) ([]string, error) {
-	if r.refuse(name) {
-		return nil, errNoSuchHost
-	}
-	ctx, cancel := r.ctx()
-	defer cancel()
-	return r.n.m.upstream.LookupTXT(ctx, name)
 }

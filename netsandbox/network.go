@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/containers/gvisor-tap-vsock/pkg/services/dns"
 	"github.com/containers/gvisor-tap-vsock/pkg/tap"
 	"github.com/containers/gvisor-tap-vsock/pkg/types"
+	"golang.org/x/time/rate"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
@@ -45,6 +47,8 @@ var (
 const (
 	DefaultMTU      = 65520
 	DefaultMaxFlows = 1024
+	// DefaultFlowRate is the new flows a sandbox may open a second.
+	DefaultFlowRate = 100
 )
 
 const (
@@ -71,6 +75,17 @@ type Config struct {
 	// MaxFlows bounds the TCP connections and UDP flows a sandbox has open
 	// through the gateway at once; 0 means DefaultMaxFlows.
 	MaxFlows int
+	// FlowRate bounds the new flows a sandbox opens a second, after a
+	// burst of twice as many (a port scan from the provider's address
+	// is abuse it answers for); 0 means DefaultFlowRate.
+	FlowRate int
+	// Deny are further destinations no sandbox may reach under
+	// PolicyPublic: the provider's public address behind a NAT, ranges of
+	// its own (--egress-deny).
+	Deny []netip.Prefix
+	// AllowSMTP lets sandboxes reach SMTP ports (25, 465, 587), denied by
+	// default.
+	AllowSMTP bool
 	// Log receives lifecycle events; nil discards them.
 	Log *slog.Logger
 }
@@ -95,6 +110,10 @@ type Manager struct {
 	// standing in for the internet; the provider's own addresses and
 	// subnets stay denied.
 	testPublic []netip.Prefix
+
+	// dns caches the resolver's answers for every sandbox and bounds
+	// its lookups in flight.
+	dns *dnsCache
 
 	mu     sync.Mutex
 	nets   map[*Network]struct{}
@@ -130,6 +149,17 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.MaxFlows == 0 {
 		cfg.MaxFlows = DefaultMaxFlows
 	}
+	if cfg.FlowRate == 0 {
+		cfg.FlowRate = DefaultFlowRate
+	}
+	if cfg.FlowRate < 0 {
+		return nil, fmt.Errorf("flow rate %d is negative", cfg.FlowRate)
+	}
+	for i, p := range cfg.Deny {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("deny prefix %d is not valid", i)
+		}
+	}
 	if cfg.MaxFlows < 0 {
 		return nil, fmt.Errorf("max flows %d is negative", cfg.MaxFlows)
 	}
@@ -148,6 +178,7 @@ func New(cfg Config) (*Manager, error) {
 		vips:     map[netip.AddrPort]ServiceAddr{},
 		hosts:    newHostNets(2 * time.Second),
 		upstream: net.DefaultResolver,
+		dns:      newDNSCache(),
 		nets:     map[*Network]struct{}{},
 	}
 	for _, s := range services {
@@ -229,6 +260,10 @@ type Counters struct {
 	// Refused counts the TCP connections and UDP datagrams the policy
 	// refused.
 	Refused uint64
+	// DNSRefused counts the lookups refused for being over the sandbox's
+	// (or the provider's) bounds on DNS; RateLimited the flows refused for
+	// coming faster than the flow rate.
+	DNSRefused, RateLimited uint64
 	// AgentIn and AgentOut are the frames of the provider's connections
 	// to the sandbox's resident SSH agent: the renter's SSH, left out of
 	// BytesIn and BytesOut.
@@ -249,12 +284,20 @@ type Network struct {
 	stack   *stack.Stack
 	dnsUDP  *gonet.UDPConn
 	dnsTCP  *gonet.TCPListener
+	dns     dnsLimits
+	// dnsRefused counts lookups refused for the sandbox's bounds.
+	dnsRefused atomic.Uint64
 
 	ctx     context.Context // cancelled by Close
 	cancel  context.CancelFunc
 	portRun sync.WaitGroup // the tap reader
 	wg      sync.WaitGroup // DNS servers and flows
 	refused atomic.Uint64
+
+	// flowRate bounds new flows a second; rateLimited counts the flows
+	// it refused.
+	flowRate    *rate.Limiter
+	rateLimited atomic.Uint64
 
 	mu     sync.Mutex
 	flows  int
@@ -312,7 +355,8 @@ func (m *Manager) CreateWith(ctx context.Context, id string, cl *ClusterLink) (_
 	if err != nil {
 		return nil, fmt.Errorf("sandbox network %s: %w", id, err)
 	}
-	n := &Network{id: id, m: m, log: m.log.With("net", id), ns: ns}
+	n := &Network{id: id, m: m, log: m.log.With("net", id), ns: ns, dns: newDNSLimits(),
+		flowRate: rate.NewLimiter(rate.Limit(m.cfg.FlowRate), 2*m.cfg.FlowRate)}
 	if ns.clusterTap != nil {
 		n.cluster = &clusterPort{tapDev{f: ns.clusterTap}}
 	}
@@ -465,19 +509,21 @@ func (n *Network) Gateway() netip.Addr { return gatewayIP }
 // Counters returns the network's traffic so far.
 func (n *Network) Counters() Counters {
 	if n.port == nil {
-		return Counters{Refused: n.refused.Load()}
+		return Counters{Refused: n.refused.Load(), DNSRefused: n.dnsRefused.Load(), RateLimited: n.rateLimited.Load()}
 	}
 	// The agent's bytes first: they are counted after the totals that
 	// include them, so they never exceed what is read of those.
 	agentIn, agentOut := n.port.agentIn.Load(), n.port.agentOut.Load()
 	c := Counters{
-		BytesIn:    n.port.bytesIn.Load() - agentIn,
-		PacketsIn:  n.port.packetsIn.Load(),
-		BytesOut:   n.port.bytesOut.Load() - agentOut,
-		PacketsOut: n.port.packetsOut.Load(),
-		Refused:    n.refused.Load(),
-		AgentIn:    agentIn,
-		AgentOut:   agentOut,
+		BytesIn:     n.port.bytesIn.Load() - agentIn,
+		PacketsIn:   n.port.packetsIn.Load(),
+		BytesOut:    n.port.bytesOut.Load() - agentOut,
+		PacketsOut:  n.port.packetsOut.Load(),
+		Refused:     n.refused.Load(),
+		DNSRefused:  n.dnsRefused.Load(),
+		RateLimited: n.rateLimited.Load(),
+		AgentIn:     agentIn,
+		AgentOut:    agentOut,
 	}
 	if p := n.cluster; p != nil {
 		c.BytesIn += p.bytesIn.Load()
@@ -558,7 +604,7 @@ func (n *Network) Close() error {
 			n.closeErr = fmt.Errorf("close sandbox network %s: %w", n.id, n.closeErr)
 		}
 		c := n.Counters()
-		n.log.Info("network closed", "bytes_in", c.BytesIn, "bytes_out", c.BytesOut, "refused", c.Refused)
+		n.log.Info("network closed", "bytes_in", c.BytesIn, "bytes_out", c.BytesOut, "refused", c.Refused, "dns_refused", c.DNSRefused)
 	})
 	return n.closeErr
 }
@@ -574,6 +620,11 @@ func (n *Network) allowed(addr netip.Addr) bool {
 	for _, t := range n.m.testPublic {
 		public = public || p == PolicyPublic && t.Contains(addr.Unmap())
 	}
+	for _, d := range n.m.cfg.Deny {
+		if d.Contains(addr.Unmap().WithZone("")) {
+			return false
+		}
+	}
 	return public && !n.m.hosts.contains(addr)
 }
 
@@ -584,7 +635,7 @@ func (n *Network) destination(dst netip.AddrPort) (target string, published, ok 
 	if s, ok := n.m.vips[dst]; ok {
 		return s.Target, true, true
 	}
-	if !n.allowed(dst.Addr()) {
+	if !n.allowed(dst.Addr()) || !n.m.cfg.AllowSMTP && slices.Contains(smtpPorts, dst.Port()) {
 		return "", false, false
 	}
 	return dst.String(), false, true
@@ -619,6 +670,10 @@ func (n *Network) acquire() (ok, closed bool) {
 		return false, true
 	}
 	if n.flows >= n.m.cfg.MaxFlows {
+		return false, false
+	}
+	if n.flowRate != nil && !n.flowRate.Allow() {
+		n.rateLimited.Add(1)
 		return false, false
 	}
 	n.flows++

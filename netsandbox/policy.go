@@ -52,21 +52,22 @@ func ParsePolicy(s string) (Policy, error) {
 // and could otherwise smuggle a private IPv4 destination past the check.
 var deniedPrefixes = mustPrefixes(
 	// IPv4
-	"0.0.0.0/8",       // "this network"; connect(0.0.0.0) reaches loopback
-	"10.0.0.0/8",      // RFC 1918
-	"100.64.0.0/10",   // shared address space (CGNAT)
-	"127.0.0.0/8",     // loopback
-	"169.254.0.0/16",  // link-local, cloud metadata (169.254.169.254)
-	"172.16.0.0/12",   // RFC 1918
-	"192.0.0.0/24",    // IETF protocol assignments
-	"192.0.2.0/24",    // TEST-NET-1
-	"192.88.99.0/24",  // 6to4 relay anycast
-	"192.168.0.0/16",  // RFC 1918
-	"198.18.0.0/15",   // benchmarking
-	"198.51.100.0/24", // TEST-NET-2
-	"203.0.113.0/24",  // TEST-NET-3
-	"224.0.0.0/4",     // multicast
-	"240.0.0.0/4",     // reserved, and 255.255.255.255 broadcast
+	"0.0.0.0/8",        // "this network"; connect(0.0.0.0) reaches loopback
+	"10.0.0.0/8",       // RFC 1918
+	"100.64.0.0/10",    // shared address space (CGNAT)
+	"127.0.0.0/8",      // loopback
+	"169.254.0.0/16",   // link-local, cloud metadata (169.254.169.254)
+	"168.63.129.16/32", // Azure's host agent (wireserver): public, but the provider's cloud's
+	"172.16.0.0/12",    // RFC 1918
+	"192.0.0.0/24",     // IETF protocol assignments
+	"192.0.2.0/24",     // TEST-NET-1
+	"192.88.99.0/24",   // 6to4 relay anycast
+	"192.168.0.0/16",   // RFC 1918
+	"198.18.0.0/15",    // benchmarking
+	"198.51.100.0/24",  // TEST-NET-2
+	"203.0.113.0/24",   // TEST-NET-3
+	"224.0.0.0/4",      // multicast
+	"240.0.0.0/4",      // reserved, and 255.255.255.255 broadcast
 	// IPv6
 	"::/96",          // unspecified, loopback, IPv4-compatible
 	"::ffff:0:0/96",  // IPv4-mapped (checked unmapped first)
@@ -83,6 +84,27 @@ var deniedPrefixes = mustPrefixes(
 	"3fff::/20",      // documentation
 	"5f00::/16",      // segment routing SIDs
 )
+
+// smtpPorts are mail submission and relay ports, denied by default:
+// strangers' hosts sending mail from the provider's address is the abuse
+// that gets an address blocklisted (clouds block port 25 for the same
+// reason).
+var smtpPorts = []uint16{25, 465, 587}
+
+// ParseDeny parses an address or prefix to deny (--egress-deny): an
+// address alone is that address.
+func ParseDeny(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix (e.g. 203.0.113.7 or 198.51.100.0/24)", s)
+	}
+	a = a.Unmap().WithZone("")
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
 
 func mustPrefixes(ss ...string) []netip.Prefix {
 	ps := make([]netip.Prefix, len(ss))

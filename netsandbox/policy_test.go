@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 var policyTests = []struct {
@@ -348,7 +350,7 @@ func TestResolverFilters(t *testing.T) {
 			}
 			m.upstream = up
 			m.hosts.lookup = func() ([]net.Addr, error) { return nil, nil }
-			n := &Network{m: m, ctx: context.Background()}
+			n := &Network{m: m, ctx: context.Background(), dns: newDNSLimits()}
 			r := &resolver{n: n}
 			for len(up.asked) > 0 {
 				<-up.asked
@@ -380,6 +382,11 @@ func TestDestination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nat, err := New(Config{Services: m.cfg.Services, AllowSMTP: true, Deny: []netip.Prefix{netip.MustParsePrefix("198.41.0.0/24"), netip.MustParsePrefix("2a00:1450::1/128")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nat.hosts.lookup = m.hosts.lookup
 	for _, tt := range []struct {
 		name      string
 		m         *Manager
@@ -398,6 +405,14 @@ func TestDestination(t *testing.T) {
 		{"host's public subnet", m, "93.184.215.1:22", "", false, false},
 		{"loopback", m, "127.0.0.1:8080", "", false, false},
 		{"metadata", m, "169.254.169.254:80", "", false, false},
+		{"azure host agent", m, "168.63.129.16:80", "", false, false},
+		{"smtp", m, "1.1.1.1:25", "", false, false},
+		{"smtps", m, "1.1.1.1:465", "", false, false},
+		{"submission", m, "1.1.1.1:587", "", false, false},
+		{"smtp allowed", nat, "1.1.1.1:25", "1.1.1.1:25", false, true},
+		{"denied by the provider", nat, "198.41.0.4:443", "", false, false},
+		{"denied v6 address", nat, "[2a00:1450::1]:443", "", false, false},
+		{"next to a denied one", nat, "[2a00:1450::2]:443", "[2a00:1450::2]:443", false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			n := &Network{m: tt.m}
@@ -427,4 +442,47 @@ func TestNewRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseDeny(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"203.0.113.7", "203.0.113.7/32"},
+		{"198.51.100.9/24", "198.51.100.0/24"},
+		{"2001:db8::1", "2001:db8::1/128"},
+		{" ::ffff:1.2.3.4 ", "1.2.3.4/32"},
+	} {
+		if p, err := ParseDeny(tc.in); err != nil || p.String() != tc.want {
+			t.Errorf("ParseDeny(%q) = %v, %v; want %s", tc.in, p, err, tc.want)
+		}
+	}
+	for _, in := range []string{"", "example.com", "1.2.3.4/33", "1.2.3"} {
+		if _, err := ParseDeny(in); err == nil {
+			t.Errorf("ParseDeny(%q): no error", in)
+		}
+	}
+}
+
+// A sandbox opens new flows at most at the flow rate, after a burst; the
+// rest are refused and counted, and the rate refills.
+func TestFlowRate(t *testing.T) {
+	m, err := New(Config{FlowRate: 50, MaxFlows: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Network{m: m, flowRate: rate.NewLimiter(rate.Limit(m.cfg.FlowRate), 2*m.cfg.FlowRate)}
+	ok := 0
+	for range 1000 {
+		if got, _ := n.acquire(); got {
+			ok++
+			n.release()
+		}
+	}
+	if ok < 100 || ok > 110 || n.Counters().RateLimited != uint64(1000-ok) {
+		t.Fatalf("1000 flows at once: %d opened, %d counted as limited; want the burst of 100", ok, n.Counters().RateLimited)
+	}
+	time.Sleep(100 * time.Millisecond) // 5 more
+	if got, _ := n.acquire(); !got {
+		t.Fatal("the rate did not refill")
+	}
+	n.release()
 }

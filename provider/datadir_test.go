@@ -1,8 +1,11 @@
 package provider
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -166,5 +169,28 @@ func TestDefaults(t *testing.T) {
 		if got := cfg.Rates.String(c); got != v {
 			t.Errorf("DefaultConfig's rate of %s = %s, want %s", c.Name(), got, v)
 		}
+	}
+}
+
+// The announced address is denied to sandboxes: as given, or what its
+// name resolves to; nothing when it does not resolve.
+func TestAnnouncedAddrs(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		announce string
+		want     string
+	}{
+		{"203.0.113.5:2222", "[203.0.113.5/32]"},
+		{"[2001:db8::7]:2222", "[2001:db8::7/128]"},
+		{"", "[]"},
+		{"no-such-host.invalid:2222", "[]"},
+	} {
+		if got := fmt.Sprint(announcedAddrs(ctx, tc.announce, log)); got != tc.want {
+			t.Errorf("announcedAddrs(%q) = %s, want %s", tc.announce, got, tc.want)
+		}
+	}
+	if got := announcedAddrs(ctx, "localhost:2222", log); len(got) == 0 || !got[0].Addr().IsLoopback() {
+		t.Errorf("announcedAddrs(localhost) = %v, want its loopback addresses", got)
 	}
 }

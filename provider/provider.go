@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -84,6 +85,12 @@ type Config struct {
 	// machine's to every sandbox.
 	Egress  netsandbox.Policy
 	Publish []netsandbox.Service
+	// EgressDeny are further destinations sandboxes may not reach; the
+	// announced address's are added (a provider behind a NAT does not
+	// see its public address on its interfaces). EgressSMTP lets them
+	// reach SMTP ports.
+	EgressDeny []netip.Prefix
+	EgressSMTP bool
 
 	// Rates are the flat prices, used when FlatRates is set or there is
 	// no calibration to fit the price model to.
@@ -399,7 +406,8 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	if err := sandbox.CheckImage(cfg.Image); err != nil {
 		return err
 	}
-	nets, err := netsandbox.New(netsandbox.Config{Policy: cfg.Egress, Services: cfg.Publish, Log: log})
+	deny := append(slices.Clone(cfg.EgressDeny), announcedAddrs(ctx, cfg.Announce, log)...)
+	nets, err := netsandbox.New(netsandbox.Config{Policy: cfg.Egress, Services: cfg.Publish, Deny: deny, AllowSMTP: cfg.EgressSMTP, Log: log})
 	if err != nil {
 		return err
 	}
@@ -589,4 +597,32 @@ func perRenter(cfg Config) lease.Capacity {
 		c.Memory, c.CPUs, c.Disk = int64(f*float64(cfg.Memory)), f*cfg.CPUs, int64(f*float64(cfg.Disk))
 	}
 	return c
+}
+
+// announcedAddrs are the addresses of the announced HOST:PORT, which a
+// provider behind a NAT does not have on its interfaces: sandboxes must
+// not reach the provider through them. A name that does not resolve
+// within 5 s is logged and denies nothing.
+func announcedAddrs(ctx context.Context, announce string, log *slog.Logger) []netip.Prefix {
+	host, _, err := net.SplitHostPort(announce)
+	if announce == "" || err != nil {
+		return nil
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		a = a.Unmap().WithZone("")
+		return []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
+	if err != nil {
+		log.Warn("the announced name does not resolve: sandboxes are not kept from its addresses", "announce", announce, "err", err)
+		return nil
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		a = a.Unmap().WithZone("")
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out
 }

@@ -208,7 +208,7 @@ func (t *ClusterTransport) ensure(key cluster.SessionKey, p cluster.Member) erro
 		return err
 	}
 	go gossh.DiscardRequests(reqs)
-	t.run(ch, p.Provider, key, false)
+	t.run(ch, p.Provider, key, false, func() {})
 	return nil
 }
 
@@ -260,7 +260,10 @@ func (t *ClusterTransport) connect(p cluster.Member) (*conn, error) {
 // session's renter (ChannelClusterRelay) opened on the gateway. A provider
 // must be a member of the session by the membership held here; a relay
 // must come from the session's renter, for a member provider.
-func (t *ClusterTransport) Serve(conn *gossh.ServerConn, nc gossh.NewChannel) {
+//
+// hold, if not nil, is called once the channel is accepted; what it
+// returns is called when the tunnel goes down.
+func (t *ClusterTransport) Serve(conn *gossh.ServerConn, nc gossh.NewChannel, hold func() (release func())) {
 	from := VerifiedKey(conn)
 	var cc clusterChannel
 	if from == nil || gossh.Unmarshal(nc.ExtraData(), &cc) != nil {
@@ -286,17 +289,22 @@ func (t *ClusterTransport) Serve(conn *gossh.ServerConn, nc gossh.NewChannel) {
 		return
 	}
 	go gossh.DiscardRequests(reqs)
-	t.run(ch, peer, key, relayed)
+	release := func() {}
+	if hold != nil {
+		release = hold()
+	}
+	t.run(ch, peer, key, relayed, release)
 }
 
 // run starts a tunnel's reader and writer and registers it.
-func (t *ClusterTransport) run(ch gossh.Channel, peer string, key cluster.SessionKey, relayed bool) {
+func (t *ClusterTransport) run(ch gossh.Channel, peer string, key cluster.SessionKey, relayed bool, release func()) {
 	tn := &tunnel{ch: ch, q: make(chan []byte, tunnelQueue), relayed: relayed}
 	tk := tunnelKey{peer, key}
 	t.mu.Lock()
 	if t.ctx.Err() != nil {
 		t.mu.Unlock()
 		ch.Close()
+		release()
 		return
 	}
 	if t.tunnels[tk] == nil {
@@ -308,6 +316,7 @@ func (t *ClusterTransport) run(ch gossh.Channel, peer string, key cluster.Sessio
 	t.log.Info("tunnel up", "peer", peer, "session", key.String(), "relayed", relayed)
 	go func() {
 		defer t.wg.Done()
+		defer release()
 		defer func() {
 			t.mu.Lock()
 			delete(t.tunnels[tk], tn)
@@ -372,10 +381,14 @@ func readFrames(r io.Reader, fn func([]byte) error) error {
 }
 
 // clusterChannelHandler serves the gateway's cluster channels.
-func (g *Gateway) clusterChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, _ ssh.Context) {
+func (g *Gateway) clusterChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
 	if g.tunnels == nil {
 		nc.Reject(gossh.UnknownChannelType, "this provider has no session networks")
 		return
 	}
-	g.tunnels.Serve(conn, nc)
+	var hold func() func()
+	if u := usedBy(ctx); u != nil {
+		hold = u.opened // the tunnel lives on after this returns
+	}
+	g.tunnels.Serve(conn, nc, hold)
 }

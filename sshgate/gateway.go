@@ -52,6 +52,8 @@ type Gateway struct {
 
 	streams  *streams
 	startups *startups
+	// unusedTimeout closes connections with no channel open this long.
+	unusedTimeout time.Duration
 
 	mu      sync.Mutex
 	conns   map[*gossh.ServerConn]time.Time
@@ -125,7 +127,7 @@ func WithGossip(gs GossipNode) GatewayOption {
 // billed and paid through b.
 func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...GatewayOption) *Gateway {
 	g := &Gateway{leases: m, billing: b, log: slog.New(slog.DiscardHandler), conns: map[*gossh.ServerConn]time.Time{},
-		writers: map[string]*outbox{}, streams: newStreams(), startups: newStartups(defaultLoginGrace)}
+		writers: map[string]*outbox{}, streams: newStreams(), startups: newStartups(defaultLoginGrace), unusedTimeout: DefaultUnusedTimeout}
 	g.srv = &ssh.Server{
 		Version: "zennet",
 		// Anyone may rent: every offered key may try. Identity is settled
@@ -150,7 +152,9 @@ func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...Gate
 		RequestHandlers: map[string]ssh.RequestHandler{proto.RequestLeaseStream: g.leaseStreamRequest},
 		MaxTimeout:      0,
 		// Busy connections (a tunnel, a bulk copy) share system calls.
-		ConnCallback: func(_ ssh.Context, c net.Conn) net.Conn { return coalesce.New(c) },
+		ConnCallback: func(ctx ssh.Context, c net.Conn) net.Conn {
+			return watchUnused(ctx, coalesce.New(c), g.unusedTimeout)
+		},
 	}
 	for _, o := range opts {
 		o(g)
@@ -166,6 +170,9 @@ func rejectSession(_ *ssh.Server, _ *gossh.ServerConn, nc gossh.NewChannel, _ ss
 // recovered keeps a panic in one channel from taking the provider down.
 func (g *Gateway) recovered(h ssh.ChannelHandler) ssh.ChannelHandler {
 	return func(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
+		if u := usedBy(ctx); u != nil {
+			defer u.opened()()
+		}
 		defer func() {
 			if r := recover(); r != nil {
 				g.log.Error("panic in channel handler", "channel", nc.ChannelType(), "panic", r)
@@ -426,13 +433,14 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 		return
 	}
 	var cmd *exec.Cmd
-	if !errors.Is(err, lease.ErrPaused) && !errors.Is(err, proto.ErrNotFound) {
+	release := func() {}
+	if !errors.Is(err, lease.ErrPaused) && !errors.Is(err, proto.ErrNotFound) && !errors.Is(err, lease.ErrTooManyConns) {
 		if !errors.Is(err, sandbox.ErrNoNetwork) {
 			g.log.Warn("lease connection: the resident agent did not answer; starting one", "lease", extra.ID, "err", err)
 		}
-		cmd, err = g.leases.Connect(extra.ID, owner)
+		cmd, release, err = g.leases.Connect(extra.ID, owner)
 	}
-	if errors.Is(err, lease.ErrPaused) {
+	if errors.Is(err, lease.ErrPaused) || errors.Is(err, lease.ErrTooManyConns) {
 		nc.Reject(gossh.ResourceShortage, err.Error())
 		return
 	}
@@ -442,6 +450,7 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 		nc.Reject(gossh.Prohibited, "no such lease for this key")
 		return
 	}
+	defer release()
 	g.track(conn)
 	ch, err := acceptChannel(nc)
 	if err != nil {

@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/zennet/zennet/internal/testprovider"
 	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sshgate"
 )
 
@@ -76,5 +79,54 @@ func TestHandshakeFlood(t *testing.T) {
 	time.Sleep(grace + time.Second)
 	if n := closed(100 * time.Millisecond); n != len(conns) {
 		t.Errorf("%d of %d half-open connections still open after the login grace", len(conns)-n, len(conns))
+	}
+}
+
+// An authenticated connection that holds no channel is closed once it has
+// held none for the unused timeout (OpenSSH's UnusedConnectionTimeout); one
+// that holds a channel is kept however long, and its clock starts again
+// when the channel closes.
+func TestUnusedConnection(t *testing.T) {
+	const unused = 500 * time.Millisecond
+	p := testprovider.Start(t, lease.Capacity{Leases: 1, Memory: 1 << 30, CPUs: 1, Disk: 4 << 30}, nil, sshgate.WithUnusedTimeout(unused))
+	dial := func() *gossh.Client {
+		c, err := gossh.Dial("tcp", p.Addr, &gossh.ClientConfig{User: "zennet", Auth: []gossh.AuthMethod{gossh.PublicKeys(newSigner(t))},
+			HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	closedWithin := func(c *gossh.Client, d time.Duration) bool {
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+			return true
+		case <-time.After(d):
+			return false
+		}
+	}
+	idle := dial()
+	start := time.Now()
+	if !closedWithin(idle, 10*unused) {
+		t.Fatalf("a connection with no channel was still open after %s", 10*unused)
+	}
+	if took := time.Since(start); took < unused/2 {
+		t.Fatalf("closed after %s, before the timeout of %s", took, unused)
+	}
+	busy := dial()
+	ch, reqs, err := busy.OpenChannel(proto.ChannelNegotiate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gossh.DiscardRequests(reqs)
+	if closedWithin(busy, 4*unused) {
+		t.Fatal("a connection holding its negotiation channel was closed as unused")
+	}
+	ch.Close()
+	if !closedWithin(busy, 10*unused) {
+		t.Fatalf("still open %s after its last channel closed", 10*unused)
 	}
 }

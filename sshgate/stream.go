@@ -152,7 +152,7 @@ func (g *Gateway) leaseStreamRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.
 	}
 	agent, err := g.leases.Dial(ctx, extra.ID, owner)
 	switch {
-	case errors.Is(err, sandbox.ErrNoNetwork), errors.Is(err, lease.ErrPaused), errors.Is(err, proto.ErrNotFound):
+	case errors.Is(err, sandbox.ErrNoNetwork), errors.Is(err, lease.ErrPaused), errors.Is(err, proto.ErrNotFound), errors.Is(err, lease.ErrTooManyConns):
 		return false, []byte("no stream for this lease")
 	case err != nil:
 		g.log.Warn("lease stream: the resident agent did not answer", "lease", extra.ID, "err", err)

@@ -1,0 +1,119 @@
+package sshgate_test
+
+import (
+	"context"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/billing"
+	"github.com/zennet/zennet/internal/testprovider"
+	"github.com/zennet/zennet/lease"
+	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/proto"
+	"github.com/zennet/zennet/sshgate"
+)
+
+// TestChannelFlood is the attack of a renter that opens connection after
+// connection into one of its hosts and holds them open: past the host's
+// cap each is refused at once with the reason, the provider's goroutines
+// stay bounded, its other hosts answer at once, and closed connections
+// free their places. Before the cap every one was served, each with its
+// goroutines and buffers (and on a host with no network, a runsc exec
+// process outside the lease's cgroup).
+func TestChannelFlood(t *testing.T) {
+	const flood = 3 * lease.DefaultMaxConnsPerLease
+	p := testprovider.Start(t, lease.Capacity{Leases: 2, Memory: 2 << 30, CPUs: 2, Disk: 8 << 30}, func(c *billing.Config) {
+		c.GraceIntervals = 100 // the attacker pays nothing: keep its hosts for the test
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := sshgate.Dial(ctx, p.Addr, sshgate.ClientConfig{Signer: newSigner(t), HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, leases, err := c.Rent(ctx, proto.Demand{Count: 2, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}, IntervalSeconds: 5},
+		func(proto.Offer) (string, error) { return pay.MethodEmbedded, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, other := leases[0].ID, leases[1].ID
+	greet := func(id string) (io.ReadWriteCloser, error) {
+		st, err := c.OpenLease(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		banner := make([]byte, 7)
+		if _, err := io.ReadFull(st, banner); err != nil || string(banner) != "SSH-2.0" {
+			st.Close()
+			t.Fatalf("host %s did not greet: %q, %v", id, banner, err)
+		}
+		return st, nil
+	}
+	before := runtime.NumGoroutine()
+	var (
+		mu      sync.Mutex
+		open    []io.ReadWriteCloser
+		refused []error
+		wg      sync.WaitGroup
+	)
+	for range flood {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := greet(target)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				refused = append(refused, err)
+			} else {
+				open = append(open, st)
+			}
+		}()
+	}
+	wg.Wait()
+	during := runtime.NumGoroutine()
+	start := time.Now()
+	st, err := greet(other)
+	if err != nil {
+		t.Fatalf("the renter's other host during the flood: %v", err)
+	}
+	answered := time.Since(start)
+	st.Close()
+	t.Logf("%d connections into one host: %d served, %d refused (%v); goroutines %d before, %d during; the other host answered in %s",
+		flood, len(open), len(refused), refused[0], before, during, answered.Round(time.Millisecond))
+	if len(open) != lease.DefaultMaxConnsPerLease || len(refused) != flood-len(open) {
+		t.Fatalf("%d served, %d refused; want %d served", len(open), len(refused), lease.DefaultMaxConnsPerLease)
+	}
+	for _, err := range refused {
+		if !strings.Contains(err.Error(), "connections open, the most one host takes") {
+			t.Fatalf("refusal without the reason: %v", err)
+		}
+	}
+	// Each connection served holds a few goroutines on each side (this
+	// process is the renter too); the refused hold none.
+	if perConn := float64(during-before) / float64(len(open)); perConn > 12 {
+		t.Errorf("%.1f goroutines per connection served (%d in all): the refused ones hold some too", perConn, during-before)
+	}
+	for _, st := range open {
+		st.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := greet(target)
+		if err == nil {
+			st.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after closing every connection the host still refuses: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -79,6 +79,10 @@ type Config struct {
 	// ended unpaid and leases completed paid; a key it records as having
 	// let a lease end unpaid is refused (Admit).
 	Reputation *market.Book
+	// Prepay asks renter keys with no lease completed and paid here (by
+	// Reputation; every key without one) to pay each host's first
+	// interval up front (terms.Prepay): the host stays paused until then.
+	Prepay bool
 	// OnCredit, if set, hears of every payment counted: msat newly
 	// counted for a lease paid by method.
 	OnCredit func(lease string, msat uint64, method string)
@@ -162,11 +166,36 @@ func (b *Billing) Methods() []string {
 	return []string{pay.MethodEmbedded}
 }
 
-// Terms returns the payment terms offered with hosts reported every
-// interval seconds, to a renter that bids bid msat per work (0: no bid).
-// A bid below the price is met down to the floor (MinPricePerWork): the
-// rates are refitted at the price offered.
-func (b *Billing) Terms(interval int, bid float64) (proto.PaymentTerms, error) {
+// Terms returns the payment terms offered to owner for hosts of limits l
+// reported every interval seconds, when it bids bid msat per work (0: no
+// bid). A bid below the price is met down to the floor (MinPricePerWork):
+// the rates are refitted at the price offered. With Prepay, a key this
+// provider has no paid lease from is asked each host's first interval up
+// front.
+func (b *Billing) Terms(owner gossh.PublicKey, l proto.Limits, interval int, bid float64) (proto.PaymentTerms, error) {
+	t, err := b.terms(interval, bid)
+	if err != nil || !b.cfg.Prepay || b.known(owner) {
+		return t, err
+	}
+	var rates pay.Rates
+	if err := rates.UnmarshalJSON(t.Rates); err != nil {
+		return t, err
+	}
+	t.PrepayMsat = terms.Prepay(rates, l, interval)
+	return t, nil
+}
+
+// known says whether owner has completed and paid a lease here, and let
+// none end unpaid.
+func (b *Billing) known(owner gossh.PublicKey) bool {
+	if b.cfg.Reputation == nil || owner == nil {
+		return false
+	}
+	r, ok, err := b.cfg.Reputation.Get(gossh.FingerprintSHA256(owner))
+	return err == nil && ok && r.Completed > 0 && r.Unpaid == 0
+}
+
+func (b *Billing) terms(interval int, bid float64) (proto.PaymentTerms, error) {
 	grace := b.cfg.GraceIntervals * interval
 	t := proto.PaymentTerms{
 		Methods: b.Methods(), Rates: b.rates, MinPayableMsat: b.cfg.MinPayable,
@@ -225,32 +254,34 @@ func (b *Billing) Admit(owner gossh.PublicKey) error {
 }
 
 // Open opens the account of a granted lease, paid by method on terms.
-func (b *Billing) Open(le *lease.Lease, method string, terms proto.PaymentTerms) error {
+// When the terms ask a prepayment it returns its request, to send with
+// the lease, and pauses the host until it is paid.
+func (b *Billing) Open(ctx context.Context, le *lease.Lease, method string, terms proto.PaymentTerms) (*pay.Request, error) {
 	var payee pay.Payee
 	if !slices.Contains(b.Methods(), method) {
-		return fmt.Errorf("%w: this provider does not accept %s (it accepts %s)", proto.ErrBadRequest, method, strings.Join(b.Methods(), ", "))
+		return nil, fmt.Errorf("%w: this provider does not accept %s (it accepts %s)", proto.ErrBadRequest, method, strings.Join(b.Methods(), ", "))
 	}
 	switch method {
 	case pay.MethodEmbedded:
 		payee = pay.NewEmbeddedPayee(le.ID, le.Owner, b.cfg.HostKey.PublicKey())
 	case pay.MethodLightning:
 		if b.cfg.LND == nil {
-			return fmt.Errorf("%w: this provider does not accept lightning", proto.ErrBadRequest)
+			return nil, fmt.Errorf("%w: this provider does not accept lightning", proto.ErrBadRequest)
 		}
 		payee = b.cfg.LND.Payee(pay.LightningPayeeTerms{Lease: le.ID, MinPayable: terms.MinPayableMsat})
 	default:
-		return fmt.Errorf("%w: unknown payment method %q", proto.ErrBadRequest, method)
+		return nil, fmt.Errorf("%w: unknown payment method %q", proto.ErrBadRequest, method)
 	}
 	// The offer's rates: a counter-offer's differ from the list price's.
 	var rates pay.Rates
 	if err := rates.UnmarshalJSON(terms.Rates); err != nil {
-		return fmt.Errorf("the offer's rates: %w", err)
+		return nil, fmt.Errorf("the offer's rates: %w", err)
 	}
 	acct, err := b.cfg.Ledger.OpenProvider(pay.ProviderTerms{
-		Lease: le.ID, Rates: rates, Renter: gossh.FingerprintSHA256(le.Owner), MinPayable: terms.MinPayableMsat,
+		Lease: le.ID, Rates: rates, Renter: gossh.FingerprintSHA256(le.Owner), MinPayable: terms.MinPayableMsat, Prepay: terms.PrepayMsat,
 	}, payee)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a := &providerAccount{acct: acct, owner: le.Owner,
 		grace:  time.Duration(terms.GraceSeconds) * time.Second,
@@ -259,7 +290,24 @@ func (b *Billing) Open(le *lease.Lease, method string, terms proto.PaymentTerms)
 	b.accounts[le.ID] = a
 	b.mu.Unlock()
 	b.note(a, market.Leased(1))
-	return nil
+	if terms.PrepayMsat == 0 {
+		return nil, nil
+	}
+	req, err := acct.Request(ctx)
+	if err == nil && req == nil {
+		err = errors.New("nothing payable")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ask the prepayment of %d msat: %w", terms.PrepayMsat, err)
+	}
+	why := lease.Pause{Cause: proto.PauseUnpaid, Reason: fmt.Sprintf("awaiting the prepayment of %d msat", req.Msat)}
+	if err := b.cfg.Leases.Pause(ctx, le.ID, why); err != nil {
+		return nil, fmt.Errorf("pause the host until it is prepaid: %w", err)
+	}
+	b.mu.Lock()
+	a.paused = true
+	b.mu.Unlock()
+	return req, nil
 }
 
 func (b *Billing) account(id string) *providerAccount {

@@ -20,6 +20,7 @@ import (
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/renter"
 	"github.com/zennet/zennet/sshgate"
+	"github.com/zennet/zennet/terms"
 )
 
 // payingRenter is a renter's side of one lease paid by the embedded
@@ -423,5 +424,127 @@ func burn(ctx context.Context, t *testing.T, c *sshgate.Client, le proto.Lease, 
 	}
 	if err := s.Run("nohup sh -c 'while :; do :; done' >/dev/null 2>&1 &"); err != nil {
 		t.Fatalf("start a busy loop in %s: %v", le.ID, err)
+	}
+}
+
+// TestPrepayment: a provider that asks keys it does not know to pay up
+// front offers them hosts whose first interval (terms.Prepay) is owed at
+// once; the lease message carries the request, and the host stays paused
+// (no connection, no CPU) until it is paid, then runs. A key with a paid
+// lease here is asked nothing up front. A key that never prepays gets a
+// host that never runs and ends unpaid at the grace: what it cost the
+// provider is printed.
+func TestPrepayment(t *testing.T) {
+	book := market.OpenBook(filepath.Join(t.TempDir(), "reputation.json"))
+	p := testprovider.StartWith(t, testprovider.Options{
+		Capacity: lease.Capacity{Leases: 3, Memory: 2 << 30, CPUs: 3, Disk: 12 << 30},
+		Billing: func(c *billing.Config) {
+			c.GraceIntervals, c.Reputation, c.Prepay = 2, book, true
+			c.Rates.Set(meter.MemoryTime, "1/3686400")
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	limits := proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}
+	rent := func(signer gossh.Signer) (*sshgate.Client, proto.Offer, proto.Lease, pay.Rates) {
+		t.Helper()
+		c, err := sshgate.Dial(ctx, p.Addr, sshgate.ClientConfig{Signer: signer, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		var offer proto.Offer
+		var rates pay.Rates
+		_, leases, err := c.Rent(ctx, proto.Demand{Count: 1, Limits: limits, IntervalSeconds: 1}, func(o proto.Offer) (string, error) {
+			offer = o
+			method, r, _, err := terms.Accept(nil, o)
+			rates = r
+			return method, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, offer, leases[0], rates
+	}
+
+	// A stranger: asked the first interval up front.
+	stranger := testenv.Signer(t)
+	c, offer, le, rates := rent(stranger)
+	want := terms.Prepay(rates, offer.Limits, offer.IntervalSeconds)
+	if offer.Payment.PrepayMsat != want || want == 0 {
+		t.Fatalf("offer to a stranger asks %d msat up front, want %d", offer.Payment.PrepayMsat, want)
+	}
+	req, err := pay.DecodeRequest(le.Prepay)
+	if err != nil || req.Seq != 0 || req.Msat != want || req.Lease != le.ID {
+		t.Fatalf("the lease's prepayment request: %+v, %v", req, err)
+	}
+	if s, why := p.Leases.State(le.ID); s != lease.Paused || !strings.Contains(why.Reason, "prepayment") {
+		t.Fatalf("an unpaid prepaid host is %v (%s), want paused awaiting its prepayment", s, why.Reason)
+	}
+	if _, err := c.OpenLease(ctx, le.ID); err == nil || !strings.Contains(err.Error(), "prepayment") {
+		t.Fatalf("connecting before the prepayment: err = %v", err)
+	}
+	ledger, err := pay.Open(filepath.Join(t.TempDir(), "renter.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ledger.Close()
+	acct, err := ledger.OpenRenter(pay.RenterTerms{Lease: le.ID, Rates: rates, Prepay: want, Provider: gossh.FingerprintSHA256(c.HostKey)},
+		pay.NewEmbeddedPayer(stranger, le.ID, c.HostKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &payingRenter{t: t, c: c, lease: le, acct: acct, last: &req}
+	if credit := r.payLast(ctx); credit.Refused != "" || credit.PaidMsat != want {
+		t.Fatalf("prepayment credit %+v", credit)
+	}
+	if st := r.until(ctx, "the start", func(ev sshgate.Event) bool { return ev.State != nil }).State; st.State != proto.StateRunning {
+		t.Fatalf("after the prepayment: %+v, want running", st)
+	}
+	st, err := c.OpenLease(ctx, le.ID)
+	if err != nil {
+		t.Fatalf("connecting after the prepayment: %v", err)
+	}
+	st.Close()
+
+	// A key with a lease completed and paid here: nothing up front.
+	regular := testenv.Signer(t)
+	if _, err := book.Note(gossh.FingerprintSHA256(regular.PublicKey()), market.Completed(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, offer, le2, _ := rent(regular)
+	if offer.Payment.PrepayMsat != 0 || len(le2.Prepay) != 0 {
+		t.Fatalf("a known key was asked %d msat up front (lease request %q)", offer.Payment.PrepayMsat, le2.Prepay)
+	}
+	if s, _ := p.Leases.State(le2.ID); s != lease.Running {
+		t.Fatalf("a known key's host is %v, want running", s)
+	}
+
+	// A stranger that never prepays: its host never runs and ends unpaid.
+	c3, _, le3, _ := rent(testenv.Signer(t))
+	var ended *proto.Ended
+	var final meter.Report
+	for ended == nil {
+		select {
+		case ev := <-c3.Events():
+			if ev.State != nil && ev.State.State == proto.StateRunning {
+				t.Fatalf("an unprepaid host was started: %+v", ev.State)
+			}
+			if ev.Usage != nil {
+				final = ev.Usage.Report
+			}
+			ended = ev.Ended
+		case <-ctx.Done():
+			t.Fatal("an unprepaid host never ended")
+		}
+	}
+	ps, _ := p.Billing.Status(le3.ID)
+	if ended.Cause != proto.EndUnpaid || ps.Paid != 0 {
+		t.Fatalf("unprepaid host ended %+v; account %+v", ended, ps)
+	}
+	t.Logf("a key that never prepays: its host ended after %d reports, never started; it used %d ms of CPU and was billed %d msat (its start, then memory held while paused), %d msat owed up front",
+		ps.Reports, final.Counters[meter.CPU]/1e6, ps.Billed, ps.Prepay)
+	if final.Counters[meter.CPU] > 2e9 {
+		t.Fatalf("the unprepaid host used %d ns of CPU: it ran", final.Counters[meter.CPU])
 	}
 }

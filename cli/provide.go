@@ -119,10 +119,11 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.DurationVar(&o.cfg.UnpaidTimeout, "unpaid-timeout", o.cfg.UnpaidTimeout, "end a lease whose bill stays unpaid this long")
 	f.BoolVar(&o.Lightning, "lightning", false, "also accept Lightning payments, to the lnd node the --lnddir flags name")
 	f.StringSliceVar(&o.cfg.Accept, "accept", nil, "payment methods to take, preferred first: embedded (signed IOUs: worth what the renter's word is worth), lightning (needs --lightning) (default: embedded, and lightning with --lightning)")
+	f.BoolVar(&o.cfg.Prepay, "prepay", false, "ask renter keys that have no paid lease here to pay each host's first interval (at its limits) up front; the host starts once it is paid")
 	f.IntVar(&o.cfg.MaxLeasesPerRenter, "max-leases-per-renter", 0, "most leases one renter key holds at once (0: --max-leases)")
 	f.StringVar(&o.RenterShare, "max-share-per-renter", o.RenterShare, "most of the memory, CPU and disk sold that one renter key holds at once, e.g. 25%")
 	o.LND.register(f)
-	f.StringVar(&o.cfg.Metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9464 (off by default)")
+	f.StringVar(&o.cfg.Metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (off by default): the provider's capacity, use, earnings and payment failures, and per lease its renter's key fingerprint, limits, CPU, memory, network bytes, billed and paid msat (docs/user-guide.md lists them); anyone who reaches it sees them, so bind it to loopback or a private address")
 	f.BoolVar(&o.TUI, "tui", false, "show the dashboard while providing (logs go to DATA_DIR/provider.log; q stops the provider)")
 	return cmd
 }
@@ -223,8 +224,12 @@ func (o *provideOptions) Validate() error {
 		return cmdutil.Usagef("--pow-bits %d: at most 40 (each bit doubles the work a sender does)", c.PowBits)
 	}
 	if c.Metrics != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+		host, _, err := net.SplitHostPort(c.Metrics)
+		if err != nil {
 			return cmdutil.Usagef("--metrics %q is not HOST:PORT", c.Metrics)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback() && !ip.IsPrivate()) && o.IO.ErrOut != nil {
+			fmt.Fprintf(o.IO.ErrOut, "zennet: --metrics %s is not on loopback or a private address: whoever reaches it sees your renters' keys and your earnings\n", c.Metrics)
 		}
 	}
 	if o.TUI && (o.JSON || !cmdutil.IsTerminal(o.IO.Out)) {

@@ -93,6 +93,11 @@ var ErrTooManyConns = errors.New("too many connections")
 const (
 	DefaultMaxConnsPerLease  = 64
 	DefaultMaxConnsPerRenter = 512
+	// MaxExecConnsPerLease caps the connections into one lease that each
+	// need a runsc exec process on the host (Connect: a host whose
+	// resident agent cannot be reached), which runs outside the lease's
+	// cgroup and costs the provider tens of MiB.
+	MaxExecConnsPerLease = 4
 )
 
 // Paths inside every sandbox where the provider binds the agent.
@@ -239,13 +244,14 @@ type Manager struct {
 	// byOwner is reserved, by owner key fingerprint.
 	byOwner map[string]Capacity
 	// conns counts the connections open into each lease, and
-	// connsByOwner into each owner's leases.
-	conns, connsByOwner map[string]int
-	closed              bool
-	draining            bool
-	hold                string // why new leases are refused for now, if they are
-	notifiers           map[string]func(e proto.Ended, final *meter.Report)
-	inflight            sync.WaitGroup // grants and ends under way
+	// connsByOwner into each owner's leases; execs those of conns served
+	// by a runsc exec.
+	conns, connsByOwner, execs map[string]int
+	closed                     bool
+	draining                   bool
+	hold                       string // why new leases are refused for now, if they are
+	notifiers                  map[string]func(e proto.Ended, final *meter.Report)
+	inflight                   sync.WaitGroup // grants and ends under way
 }
 
 // ErrShutdown is returned for grants after Shutdown.
@@ -293,7 +299,7 @@ func New(cfg Config) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, byOwner: map[string]Capacity{}, conns: map[string]int{}, connsByOwner: map[string]int{}, notifiers: map[string]func(proto.Ended, *meter.Report){}}, nil
+	return &Manager{cfg: cfg, log: log.With("subsystem", "lease"), leases: map[string]*Lease{}, byOwner: map[string]Capacity{}, conns: map[string]int{}, connsByOwner: map[string]int{}, execs: map[string]int{}, notifiers: map[string]func(proto.Ended, *meter.Report){}}, nil
 }
 
 // mounts are what every sandbox gets bound: the agent binaries and the
@@ -1139,9 +1145,26 @@ func (m *Manager) Connect(id string, owner ssh.PublicKey) (cmd *exec.Cmd, releas
 	if state, why := m.State(id); state == Paused {
 		return nil, nil, fmt.Errorf("%w: %s", ErrPaused, why.Reason)
 	}
-	if release, err = m.holdConn(le); err != nil {
+	m.mu.Lock()
+	if n := m.execs[id]; n >= MaxExecConnsPerLease {
+		m.mu.Unlock()
+		return nil, nil, fmt.Errorf("%w: host %s has %d connections through runsc exec open, the most one host takes while its own SSH server does not answer", ErrTooManyConns, id, n)
+	}
+	m.execs[id]++
+	m.mu.Unlock()
+	unexec := func() {
+		m.mu.Lock()
+		if m.execs[id]--; m.execs[id] <= 0 {
+			delete(m.execs, id)
+		}
+		m.mu.Unlock()
+	}
+	held, err := m.holdConn(le)
+	if err != nil {
+		unexec()
 		return nil, nil, err
 	}
+	release = func() { held(); unexec() }
 	if m.cfg.ServeBinary != "" {
 		return m.cfg.Runtime.Command(le.ctx, id, ServeBinary, "serve", "--config", AgentConfigDir), sync.OnceFunc(release), nil
 	}

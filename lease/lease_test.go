@@ -404,4 +404,15 @@ func TestConnectionCaps(t *testing.T) {
 	if err := connect(a[1], alice); !errors.Is(err, ErrTooManyConns) {
 		t.Fatalf("a double release freed two places: err = %v", err)
 	}
+
+	// Connections through runsc exec have a cap of their own.
+	m.cfg.MaxConnsPerLease, m.cfg.MaxConnsPerRenter = 100, 100
+	for range MaxExecConnsPerLease - 1 { // b[0] holds one already
+		if err := connect(b[0], bob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := connect(b[0], bob); !errors.Is(err, ErrTooManyConns) || !strings.Contains(err.Error(), "through runsc exec") {
+		t.Fatalf("a connection through runsc exec past its cap: err = %v", err)
+	}
 }

@@ -34,8 +34,11 @@ type Status struct {
 	// the minimum wait for more.
 	Payable    uint64 `json:"payable_msat"`
 	MinPayable uint64 `json:"min_payable_msat"`
-	// Unpaid is Billed - Paid: what the party is still owed (provider) or
-	// still owes (renter), in flight included.
+	// Prepay is owed from the start (Terms.Prepay): Unpaid counts the
+	// larger of Billed and Prepay.
+	Prepay uint64 `json:"prepay_msat,omitempty"`
+	// Unpaid is Billed (or Prepay, if larger) - Paid: what the party is
+	// still owed (provider) or still owes (renter), in flight included.
 	Unpaid uint64 `json:"unpaid_msat"`
 	// Fees are routing fees the renter paid on top (lightning).
 	Fees     uint64    `json:"fee_msat"`
@@ -58,10 +61,10 @@ func statusOf(t Terms, st accountState, minPayable uint64) Status {
 		Lease: t.Lease, Role: t.Role, Method: t.Method,
 		Reports: st.Reports, LastSeq: st.Acc.Seq, Billed: st.Acc.Billed, Carry: st.Acc.Carry,
 		Paid: st.Paid, Pending: st.Pending, MinPayable: minPayable, Fees: st.Fees,
-		LastBill: st.LastBill, LastPaid: st.LastPaid, UnpaidSince: st.UnpaidSince, Closed: st.Closed,
+		LastBill: st.LastBill, LastPaid: st.LastPaid, UnpaidSince: st.UnpaidSince, Closed: st.Closed, Prepay: t.Prepay,
 	}
-	if s.Billed > s.Paid {
-		s.Unpaid = s.Billed - s.Paid
+	if owed := max(s.Billed, t.Prepay); owed > s.Paid {
+		s.Unpaid = owed - s.Paid
 	}
 	if s.Unpaid > s.Pending {
 		s.Due = s.Unpaid - s.Pending
@@ -91,6 +94,9 @@ func (l *Ledger) openAccount(terms Terms, minPayable uint64) (*account, error) {
 		return nil, fmt.Errorf("open lease account: %w", err)
 	}
 	terms.MinPayable = max(minPayable, 1)
+	if terms.Prepay > 0 { // it is paid at once: at least what the method can pay
+		terms.Prepay = max(terms.Prepay, terms.MinPayable)
+	}
 	if err := l.claim(terms.Lease); err != nil {
 		return nil, err
 	}
@@ -105,13 +111,17 @@ func (l *Ledger) openAccount(terms Terms, minPayable uint64) (*account, error) {
 		return nil, fmt.Errorf("open lease %s: %w", terms.Lease, err)
 	}
 	if created {
-		l.log.Info("lease account opened", "lease", terms.Lease, "role", terms.Role, "method", terms.Method)
+		l.log.Info("lease account opened", "lease", terms.Lease, "role", terms.Role, "method", terms.Method, "prepay_msat", terms.Prepay)
 	} else {
 		l.log.Info("lease account resumed", "lease", terms.Lease, "role", terms.Role, "billed_msat", ld.st.Acc.Billed,
 			"paid_msat", ld.st.Paid, "pending", len(ld.pending))
 	}
-	return &account{l: l, terms: ld.terms, min: ld.terms.MinPayable, st: ld.st, acc: acc, pending: ld.pending,
-		closed: !ld.st.Closed.IsZero()}, nil
+	a := &account{l: l, terms: ld.terms, min: ld.terms.MinPayable, st: ld.st, acc: acc, pending: ld.pending,
+		closed: !ld.st.Closed.IsZero()}
+	if created {
+		a.unpaidSince(&a.st, l.now().UTC()) // a prepayment is owed from now
+	}
+	return a, nil
 }
 
 // Status returns where the lease's payments stand.
@@ -133,7 +143,7 @@ func (a *account) Pending() []Intent {
 
 // unpaidSince updates st.UnpaidSince for st's totals at now.
 func (a *account) unpaidSince(st *accountState, now time.Time) {
-	if st.Acc.Billed >= st.Paid+a.min && st.Acc.Billed > st.Paid {
+	if owed := max(st.Acc.Billed, a.terms.Prepay); owed >= st.Paid+a.min && owed > st.Paid {
 		if st.UnpaidSince.IsZero() {
 			st.UnpaidSince = now
 		}
@@ -230,13 +240,15 @@ type RenterTerms struct {
 	// MinPayable, when above the method's minimum, is the least amount
 	// the parties agreed to pay at once.
 	MinPayable uint64
+	// Prepay is what the renter agreed to pay up front (Terms.Prepay).
+	Prepay uint64
 }
 
 // OpenRenter opens the renter's account of a lease paid with payer,
 // creating it or resuming it from the ledger. A resumed lease keeps its
 // recorded rates; its pending payments wait for Reconcile.
 func (l *Ledger) OpenRenter(t RenterTerms, payer Payer) (*Renter, error) {
-	a, err := l.openAccount(Terms{Lease: t.Lease, Role: RoleRenter, Method: payer.Method(), Rates: t.Rates, Peer: t.Provider},
+	a, err := l.openAccount(Terms{Lease: t.Lease, Role: RoleRenter, Method: payer.Method(), Rates: t.Rates, Peer: t.Provider, Prepay: t.Prepay},
 		max(payer.MinPayable(), t.MinPayable))
 	if err != nil {
 		return nil, err
@@ -289,8 +301,8 @@ func (r *Renter) Pay(ctx context.Context, req Request) (Payment, error) {
 	if req.Msat > s.Due {
 		// More than all it billed is over-asking; less is a request made
 		// before the provider counted what the renter has sent since.
-		if req.Msat > s.Billed {
-			return Payment{}, fmt.Errorf("pay: %w: provider asks %d msat, more than the %d msat the renter's bill comes to", ErrAmount, req.Msat, s.Billed)
+		if owed := max(s.Billed, s.Prepay); req.Msat > owed {
+			return Payment{}, fmt.Errorf("pay: %w: provider asks %d msat, more than the %d msat the renter's bill comes to", ErrAmount, req.Msat, owed)
 		}
 		if r.terms.Method != MethodEmbedded || s.Due < max(r.min, 1) {
 			return Payment{}, fmt.Errorf("pay: %w: provider asks %d msat, the renter's bill says %d msat are due", ErrCrossing, req.Msat, s.Due)
@@ -413,12 +425,14 @@ type ProviderTerms struct {
 	// MinPayable, when above the method's minimum, is the least amount
 	// the parties agreed to pay at once.
 	MinPayable uint64
+	// Prepay is what the renter pays up front (Terms.Prepay).
+	Prepay uint64
 }
 
 // OpenProvider opens the provider's account of a lease paid to payee,
 // creating it or resuming it from the ledger.
 func (l *Ledger) OpenProvider(t ProviderTerms, payee Payee) (*Provider, error) {
-	a, err := l.openAccount(Terms{Lease: t.Lease, Role: RoleProvider, Method: payee.Method(), Rates: t.Rates, Peer: t.Renter},
+	a, err := l.openAccount(Terms{Lease: t.Lease, Role: RoleProvider, Method: payee.Method(), Rates: t.Rates, Peer: t.Renter, Prepay: t.Prepay},
 		max(payee.MinPayable(), t.MinPayable))
 	if err != nil {
 		return nil, err

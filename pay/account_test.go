@@ -502,3 +502,133 @@ func TestOpenTwice(t *testing.T) {
 		t.Errorf("a provider's lease opened as a renter's: %v", err)
 	}
 }
+
+// A prepaid lease: the prepayment is owed, asked and paid before any
+// report, and a renter pays no more than it agreed; the bill counts
+// against the prepayment until it passes it, then is paid as usual; a
+// lease shorter than its prepayment keeps what was prepaid on both
+// receipts, and nothing is owed on either. The terms survive a reopen.
+func TestPrepayment(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	rl, pl := openLedger(t, filepath.Join(dir, "r.db"), c), openLedger(t, filepath.Join(dir, "p.db"), c)
+	defer rl.Close()
+	defer pl.Close()
+	var rates Rates
+	if err := rates.Set(meter.CPU, "1/1000"); err != nil { // 1 msat per µs
+		t.Fatal(err)
+	}
+	const lease, prepay = "zn-0123456789abcdef0", 5000
+	renterKey, providerKey := testKey(t, 1), testKey(t, 2)
+	r, err := rl.OpenRenter(RenterTerms{Lease: lease, Rates: rates, Prepay: prepay, Provider: ssh.FingerprintSHA256(providerKey.PublicKey())},
+		NewEmbeddedPayer(renterKey, lease, providerKey.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pl.OpenProvider(ProviderTerms{Lease: lease, Rates: rates, Prepay: prepay, Renter: ssh.FingerprintSHA256(renterKey.PublicKey())},
+		NewEmbeddedPayee(lease, renterKey.PublicKey(), providerKey.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &embeddedPair{renter: r, provider: p, src: newMeterSource(t, lease)}
+	ctx := context.Background()
+	if st := p.Status(); st.Unpaid != prepay || st.UnpaidSince.IsZero() || st.Payable != prepay {
+		t.Fatalf("before any report: %+v; want the prepayment owed and payable", st)
+	}
+	req, err := p.Request(ctx)
+	if err != nil || req == nil || req.Seq != 0 || req.Msat != prepay {
+		t.Fatalf("prepayment request %+v, %v", req, err)
+	}
+	wire, err := EncodeRequest(*req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeRequest(wire); err != nil {
+		t.Fatal(err)
+	}
+	over := *req
+	over.Msat = prepay + 1
+	if _, err := r.Pay(ctx, over); !errors.Is(err, ErrAmount) {
+		t.Fatalf("a prepayment request for more than agreed: err = %v", err)
+	}
+	pm, err := r.Pay(ctx, *req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.Confirm(ctx, pm.Proof); err != nil || n != prepay {
+		t.Fatalf("prepayment counted %d, %v", n, err)
+	}
+	if st := p.Status(); st.Unpaid != 0 || !st.UnpaidSince.IsZero() {
+		t.Fatalf("after the prepayment: %+v", st)
+	}
+	// 3000 msat of use: covered, nothing asked.
+	if got := e.interval(t, cpuUsage(3_000_000)); got != 0 {
+		t.Fatalf("within the prepayment: %d msat counted", got)
+	}
+	// 4000 more: 7000 billed, 2000 past the prepayment.
+	if got := e.interval(t, cpuUsage(4_000_000)); got != 2000 {
+		t.Fatalf("past the prepayment: %d msat counted, want 2000", got)
+	}
+	if rs, ps := r.Status(), p.Status(); rs.Paid != 7000 || ps.Paid != 7000 || rs.Unpaid != 0 || ps.Unpaid != 0 {
+		t.Fatalf("renter %+v, provider %+v", rs, ps)
+	}
+
+	// A lease that ends before using its prepayment.
+	const short = "zn-0123456789abcdef1"
+	r2, err := rl.OpenRenter(RenterTerms{Lease: short, Rates: rates, Prepay: prepay, Provider: ssh.FingerprintSHA256(providerKey.PublicKey())},
+		NewEmbeddedPayer(renterKey, short, providerKey.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := pl.OpenProvider(ProviderTerms{Lease: short, Rates: rates, Prepay: prepay, Renter: ssh.FingerprintSHA256(renterKey.PublicKey())},
+		NewEmbeddedPayee(short, renterKey.PublicKey(), providerKey.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ = p2.Request(ctx)
+	pm, err = r2.Pay(ctx, *req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p2.Confirm(ctx, pm.Proof); err != nil {
+		t.Fatal(err)
+	}
+	e2 := &embeddedPair{renter: r2, provider: p2, src: newMeterSource(t, short)}
+	e2.interval(t, cpuUsage(1_000_000))
+	p2.Detach() // reopened: the prepayment is in its recorded terms
+	p2, err = pl.OpenProvider(ProviderTerms{Lease: short, Rates: rates, Renter: ssh.FingerprintSHA256(renterKey.PublicKey())},
+		NewEmbeddedPayee(short, renterKey.PublicKey(), providerKey.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := p2.Status(); st.Prepay != prepay || st.Unpaid != 0 {
+		t.Fatalf("reopened: %+v", st)
+	}
+	rr, err := r2.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := p2.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.Status.Billed != 1000 || rr.Status.Paid != prepay || rr.Status.Unpaid != 0 || pr.Status.Paid != prepay || pr.Status.Unpaid != 0 {
+		t.Fatalf("receipts: renter %+v, provider %+v", rr.Status, pr.Status)
+	}
+
+	// A prepayment below what the method pays at once is raised to it,
+	// on both sides alike.
+	const small = "zn-0123456789abcdef2"
+	r3, err := rl.OpenRenter(RenterTerms{Lease: small, Rates: rates, Prepay: 300, MinPayable: 1000}, NewEmbeddedPayer(renterKey, small, providerKey.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p3, err := pl.OpenProvider(ProviderTerms{Lease: small, Rates: rates, Prepay: 300, MinPayable: 1000},
+		NewEmbeddedPayee(small, renterKey.PublicKey(), providerKey.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r3.Terms().Prepay != 1000 || p3.Terms().Prepay != 1000 || p3.Status().Payable != 1000 {
+		t.Fatalf("a 300 msat prepayment under a 1000 msat minimum: renter %d, provider %d, payable %d", r3.Terms().Prepay, p3.Terms().Prepay, p3.Status().Payable)
+	}
+}

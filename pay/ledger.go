@@ -88,8 +88,13 @@ type Terms struct {
 	// key on a renter's ledger, the renter's key on a provider's.
 	Peer string `json:"peer,omitempty"`
 	// MinPayable is the least amount paid at once, in msat.
-	MinPayable uint64    `json:"min_payable_msat"`
-	Opened     time.Time `json:"opened"`
+	MinPayable uint64 `json:"min_payable_msat"`
+	// Prepay is owed from the start, before any report: the price of the
+	// host's first interval at its limits, which a provider asks up front
+	// of renters it does not know, raised to MinPayable. The bill counts
+	// against it: the renter owes the larger of its bill and Prepay.
+	Prepay uint64    `json:"prepay_msat,omitempty"`
+	Opened time.Time `json:"opened"`
 }
 
 // accountState is a lease's running state, rewritten with every entry.

@@ -76,7 +76,8 @@ var (
 type Request struct {
 	Method string `json:"method"`
 	Lease  string `json:"lease"`
-	// Seq is the last usage report whose bill the request covers.
+	// Seq is the last usage report whose bill the request covers; 0 for
+	// a prepayment, asked before any report.
 	Seq uint64 `json:"seq"`
 	// Msat is the amount asked.
 	Msat uint64 `json:"msat"`
@@ -302,9 +303,6 @@ func (req *Request) validate() error {
 	}
 	if err := validLease(req.Lease); err != nil {
 		return err
-	}
-	if req.Seq == 0 {
-		return errors.New("report sequence number 0")
 	}
 	if req.Msat == 0 {
 		return errors.New("amount 0")

@@ -193,6 +193,13 @@ type PaymentTerms struct {
 	// LightningNode is the provider's lnd node public key (hex), when it
 	// accepts lightning: invoices must pay it.
 	LightningNode string `json:"lightning_node,omitempty"`
+	// PrepayMsat, when set, is what each host must be paid up front,
+	// before it runs: the price of its first interval at its limits at
+	// Rates (terms.Prepay computes it; the renter checks it). A provider
+	// asks it of renter keys it has no paid lease from. Each lease
+	// message then carries its prepayment request, and the host is
+	// paused until it is paid.
+	PrepayMsat uint64 `json:"prepay_msat,omitempty"`
 	// Calibration is the provider's calibration set (the bench package's
 	// signed JSON): what its hosts do per unit of benchmark work, for
 	// renters to price it and to spot-check it.
@@ -312,6 +319,9 @@ type Lease struct {
 	// ClusterAddr is the host's address on its session's network, when
 	// the accept put it on one.
 	ClusterAddr string `json:"cluster_addr,omitempty"`
+	// Prepay is the host's prepayment request (the pay package's encoded
+	// Request, for PaymentTerms.PrepayMsat), when the offer asked one.
+	Prepay json.RawMessage `json:"prepay,omitempty"`
 }
 
 // Release ends leases.
@@ -505,6 +515,9 @@ func (m Message) validate() error {
 		}
 		if ok && !ValidHostKey(m.Lease.HostKey) {
 			return errors.New("lease: the host key is not one public key in authorized_keys form")
+		}
+		if ok && len(m.Lease.Prepay) > 16<<10 {
+			return errors.New("lease: prepayment request over 16 KiB")
 		}
 	case TypeRelease:
 		ok = m.Release != nil

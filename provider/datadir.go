@@ -31,9 +31,22 @@ func lockDataDir(dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "provider.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err := checkDataDir(dir); err != nil {
+		return nil, err
+	}
+	// Not through a symlink: whoever could plant one would have the
+	// provider truncate and write the file it points at.
+	path := filepath.Join(dir, "provider.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("data dir %s: its lock file provider.lock is a symbolic link: remove it (zennet makes its own)", dir)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s: its lock file provider.lock is not a regular file: remove it (zennet makes its own)", dir)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		b, _ := os.ReadFile(f.Name())
@@ -43,6 +56,26 @@ func lockDataDir(dir string) (*os.File, error) {
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
+}
+
+// checkDataDir refuses a data dir that another user owns or can write:
+// its host key, ledger and leases would be theirs to read or replace.
+func checkDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data dir %s is not a directory", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("data dir %s belongs to user %d, not to this user (%d): use a data dir of your own (--data-dir)", dir, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("data dir %s can be written by other users (mode %04o): chmod 700 %s", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
 }
 
 // InfoFile is the file in the data dir that says where the provider

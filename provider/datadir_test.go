@@ -194,3 +194,44 @@ func TestAnnouncedAddrs(t *testing.T) {
 		t.Errorf("announcedAddrs(localhost) = %v, want its loopback addresses", got)
 	}
 }
+
+// A data dir others can write, or a lock file that is a symbolic link, is
+// refused with the fix, and the link's target is left untouched.
+func TestDataDirChecks(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDataDir(shared); err == nil || !strings.Contains(err.Error(), "chmod 700 "+shared) {
+		t.Fatalf("a world-writable data dir: err = %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "prov")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "provider.lock")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDataDir(dir); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Fatalf("a symlinked lock file: err = %v", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+		t.Fatalf("the link's target was changed: %q", b)
+	}
+	if err := os.Remove(filepath.Join(dir, "provider.lock")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "provider.lock"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDataDir(dir); err == nil {
+		t.Fatal("a lock file that is a directory: no error")
+	}
+}

@@ -116,6 +116,9 @@ type Config struct {
 	// Accept lists the payment methods taken, preferred first (empty:
 	// the embedded channel, and Lightning with a node).
 	Accept []string
+	// Prepay asks renter keys with no paid lease here to pay each host's
+	// first interval up front.
+	Prepay bool
 
 	// Peers are other providers to exchange announcements with; Announce
 	// the address renters reach this one at ("" means Listen's, when it
@@ -475,7 +478,7 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	}
 	op := newOperator(mgr, ledger, p.logs, cfg.Version)
 	biller, err := billing.New(billing.Config{Ledger: ledger, Leases: mgr, HostKey: hostKey, Rates: rates,
-		Accept: cfg.Accept, MinPayable: cfg.MinPayment, GraceIntervals: cfg.Grace, UnpaidTimeout: cfg.UnpaidTimeout, LND: lnd, Log: log, OnCredit: op.credit,
+		Accept: cfg.Accept, Prepay: cfg.Prepay, MinPayable: cfg.MinPayment, GraceIntervals: cfg.Grace, UnpaidTimeout: cfg.UnpaidTimeout, LND: lnd, Log: log, OnCredit: op.credit,
 		Calibration: calibJSON, PricePerWork: perWork, MinPricePerWork: floor, RatesAt: ratesAt, Reputation: market.OpenBook(market.BookPath(cfg.DataDir))})
 	if err != nil {
 		return err

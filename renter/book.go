@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +64,9 @@ type bookHost struct {
 	stopped  bool // no more payments: the host was dropped
 	credited uint64
 	lastSeen time.Time
+	// prepaying is set until the provider starts a host it asked a
+	// prepayment for.
+	prepaying bool
 }
 
 func newUsageBook(sess *session.Session, ledger *pay.Ledger, signer gossh.Signer, lnd *pay.LND) *usageBook {
@@ -92,9 +97,21 @@ func (b *usageBook) add(ctx context.Context, h session.Host, le proto.Lease, c *
 		return fmt.Errorf("unknown payment method %q", method)
 	}
 	acct, err := b.ledger.OpenRenter(pay.RenterTerms{Lease: le.ID, Rates: rates, Provider: gossh.FingerprintSHA256(c.HostKey),
-		MinPayable: offer.Payment.MinPayableMsat}, payer)
+		MinPayable: offer.Payment.MinPayableMsat, Prepay: offer.Payment.PrepayMsat}, payer)
 	if err != nil {
 		return err
+	}
+	var prepay *pay.Request
+	if want := acct.Terms().Prepay; want > 0 { // the offer's, raised to what the method can pay
+		req, err := pay.DecodeRequest(le.Prepay)
+		if err == nil && (req.Lease != le.ID || req.Seq != 0 || req.Msat != want || req.Method != method) {
+			err = fmt.Errorf("it asks %d msat of lease %s by %s", req.Msat, req.Lease, req.Method)
+		}
+		if err != nil {
+			acct.Close()
+			return fmt.Errorf("the provider asks %d msat up front for %s, but its request for it is not that: %v", want, le.ID, err)
+		}
+		prepay = &req
 	}
 	bh := &bookHost{
 		u: session.Usage{Name: h.Name, LeaseID: le.ID, Provider: c.Addr, Start: le.Started, Method: method, State: proto.StateRunning},
@@ -105,13 +122,49 @@ func (b *usageBook) add(ctx context.Context, h session.Host, le proto.Lease, c *
 			MemoryBytes: le.Limits.MemoryBytes + sandbox.MemoryOverhead(le.Limits.MemoryBytes),
 		},
 	}
+	if prepay != nil {
+		bh.prepaying = true
+		bh.u.State, bh.u.StateReason = proto.StatePaused, "awaiting its prepayment"
+	}
 	b.mu.Lock()
 	b.hosts[le.ID] = bh
 	b.dirty = true
+	if prepay != nil {
+		bh.offer(prepay)
+	}
 	b.mu.Unlock()
 	b.wg.Add(1)
 	go b.payer(ctx, bh)
 	return nil
+}
+
+// awaitPrepaid waits, at most d, until every host whose provider asked a
+// prepayment runs: the provider starts it once it has counted the
+// payment.
+func (b *usageBook) awaitPrepaid(ctx context.Context, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var waiting []string
+		b.mu.Lock()
+		for _, h := range b.hosts {
+			if h.prepaying && !h.stopped {
+				waiting = append(waiting, fmt.Sprintf("%s (provider %s)", h.u.Name, h.u.Provider))
+			}
+		}
+		b.mu.Unlock()
+		if len(waiting) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			slices.Sort(waiting)
+			return fmt.Errorf("%s did not start within %s of being granted, although prepaid: %s", Plural(len(waiting), "host"), d, strings.Join(waiting, ", "))
+		case <-t.C:
+		}
+	}
 }
 
 // events handles c's events until it is done or ctx ends; leases the
@@ -316,10 +369,18 @@ func (b *usageBook) state(s proto.LeaseState) {
 	b.setState(s.ID, s.State, s.Reason)
 	b.mu.Lock()
 	name := s.ID
-	if h := b.hosts[s.ID]; h != nil {
+	h := b.hosts[s.ID]
+	if h != nil {
 		name = h.u.Name
 	}
+	started := h != nil && h.prepaying && s.State == proto.StateRunning
+	if started {
+		h.prepaying = false // its first start, not a resumption
+	}
 	b.mu.Unlock()
+	if started {
+		return
+	}
 	if s.State == proto.StatePaused {
 		b.notice("%s paused by its provider: %s", name, s.Reason)
 	} else {

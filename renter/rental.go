@@ -281,9 +281,16 @@ type causeError struct {
 func (e causeError) Error() string { return e.msg }
 func (e causeError) Unwrap() error { return e.cause }
 
-// ready writes the session's files, probes the hosts and keeps the best
+// prepaidStart bounds the wait for prepaid hosts to start: a payment and
+// its credit, a Lightning one included.
+const prepaidStart = 30 * time.Second
+
+// ready waits for prepaid hosts to start, writes the session's files, probes the hosts and keeps the best
 // (Probe), and spot-checks the providers.
 func (r *Rental) ready(ctx context.Context) error {
+	if err := r.book.awaitPrepaid(ctx, prepaidStart); err != nil {
+		return err
+	}
 	var err error
 	if r.files, err = r.sess.Write(r.hosts, r.cfg.KeyPath); err != nil {
 		return err
@@ -351,6 +358,9 @@ func (r *Rental) take(c *sshgate.Client, offer proto.Offer, method string, rates
 	}
 	if len(leases) > 0 {
 		r.note(c, market.Leased(uint64(len(leases))))
+	}
+	if p := offer.Payment.PrepayMsat; p > 0 && len(leases) > 0 {
+		r.notice("provider %s does not know this key yet: it asks each host's first interval up front, %d msat a host (the price of an interval at the host's limits)", c.Addr, p)
 	}
 	for i, le := range leases {
 		r.leases[c] = append(r.leases[c], le.ID)

@@ -52,8 +52,9 @@ type Gateway struct {
 
 	streams  *streams
 	startups *startups
-	// unusedTimeout closes connections with no channel open this long.
-	unusedTimeout time.Duration
+	// unusedTimeout closes connections with no channel open this long;
+	// stallTimeout disconnects a renter one message waited this long for.
+	unusedTimeout, stallTimeout time.Duration
 
 	mu      sync.Mutex
 	conns   map[*gossh.ServerConn]time.Time
@@ -69,12 +70,14 @@ type Gateway struct {
 type Payments interface {
 	// Admit says whether owner may lease here at all (nil), or why not.
 	Admit(owner gossh.PublicKey) error
-	// Terms are the payment terms offered with hosts reported every
-	// interval seconds, to a renter that bids bid msat per work (0: none).
-	Terms(interval int, bid float64) (proto.PaymentTerms, error)
+	// Terms are the payment terms offered to owner for hosts of limits l
+	// reported every interval seconds, when it bids bid msat per work (0:
+	// none).
+	Terms(owner gossh.PublicKey, l proto.Limits, interval int, bid float64) (proto.PaymentTerms, error)
 	// Open opens the account of a granted lease, paid by method on the
-	// terms offered; Close closes it once its renter has gone.
-	Open(le *lease.Lease, method string, terms proto.PaymentTerms) error
+	// terms offered, and returns its prepayment request if the terms ask
+	// one; Close closes it once its renter has gone.
+	Open(ctx context.Context, le *lease.Lease, method string, terms proto.PaymentTerms) (*pay.Request, error)
 	Close(id string) (pay.Receipt, error)
 	// Bill records a usage report and returns the payment request to send
 	// with it, if anything is due; Record records one without asking (the
@@ -127,7 +130,7 @@ func WithGossip(gs GossipNode) GatewayOption {
 // billed and paid through b.
 func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...GatewayOption) *Gateway {
 	g := &Gateway{leases: m, billing: b, log: slog.New(slog.DiscardHandler), conns: map[*gossh.ServerConn]time.Time{},
-		writers: map[string]*outbox{}, streams: newStreams(), startups: newStartups(defaultLoginGrace), unusedTimeout: DefaultUnusedTimeout}
+		writers: map[string]*outbox{}, streams: newStreams(), startups: newStartups(defaultLoginGrace), unusedTimeout: DefaultUnusedTimeout, stallTimeout: stallTimeout}
 	g.srv = &ssh.Server{
 		Version: "zennet",
 		// Anyone may rent: every offered key may try. Identity is settled
@@ -281,21 +284,26 @@ func (g *Gateway) Announce(id string, st proto.LeaseState) {
 
 // grant creates n hosts of offer for owner and opens their accounts, all
 // or none.
-func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder string, n int, offer proto.Offer, method string, cj *proto.ClusterJoin) ([]*lease.Lease, error) {
+func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder string, n int, offer proto.Offer, method string, cj *proto.ClusterJoin) ([]*lease.Lease, map[string]*pay.Request, error) {
 	var join *lease.Join
 	if cj != nil {
 		var err error
 		if join, err = g.join(owner, cj); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	granted, err := g.leases.Grant(ctx, owner, holder, n, offer.Limits, join)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	prepay := map[string]*pay.Request{}
 	for i, le := range granted {
-		if err = g.billing.Open(le, method, offer.Payment); err != nil {
-			for _, le := range granted[:i] {
+		var req *pay.Request
+		if req, err = g.billing.Open(ctx, le, method, offer.Payment); req != nil {
+			prepay[le.ID] = req
+		}
+		if err != nil {
+			for _, le := range granted[:i+1] { // its own too: a prepaid one's opened before it failed
 				g.billing.Close(le.ID)
 			}
 			break
@@ -305,9 +313,9 @@ func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder strin
 		for _, le := range granted {
 			g.leases.End(context.WithoutCancel(ctx), le.ID, owner, proto.EndPaymentSetup)
 		}
-		return nil, fmt.Errorf("set up payments: %w", err)
+		return nil, nil, fmt.Errorf("set up payments: %w", err)
 	}
-	return granted, nil
+	return granted, prepay, nil
 }
 
 // join reads an accept's cluster join.

@@ -1,6 +1,7 @@
 package sshgate
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -67,7 +68,7 @@ func (g *Gateway) negotiate(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewC
 	holder := newHolder()
 	log := g.log.With("key", gossh.FingerprintSHA256(owner), "holder", holder)
 	n := &negotiation{g: g, ctx: ctx, owner: owner, holder: holder, stopReports: make(chan struct{}), log: log,
-		w: newOutbox(proto.NewWriter(ch), func() { conn.Close() }, log)}
+		w: newOutbox(proto.NewWriter(ch), func() { conn.Close() }, log, g.stallTimeout)}
 	n.start()
 	defer n.end()
 	n.serve(proto.NewReader(ch))
@@ -164,7 +165,7 @@ func (n *negotiation) demand(d proto.Demand) []proto.Message {
 	if err != nil {
 		return []proto.Message{proto.ErrorMessage(err)}
 	}
-	if o.Payment, err = n.g.billing.Terms(o.IntervalSeconds, d.BidPerWorkMsat); err != nil {
+	if o.Payment, err = n.g.billing.Terms(n.owner, o.Limits, o.IntervalSeconds, d.BidPerWorkMsat); err != nil {
 		n.log.Error("payment terms", "err", err)
 		return []proto.Message{proto.ErrorMessage(err)}
 	}
@@ -187,7 +188,7 @@ func (n *negotiation) accept(a proto.Accept) []proto.Message {
 	if err := n.g.billing.Admit(n.owner); err != nil { // a lease of its ended unpaid since the offer
 		return []proto.Message{proto.ErrorMessage(err)}
 	}
-	granted, err := n.g.grant(n.ctx, n.owner, n.holder, a.Count, *offer, method, a.Cluster)
+	granted, prepay, err := n.g.grant(n.ctx, n.owner, n.holder, a.Count, *offer, method, a.Cluster)
 	if err != nil {
 		n.log.Warn("grant", "err", err)
 		return []proto.Message{proto.ErrorMessage(err)}
@@ -197,6 +198,13 @@ func (n *negotiation) accept(a proto.Accept) []proto.Message {
 	for _, le := range granted {
 		n.mine = append(n.mine, le.ID)
 		pl := le.Proto()
+		if req := prepay[le.ID]; req != nil {
+			b, err := pay.EncodeRequest(*req)
+			if err != nil {
+				n.log.Error("encode a prepayment request", "lease", le.ID, "err", err)
+			}
+			pl.Prepay = bytes.TrimSpace(b)
+		}
 		reply = append(reply, proto.Message{Type: proto.TypeLease, Lease: &pl})
 	}
 	n.mineMu.Unlock()

@@ -14,7 +14,7 @@ import (
 // channel takes one message no faster, is stalled.
 const (
 	outboxSize   = 1024
-	stallTimeout = 30 * time.Second
+	stallTimeout = 30 * time.Second // WithStallTimeout
 )
 
 // errStalled: the renter stopped reading and was disconnected; errGone:
@@ -32,17 +32,18 @@ var (
 // stallTimeout, is disconnected: its negotiation ends and its leases with
 // it, billed to their last report as the leases of a renter that left.
 type outbox struct {
-	q    chan proto.Message
-	w    *proto.Writer
-	stop func() // disconnects the renter
-	log  *slog.Logger
+	q     chan proto.Message
+	w     *proto.Writer
+	stop  func() // disconnects the renter
+	log   *slog.Logger
+	stall time.Duration
 
 	done     chan struct{}
 	doneOnce sync.Once
 }
 
-func newOutbox(w *proto.Writer, disconnect func(), log *slog.Logger) *outbox {
-	o := &outbox{q: make(chan proto.Message, outboxSize), w: w, stop: disconnect, log: log, done: make(chan struct{})}
+func newOutbox(w *proto.Writer, disconnect func(), log *slog.Logger, stall time.Duration) *outbox {
+	o := &outbox{q: make(chan proto.Message, outboxSize), w: w, stop: disconnect, log: log, stall: stall, done: make(chan struct{})}
 	go o.run()
 	return o
 }
@@ -69,7 +70,7 @@ func (o *outbox) run() {
 		case <-o.done:
 			return
 		case m := <-o.q:
-			t := time.AfterFunc(stallTimeout, func() { o.stalled("a message waited " + stallTimeout.String() + " to be read") })
+			t := time.AfterFunc(o.stall, func() { o.stalled("a message waited " + o.stall.String() + " to be read") })
 			err := o.w.Send(m)
 			t.Stop()
 			if err != nil {
@@ -92,4 +93,10 @@ func (o *outbox) stalled(why string) {
 // close stops the writer (the channel is gone); what is queued is dropped.
 func (o *outbox) close() {
 	o.doneOnce.Do(func() { close(o.done) })
+}
+
+// WithStallTimeout sets how long one message to a renter may wait to be
+// read before the renter is disconnected as stalled (default 30 s).
+func WithStallTimeout(d time.Duration) GatewayOption {
+	return func(g *Gateway) { g.stallTimeout = d }
 }

@@ -148,7 +148,8 @@ func Rent(ctx context.Context, cfg Config) (*Run, error) {
 			seen[h.Provider] = true
 			label := taskLabel(t+1, ri+1, cfg.Replicas)
 			r.tasks = append(r.tasks, &Task{Task: t + 1, Replica: ri + 1, Host: h.Name, Provider: h.Provider, LeaseID: h.LeaseID, ExitCode: -1,
-				Results: filepath.Join(dir, label), Stdout: filepath.Join(dir, label+".stdout"), Stderr: filepath.Join(dir, label+".stderr"), label: label})
+				Results: filepath.Join(dir, label), Stdout: filepath.Join(dir, label+".stdout"), Stderr: filepath.Join(dir, label+".stderr"), label: label,
+				limit: resultsLimit(h.Limits.DiskBytes)})
 		}
 		if len(seen) < len(s) {
 			r.Shared++
@@ -381,6 +382,35 @@ type Task struct {
 	Error         string  `json:"error,omitempty"`
 
 	label string
+	// limit bounds what the host's results may write here.
+	limit archiveLimit
+}
+
+// archiveLimit bounds what a host's results archive may write: a provider
+// (or a job) could send any stream, a sparse file as its full size, or a
+// million empty files.
+type archiveLimit struct {
+	Bytes   int64
+	Entries int
+}
+
+// Bounds of a host's results.
+const (
+	// DefaultResultsBytes bounds a host's results when its disk limit is
+	// not known.
+	DefaultResultsBytes = 4 << 30
+	// MaxResultsEntries bounds the files, directories and links of one
+	// host's results.
+	MaxResultsEntries = 100_000
+)
+
+// resultsLimit is what a host with disk bytes of disk may send back: no
+// more than it can hold.
+func resultsLimit(disk int64) archiveLimit {
+	if disk <= 0 {
+		disk = DefaultResultsBytes
+	}
+	return archiveLimit{Bytes: disk, Entries: MaxResultsEntries}
 }
 
 // Disagreement is a task whose replicas differ.
@@ -450,7 +480,7 @@ func runTask(ctx context.Context, tr *Task, sshConfig, script string, stdout, st
 		tr.Error = err.Error()
 		return
 	}
-	if err := fetchResults(ctx, sshConfig, tr.Host, tr.Results); err != nil {
+	if err := fetchResults(ctx, sshConfig, tr.Host, tr.Results, tr.limit); err != nil {
 		tr.Error = fmt.Sprintf("copy its results: %v", err)
 		return
 	}
@@ -463,7 +493,7 @@ func runTask(ctx context.Context, tr *Task, sshConfig, script string, stdout, st
 }
 
 // fetchResults copies the host's results dir into dir, through tar.
-func fetchResults(ctx context.Context, sshConfig, host, dir string) error {
+func fetchResults(ctx context.Context, sshConfig, host, dir string, limit archiveLimit) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -478,8 +508,9 @@ func fetchResults(ctx context.Context, sshConfig, host, dir string) error {
 	if err := c.Start(); err != nil {
 		return err
 	}
-	xerr := extractTar(pipe, dir)
+	xerr := extractTar(pipe, dir, limit)
 	if xerr != nil {
+		c.Process.Kill() // the rest is not wanted: stop the host's tar
 		io.Copy(io.Discard, pipe)
 	}
 	werr := c.Wait()
@@ -493,8 +524,10 @@ func fetchResults(ctx context.Context, sshConfig, host, dir string) error {
 
 // extractTar writes a tar stream's directories, regular files and
 // symbolic links under dir; nothing it writes can land outside dir.
-// Symbolic links are made last, so no file is written through one.
-func extractTar(r io.Reader, dir string) error {
+// Symbolic links are made last, so no file is written through one. It
+// stops with an error past limit's bytes or entries, keeping what it
+// wrote.
+func extractTar(r io.Reader, dir string, limit archiveLimit) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -504,13 +537,17 @@ func extractTar(r io.Reader, dir string) error {
 	var links []link
 	var skipped []string
 	tr := tar.NewReader(r)
-	for {
+	var written int64
+	for entries := 0; ; entries++ {
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return err
+		}
+		if entries >= limit.Entries {
+			return fmt.Errorf("the results hold more than %d entries: the rest is left out", limit.Entries)
 		}
 		name := filepath.Clean(filepath.FromSlash(h.Name))
 		if name == "." {
@@ -534,9 +571,13 @@ func extractTar(r io.Reader, dir string) error {
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(f, tr)
+			n, err := io.Copy(f, io.LimitReader(tr, limit.Bytes-written+1))
+			written += n
 			if cerr := f.Close(); err == nil {
 				err = cerr
+			}
+			if err == nil && written > limit.Bytes {
+				err = fmt.Errorf("the results are larger than the host's %s of disk: %s is cut short, the rest left out", fmt.Sprintf("%d MiB", limit.Bytes>>20), h.Name)
 			}
 			if err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,7 +231,7 @@ func TestExtractTar(t *testing.T) {
 		{Name: "./link", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"},
 		{Name: "./run.sh", Typeflag: tar.TypeReg, Mode: 0o755},
 	}, map[string]string{"./sub/a.txt": "hello\n", "./run.sh": "#!/bin/sh\n"})
-	if err := extractTar(b, dir); err != nil {
+	if err := extractTar(b, dir, resultsLimit(0)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "sub", "a.txt")); string(got) != "hello\n" {
@@ -267,7 +268,7 @@ func TestExtractTar(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "res")
 			os.Mkdir(dir, 0o755)
-			extractTar(writeTar(t, tc.entries, tc.bodies), dir)
+			extractTar(writeTar(t, tc.entries, tc.bodies), dir, resultsLimit(0))
 			if _, err := os.Lstat(filepath.Join(parent, "escape")); err == nil {
 				t.Fatal("a file was written outside the results dir")
 			}
@@ -275,6 +276,45 @@ func TestExtractTar(t *testing.T) {
 				t.Fatal("a file was written outside the results dir")
 			}
 		})
+	}
+}
+
+// A host's results write no more than its disk could hold, nor more
+// entries than the bound, however large the stream: a 1 GiB stream (a
+// sparse file tar sends whole) into a host limit of 1 MiB writes 1 MiB.
+func TestExtractTarBounds(t *testing.T) {
+	dir := t.TempDir()
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		tw.WriteHeader(&tar.Header{Name: "./sparse", Typeflag: tar.TypeReg, Size: 1 << 30, Mode: 0o644})
+		zeros := make([]byte, 1<<20)
+		for range 1 << 10 {
+			if _, err := tw.Write(zeros); err != nil {
+				break
+			}
+		}
+		tw.Close()
+		pw.Close()
+	}()
+	err := extractTar(pr, dir, archiveLimit{Bytes: 1 << 20, Entries: 10})
+	pr.Close()
+	if err == nil || !strings.Contains(err.Error(), "larger than the host's 1 MiB of disk") {
+		t.Fatalf("a 1 GiB stream into 1 MiB: err = %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "sparse")); err != nil || fi.Size() > 1<<20+1 {
+		t.Fatalf("wrote %v, %v; want at most 1 MiB", fi, err)
+	}
+	var many []tar.Header
+	for i := range 20 {
+		many = append(many, tar.Header{Name: fmt.Sprintf("f%d", i), Typeflag: tar.TypeReg})
+	}
+	dir = t.TempDir()
+	if err := extractTar(writeTar(t, many, nil), dir, archiveLimit{Bytes: 1 << 20, Entries: 10}); err == nil || !strings.Contains(err.Error(), "more than 10 entries") {
+		t.Fatalf("20 entries under a bound of 10: err = %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 10 {
+		t.Fatalf("%d entries written, want 10", len(ents))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 
 	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/market"
@@ -161,6 +162,11 @@ func Accept(preferred []string, offer proto.Offer) (string, pay.Rates, *bench.Se
 			return "", rates, nil, fmt.Errorf("its offer does not add up: %w", err)
 		}
 	}
+	if p := offer.Payment.PrepayMsat; p > 0 {
+		if want := Prepay(rates, offer.Limits, offer.IntervalSeconds); p != want {
+			return "", rates, nil, fmt.Errorf("it asks a prepayment of %d msat a host, and one interval at the host's limits and its prices costs %d", p, want)
+		}
+	}
 	method, err := pay.ChooseMethod(preferred, offer.Payment.Methods)
 	if err != nil {
 		return "", rates, nil, fmt.Errorf("%w (choose another with --pay)", err)
@@ -169,4 +175,35 @@ func Accept(preferred []string, offer proto.Offer) (string, pay.Rates, *bench.Se
 		return "", rates, nil, errors.New("it offers lightning without naming its node")
 	}
 	return method, rates, set, nil
+}
+
+// Prepay is the price of one interval of a host of limits l at rates, the
+// host busy to its limits: every CPU it has (as CPU time, process CPU
+// time, and user or system time, whichever costs more) and all its
+// memory. Counters a host's limits do not bound (context switches, I/O,
+// network) count nothing. Provider and renter compute the same: it is the
+// prepayment a provider may ask up front (proto.PaymentTerms.PrepayMsat),
+// rounded up to the msat.
+func Prepay(rates pay.Rates, l proto.Limits, intervalSeconds int) uint64 {
+	if intervalSeconds <= 0 {
+		intervalSeconds = proto.DefaultInterval
+	}
+	cpu := uint64(math.Round(l.CPUs * 1e9 * float64(intervalSeconds)))
+	var v meter.Vector
+	v[meter.CPU], v[meter.ProcCPU] = cpu, cpu
+	if rates.Rate(meter.CPUSystem).Cmp(rates.Rate(meter.CPUUser)) > 0 {
+		v[meter.CPUSystem] = cpu
+	} else {
+		v[meter.CPUUser] = cpu
+	}
+	v[meter.MemoryTime] = uint64(l.MemoryBytes>>20) * uint64(intervalSeconds) * 1000
+	c := rates.Cost(v)
+	q := new(big.Int).Quo(c.Num(), c.Denom())
+	if new(big.Int).Mul(q, c.Denom()).Cmp(c.Num()) != 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	if !q.IsUint64() {
+		return math.MaxUint64
+	}
+	return q.Uint64()
 }

@@ -130,3 +130,32 @@ func TestCounterPrice(t *testing.T) {
 		})
 	}
 }
+
+// The prepayment is one interval of the host busy to its limits, rounded
+// up; an offer asking any other amount is refused.
+func TestPrepay(t *testing.T) {
+	var rates pay.Rates
+	rates.Set(meter.CPU, "1/10000000")       // 100 msat per CPU-second
+	rates.Set(meter.MemoryTime, "1/3686400") // 1 sat per GiB-hour
+	l := proto.Limits{MemoryBytes: 1 << 30, CPUs: 2}
+	// 2 CPUs × 5 s × 100 = 1000 msat; 1024 MiB × 5000 ms / 3686400 = 1.39.
+	if got := Prepay(rates, l, 5); got != 1002 {
+		t.Fatalf("Prepay = %d, want 1002", got)
+	}
+	if got := Prepay(rates, l, 0); got != 1002 { // the default interval, 5 s
+		t.Fatalf("Prepay at the default interval = %d, want 1002", got)
+	}
+	rates.Set(meter.CPUSystem, "1/1000000000") // the split's dearer half counts
+	if got := Prepay(rates, l, 5); got != 1012 {
+		t.Fatalf("Prepay with a system-time rate = %d, want 1012", got)
+	}
+	b, _ := json.Marshal(rates)
+	offer := proto.Offer{Count: 1, Limits: l, IntervalSeconds: 5, Payment: proto.PaymentTerms{Methods: []string{pay.MethodEmbedded}, Rates: b, PrepayMsat: 1012}}
+	if _, _, _, err := Accept(nil, offer); err != nil {
+		t.Fatalf("an offer asking the right prepayment: %v", err)
+	}
+	offer.Payment.PrepayMsat = 5000
+	if _, _, _, err := Accept(nil, offer); err == nil || !strings.Contains(err.Error(), "asks a prepayment of 5000 msat a host") {
+		t.Fatalf("an offer asking too much up front: err = %v", err)
+	}
+}

@@ -3,7 +3,9 @@ package sshgate_test
 import (
 	"context"
 	"io"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,7 +58,7 @@ func TestChannelFlood(t *testing.T) {
 		}
 		return st, nil
 	}
-	before := runtime.NumGoroutine()
+	before, procsBefore := runtime.NumGoroutine(), children(t)
 	var (
 		mu      sync.Mutex
 		open    []io.ReadWriteCloser
@@ -78,7 +80,7 @@ func TestChannelFlood(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	during := runtime.NumGoroutine()
+	during, procsDuring := runtime.NumGoroutine(), children(t)
 	start := time.Now()
 	st, err := greet(other)
 	if err != nil {
@@ -86,8 +88,11 @@ func TestChannelFlood(t *testing.T) {
 	}
 	answered := time.Since(start)
 	st.Close()
-	t.Logf("%d connections into one host: %d served, %d refused (%v); goroutines %d before, %d during; the other host answered in %s",
-		flood, len(open), len(refused), refused[0], before, during, answered.Round(time.Millisecond))
+	t.Logf("%d connections into one host: %d served, %d refused (%v); goroutines %d before, %d during; host processes started by the provider %d before, %d during; the other host answered in %s",
+		flood, len(open), len(refused), refused[0], before, during, procsBefore, procsDuring, answered.Round(time.Millisecond))
+	if procsDuring > procsBefore+2 {
+		t.Errorf("the provider started %d host processes for the connections: they are served by the host's own agent, inside its sandbox", procsDuring-procsBefore)
+	}
 	if len(open) != lease.DefaultMaxConnsPerLease || len(refused) != flood-len(open) {
 		t.Fatalf("%d served, %d refused; want %d served", len(open), len(refused), lease.DefaultMaxConnsPerLease)
 	}
@@ -116,4 +121,28 @@ func TestChannelFlood(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// children counts this process's child processes (a runsc exec per
+// connection would be one each).
+func children(t *testing.T) int {
+	t.Helper()
+	self := strconv.Itoa(os.Getpid())
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+			if f := strings.Fields(string(b[i+1:])); len(f) > 1 && f[1] == self {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -16,10 +16,10 @@ func TestOutboxStallTimer(t *testing.T) {
 	const stall = 300 * time.Millisecond
 	msg := proto.Message{Type: proto.TypeReleased, Released: &proto.Released{IDs: []string{}}}
 
-	provider, renter := net.Pipe() // nobody reads renter: the first write blocks
-	defer renter.Close()
+	stalled, unread := net.Pipe() // nobody reads unread: the first write blocks
+	defer unread.Close()
 	disconnected := make(chan time.Time, 1)
-	o := newOutbox(proto.NewWriter(provider), func() { disconnected <- time.Now(); provider.Close() }, slog.New(slog.DiscardHandler), stall)
+	o := newOutbox(proto.NewWriter(stalled), func() { disconnected <- time.Now(); stalled.Close() }, slog.New(slog.DiscardHandler), stall)
 	start := time.Now()
 	if err := o.Send(msg); err != nil {
 		t.Fatal(err)
@@ -37,13 +37,13 @@ func TestOutboxStallTimer(t *testing.T) {
 	}
 
 	// One that reads, slowly but within the timeout each time.
-	provider, renter = net.Pipe()
+	provider, renter := net.Pipe()
 	defer renter.Close()
-	o = newOutbox(proto.NewWriter(provider), func() { t.Error("a reading renter was disconnected") }, slog.New(slog.DiscardHandler), stall)
-	defer o.close()
+	reading := newOutbox(proto.NewWriter(provider), func() { t.Error("a reading renter was disconnected") }, slog.New(slog.DiscardHandler), stall)
+	defer reading.close()
 	r := proto.NewReader(renter)
 	for range 3 {
-		if err := o.Send(msg); err != nil {
+		if err := reading.Send(msg); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(stall / 2)

@@ -5,6 +5,7 @@
 package lease
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -203,6 +204,8 @@ type Lease struct {
 	// into its sandbox end when it is cancelled.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	revive sync.Mutex // one Revive at a time
 
 	meterMu  sync.Mutex // one report at a time; guards sampler, reporter
 	sampler  *meter.Sampler
@@ -930,15 +933,55 @@ func (m *Manager) Get(id string, owner ssh.PublicKey) (*Lease, error) {
 // provider reaches it on the host's own network (Dial), the session's
 // other hosts on its cluster address.
 func (m *Manager) agentArgs() []string {
+	script := sandbox.DetachConsole + m.startAgent() + " & " + sandbox.ReaperArgs[2]
+	return []string{sandbox.ReaperArgs[0], sandbox.ReaperArgs[1], script}
+}
+
+// startAgent is the shell command that starts the resident agent.
+// setsid: the agent and the sessions it starts are never in the first
+// process's group, so nothing signalling its own group stops the host.
+func (m *Manager) startAgent() string {
 	listen := netip.AddrPortFrom(netip.IPv4Unspecified(), ClusterPort).String()
 	agent := AgentBinary + " agent serve"
 	if m.cfg.ServeBinary != "" {
 		agent = ServeBinary + " serve"
 	}
-	// setsid: the agent and the sessions it starts are never in the first
-	// process's group, so nothing signalling its own group stops the host.
-	script := sandbox.DetachConsole + "setsid " + agent + " --config " + AgentConfigDir + " --listen " + listen + " & " + sandbox.ReaperArgs[2]
-	return []string{sandbox.ReaperArgs[0], sandbox.ReaperArgs[1], script}
+	return "setsid " + agent + " --config " + AgentConfigDir + " --listen " + listen
+}
+
+// Revive starts lease id's resident agent again when it does not answer
+// (its renter killed it, say): one short runsc exec starts it inside the
+// sandbox, where it counts against the lease's own limits, rather than a
+// host process serving each connection. Calls for one lease take turns,
+// and one finds the agent back if another revived it meanwhile.
+func (m *Manager) Revive(ctx context.Context, id string, owner ssh.PublicKey) error {
+	le, err := m.Get(id, owner)
+	if err != nil {
+		return err
+	}
+	if state, why := m.State(id); state == Paused {
+		return fmt.Errorf("%w: %s", ErrPaused, why.Reason)
+	}
+	le.revive.Lock()
+	defer le.revive.Unlock()
+	if c, err := m.dialAgent(ctx, id, 200*time.Millisecond); err == nil {
+		return c.Close()
+	} else if errors.Is(err, sandbox.ErrNoNetwork) {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, agentReady)
+	defer cancel()
+	defer context.AfterFunc(le.ctx, cancel)()
+	cmd := m.cfg.Runtime.Command(cctx, id, "/bin/sh", "-c", m.startAgent()+" </dev/null >/dev/null 2>&1 &")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("restart the host's ssh server: %v: %s", err, bytes.TrimSpace(out))
+	}
+	m.log.Warn("the host's ssh server did not answer: restarted it", "lease", id)
+	c, err := m.dialAgent(cctx, id, agentReady)
+	if err != nil {
+		return fmt.Errorf("the host's ssh server did not come back: %w", err)
+	}
+	return c.Close()
 }
 
 // sessionFiles writes a cluster host's session files in its lease dir and

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,8 +120,8 @@ func TestAccuracyCPU(t *testing.T) {
 	// whatever the machine, and neither is a speed target:
 	//
 	//   - Not less than the work: the same loop run natively on the host
-	//     just before (least of three each side; contention only ever adds
-	//     time). A meter that missed the stubs running the guest's code, or
+	//     just before, on the same CPUs (the median of three runs).
+	//     A meter that missed the stubs running the guest's code, or
 	//     read another cgroup, reads less.
 	//   - Not more than the quota allowed over the time between the two
 	//     samples, the bound meter.Check puts on every report. A meter that
@@ -135,7 +136,7 @@ func TestAccuracyCPU(t *testing.T) {
 	n := int(float64(10_000_000) * float64(700*time.Millisecond) / float64(hostCPU(10_000_000)))
 	base := hostCPU(0)
 	var total Vector
-	least, leastHost := uint64(math.MaxUint64), time.Duration(math.MaxInt64)
+	var ratios []float64
 	for range runs {
 		h := hostCPU(n) - base
 		a := mustSample(t, s)
@@ -145,7 +146,7 @@ func TestAccuracyCPU(t *testing.T) {
 		for i := range total {
 			total[i] += d[i]
 		}
-		least, leastHost = min(least, d[CPU]), min(leastHost, h)
+		ratios = append(ratios, (float64(d[CPU])-float64(start[CPU]))/float64(h))
 		wall := b.Time.Sub(a.Time)
 		quota := time.Duration(testSandboxCPUs*float64(wall+CPUPeriodSlack)) + CPUAccountingSlack
 		t.Logf("perl loop: host %v, sandbox %v over %v (quota %v), meter %v", h, time.Duration(d[CPU]), wall, quota, d)
@@ -153,11 +154,16 @@ func TestAccuracyCPU(t *testing.T) {
 			t.Errorf("cpu_ns %v is more than the quota allowed over %v between the samples (%v)", time.Duration(d[CPU]), wall, quota)
 		}
 	}
-	got, want := float64(least-start[CPU]), float64(leastHost)
-	rel := (got - want) / want
-	t.Logf("cpu_ns: least %.4g against the native loop's %.4g (%+.2f%%: the sandbox's overhead on this machine)", got, want, 100*rel)
+	// Each run against the native loop just before it, on the same CPUs;
+	// the median of the runs: this VM's vCPUs change speed from one run
+	// to the next at times (one run read the sandbox's loop 19% below the
+	// native one just before it, its neighbours 8% and 11% above), while
+	// a meter that missed work would read low in every run.
+	slices.Sort(ratios)
+	rel := ratios[len(ratios)/2] - 1
+	t.Logf("cpu_ns against the native loop just before, per run: %.3f; median %+.2f%% (the sandbox's overhead on this machine)", ratios, 100*rel)
 	if rel < -tolerance {
-		t.Errorf("cpu_ns: %.4g is less than the native loop's %.4g (%+.2f%%, at most -%g%% allowed)", got, want, 100*rel, 100*tolerance)
+		t.Errorf("cpu_ns: the median run read %+.2f%% against the native loop (at most -%g%% allowed)", 100*rel, 100*tolerance)
 	}
 	// The user/system split is sampled at scheduler ticks, and /proc/PID/stat
 	// counts 10 ms ticks per process: both against the exact total.

@@ -30,21 +30,9 @@ import (
 // process outside the lease's cgroup).
 func TestChannelFlood(t *testing.T) {
 	const flood = 3 * lease.DefaultMaxConnsPerLease
-	p := testprovider.Start(t, lease.Capacity{Leases: 2, Memory: 2 << 30, CPUs: 2, Disk: 8 << 30}, func(c *billing.Config) {
-		c.GraceIntervals = 100 // the attacker pays nothing: keep its hosts for the test
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := sshgate.Dial(ctx, p.Addr, sshgate.ClientConfig{Signer: newSigner(t), HostKeyCallback: gossh.InsecureIgnoreHostKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, leases, err := c.Rent(ctx, proto.Demand{Count: 2, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}, IntervalSeconds: 5},
-		func(proto.Offer) (string, error) { return pay.MethodEmbedded, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c, leases := rentUnpaid(ctx, t, 2)
 	target, other := leases[0].ID, leases[1].ID
 	greet := func(id string) (io.ReadWriteCloser, error) {
 		st, err := c.OpenLease(ctx, id)
@@ -153,19 +141,9 @@ func children(t *testing.T) int {
 // every later connection was a runsc exec process on the provider,
 // outside the lease's cgroup).
 func TestAgentRevived(t *testing.T) {
-	p := testprovider.Start(t, lease.Capacity{Leases: 1, Memory: 1 << 30, CPUs: 1, Disk: 4 << 30}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := sshgate.Dial(ctx, p.Addr, sshgate.ClientConfig{Signer: newSigner(t), HostKeyCallback: gossh.InsecureIgnoreHostKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, leases, err := c.Rent(ctx, proto.Demand{Count: 1, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}, IntervalSeconds: 5},
-		func(proto.Offer) (string, error) { return pay.MethodEmbedded, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, c, leases := rentUnpaid(ctx, t, 1)
 	id := leases[0].ID
 	for round := range 2 {
 		kill := p.Runtime.Command(ctx, id, "/bin/sh", "-c",
@@ -189,4 +167,24 @@ func TestAgentRevived(t *testing.T) {
 		}
 		st.Close()
 	}
+}
+
+// rentUnpaid starts a provider and rents n hosts from it with a renter
+// that pays nothing, which keeps them for the test (a long grace).
+func rentUnpaid(ctx context.Context, t *testing.T, n int) (testprovider.Provider, *sshgate.Client, []proto.Lease) {
+	t.Helper()
+	p := testprovider.Start(t, lease.Capacity{Leases: n, Memory: int64(n) << 30, CPUs: float64(n), Disk: int64(n) << 32}, func(c *billing.Config) {
+		c.GraceIntervals = 100
+	})
+	c, err := sshgate.Dial(ctx, p.Addr, sshgate.ClientConfig{Signer: newSigner(t), HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_, leases, err := c.Rent(ctx, proto.Demand{Count: n, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}, IntervalSeconds: 5},
+		func(proto.Offer) (string, error) { return pay.MethodEmbedded, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, c, leases
 }

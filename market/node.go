@@ -92,7 +92,7 @@ type Node struct {
 	// down holds the peers whose last exchange failed: skipped until
 	// the time given, a wait that doubles with each failure.
 	down  map[string]backoff
-	seq   uint64
+	orig  *Originator
 	own   *Envelope             // the latest announcement of ours
 	queue map[string][]Envelope // to push, by peer, at the next flush
 	wg    sync.WaitGroup
@@ -119,7 +119,8 @@ func NewNode(cfg NodeConfig) *Node {
 	n := &Node{cfg: cfg, log: cfg.Log.With("subsystem", "gossip"), bits: map[string]uint{}, queue: map[string][]Envelope{},
 		down: map[string]backoff{},
 		rnd:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
-	n.self = ProviderString(cfg.Signer.PublicKey())
+	n.orig = NewOriginator(cfg.Signer, cfg.Validity)
+	n.self = n.orig.Provider()
 	n.relay = NewRelay(NewDirectory(0), RelayConfig{MinBits: cfg.MinBits,
 		OnReject: func(from string, a *Announcement, err error) {
 			n.log.Info("announcement refused", "from", from, "address", a.Address, "err", err)
@@ -207,35 +208,20 @@ func (n *Node) Run(ctx context.Context) {
 	}
 }
 
-// announce mints, signs and sends the node's announcement, unless the last
-// one still says the same (SameOffer) and is not yet half-way to expiring:
-// each new one spreads to every node, so announcing every Every whatever
-// changed would keep the whole market busy relaying the same offers
-// (twenty providers announcing every 2 s held two cores at 100%).
+// announce sends the node's announcement when its originator says a new
+// one is due (Originator.Next).
 func (n *Node) announce(ctx context.Context) error {
-	a := n.cfg.Announce()
-	now := time.Now().UTC().Truncate(time.Second)
 	n.mu.Lock()
-	if own := n.own; own != nil && SameOffer(own.Announcement, a) &&
-		time.Until(own.Announcement.Expires) > n.cfg.Validity/2 {
-		n.mu.Unlock()
-		return nil
-	}
-	n.seq = max(n.seq+1, uint64(time.Now().UnixNano()))
-	a.Seq = n.seq
 	bits := n.cfg.MinBits
 	for _, b := range n.bits {
 		bits = max(bits, b)
 	}
 	n.mu.Unlock()
-	a.Provider, a.Issued, a.Expires = n.self, now, now.Add(n.cfg.Validity)
-	if err := Mint(ctx, &a, bits); err != nil {
+	a, err := n.orig.Next(ctx, n.cfg.Announce(), bits, time.Now())
+	if err != nil || a == nil {
 		return err
 	}
-	if err := a.Sign(n.cfg.Signer); err != nil {
-		return err
-	}
-	env, err := n.relay.Originate(a, time.Now())
+	env, err := n.relay.Originate(*a, time.Now())
 	if err != nil {
 		return err
 	}

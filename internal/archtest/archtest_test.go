@@ -20,7 +20,7 @@ const module = "github.com/zennet/zennet"
 // sandbox, a leaf that others may name paths from; everything else is
 // domain.
 var (
-	adapters = []string{"cli", "sshgate", "tui", "control"}
+	adapters = []string{"cli", "sshgate", "p2p", "tui", "control"}
 	roles    = []string{"renter", "provider", "taskrun"}
 	// testSupport are imported by tests only: they start real parts
 	// (providers, runtimes) for tests of any layer.

@@ -110,3 +110,26 @@ func create(path, comment string) ([]byte, error) {
 	atomicfile.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(sshPub), 0o644)
 	return b, nil
 }
+
+// HostKeyPair is HostKey with the private key itself, for the market's
+// peer-to-peer identity, which is the same ed25519 key.
+func HostKeyPair(dataDir string) (ssh.Signer, ed25519.PrivateKey, error) {
+	path := filepath.Join(dataDir, "host_key")
+	s, err := HostKey(dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read key: %w", err)
+	}
+	raw, err := ssh.ParseRawPrivateKey(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse key %s: %w", path, err)
+	}
+	priv, ok := raw.(*ed25519.PrivateKey)
+	if !ok {
+		return nil, nil, fmt.Errorf("key %s is a %T, not ed25519: the market's identity needs an ed25519 key (move it aside and a new one is made)", path, raw)
+	}
+	return s, *priv, nil
+}

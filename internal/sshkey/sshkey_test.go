@@ -120,3 +120,22 @@ func TestHostKey(t *testing.T) {
 		t.Fatalf("host key not kept in host_key: %v", err)
 	}
 }
+
+func TestHostKeyPair(t *testing.T) {
+	dir := t.TempDir()
+	s, priv, err := HostKeyPair(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pub.Marshal(), s.PublicKey().Marshal()) {
+		t.Fatal("the private key is not the signer's")
+	}
+	again, _, err := HostKeyPair(dir)
+	if err != nil || !bytes.Equal(again.PublicKey().Marshal(), s.PublicKey().Marshal()) {
+		t.Fatalf("a second load gave another key (%v)", err)
+	}
+}

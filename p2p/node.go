@@ -1,0 +1,566 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	ma "github.com/multiformats/go-multiaddr"
+	msmux "github.com/multiformats/go-multistream"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/market"
+)
+
+// Names on the wire.
+const (
+	// Topic is the gossipsub topic of announcements: each message is one
+	// announcement (market.EncodeAnnouncement) published by its provider.
+	Topic = "zennet/announce/1"
+	// AnnouncementProtocol is the stream on which a provider answers with
+	// its current announcement and closes: how a node learns a provider
+	// it connects to without waiting for its next announcement.
+	AnnouncementProtocol = protocol.ID("/zennet/announcement/1")
+)
+
+// Bounds.
+const (
+	// fetchTimeout bounds asking a peer for its announcement.
+	fetchTimeout = 10 * time.Second
+	// bootstrapTimeout bounds each dial of a bootstrap peer.
+	bootstrapTimeout = 10 * time.Second
+	// firstPeerWait bounds the wait for a peer on the topic before the
+	// first announcement.
+	firstPeerWait = 5 * time.Second
+	// maxFetches bounds the announcements asked of new peers at once.
+	maxFetches = 8
+	// Connection manager: trimmed to low once above high.
+	connLow, connHigh = 64, 256
+)
+
+// Config configures a Node.
+type Config struct {
+	// Key is the node's ed25519 key: its SSH host key (a provider's) or
+	// SSH key (a renter's). Its peer ID is derived from it (PeerID).
+	Key ed25519.PrivateKey
+	// Listen are the multiaddrs to listen on (default: every interface,
+	// TCP and QUIC, ports chosen by the system).
+	Listen []string
+	// Bootstrap are the peers to join the market through (--seed).
+	Bootstrap []peer.AddrInfo
+	// Announce returns the node's current offer, unsigned and unstamped
+	// (market.Originator.Next); nil makes a node that relays and learns
+	// but does not sell (a seed or a renter).
+	Announce func() market.Announcement
+	// MinBits is the proof of work asked of announcements.
+	MinBits uint
+	// Every is how often the node looks at its offer (default a minute);
+	// Validity how long an announcement lasts (default ten minutes).
+	Every, Validity time.Duration
+	// Directory receives the announcements accepted (default a new one of
+	// market.MaxEntries).
+	Directory *market.Directory
+	Log       *slog.Logger
+}
+
+// Stats counts what the topic's validator decided.
+type Stats struct {
+	// Accepted were new and valid: added to the directory and forwarded.
+	Accepted int64
+	// Ignored were valid but not new (a Seq already known): neither kept
+	// nor forwarded, and the peer is not penalised.
+	Ignored int64
+	// Rejected failed a check (undecodable, forged, published by a peer
+	// other than its provider, expired, too little work): dropped, and
+	// the peer that sent it penalised by gossipsub's scoring.
+	Rejected int64
+}
+
+// Node is a market node on libp2p.
+type Node struct {
+	cfg   Config
+	h     host.Host
+	ps    *pubsub.PubSub
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	dir   *market.Directory
+	orig  *market.Originator // nil when not selling
+	log   *slog.Logger
+
+	accepted, ignored, rejected atomic.Int64
+	lonely                      atomic.Bool // the last publication had no peer on the topic
+
+	mu     sync.Mutex
+	closed bool
+	scores map[peer.ID]float64 // gossipsub's, refreshed every second
+}
+
+// New starts a node's host and joins the topic; Run announces and keeps
+// it going, Close stops it.
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	key, err := Key(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Every <= 0 {
+		cfg.Every = time.Minute
+	}
+	if cfg.Validity <= 0 {
+		cfg.Validity = 10 * time.Minute
+	}
+	if cfg.Directory == nil {
+		cfg.Directory = market.NewDirectory(0)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	listen := cfg.Listen
+	if len(listen) == 0 {
+		listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+	}
+	cm, err := connmgr.NewConnManager(connLow, connHigh)
+	if err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(listen...), libp2p.ConnectionManager(cm),
+		libp2p.UserAgent("zennet"))
+	if err != nil {
+		return nil, fmt.Errorf("start the market's libp2p host on %v: %w", listen, err)
+	}
+	n := &Node{cfg: cfg, h: h, dir: cfg.Directory, log: cfg.Log.With("subsystem", "p2p")}
+	if cfg.Announce != nil {
+		signer, err := ssh.NewSignerFromKey(cfg.Key)
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+		n.orig = market.NewOriginator(signer, cfg.Validity)
+	}
+	n.ps, err = pubsub.NewGossipSub(ctx, h,
+		pubsub.WithMessageIdFn(messageID),
+		pubsub.WithMaxMessageSize(market.MaxAnnouncementSize+4096),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithPeerExchange(true),
+		pubsub.WithPeerScore(scoreParams(), scoreThresholds()),
+		pubsub.WithPeerScoreInspect(func(s map[peer.ID]float64) {
+			n.mu.Lock()
+			n.scores = s
+			n.mu.Unlock()
+		}, time.Second))
+	if err == nil {
+		err = n.ps.RegisterTopicValidator(Topic, n.validate)
+	}
+	if err == nil {
+		n.topic, err = n.ps.Join(Topic)
+	}
+	if err == nil {
+		n.sub, err = n.topic.Subscribe()
+	}
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("join the market's topic: %w", err)
+	}
+	h.SetStreamHandler(AnnouncementProtocol, n.serveAnnouncement)
+	return n, nil
+}
+
+// messageID names a message by its author and content: the same
+// announcement relayed by many peers is one message. The author is part
+// of it because gossipsub remembers a message as seen before validating
+// it: were the content alone the ID, a peer that sent a provider's
+// announcement as its own first (rejected) would make the provider's own
+// message a duplicate, dropped unseen.
+func messageID(m *pb.Message) string {
+	h := sha256.New()
+	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(m.From))))
+	h.Write(m.From)
+	h.Write(m.Data)
+	return string(h.Sum(nil))
+}
+
+// scoreParams are gossipsub's peer scoring for the topic: a peer that
+// forwards announcements failing the validator loses score fast (each
+// counts squared) and is graylisted; one that delivers new ones first
+// gains a little. Peers on one address are not penalised for it: a
+// provider's machine may run several nodes, and tests run on loopback.
+func scoreParams() *pubsub.PeerScoreParams {
+	return &pubsub.PeerScoreParams{
+		SkipAtomicValidation: true,
+		AppSpecificScore:     func(peer.ID) float64 { return 0 },
+		DecayInterval:        time.Second,
+		DecayToZero:          0.01,
+		RetainScore:          10 * time.Minute,
+		Topics: map[string]*pubsub.TopicScoreParams{Topic: {
+			SkipAtomicValidation:           true,
+			TopicWeight:                    1,
+			TimeInMeshWeight:               0.01,
+			TimeInMeshQuantum:              time.Second,
+			TimeInMeshCap:                  300,
+			FirstMessageDeliveriesWeight:   0.5,
+			FirstMessageDeliveriesDecay:    pubsub.ScoreParameterDecay(10 * time.Minute),
+			FirstMessageDeliveriesCap:      20,
+			InvalidMessageDeliveriesWeight: -10,
+			InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(time.Hour),
+		}},
+	}
+}
+
+// scoreThresholds: below -10 a peer gets no gossip, below -50 none of our
+// own publications, below -100 nothing it sends is looked at.
+func scoreThresholds() *pubsub.PeerScoreThresholds {
+	return &pubsub.PeerScoreThresholds{GossipThreshold: -10, PublishThreshold: -50, GraylistThreshold: -100,
+		AcceptPXThreshold: 5, OpportunisticGraftThreshold: 2}
+}
+
+// validate is the topic's validator: an announcement is forwarded only if
+// it decodes, was published by the peer its provider key names, passes
+// market.Check (signature, times, work) and is new to the directory, which
+// takes it.
+func (n *Node) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	a, err := n.check(m.GetFrom(), m.Data, time.Now())
+	switch {
+	case err != nil:
+		n.rejected.Add(1)
+		n.log.Info("announcement refused", "from", from, "author", m.GetFrom(), "err", err)
+		return pubsub.ValidationReject
+	case a == nil:
+		n.ignored.Add(1)
+		return pubsub.ValidationIgnore
+	}
+	n.accepted.Add(1)
+	return pubsub.ValidationAccept
+}
+
+// check decodes b, an announcement authored by the peer author, and adds
+// it to the directory: nil and no error when it is valid but not new.
+func (n *Node) check(author peer.ID, b []byte, now time.Time) (*market.Announcement, error) {
+	a, err := market.DecodeAnnouncement(b)
+	if err != nil {
+		return nil, err
+	}
+	k, err := a.ProviderKey()
+	if err != nil {
+		return nil, err
+	}
+	id, err := PeerID(k)
+	if err != nil {
+		return nil, err
+	}
+	if id != author {
+		return nil, fmt.Errorf("%w: announcement of %s (peer %s) sent as peer %s's own", market.ErrInvalid, a.Fingerprint(), id, author)
+	}
+	added, err := n.dir.Add(a, now, n.cfg.MinBits)
+	if err != nil || !added {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// serveAnnouncement answers a peer with the node's latest announcement.
+func (n *Node) serveAnnouncement(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(fetchTimeout))
+	if n.orig == nil {
+		s.Reset()
+		return
+	}
+	a, ok := n.orig.Last()
+	if !ok {
+		s.Reset()
+		return
+	}
+	b, err := market.EncodeAnnouncement(a)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	s.Write(b)
+}
+
+// ErrNoAnnouncement is returned by Fetch from a peer that sells nothing.
+var ErrNoAnnouncement = errors.New("the peer has no announcement")
+
+// Fetch asks peer id for its announcement and adds it to the directory,
+// with the checks of the topic: an announcement of another provider is
+// refused. It returns what the directory holds for the peer.
+func (n *Node) Fetch(ctx context.Context, id peer.ID) (market.Announcement, error) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	s, err := n.h.NewStream(ctx, id, AnnouncementProtocol)
+	if errors.As(err, new(msmux.ErrNotSupported[protocol.ID])) {
+		return market.Announcement{}, fmt.Errorf("%w: %s does not serve announcements", ErrNoAnnouncement, id)
+	}
+	if err != nil {
+		return market.Announcement{}, fmt.Errorf("ask %s for its announcement: %w", id, err)
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		s.SetDeadline(dl)
+	}
+	s.CloseWrite()
+	b, err := io.ReadAll(io.LimitReader(s, market.MaxAnnouncementSize+2))
+	if err != nil {
+		if len(b) == 0 {
+			return market.Announcement{}, fmt.Errorf("%w: %s: %v", ErrNoAnnouncement, id, err)
+		}
+		return market.Announcement{}, fmt.Errorf("read %s's announcement: %w", id, err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return market.Announcement{}, fmt.Errorf("%w: %s", ErrNoAnnouncement, id)
+	}
+	if _, err := n.check(id, b, time.Now()); err != nil {
+		return market.Announcement{}, fmt.Errorf("%s's announcement: %w", id, err)
+	}
+	k, _ := n.idKey(id)
+	a, ok := n.dir.Get(k)
+	if !ok {
+		return market.Announcement{}, fmt.Errorf("%w: %s", ErrNoAnnouncement, id)
+	}
+	return a, nil
+}
+
+// idKey is the SSH fingerprint of a peer's key.
+func (n *Node) idKey(id peer.ID) (string, error) {
+	pk, err := id.ExtractPublicKey()
+	if err != nil {
+		return "", err
+	}
+	raw, err := pk.Raw()
+	if err != nil {
+		return "", err
+	}
+	sk, err := ssh.NewPublicKey(ed25519.PublicKey(raw))
+	if err != nil {
+		return "", err
+	}
+	return ssh.FingerprintSHA256(sk), nil
+}
+
+// Run joins the market through the bootstrap peers, announces the node
+// whenever its offer changes (or half its validity has passed), and
+// expires old announcements, until ctx ends.
+func (n *Node) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			if _, err := n.sub.Next(ctx); err != nil {
+				return // the validator has kept what was new
+			}
+		}
+	}()
+	events, err := n.topic.EventHandler()
+	if err != nil {
+		n.log.Warn("topic events", "err", err)
+	} else {
+		defer events.Cancel()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.peerEvents(ctx, events)
+		}()
+	}
+	n.bootstrap(ctx)
+	// The first announcement waits a moment for a peer on the topic, and
+	// then for gossipsub's first heartbeat: a message published before
+	// the peer's stream is set up goes to nobody (seen here: a peer was
+	// listed on the topic and the message still did not reach it).
+	if n.orig != nil && len(n.cfg.Bootstrap) > 0 {
+		wait, cancel := context.WithTimeout(ctx, firstPeerWait)
+		for len(n.topic.ListPeers()) == 0 && wait.Err() == nil {
+			select {
+			case <-wait.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		select {
+		case <-wait.Done():
+		case <-time.After(pubsub.GossipSubHeartbeatInterval):
+		}
+		cancel()
+	}
+	t := time.NewTicker(n.cfg.Every)
+	defer t.Stop()
+	for {
+		if err := n.announce(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("announce", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n.dir.Expire(time.Now())
+			if len(n.h.Network().Peers()) == 0 {
+				n.bootstrap(ctx)
+			}
+		}
+	}
+}
+
+// peerEvents handles peers joining the topic: a provider whose last
+// announcement reached no one publishes it again, and the node asks each
+// new peer for its own announcement (a provider that announced before we
+// were on the topic is otherwise not heard of until its offer changes).
+func (n *Node) peerEvents(ctx context.Context, events *pubsub.TopicEventHandler) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, maxFetches)
+	for {
+		ev, err := events.NextPeerEvent(ctx)
+		if err != nil {
+			return
+		}
+		if ev.Type != pubsub.PeerJoin {
+			continue
+		}
+		if n.lonely.Load() {
+			if err := n.republish(ctx); err != nil && ctx.Err() == nil {
+				n.log.Warn("announce", "err", err)
+			}
+		}
+		if fp, err := n.idKey(ev.Peer); err != nil {
+			continue
+		} else if _, known := n.dir.Get(fp); known {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			continue // busy: it will be heard at its next announcement
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := n.Fetch(ctx, ev.Peer); err != nil && !errors.Is(err, ErrNoAnnouncement) {
+				n.log.Debug("fetch announcement", "peer", ev.Peer, "err", err)
+			}
+		}()
+	}
+}
+
+// bootstrap connects to the bootstrap peers, each within its bound.
+func (n *Node) bootstrap(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, pi := range n.cfg.Bootstrap {
+		if pi.ID == n.h.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, bootstrapTimeout)
+			defer cancel()
+			if err := n.h.Connect(ctx, pi); err != nil {
+				n.log.Info("bootstrap peer unreachable", "peer", pi.ID, "addrs", pi.Addrs, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// announce publishes the node's announcement when a new one is due.
+func (n *Node) announce(ctx context.Context) error {
+	if n.orig == nil {
+		return nil
+	}
+	a, err := n.orig.Next(ctx, n.cfg.Announce(), n.cfg.MinBits, time.Now())
+	if err != nil || a == nil {
+		return err
+	}
+	return n.publish(ctx, *a)
+}
+
+// republish publishes a new announcement of the node's offer, its last
+// having reached no one (the same one again would be a message gossipsub
+// has seen, and drops).
+func (n *Node) republish(ctx context.Context) error {
+	if n.orig == nil {
+		return nil
+	}
+	a, err := n.orig.Renew(ctx, n.cfg.Announce(), n.cfg.MinBits, time.Now())
+	if err != nil {
+		return err
+	}
+	return n.publish(ctx, *a)
+}
+
+func (n *Node) publish(ctx context.Context, a market.Announcement) error {
+	b, err := market.EncodeAnnouncement(a)
+	if err != nil {
+		return err
+	}
+	n.lonely.Store(len(n.topic.ListPeers()) == 0)
+	return n.topic.Publish(ctx, b)
+}
+
+// Connect connects to a peer.
+func (n *Node) Connect(ctx context.Context, pi peer.AddrInfo) error { return n.h.Connect(ctx, pi) }
+
+// ID is the node's peer ID.
+func (n *Node) ID() peer.ID { return n.h.ID() }
+
+// Addrs are the node's addresses, each ending in /p2p/ID: what a seed
+// gives as --seed.
+func (n *Node) Addrs() []ma.Multiaddr {
+	out, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()})
+	return out
+}
+
+// AddrInfo is the node's peer ID and addresses.
+func (n *Node) AddrInfo() peer.AddrInfo { return peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()} }
+
+// Peers are the peers connected now.
+func (n *Node) Peers() []peer.ID { return n.h.Network().Peers() }
+
+// TopicPeers are the peers known to be on the announcement topic.
+func (n *Node) TopicPeers() []peer.ID { return n.topic.ListPeers() }
+
+// Directory is what the node knows.
+func (n *Node) Directory() *market.Directory { return n.dir }
+
+// Stats returns the validator's counts.
+func (n *Node) Stats() Stats {
+	return Stats{Accepted: n.accepted.Load(), Ignored: n.ignored.Load(), Rejected: n.rejected.Load()}
+}
+
+// Score is gossipsub's score of a peer, as of the last second: below
+// zero it is being penalised for what it sent.
+func (n *Node) Score(id peer.ID) float64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.scores[id]
+}
+
+// Close leaves the topic and closes the host and its connections.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	n.sub.Cancel()
+	n.topic.Close()
+	return n.h.Close()
+}

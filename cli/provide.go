@@ -12,12 +12,14 @@ import (
 	"strings"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/idle"
 	"github.com/zennet/zennet/netsandbox"
+	"github.com/zennet/zennet/p2p"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/provider"
 )
@@ -103,7 +105,8 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.StringArrayVar(&o.Rates, "rate", nil, "flat price of a meter counter instead of the price model: COUNTER=MSAT_PER_UNIT, e.g. cpu_ns=1/10000000 (repeatable)")
 	f.Float64Var(&o.cfg.PricePerWork, "price-per-work", o.cfg.PricePerWork, "price model: msat for the work the reference machine does in a CPU-second; the rates are fitted to this machine's calibration")
 	f.Float64Var(&o.cfg.MinPricePerWork, "min-price-per-work", o.cfg.MinPricePerWork, "the least price per work to take when a renter counters with a lower bid (0: no discounts; at most --price-per-work)")
-	f.StringSliceVar(&o.cfg.Peers, "peer", o.cfg.Peers, "another provider to exchange announcements with, HOST:PORT (repeatable; env ZENNET_PEERS)")
+	f.StringSliceVar(&o.cfg.Peers, "peer", o.cfg.Peers, "another provider to exchange announcements with: HOST:PORT (SSH gossip), or a multiaddr /ip4/…/tcp/…/p2p/ID to join the libp2p market through (repeatable; env ZENNET_PEERS)")
+	f.StringSliceVar(&o.cfg.MarketListen, "market-listen", nil, "multiaddrs of the libp2p market node (default: --listen's host, TCP and QUIC, ports chosen by the system; printed in provider.json, \"market\")")
 	f.StringVar(&o.cfg.Announce, "announce", o.cfg.Announce, "address renters reach this provider at, HOST:PORT, announced to the market (default: --listen's, when it names a host)")
 	f.BoolVar(&o.WhenIdle, "when-idle", false, "lend the machine only while its owner leaves it alone: pause (or throttle) every lease while the owner is busy")
 	f.StringVar(&o.BusyAbove, "busy-above", o.BusyAbove, "with --when-idle: the owner is busy above this load, in cores (0.5) or of the machine (25%)")
@@ -195,8 +198,17 @@ func (o *provideOptions) Validate() error {
 		return cmdutil.Usagef("--unpaid-timeout must be at least 1s")
 	}
 	for _, p := range c.Peers {
-		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			return cmdutil.Usagef("--peer %q is not HOST:PORT", p)
+		if strings.HasPrefix(p, "/") {
+			if _, err := p2p.ParsePeers([]string{p}); err != nil {
+				return cmdutil.Usagef("--peer %v", err)
+			}
+		} else if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+			return cmdutil.Usagef("--peer %q is neither HOST:PORT nor a market multiaddr (/ip4/…/tcp/…/p2p/ID)", p)
+		}
+	}
+	for _, a := range c.MarketListen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return cmdutil.Usagef("--market-listen %q: %v (e.g. /ip4/0.0.0.0/tcp/4001)", a, err)
 		}
 	}
 	if c.Announce != "" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/cluster"
+	"github.com/zennet/zennet/p2p"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/renter"
@@ -96,6 +97,21 @@ func splitList(s string) []string {
 	return out
 }
 
+// checkSeeds checks --seed values: HOST:PORT, or a market multiaddr
+// ending in /p2p/ID.
+func checkSeeds(seeds []string) error {
+	for _, p := range seeds {
+		if strings.HasPrefix(p, "/") {
+			if _, err := p2p.ParsePeers([]string{p}); err != nil {
+				return cmdutil.Usagef("--seed %v", err)
+			}
+		} else if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+			return cmdutil.Usagef("--seed %q is neither HOST:PORT nor a market multiaddr (/ip4/…/tcp/…/p2p/ID)", p)
+		}
+	}
+	return nil
+}
+
 // Validate checks the options and fills the derived fields.
 func (o *rentOptions) Validate() error {
 	if o.Count < 1 || o.Count > proto.MaxHostsPerDemand {
@@ -132,10 +148,8 @@ func (o *rentOptions) Validate() error {
 	if !(o.CPUs > 0 && o.CPUs <= 4096) {
 		return cmdutil.Usagef("--cpus %v: must be more than 0 (e.g. 0.5 or 2)", o.CPUs)
 	}
-	for _, p := range o.Seeds {
-		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			return cmdutil.Usagef("--seed %q is not HOST:PORT", p)
-		}
+	if err := checkSeeds(o.Seeds); err != nil {
+		return err
 	}
 	if o.Probe < 0 || o.Probe > proto.MaxHostsPerDemand-o.Count {
 		return cmdutil.Usagef("--probe %d: must be between 0 and %d (-n plus --probe hosts are rented)", o.Probe, proto.MaxHostsPerDemand-o.Count)

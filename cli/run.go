@@ -108,7 +108,7 @@ func registerRentFlags(f *pflag.FlagSet, o *rentOptions) {
 	f.StringSliceVar(&o.Pay, "pay", []string{pay.DefaultMethod}, "payment methods, preferred first: embedded (no setup), lightning (your lnd: see --lnddir)")
 	o.LND.register(f)
 	// The market's flags, but --min: a run needs all its hosts.
-	f.StringSliceVar(&o.Seeds, "seed", splitList(os.Getenv("ZENNET_SEEDS")), "a provider to learn the market's providers from, HOST:PORT (repeatable; env ZENNET_SEEDS); without --provider, hosts come from the market")
+	f.StringSliceVar(&o.Seeds, "seed", splitList(os.Getenv("ZENNET_SEEDS")), "where to learn the market's providers: HOST:PORT of a provider's SSH gateway, or a market node's multiaddr /ip4/…/tcp/…/p2p/ID (repeatable; env ZENNET_SEEDS); without --provider, hosts come from the market")
 	f.BoolVar(&o.Explain, "explain", false, "say, per provider of the market, why it was chosen or not")
 	f.Float64Var(&o.MaxPrice, "max-price", 0, "most msat to pay for the work the reference machine does in a CPU-second (0: any)")
 	f.Float64Var(&o.Bid, "bid", 0, "counter-offer: propose this many msat for the reference machine's CPU-second of work to providers that ask more (default: --max-price)")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -15,12 +16,15 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
 	msmux "github.com/multiformats/go-multistream"
@@ -34,6 +38,11 @@ const (
 	// Topic is the gossipsub topic of announcements: each message is one
 	// announcement (market.EncodeAnnouncement) published by its provider.
 	Topic = "zennet/announce/1"
+	// Namespace is what providers advertise in the DHT: a renter finds
+	// providers by looking it up, then asks each for its announcement.
+	Namespace = "zennet/providers/1"
+	// DHTPrefix keeps the market's DHT apart from IPFS's and others'.
+	DHTPrefix = protocol.ID("/zennet")
 	// AnnouncementProtocol is the stream on which a provider answers with
 	// its current announcement and closes: how a node learns a provider
 	// it connects to without waiting for its next announcement.
@@ -77,7 +86,14 @@ type Config struct {
 	// Directory receives the announcements accepted (default a new one of
 	// market.MaxEntries).
 	Directory *market.Directory
-	Log       *slog.Logger
+	// Client makes a node that does not listen and is a DHT client only:
+	// a renter looking for providers.
+	Client bool
+	// Server makes the node a DHT server whatever its reachability (seeds;
+	// nodes on one machine or LAN, as in tests); otherwise it serves once
+	// AutoNAT finds it publicly reachable, and is a client until then.
+	Server bool
+	Log    *slog.Logger
 }
 
 // Stats counts what the topic's validator decided.
@@ -101,6 +117,8 @@ type Node struct {
 	topic *pubsub.Topic
 	sub   *pubsub.Subscription
 	dir   *market.Directory
+	kad   *dht.IpfsDHT
+	disc  *drouting.RoutingDiscovery
 	orig  *market.Originator // nil when not selling
 	log   *slog.Logger
 
@@ -139,12 +157,29 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(listen...), libp2p.ConnectionManager(cm),
-		libp2p.UserAgent("zennet"))
+	listenOpt := libp2p.ListenAddrStrings(listen...)
+	if cfg.Client {
+		listenOpt = libp2p.NoListenAddrs
+	}
+	h, err := libp2p.New(libp2p.Identity(key), listenOpt, libp2p.ConnectionManager(cm), libp2p.UserAgent("zennet"))
 	if err != nil {
 		return nil, fmt.Errorf("start the market's libp2p host on %v: %w", listen, err)
 	}
 	n := &Node{cfg: cfg, h: h, dir: cfg.Directory, log: cfg.Log.With("subsystem", "p2p")}
+	mode := dht.ModeAuto
+	switch {
+	case cfg.Client:
+		mode = dht.ModeClient
+	case cfg.Server:
+		mode = dht.ModeServer
+	}
+	n.kad, err = dht.New(h, dht.Mode(mode), dht.ProtocolPrefix(DHTPrefix), dht.DisableValues(),
+		dht.BootstrapPeers(cfg.Bootstrap...))
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("start the market's DHT: %w", err)
+	}
+	n.disc = drouting.NewRoutingDiscovery(n.kad)
 	if cfg.Announce != nil {
 		signer, err := ssh.NewSignerFromKey(cfg.Key)
 		if err != nil {
@@ -174,6 +209,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.sub, err = n.topic.Subscribe()
 	}
 	if err != nil {
+		n.kad.Close()
 		h.Close()
 		return nil, fmt.Errorf("join the market's topic: %w", err)
 	}
@@ -380,6 +416,13 @@ func (n *Node) Run(ctx context.Context) {
 		}()
 	}
 	n.bootstrap(ctx)
+	if n.orig != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.advertise(ctx)
+		}()
+	}
 	// The first announcement waits a moment for a peer on the topic, and
 	// then for gossipsub's first heartbeat: a message published before
 	// the peer's stream is set up goes to nobody (seen here: a peer was
@@ -456,6 +499,127 @@ func (n *Node) peerEvents(ctx context.Context, events *pubsub.TopicEventHandler)
 			}
 		}()
 	}
+}
+
+// advertise keeps the node advertised in the DHT as a provider until ctx
+// ends: again before each advertisement's TTL runs out, and soon after a
+// failure (an empty routing table at start).
+func (n *Node) advertise(ctx context.Context) {
+	wait := time.Second
+	for {
+		ttl, err := n.disc.Advertise(ctx, Namespace)
+		if err != nil {
+			n.log.Debug("advertise", "err", err)
+			wait = min(wait*2, time.Minute)
+		} else {
+			wait = 7 * ttl / 8
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Discover finds up to limit providers through the DHT and asks each for
+// its announcement, which goes into the directory as through the topic.
+// It returns the announcements got and, for the providers that gave
+// none, why.
+func (n *Node) Discover(ctx context.Context, limit int) ([]market.Announcement, []error) {
+	// A node that has just connected to its bootstrap peers has them in
+	// its routing table once identify has said they serve the DHT.
+	for n.kad.RoutingTable().Size() == 0 {
+		select {
+		case <-ctx.Done():
+			return nil, []error{fmt.Errorf("look up providers in the DHT: no DHT peer reached: %w", ctx.Err())}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	found, err := n.disc.FindPeers(ctx, Namespace, discovery.Limit(limit))
+	if err != nil {
+		return nil, []error{fmt.Errorf("look up providers in the DHT: %w", err)}
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		anns []market.Announcement
+		errs []error
+	)
+	sem := make(chan struct{}, maxFetches)
+	for pi := range found {
+		if pi.ID == n.h.ID() {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+			defer cancel()
+			err := n.h.Connect(cctx, pi)
+			var a market.Announcement
+			if err == nil {
+				a, err = n.Fetch(cctx, pi.ID)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("provider %s: %w", pi.ID, err))
+				return
+			}
+			anns = append(anns, a)
+		}()
+	}
+	wg.Wait()
+	return anns, errs
+}
+
+// ParsePeers parses multiaddrs that end in /p2p/ID (a seed's, a
+// bootstrap peer's).
+func ParsePeers(addrs []string) ([]peer.AddrInfo, error) {
+	var mas []ma.Multiaddr
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %v (a market address looks like /ip4/192.0.2.1/tcp/4001/p2p/12D3KooW…)", s, err)
+		}
+		if _, err := peer.AddrInfoFromP2pAddr(a); err != nil {
+			return nil, fmt.Errorf("%q: %v: a market address ends in /p2p/ID (a provider's is in its provider.json, \"market\")", s, err)
+		}
+		mas = append(mas, a)
+	}
+	return peer.AddrInfosFromP2pAddrs(mas...)
+}
+
+// Find joins the market through boot as a client with a key of its own,
+// finds up to limit providers through the DHT, adds their announcements to
+// dir (those with at least minBits of work), and leaves. It returns how
+// many it added and, for what it could not reach or use, why.
+func Find(ctx context.Context, boot []peer.AddrInfo, dir *market.Directory, minBits uint, limit int) (int, []error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return 0, []error{err}
+	}
+	before := dir.Len()
+	n, err := New(ctx, Config{Key: key, Client: true, Bootstrap: boot, Directory: dir, MinBits: minBits})
+	if err != nil {
+		return 0, []error{err}
+	}
+	defer n.Close()
+	n.bootstrap(ctx)
+	if len(n.Peers()) == 0 {
+		return 0, []error{fmt.Errorf("no market peer reachable of %d given", len(boot))}
+	}
+	_, errs := n.Discover(ctx, limit)
+	return dir.Len() - before, errs
 }
 
 // bootstrap connects to the bootstrap peers, each within its bound.
@@ -562,5 +726,6 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.sub.Cancel()
 	n.topic.Close()
+	n.kad.Close()
 	return n.h.Close()
 }

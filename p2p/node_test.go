@@ -311,3 +311,48 @@ func ed25519Signer(t *testing.T, h host.Host) ssh.Signer {
 	}
 	return s
 }
+
+// TestDiscover: a renter that joins after every provider announced (so
+// it hears none on the topic) finds them through the DHT and asks each
+// for its announcement, fetching only as many as it asks for.
+func TestDiscover(t *testing.T) {
+	seed := start(t, Config{Server: true})
+	boot := []peer.AddrInfo{seed.AddrInfo()}
+	const providers = 6
+	want := map[string]bool{}
+	for range providers {
+		key, signer := newKey(t)
+		start(t, Config{Key: key, Bootstrap: boot, Announce: offer}) // DHT clients, as behind a NAT
+		want[ssh.FingerprintSHA256(signer.PublicKey())] = true
+	}
+	eventually(t, "the seed holds every provider's announcement", func() bool { return seed.Directory().Len() == providers })
+	renter := start(t, Config{Bootstrap: boot})
+	var got []market.Announcement
+	eventually(t, "the renter discovers every provider through the DHT", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		anns, errs := renter.Discover(ctx, providers)
+		for _, err := range errs {
+			t.Log(err)
+		}
+		if len(anns) == providers {
+			got = anns
+			return true
+		}
+		return false
+	})
+	for _, a := range got {
+		if !want[a.Fingerprint()] {
+			t.Errorf("discovered %s, not one of the providers", a.Fingerprint())
+		}
+		delete(want, a.Fingerprint())
+	}
+	if st := renter.Stats(); st.Accepted != 0 {
+		t.Errorf("the renter took %d announcements from the topic; this test means the DHT", st.Accepted)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if anns, _ := renter.Discover(ctx, 2); len(anns) > 2 {
+		t.Errorf("asked for 2 providers, fetched %d", len(anns))
+	}
+}

@@ -85,13 +85,16 @@ const InfoFile = "provider.json"
 
 // Info is a running provider's identity and size.
 type Info struct {
-	Address     string  `json:"address"`
-	HostKey     string  `json:"host_key"`
-	Fingerprint string  `json:"fingerprint"`
-	DataDir     string  `json:"data_dir"`
-	MaxLeases   int     `json:"max_leases"`
-	MemoryBytes int64   `json:"memory_bytes"`
-	CPUs        float64 `json:"cpus"`
+	Address string `json:"address"`
+	// Market are the libp2p market node's multiaddrs, each ending in
+	// /p2p/ID: what other providers give as --peer and renters as --seed.
+	Market      []string `json:"market,omitempty"`
+	HostKey     string   `json:"host_key"`
+	Fingerprint string   `json:"fingerprint"`
+	DataDir     string   `json:"data_dir"`
+	MaxLeases   int      `json:"max_leases"`
+	MemoryBytes int64    `json:"memory_bytes"`
+	CPUs        float64  `json:"cpus"`
 	// Pid is the provider's process: an info file whose process is gone
 	// is stale (left by a crash).
 	Pid int `json:"pid"`

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,7 +122,7 @@ func TestWriteInfo(t *testing.T) {
 		t.Errorf("info file:\n%s\nwant:\n%s", b, want)
 	}
 	var doc infoDoc
-	if err := json.Unmarshal(b, &doc); err != nil || doc.Data != info {
+	if err := json.Unmarshal(b, &doc); err != nil || !reflect.DeepEqual(doc.Data, info) {
 		t.Errorf("read back: %+v, %v", doc.Data, err)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {

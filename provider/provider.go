@@ -39,6 +39,7 @@ import (
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/netsandbox"
+	"github.com/zennet/zennet/p2p"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sandbox"
@@ -120,11 +121,16 @@ type Config struct {
 	// first interval up front.
 	Prepay bool
 
-	// Peers are other providers to exchange announcements with; Announce
-	// the address renters reach this one at ("" means Listen's, when it
-	// names a host); PowBits the proof of work asked of announcements;
-	// AnnounceEvery how often to announce and exchange.
-	Peers         []string
+	// Peers are other providers to exchange announcements with: HOST:PORT
+	// for the SSH gossip, multiaddrs (/ip4/…/tcp/…/p2p/…) to join the
+	// libp2p market through; Announce the address renters reach this one
+	// at ("" means Listen's, when it names a host); PowBits the proof of
+	// work asked of announcements; AnnounceEvery how often to announce
+	// and exchange.
+	Peers []string
+	// MarketListen are the multiaddrs of the libp2p market node (default:
+	// --listen's host, TCP and QUIC, ports chosen by the system).
+	MarketListen  []string
 	Announce      string
 	PowBits       uint
 	AnnounceEvery time.Duration
@@ -419,7 +425,7 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	hostKey, err := sshkey.HostKey(cfg.DataDir)
+	hostKey, rawKey, err := sshkey.HostKeyPair(cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -513,16 +519,28 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 				PricePerWorkMsat: perWork, Score: score, Calibration: digest, Methods: biller.Methods()}
 		}
 	}
+	sshPeers, boot, err := splitPeers(cfg.Peers)
+	if err != nil {
+		l.Close()
+		return err
+	}
 	transport := sshgate.NewGossipTransport(hostKey)
 	defer transport.Close()
-	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: announcer, Peers: cfg.Peers,
+	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: announcer, Peers: sshPeers,
 		MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Log: log})
+	p2pNode, err := p2p.New(ctx, p2p.Config{Key: rawKey, Listen: marketListen(cfg.MarketListen, l.Addr()), Bootstrap: boot,
+		Announce: announcer, MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Server: true, Log: log})
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer p2pNode.Close()
 	tunnels := sshgate.NewClusterTransport(hostKey, fabric, log)
 	defer tunnels.Close()
 	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Files: mgr.SetClusterFiles, Tunnels: tunnels}
 	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip), sshgate.WithCluster(node, tunnels))
 	info := Info{
-		Address: l.Addr().String(), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
+		Address: l.Addr().String(), Market: multiaddrStrings(p2pNode.Addrs()), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
 		Fingerprint: gossh.FingerprintSHA256(hostKey.PublicKey()), DataDir: cfg.DataDir,
 		MaxLeases: cfg.MaxLeases, MemoryBytes: cfg.Memory, CPUs: cfg.CPUs, Pid: os.Getpid(),
 	}
@@ -550,9 +568,15 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 		defer close(gossipDone)
 		gossip.Run(gctx)
 	}()
+	p2pDone := make(chan struct{})
+	go func() {
+		defer close(p2pDone)
+		p2pNode.Run(gctx)
+	}()
 	defer func() {
 		stopGossip()
 		<-gossipDone
+		<-p2pDone
 	}()
 	// The info file tells scripts (and the dashboard) where this provider
 	// listens; it exists only while the provider runs.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,15 +12,22 @@ import (
 
 	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/market"
+	"github.com/zennet/zennet/p2p"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sshgate"
 	"github.com/zennet/zennet/terms"
 )
 
-// knownProviders loads the renter's directory, adds what the seeds know
-// (a provider answers with every announcement it has), saves it, and
-// returns it.
+// MarketLookup bounds the providers a renter asks for their announcements
+// through the libp2p market's DHT.
+const MarketLookup = 256
+
+// KnownProviders loads the renter's directory, adds what the seeds give,
+// saves it, and returns it. A seed given as HOST:PORT (the SSH gossip)
+// answers with every announcement it has; one given as a multiaddr joins
+// the renter to the libp2p market, where it finds up to MarketLookup
+// providers through the DHT and asks each for its own announcement.
 func KnownProviders(ctx context.Context, configDir string, seeds []string, signer gossh.Signer, minBits uint) (*market.Directory, []string) {
 	dir := market.NewDirectory(0)
 	path := ProvidersPath(configDir)
@@ -32,7 +40,36 @@ func KnownProviders(ctx context.Context, configDir string, seeds []string, signe
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	var sshSeeds, marketSeeds []string
 	for _, seed := range seeds {
+		if strings.HasPrefix(seed, "/") {
+			marketSeeds = append(marketSeeds, seed)
+		} else {
+			sshSeeds = append(sshSeeds, seed)
+		}
+	}
+	if len(marketSeeds) > 0 {
+		boot, err := p2p.ParsePeers(marketSeeds)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("--seed %v", err))
+		} else {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				defer cancel()
+				// The market's directory is filled by the node itself,
+				// under the directory's own lock.
+				_, errs := p2p.Find(fctx, boot, dir, minBits, MarketLookup)
+				mu.Lock()
+				defer mu.Unlock()
+				for _, err := range errs {
+					notes = append(notes, fmt.Sprintf("market: %v", err))
+				}
+			}()
+		}
+	}
+	for _, seed := range sshSeeds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -111,7 +111,7 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 		KindLeaseAction:    LeaseAction{Action: "pause", ID: lease.ID, Lease: &lease},
 		KindProviderDrain:  DrainDoc{Draining: true, Leases: 1},
 		KindProviderStatus: control.Status{Time: t0, Leases: []control.LeaseStatus{lease}},
-		KindProvider: provider.Info{Address: "127.0.0.1:2222", HostKey: "ssh-ed25519 AAAA", Fingerprint: "SHA256:p", DataDir: "/d",
+		KindProvider: provider.Info{Address: "127.0.0.1:2222", Market: []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample"}, HostKey: "ssh-ed25519 AAAA", Fingerprint: "SHA256:p", DataDir: "/d",
 			MaxLeases: 64, MemoryBytes: 8 << 30, CPUs: 2, Pid: 4242},
 	}
 }

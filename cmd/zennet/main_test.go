@@ -160,7 +160,7 @@ func stopProvider(dataDir string) {
 // and put its address in $VAR.
 func cmdWaitProvider(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
-		ts.Fatalf("usage: waitprovider DATADIR VAR")
+		ts.Fatalf("usage: waitprovider DATADIR VAR (sets VAR to its gateway's address, VAR_MARKET to its market multiaddr)")
 	}
 	path := filepath.Join(ts.MkAbs(args[0]), "provider.json")
 	deadline := time.Now().Add(2 * time.Minute)
@@ -169,8 +169,9 @@ func cmdWaitProvider(ts *testscript.TestScript, neg bool, args []string) {
 		if err == nil {
 			var doc struct {
 				Data struct {
-					Address string `json:"address"`
-					Pid     int    `json:"pid"`
+					Address string   `json:"address"`
+					Market  []string `json:"market"`
+					Pid     int      `json:"pid"`
 				} `json:"data"`
 			}
 			if err := json.Unmarshal(b, &doc); err != nil {
@@ -179,6 +180,9 @@ func cmdWaitProvider(ts *testscript.TestScript, neg bool, args []string) {
 			// A file left by a provider that is gone is not this one's.
 			if doc.Data.Pid > 0 && syscall.Kill(doc.Data.Pid, 0) == nil {
 				ts.Setenv(args[1], doc.Data.Address)
+				if len(doc.Data.Market) > 0 {
+					ts.Setenv(args[1]+"_MARKET", doc.Data.Market[0])
+				}
 				return
 			}
 		}

@@ -1,0 +1,56 @@
+package provider
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/zennet/zennet/p2p"
+)
+
+// splitPeers sorts --peer values into the SSH gossip's (HOST:PORT) and the
+// libp2p market's bootstrap peers (multiaddrs ending in /p2p/ID).
+func splitPeers(peers []string) (ssh []string, boot []peer.AddrInfo, err error) {
+	var mas []string
+	for _, p := range peers {
+		if strings.HasPrefix(p, "/") {
+			mas = append(mas, p)
+		} else {
+			ssh = append(ssh, p)
+		}
+	}
+	if boot, err = p2p.ParsePeers(mas); err != nil {
+		return nil, nil, fmt.Errorf("--peer %w", err)
+	}
+	return ssh, boot, nil
+}
+
+// marketListen is where the market node listens: what was asked, else the
+// gateway's host with ports chosen by the system.
+func marketListen(asked []string, gateway net.Addr) []string {
+	if len(asked) > 0 {
+		return asked
+	}
+	ip := net.IPv4zero
+	if tcp, ok := gateway.(*net.TCPAddr); ok && tcp.IP != nil {
+		ip = tcp.IP
+	}
+	a, err := manet.FromIP(ip)
+	if err != nil {
+		return nil
+	}
+	return []string{a.String() + "/tcp/0", a.String() + "/udp/0/quic-v1"}
+}
+
+// multiaddrStrings are addrs as strings.
+func multiaddrStrings(addrs []ma.Multiaddr) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}

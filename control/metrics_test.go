@@ -10,6 +10,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func scrape(t *testing.T, url string) (map[string]*dto.MetricFamily, int, string) {
@@ -26,7 +27,7 @@ func scrape(t *testing.T, url string) (map[string]*dto.MetricFamily, int, string
 	if resp.StatusCode != http.StatusOK {
 		return nil, resp.StatusCode, string(b)
 	}
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
 	if err != nil {
 		t.Fatalf("parse the exposition: %v\n%s", err, b)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	msmux "github.com/multiformats/go-multistream"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/time/rate"
 
 	"github.com/zennet/zennet/market"
 )
@@ -60,6 +62,18 @@ const (
 	firstPeerWait = 5 * time.Second
 	// maxFetches bounds the announcements asked of new peers at once.
 	maxFetches = 8
+	// A peer may bring announcements of providers new to the node at
+	// newRate a second after a burst of newBurst; past that they are
+	// ignored (not kept, not forwarded) and the peer's score falls by one
+	// for each, recovering with a half-life of penaltyHalfLife. Honest
+	// traffic is below it: renewals of known providers do not count, and
+	// a new node, or a market of a thousand providers started at once,
+	// hears at most a thousand new ones from one mesh peer (a burst of 100
+	// lost a third of such a market's announcements at its seeds:
+	// BenchmarkMarketScale). A flood of cheap identities from one peer
+	// goes past it.
+	newRate, newBurst = 20, 1000
+	penaltyHalfLife   = time.Minute
 	// Connection manager: trimmed to low once above high.
 	connLow, connHigh = 64, 256
 )
@@ -94,6 +108,12 @@ type Config struct {
 	// AutoNAT finds it publicly reachable, and is a client until then.
 	Server bool
 	Log    *slog.Logger
+
+	// host, if set, is used instead of a host of the node's own (tests
+	// and benchmarks: libp2p's in-memory mocknet); tracer sees gossipsub's
+	// messages.
+	host   host.Host
+	tracer pubsub.RawTracer
 }
 
 // Stats counts what the topic's validator decided.
@@ -103,6 +123,9 @@ type Stats struct {
 	// Ignored were valid but not new (a Seq already known): neither kept
 	// nor forwarded, and the peer is not penalised.
 	Ignored int64
+	// Throttled were of providers new to the node, from a peer past its
+	// rate of those (see newRate).
+	Throttled int64
 	// Rejected failed a check (undecodable, forged, published by a peer
 	// other than its provider, expired, too little work): dropped, and
 	// the peer that sent it penalised by gossipsub's scoring.
@@ -122,12 +145,21 @@ type Node struct {
 	orig  *market.Originator // nil when not selling
 	log   *slog.Logger
 
-	accepted, ignored, rejected atomic.Int64
-	lonely                      atomic.Bool // the last publication had no peer on the topic
+	accepted, ignored, rejected, throttled atomic.Int64
+	lonely                                 atomic.Bool // the last publication had no peer on the topic
 
 	mu     sync.Mutex
 	closed bool
 	scores map[peer.ID]float64 // gossipsub's, refreshed every second
+	limits map[peer.ID]*peerLimit
+}
+
+// peerLimit is what a peer may still bring of new providers, and its
+// penalty for what it brought past that.
+type peerLimit struct {
+	rate    *rate.Limiter
+	penalty float64
+	at      time.Time // of penalty
 }
 
 // New starts a node's host and joins the topic; Run announces and keeps
@@ -161,9 +193,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Client {
 		listenOpt = libp2p.NoListenAddrs
 	}
-	h, err := libp2p.New(libp2p.Identity(key), listenOpt, libp2p.ConnectionManager(cm), libp2p.UserAgent("zennet"))
-	if err != nil {
-		return nil, fmt.Errorf("start the market's libp2p host on %v: %w", listen, err)
+	h := cfg.host
+	if h == nil {
+		h, err = libp2p.New(libp2p.Identity(key), listenOpt, libp2p.ConnectionManager(cm), libp2p.UserAgent("zennet"))
+		if err != nil {
+			return nil, fmt.Errorf("start the market's libp2p host on %v: %w", listen, err)
+		}
 	}
 	n := &Node{cfg: cfg, h: h, dir: cfg.Directory, log: cfg.Log.With("subsystem", "p2p")}
 	mode := dht.ModeAuto
@@ -188,17 +223,20 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		n.orig = market.NewOriginator(signer, cfg.Validity)
 	}
-	n.ps, err = pubsub.NewGossipSub(ctx, h,
-		pubsub.WithMessageIdFn(messageID),
-		pubsub.WithMaxMessageSize(market.MaxAnnouncementSize+4096),
+	opts := []pubsub.Option{pubsub.WithMessageIdFn(messageID),
+		pubsub.WithMaxMessageSize(market.MaxAnnouncementSize + 4096),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithPeerExchange(true),
-		pubsub.WithPeerScore(scoreParams(), scoreThresholds()),
+		pubsub.WithPeerScore(scoreParams(n.appScore), scoreThresholds()),
 		pubsub.WithPeerScoreInspect(func(s map[peer.ID]float64) {
 			n.mu.Lock()
 			n.scores = s
 			n.mu.Unlock()
-		}, time.Second))
+		}, time.Second)}
+	if cfg.tracer != nil {
+		opts = append(opts, pubsub.WithRawTracer(cfg.tracer))
+	}
+	n.ps, err = pubsub.NewGossipSub(ctx, h, opts...)
 	if err == nil {
 		err = n.ps.RegisterTopicValidator(Topic, n.validate)
 	}
@@ -234,12 +272,14 @@ func messageID(m *pb.Message) string {
 // scoreParams are gossipsub's peer scoring for the topic: a peer that
 // forwards announcements failing the validator loses score fast (each
 // counts squared) and is graylisted; one that delivers new ones first
-// gains a little. Peers on one address are not penalised for it: a
+// gains a little; app is what a peer loses for a flood of new providers
+// (Node.appScore). Peers on one address are not penalised for it: a
 // provider's machine may run several nodes, and tests run on loopback.
-func scoreParams() *pubsub.PeerScoreParams {
+func scoreParams(app func(peer.ID) float64) *pubsub.PeerScoreParams {
 	return &pubsub.PeerScoreParams{
 		SkipAtomicValidation: true,
-		AppSpecificScore:     func(peer.ID) float64 { return 0 },
+		AppSpecificScore:     app,
+		AppSpecificWeight:    1,
 		DecayInterval:        time.Second,
 		DecayToZero:          0.01,
 		RetainScore:          10 * time.Minute,
@@ -270,7 +310,12 @@ func scoreThresholds() *pubsub.PeerScoreThresholds {
 // market.Check (signature, times, work) and is new to the directory, which
 // takes it.
 func (n *Node) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-	a, err := n.check(m.GetFrom(), m.Data, time.Now())
+	now := time.Now()
+	if !n.mayBringNew(from, m.Data, now) {
+		n.throttled.Add(1)
+		return pubsub.ValidationIgnore
+	}
+	a, err := n.check(m.GetFrom(), m.Data, now)
 	switch {
 	case err != nil:
 		n.rejected.Add(1)
@@ -282,6 +327,72 @@ func (n *Node) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubs
 	}
 	n.accepted.Add(1)
 	return pubsub.ValidationAccept
+}
+
+// mayBringNew says whether peer from may bring b: yes unless it is an
+// announcement of a provider the directory does not hold and the peer is
+// past its rate of those, which then counts against its score. Our own
+// messages are never held back.
+func (n *Node) mayBringNew(from peer.ID, b []byte, now time.Time) bool {
+	if from == n.h.ID() {
+		return true
+	}
+	a, err := market.DecodeAnnouncement(b)
+	if err != nil {
+		return true // rejected by check, with its penalty
+	}
+	if _, known := n.dir.Get(a.Provider); known {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.limits == nil {
+		n.limits = map[peer.ID]*peerLimit{}
+	}
+	l := n.limits[from]
+	if l == nil {
+		if len(n.limits) >= 4*connHigh {
+			n.pruneLimitsLocked(now)
+		}
+		l = &peerLimit{rate: rate.NewLimiter(newRate, newBurst)}
+		n.limits[from] = l
+	}
+	if l.rate.AllowN(now, 1) {
+		return true
+	}
+	l.penalty = decayed(l.penalty, l.at, now) + 1
+	l.at = now
+	return false
+}
+
+// decayed is penalty p, set at, as of now.
+func decayed(p float64, at, now time.Time) float64 {
+	if p == 0 {
+		return 0
+	}
+	return p * math.Exp2(-now.Sub(at).Seconds()/penaltyHalfLife.Seconds())
+}
+
+// pruneLimitsLocked forgets the peers whose limit is full again and whose
+// penalty has all but gone.
+func (n *Node) pruneLimitsLocked(now time.Time) {
+	for id, l := range n.limits {
+		if l.rate.TokensAt(now) >= newBurst && decayed(l.penalty, l.at, now) < 0.01 {
+			delete(n.limits, id)
+		}
+	}
+}
+
+// appScore is gossipsub's application-specific score of a peer: minus its
+// penalty for bringing new providers past its rate.
+func (n *Node) appScore(id peer.ID) float64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l := n.limits[id]
+	if l == nil {
+		return 0
+	}
+	return -decayed(l.penalty, l.at, time.Now())
 }
 
 // check decodes b, an announcement authored by the peer author, and adds
@@ -415,7 +526,13 @@ func (n *Node) Run(ctx context.Context) {
 			n.peerEvents(ctx, events)
 		}()
 	}
-	n.bootstrap(ctx)
+	// A bootstrap peer that takes the connection and never answers holds
+	// its dial for bootstrapTimeout: the others go on meanwhile.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n.bootstrap(ctx)
+	}()
 	if n.orig != nil {
 		wg.Add(1)
 		go func() {
@@ -487,8 +604,8 @@ func (n *Node) peerEvents(ctx context.Context, events *pubsub.TopicEventHandler)
 		}
 		select {
 		case sem <- struct{}{}:
-		default:
-			continue // busy: it will be heard at its next announcement
+		case <-ctx.Done():
+			return
 		}
 		wg.Add(1)
 		go func() {
@@ -704,7 +821,7 @@ func (n *Node) Directory() *market.Directory { return n.dir }
 
 // Stats returns the validator's counts.
 func (n *Node) Stats() Stats {
-	return Stats{Accepted: n.accepted.Load(), Ignored: n.ignored.Load(), Rejected: n.rejected.Load()}
+	return Stats{Accepted: n.accepted.Load(), Ignored: n.ignored.Load(), Rejected: n.rejected.Load(), Throttled: n.throttled.Load()}
 }
 
 // Score is gossipsub's score of a peer, as of the last second: below

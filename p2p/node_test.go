@@ -356,3 +356,72 @@ func TestDiscover(t *testing.T) {
 		t.Errorf("asked for 2 providers, fetched %d", len(anns))
 	}
 }
+
+// TestFloodThrottled: a peer that brings announcements of new providers
+// far faster than a market makes them (here three times its burst, valid,
+// each of a fresh identity published as that identity, with the least
+// work asked, at once) has what is past its rate ignored and its score lowered, while
+// an honest provider's announcement still arrives.
+func TestFloodThrottled(t *testing.T) {
+	seed := start(t, Config{})
+	renter := start(t, Config{Bootstrap: []peer.AddrInfo{seed.AddrInfo()}})
+	eventually(t, "the renter joins the topic at the seed", func() bool { return len(seed.TopicPeers()) >= 1 })
+	mh, topic := attacker(t, seed)
+	const flood = 3 * newBurst
+	type msg struct {
+		b   []byte
+		opt pubsub.PubOpt
+	}
+	var msgs []msg
+	for range flood {
+		priv, s := newKey(t)
+		b, err := market.EncodeAnnouncement(signed(t, s, 1, time.Now(), 10*time.Minute, testBits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := Key(priv)
+		id, _ := peer.IDFromPrivateKey(k)
+		msgs = append(msgs, msg{b, pubsub.WithSecretKeyAndPeerId(k, id)})
+	}
+	began := time.Now()
+	for _, m := range msgs {
+		if err := topic.Publish(context.Background(), m.b, m.opt); err != nil {
+			t.Fatal(err)
+		}
+		// Paced so that the attacker's own queue to the seed (32 RPCs)
+		// does not drop them: the flood must reach the seed.
+		time.Sleep(200 * time.Microsecond)
+	}
+	// The flood is over at the seed when its counts stop moving (the
+	// attacker's queue may drop some, and gossipsub stops listening to a
+	// graylisted peer).
+	var last Stats
+	var still time.Time
+	eventually(t, "the flood reaches the seed and ends", func() bool {
+		st := seed.Stats()
+		if st != last || st.Throttled == 0 {
+			last, still = st, time.Now()
+			return false
+		}
+		return time.Since(still) > time.Second
+	})
+	elapsed := time.Since(began) - time.Second
+	provKey, prov := newKey(t)
+	start(t, Config{Key: provKey, Bootstrap: []peer.AddrInfo{seed.AddrInfo()}, Announce: offer})
+	eventually(t, "an honest provider's announcement reaches the renter", func() bool {
+		_, ok := renter.Directory().Get(ssh.FingerprintSHA256(prov.PublicKey()))
+		return ok
+	})
+	st := seed.Stats()
+	t.Logf("seed after a flood of %d in %s: %+v; the flooding peer's score %.0f", flood, elapsed.Round(time.Millisecond), st, seed.Score(mh.ID()))
+	if bound := int64(newBurst + newRate*elapsed.Seconds() + 1); st.Accepted > bound+1 { // +1: the honest provider
+		t.Errorf("the seed took %d of the flood, more than its rate allows (%d)", st.Accepted-1, bound)
+	}
+	if st.Throttled == 0 {
+		t.Error("nothing was throttled")
+	}
+	eventually(t, "the flooding peer's score below zero at the seed", func() bool { return seed.Score(mh.ID()) < 0 })
+	if got := renter.Directory().Len(); got > int(st.Accepted) {
+		t.Errorf("the renter holds %d announcements, more than the seed took (%d)", got, st.Accepted)
+	}
+}

@@ -538,7 +538,8 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	tunnels := sshgate.NewClusterTransport(hostKey, fabric, log)
 	defer tunnels.Close()
 	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Files: mgr.SetClusterFiles, Tunnels: tunnels}
-	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip), sshgate.WithCluster(node, tunnels))
+	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip), sshgate.WithCluster(node, tunnels),
+		sshgate.WithMarket(func() []string { return multiaddrStrings(p2pNode.Addrs()) }))
 	info := Info{
 		Address: l.Addr().String(), Market: multiaddrStrings(p2pNode.Addrs()), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
 		Fingerprint: gossh.FingerprintSHA256(hostKey.PublicKey()), DataDir: cfg.DataDir,

@@ -24,10 +24,11 @@ import (
 const MarketLookup = 256
 
 // KnownProviders loads the renter's directory, adds what the seeds give,
-// saves it, and returns it. A seed given as HOST:PORT (the SSH gossip)
-// answers with every announcement it has; one given as a multiaddr joins
-// the renter to the libp2p market, where it finds up to MarketLookup
-// providers through the DHT and asks each for its own announcement.
+// saves it, and returns it. A seed given as a multiaddr joins the renter
+// to the libp2p market, where it finds up to MarketLookup providers
+// through the DHT and asks each for its own announcement. One given as
+// HOST:PORT answers with every announcement its SSH gossip knows and with
+// its market node's multiaddrs, which are then looked through likewise.
 func KnownProviders(ctx context.Context, configDir string, seeds []string, signer gossh.Signer, minBits uint) (*market.Directory, []string) {
 	dir := market.NewDirectory(0)
 	path := ProvidersPath(configDir)
@@ -48,33 +49,20 @@ func KnownProviders(ctx context.Context, configDir string, seeds []string, signe
 			sshSeeds = append(sshSeeds, seed)
 		}
 	}
-	if len(marketSeeds) > 0 {
-		boot, err := p2p.ParsePeers(marketSeeds)
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("--seed %v", err))
-		} else {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-				defer cancel()
-				// The market's directory is filled by the node itself,
-				// under the directory's own lock.
-				_, errs := p2p.Find(fctx, boot, dir, minBits, MarketLookup)
-				mu.Lock()
-				defer mu.Unlock()
-				for _, err := range errs {
-					notes = append(notes, fmt.Sprintf("market: %v", err))
-				}
-			}()
-		}
-	}
+	// A HOST:PORT seed answers with every announcement its SSH gossip
+	// knows and, when it is on the libp2p market, where its market node
+	// is, which is then looked through as a multiaddr seed is.
 	for _, seed := range sshSeeds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
+			if addrs, err := sshgate.FetchMarket(fctx, seed, signer); err == nil {
+				mu.Lock()
+				marketSeeds = append(marketSeeds, addrs...)
+				mu.Unlock()
+			}
 			anns, err := sshgate.FetchDirectory(fctx, seed, signer)
 			mu.Lock()
 			defer mu.Unlock()
@@ -94,6 +82,19 @@ func KnownProviders(ctx context.Context, configDir string, seeds []string, signe
 		}()
 	}
 	wg.Wait()
+	if len(marketSeeds) > 0 {
+		if boot, err := p2p.ParsePeers(marketSeeds); err != nil {
+			notes = append(notes, fmt.Sprintf("--seed %v", err))
+		} else {
+			fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			// The node fills the directory itself, under its own lock.
+			_, errs := p2p.Find(fctx, boot, dir, minBits, MarketLookup)
+			cancel()
+			for _, err := range errs {
+				notes = append(notes, fmt.Sprintf("market: %v", err))
+			}
+		}
+	}
 	if len(seeds) > 0 {
 		if err := dir.Save(path); err != nil {
 			notes = append(notes, fmt.Sprintf("save %s: %v", path, err))

@@ -46,6 +46,7 @@ type Gateway struct {
 	leases  *lease.Manager
 	billing Payments
 	gossip  GossipNode
+	market  func() []string // the libp2p market node's multiaddrs
 	cluster ClusterNode
 	tunnels *ClusterTransport
 	log     *slog.Logger
@@ -124,6 +125,12 @@ func WithLoginGrace(d time.Duration) GatewayOption {
 // ChannelGossip from gs.
 func WithGossip(gs GossipNode) GatewayOption {
 	return func(g *Gateway) { g.gossip = gs }
+}
+
+// WithMarket makes the gateway tell whoever asks (a renter's HOST:PORT
+// --seed) the multiaddrs of the provider's libp2p market node.
+func WithMarket(addrs func() []string) GatewayOption {
+	return func(g *Gateway) { g.market = addrs }
 }
 
 // NewGateway returns a gateway that serves leases from m under hostKey,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -53,7 +54,25 @@ func TestGossipDirectory(t *testing.T) {
 	}
 }
 
-func startGossipGateway(t *testing.T, gs *market.Node) string {
+// TestFetchMarket: a provider on the libp2p market tells a HOST:PORT seed's
+// renter where its market node is; one that is not says so.
+func TestFetchMarket(t *testing.T) {
+	gs := market.NewNode(market.NodeConfig{Signer: newSigner(t), Transport: sshgate.NewGossipTransport(newSigner(t))})
+	want := []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGRtQCQ5mmpHmRKWhKnM4NxToUuSt1N79rNJZDcMvJBhw"}
+	on := startGossipGateway(t, gs, sshgate.WithMarket(func() []string { return want }))
+	off := startGossipGateway(t, gs)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got, err := sshgate.FetchMarket(ctx, on, newSigner(t))
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("FetchMarket = %v, %v; want %v", got, err, want)
+	}
+	if _, err := sshgate.FetchMarket(ctx, off, newSigner(t)); !errors.Is(err, sshgate.ErrNoMarket) {
+		t.Fatalf("a provider off the market: %v, want %v", err, sshgate.ErrNoMarket)
+	}
+}
+
+func startGossipGateway(t *testing.T, gs *market.Node, opts ...sshgate.GatewayOption) string {
 	t.Helper()
 	// A provider's lease manager and billing, behind a second gateway
 	// that also serves gossip.
@@ -62,7 +81,7 @@ func startGossipGateway(t *testing.T, gs *market.Node) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := sshgate.NewGateway(newSigner(t), p.leases, p.billing, sshgate.WithGossip(gs))
+	gw := sshgate.NewGateway(newSigner(t), p.leases, p.billing, append([]sshgate.GatewayOption{sshgate.WithGossip(gs)}, opts...)...)
 	go gw.Serve(l)
 	t.Cleanup(func() { gw.Shutdown(context.Background()) })
 	return l.Addr().String()

@@ -19,18 +19,22 @@ import (
 // ChannelGossip carries the market's announcements between nodes: one
 // request and one answer per channel, each a line of JSON. A "push" offers
 // envelopes (the answer says how many were taken, and the proof of work
-// this node asks); a "list" asks for every announcement the node knows.
+// this node asks); a "list" asks for every announcement the node knows; a
+// "market" asks for the multiaddrs of the provider's libp2p market node,
+// through which a renter given HOST:PORT joins that market.
 const ChannelGossip = "zennet-gossip-v1@zennet"
 
 // gossipMsg is a request or an answer on the gossip channel.
 type gossipMsg struct {
-	Type      string            `json:"type"` // push, list, ack, directory, error
+	Type      string            `json:"type"` // push, list, market, ack, directory, error
 	Envelopes []json.RawMessage `json:"envelopes,omitempty"`
 	Accepted  int               `json:"accepted,omitempty"`
 	// MinBits is the proof of work the answering node asks of
 	// announcements: pushes below it are refused.
 	MinBits uint   `json:"min_bits"`
 	Message string `json:"message,omitempty"`
+	// Market are the answering provider's libp2p market multiaddrs.
+	Market []string `json:"market,omitempty"`
 }
 
 const maxGossipMessage = market.MaxBatch*market.MaxEnvelopeSize + 4096
@@ -222,6 +226,26 @@ func FetchDirectory(ctx context.Context, addr string, signer gossh.Signer) ([]ma
 	return out, err
 }
 
+// ErrNoMarket is returned by FetchMarket from a provider that is not on
+// the libp2p market (an older one).
+var ErrNoMarket = errors.New("the provider is not on the libp2p market")
+
+// FetchMarket asks the provider at addr for its libp2p market node's
+// multiaddrs.
+func FetchMarket(ctx context.Context, addr string, signer gossh.Signer) ([]string, error) {
+	ans, err := gossipRequest(ctx, addr, signer, gossipMsg{Type: "market"})
+	if ans.Type == "error" { // an older provider, or one off the market
+		return nil, fmt.Errorf("%w: %s: %s", ErrNoMarket, addr, ans.Message)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ans.Type != "market" || len(ans.Market) == 0 {
+		return nil, fmt.Errorf("%w: %s answered %q %s", ErrNoMarket, addr, ans.Type, ans.Message)
+	}
+	return ans.Market, nil
+}
+
 // Push offers envelopes to the node at addr and returns how many it took
 // and the proof of work it asks of announcements.
 func Push(ctx context.Context, addr string, signer gossh.Signer, envs []market.Envelope) (accepted int, minBits uint, err error) {
@@ -241,11 +265,12 @@ func (g *Gateway) gossipChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.
 	}
 	defer ch.Close()
 	go gossh.DiscardRequests(reqs)
-	serveGossip(g.gossip, ch, conn.RemoteAddr().String())
+	serveGossip(g.gossip, g.market, ch, conn.RemoteAddr().String())
 }
 
-// serveGossip answers one request of a gossip channel.
-func serveGossip(node GossipNode, ch io.ReadWriter, from string) {
+// serveGossip answers one request of a gossip channel; market, if not
+// nil, gives the provider's libp2p market multiaddrs.
+func serveGossip(node GossipNode, market func() []string, ch io.ReadWriter, from string) {
 	br := bufio.NewReaderSize(ch, 64<<10)
 	line, err := readLine(br, maxGossipMessage)
 	if err != nil {
@@ -260,6 +285,16 @@ func serveGossip(node GossipNode, ch io.ReadWriter, from string) {
 	case "list":
 		l := node.List()
 		writeGossip(ch, gossipMsg{Type: "directory", Envelopes: encodeEnvelopes(l.Envelopes), MinBits: l.MinBits})
+	case "market":
+		var addrs []string
+		if market != nil {
+			addrs = market()
+		}
+		if len(addrs) == 0 {
+			writeGossip(ch, gossipMsg{Type: "error", Message: "this provider is not on the libp2p market", MinBits: node.MinBits()})
+			return
+		}
+		writeGossip(ch, gossipMsg{Type: "market", Market: addrs, MinBits: node.MinBits()})
 	case "push":
 		envs, err := decodeEnvelopes(req.Envelopes)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,6 +89,10 @@ type Config struct {
 	Listen []string
 	// Bootstrap are the peers to join the market through (--seed).
 	Bootstrap []peer.AddrInfo
+	// Resolve, if not nil, finds more bootstrap peers each time the node
+	// bootstraps (a provider's HOST:PORT peers, asked where their market
+	// nodes are), within the context it is given.
+	Resolve func(context.Context) []peer.AddrInfo
 	// Announce returns the node's current offer, unsigned and unstamped
 	// (market.Originator.Next); nil makes a node that relays and learns
 	// but does not sell (a seed or a renter).
@@ -741,8 +746,14 @@ func Find(ctx context.Context, boot []peer.AddrInfo, dir *market.Directory, minB
 
 // bootstrap connects to the bootstrap peers, each within its bound.
 func (n *Node) bootstrap(ctx context.Context) {
+	peers := n.cfg.Bootstrap
+	if n.cfg.Resolve != nil {
+		rctx, cancel := context.WithTimeout(ctx, bootstrapTimeout)
+		peers = append(slices.Clip(peers), n.cfg.Resolve(rctx)...)
+		cancel()
+	}
 	var wg sync.WaitGroup
-	for _, pi := range n.cfg.Bootstrap {
+	for _, pi := range peers {
 		if pi.ID == n.h.ID() {
 			continue
 		}

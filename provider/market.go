@@ -1,15 +1,21 @@
 package provider
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/zennet/zennet/p2p"
+	"github.com/zennet/zennet/sshgate"
 )
 
 // splitPeers sorts --peer values into the SSH gossip's (HOST:PORT) and the
@@ -27,6 +33,39 @@ func splitPeers(peers []string) (ssh []string, boot []peer.AddrInfo, err error) 
 		return nil, nil, fmt.Errorf("--peer %w", err)
 	}
 	return ssh, boot, nil
+}
+
+// marketPeers asks the SSH gossip's peers (HOST:PORT) where their libp2p
+// market nodes are, so that a provider given only those joins the
+// libp2p market too. Peers that do not answer, or are not on it, are
+// skipped.
+func marketPeers(ctx context.Context, peers []string, signer gossh.Signer, log *slog.Logger) []peer.AddrInfo {
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out []peer.AddrInfo
+	)
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addrs, err := sshgate.FetchMarket(ctx, p, signer)
+			if err != nil {
+				log.Debug("peer's market node", "peer", p, "err", err)
+				return
+			}
+			infos, err := p2p.ParsePeers(addrs)
+			if err != nil {
+				log.Info("peer's market node", "peer", p, "err", err)
+				return
+			}
+			mu.Lock()
+			out = append(out, infos...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // marketListen is where the market node listens: what was asked, else the

@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/billing"
@@ -529,6 +530,7 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: announcer, Peers: sshPeers,
 		MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Log: log})
 	p2pNode, err := p2p.New(ctx, p2p.Config{Key: rawKey, Listen: marketListen(cfg.MarketListen, l.Addr()), Bootstrap: boot,
+		Resolve:  func(ctx context.Context) []peer.AddrInfo { return marketPeers(ctx, sshPeers, hostKey, log) },
 		Announce: announcer, MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Server: true, Log: log})
 	if err != nil {
 		l.Close()

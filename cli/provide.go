@@ -197,14 +197,8 @@ func (o *provideOptions) Validate() error {
 	if c.UnpaidTimeout < time.Second {
 		return cmdutil.Usagef("--unpaid-timeout must be at least 1s")
 	}
-	for _, p := range c.Peers {
-		if strings.HasPrefix(p, "/") {
-			if _, err := p2p.ParsePeers([]string{p}); err != nil {
-				return cmdutil.Usagef("--peer %v", err)
-			}
-		} else if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			return cmdutil.Usagef("--peer %q is neither HOST:PORT nor a market multiaddr (/ip4/…/tcp/…/p2p/ID)", p)
-		}
+	if _, _, err := p2p.SplitAddrs(c.Peers); err != nil {
+		return cmdutil.Usagef("--peer %v", err)
 	}
 	for _, a := range c.MarketListen {
 		if _, err := ma.NewMultiaddr(a); err != nil {

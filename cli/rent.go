@@ -100,14 +100,8 @@ func splitList(s string) []string {
 // checkSeeds checks --seed values: HOST:PORT, or a market multiaddr
 // ending in /p2p/ID.
 func checkSeeds(seeds []string) error {
-	for _, p := range seeds {
-		if strings.HasPrefix(p, "/") {
-			if _, err := p2p.ParsePeers([]string{p}); err != nil {
-				return cmdutil.Usagef("--seed %v", err)
-			}
-		} else if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			return cmdutil.Usagef("--seed %q is neither HOST:PORT nor a market multiaddr (/ip4/…/tcp/…/p2p/ID)", p)
-		}
+	if _, _, err := p2p.SplitAddrs(seeds); err != nil {
+		return cmdutil.Usagef("--seed %v", err)
 	}
 	return nil
 }

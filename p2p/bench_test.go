@@ -76,7 +76,7 @@ func BenchmarkMarketScale(b *testing.B) {
 		newHost := func() (host.Host, ed25519.PrivateKey) {
 			_, priv, _ := ed25519.GenerateKey(rand.Reader)
 			k, _ := Key(priv)
-			h, err := mn.AddPeer(k, mustAddr(b, mn))
+			h, err := mn.AddPeer(k, mustAddr(b))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -214,7 +214,7 @@ func first(errs []error) error {
 var mockPort atomic.Int64
 
 // mustAddr is a distinct address for a mocknet peer.
-func mustAddr(b *testing.B, _ mocknet.Mocknet) ma.Multiaddr {
+func mustAddr(b *testing.B) ma.Multiaddr {
 	b.Helper()
 	p := mockPort.Add(1)
 	m, err := ma.NewMultiaddr(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", p>>16&255, p>>8&255, p&255))

@@ -12,7 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +23,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -186,26 +189,21 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	listen := cfg.Listen
-	if len(listen) == 0 {
-		listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
-	}
-	cm, err := connmgr.NewConnManager(connLow, connHigh)
-	if err != nil {
-		return nil, err
-	}
-	listenOpt := libp2p.ListenAddrStrings(listen...)
-	if cfg.Client {
-		listenOpt = libp2p.NoListenAddrs
+	n := &Node{cfg: cfg, dir: cfg.Directory, log: cfg.Log.With("subsystem", "p2p")}
+	if cfg.Announce != nil {
+		signer, err := ssh.NewSignerFromKey(cfg.Key)
+		if err != nil {
+			return nil, err
+		}
+		n.orig = market.NewOriginator(signer, cfg.Validity)
 	}
 	h := cfg.host
 	if h == nil {
-		h, err = libp2p.New(libp2p.Identity(key), listenOpt, libp2p.ConnectionManager(cm), libp2p.UserAgent("zennet"))
-		if err != nil {
-			return nil, fmt.Errorf("start the market's libp2p host on %v: %w", listen, err)
+		if h, err = newHost(key, cfg); err != nil {
+			return nil, err
 		}
 	}
-	n := &Node{cfg: cfg, h: h, dir: cfg.Directory, log: cfg.Log.With("subsystem", "p2p")}
+	n.h = h
 	mode := dht.ModeAuto
 	switch {
 	case cfg.Client:
@@ -220,14 +218,6 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start the market's DHT: %w", err)
 	}
 	n.disc = drouting.NewRoutingDiscovery(n.kad)
-	if cfg.Announce != nil {
-		signer, err := ssh.NewSignerFromKey(cfg.Key)
-		if err != nil {
-			h.Close()
-			return nil, err
-		}
-		n.orig = market.NewOriginator(signer, cfg.Validity)
-	}
 	opts := []pubsub.Option{pubsub.WithMessageIdFn(messageID),
 		pubsub.WithMaxMessageSize(market.MaxAnnouncementSize + 4096),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
@@ -258,6 +248,28 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	h.SetStreamHandler(AnnouncementProtocol, n.serveAnnouncement)
 	return n, nil
+}
+
+// newHost starts the node's own libp2p host: listening where cfg says
+// (not at all for a client), its connections trimmed by a manager.
+func newHost(key crypto.PrivKey, cfg Config) (host.Host, error) {
+	cm, err := connmgr.NewConnManager(connLow, connHigh)
+	if err != nil {
+		return nil, err
+	}
+	listen := cfg.Listen
+	if len(listen) == 0 {
+		listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+	}
+	listenOpt := libp2p.ListenAddrStrings(listen...)
+	if cfg.Client {
+		listenOpt = libp2p.NoListenAddrs
+	}
+	h, err := libp2p.New(libp2p.Identity(key), listenOpt, libp2p.ConnectionManager(cm), libp2p.UserAgent("zennet"))
+	if err != nil {
+		return nil, fmt.Errorf("start the market's libp2p host on %v: %w", listen, err)
+	}
+	return h, nil
 }
 
 // messageID names a message by its author and content: the same
@@ -316,17 +328,21 @@ func scoreThresholds() *pubsub.PeerScoreThresholds {
 // takes it.
 func (n *Node) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	now := time.Now()
-	if !n.mayBringNew(from, m.Data, now) {
+	a, err := market.DecodeAnnouncement(m.Data)
+	if err == nil && !n.mayBringNew(from, a.Provider, now) {
 		n.throttled.Add(1)
 		return pubsub.ValidationIgnore
 	}
-	a, err := n.check(m.GetFrom(), m.Data, now)
+	added := false
+	if err == nil {
+		added, err = n.check(m.GetFrom(), a, now)
+	}
 	switch {
 	case err != nil:
 		n.rejected.Add(1)
 		n.log.Info("announcement refused", "from", from, "author", m.GetFrom(), "err", err)
 		return pubsub.ValidationReject
-	case a == nil:
+	case !added:
 		n.ignored.Add(1)
 		return pubsub.ValidationIgnore
 	}
@@ -334,19 +350,15 @@ func (n *Node) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubs
 	return pubsub.ValidationAccept
 }
 
-// mayBringNew says whether peer from may bring b: yes unless it is an
-// announcement of a provider the directory does not hold and the peer is
-// past its rate of those, which then counts against its score. Our own
-// messages are never held back.
-func (n *Node) mayBringNew(from peer.ID, b []byte, now time.Time) bool {
+// mayBringNew says whether peer from may bring an announcement of
+// provider: yes unless the directory does not hold that provider and the
+// peer is past its rate of new ones, which then counts against its score.
+// Our own messages are never held back.
+func (n *Node) mayBringNew(from peer.ID, provider string, now time.Time) bool {
 	if from == n.h.ID() {
 		return true
 	}
-	a, err := market.DecodeAnnouncement(b)
-	if err != nil {
-		return true // rejected by check, with its penalty
-	}
-	if _, known := n.dir.Get(a.Provider); known {
+	if _, known := n.dir.Get(provider); known {
 		return true
 	}
 	n.mu.Lock()
@@ -400,29 +412,22 @@ func (n *Node) appScore(id peer.ID) float64 {
 	return -decayed(l.penalty, l.at, time.Now())
 }
 
-// check decodes b, an announcement authored by the peer author, and adds
-// it to the directory: nil and no error when it is valid but not new.
-func (n *Node) check(author peer.ID, b []byte, now time.Time) (*market.Announcement, error) {
-	a, err := market.DecodeAnnouncement(b)
-	if err != nil {
-		return nil, err
-	}
+// check checks that a, an announcement authored by the peer author, is
+// that peer's own, and adds it to the directory: false and no error when
+// it is valid but not new.
+func (n *Node) check(author peer.ID, a market.Announcement, now time.Time) (bool, error) {
 	k, err := a.ProviderKey()
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	id, err := PeerID(k)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	if id != author {
-		return nil, fmt.Errorf("%w: announcement of %s (peer %s) sent as peer %s's own", market.ErrInvalid, a.Fingerprint(), id, author)
+		return false, fmt.Errorf("%w: announcement of %s (peer %s) sent as peer %s's own", market.ErrInvalid, a.Fingerprint(), id, author)
 	}
-	added, err := n.dir.Add(a, now, n.cfg.MinBits)
-	if err != nil || !added {
-		return nil, err
-	}
-	return &a, nil
+	return n.dir.Add(a, now, n.cfg.MinBits)
 }
 
 // serveAnnouncement answers a peer with the node's latest announcement.
@@ -477,13 +482,17 @@ func (n *Node) Fetch(ctx context.Context, id peer.ID) (market.Announcement, erro
 	if len(bytes.TrimSpace(b)) == 0 {
 		return market.Announcement{}, fmt.Errorf("%w: %s", ErrNoAnnouncement, id)
 	}
-	if _, err := n.check(id, b, time.Now()); err != nil {
+	a, err := market.DecodeAnnouncement(b)
+	if err == nil {
+		_, err = n.check(id, a, time.Now())
+	}
+	if err != nil {
 		return market.Announcement{}, fmt.Errorf("%s's announcement: %w", id, err)
 	}
-	k, _ := n.idKey(id)
-	a, ok := n.dir.Get(k)
-	if !ok {
-		return market.Announcement{}, fmt.Errorf("%w: %s", ErrNoAnnouncement, id)
+	// What the directory holds for the provider: this one, or a newer one
+	// the topic brought meanwhile.
+	if held, ok := n.dir.Get(a.Provider); ok {
+		return held, nil
 	}
 	return a, nil
 }
@@ -719,6 +728,26 @@ func ParsePeers(addrs []string) ([]peer.AddrInfo, error) {
 		mas = append(mas, a)
 	}
 	return peer.AddrInfosFromP2pAddrs(mas...)
+}
+
+// SplitAddrs sorts the values of --peer or --seed: multiaddrs (beginning
+// with "/", ending in /p2p/ID) are market peers; the rest must be
+// HOST:PORT, the SSH gossip's.
+func SplitAddrs(values []string) (hostPorts []string, peers []peer.AddrInfo, err error) {
+	var mas []string
+	for _, v := range values {
+		if strings.HasPrefix(v, "/") {
+			mas = append(mas, v)
+		} else if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			return nil, nil, fmt.Errorf("%q is neither HOST:PORT nor a market multiaddr (/ip4/…/tcp/…/p2p/ID)", v)
+		} else {
+			hostPorts = append(hostPorts, v)
+		}
+	}
+	if peers, err = ParsePeers(mas); err != nil {
+		return nil, nil, err
+	}
+	return hostPorts, peers, nil
 }
 
 // Find joins the market through boot as a client with a key of its own,

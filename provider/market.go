@@ -2,10 +2,8 @@ package provider
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -17,23 +15,6 @@ import (
 	"github.com/zennet/zennet/p2p"
 	"github.com/zennet/zennet/sshgate"
 )
-
-// splitPeers sorts --peer values into the SSH gossip's (HOST:PORT) and the
-// libp2p market's bootstrap peers (multiaddrs ending in /p2p/ID).
-func splitPeers(peers []string) (ssh []string, boot []peer.AddrInfo, err error) {
-	var mas []string
-	for _, p := range peers {
-		if strings.HasPrefix(p, "/") {
-			mas = append(mas, p)
-		} else {
-			ssh = append(ssh, p)
-		}
-	}
-	if boot, err = p2p.ParsePeers(mas); err != nil {
-		return nil, nil, fmt.Errorf("--peer %w", err)
-	}
-	return ssh, boot, nil
-}
 
 // marketPeers asks the SSH gossip's peers (HOST:PORT) where their libp2p
 // market nodes are, so that a provider given only those joins the

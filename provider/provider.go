@@ -520,10 +520,10 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 				PricePerWorkMsat: perWork, Score: score, Calibration: digest, Methods: biller.Methods()}
 		}
 	}
-	sshPeers, boot, err := splitPeers(cfg.Peers)
+	sshPeers, boot, err := p2p.SplitAddrs(cfg.Peers)
 	if err != nil {
 		l.Close()
-		return err
+		return fmt.Errorf("--peer %w", err)
 	}
 	transport := sshgate.NewGossipTransport(hostKey)
 	defer transport.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -41,13 +40,9 @@ func KnownProviders(ctx context.Context, configDir string, seeds []string, signe
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	var sshSeeds, marketSeeds []string
-	for _, seed := range seeds {
-		if strings.HasPrefix(seed, "/") {
-			marketSeeds = append(marketSeeds, seed)
-		} else {
-			sshSeeds = append(sshSeeds, seed)
-		}
+	sshSeeds, boot, err := p2p.SplitAddrs(seeds)
+	if err != nil {
+		notes = append(notes, fmt.Sprintf("--seed %v", err))
 	}
 	// A HOST:PORT seed answers with every announcement its SSH gossip
 	// knows and, when it is on the libp2p market, where its market node
@@ -58,14 +53,14 @@ func KnownProviders(ctx context.Context, configDir string, seeds []string, signe
 			defer wg.Done()
 			fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
-			if addrs, err := sshgate.FetchMarket(fctx, seed, signer); err == nil {
-				mu.Lock()
-				marketSeeds = append(marketSeeds, addrs...)
-				mu.Unlock()
-			}
-			anns, err := sshgate.FetchDirectory(fctx, seed, signer)
+			anns, addrs, err := sshgate.FetchDirectory(fctx, seed, signer)
 			mu.Lock()
 			defer mu.Unlock()
+			if peers, perr := p2p.ParsePeers(addrs); perr != nil {
+				notes = append(notes, fmt.Sprintf("seed %s: its market node: %v", seed, perr))
+			} else {
+				boot = append(boot, peers...)
+			}
 			if err != nil && len(anns) == 0 {
 				notes = append(notes, fmt.Sprintf("seed %s: %v", seed, err))
 				return
@@ -82,17 +77,13 @@ func KnownProviders(ctx context.Context, configDir string, seeds []string, signe
 		}()
 	}
 	wg.Wait()
-	if len(marketSeeds) > 0 {
-		if boot, err := p2p.ParsePeers(marketSeeds); err != nil {
-			notes = append(notes, fmt.Sprintf("--seed %v", err))
-		} else {
-			fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			// The node fills the directory itself, under its own lock.
-			_, errs := p2p.Find(fctx, boot, dir, minBits, MarketLookup)
-			cancel()
-			for _, err := range errs {
-				notes = append(notes, fmt.Sprintf("market: %v", err))
-			}
+	if len(boot) > 0 {
+		fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		// The node fills the directory itself, under its own lock.
+		_, errs := p2p.Find(fctx, boot, dir, minBits, MarketLookup)
+		cancel()
+		for _, err := range errs {
+			notes = append(notes, fmt.Sprintf("market: %v", err))
 		}
 	}
 	if len(seeds) > 0 {

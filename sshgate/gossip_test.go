@@ -44,7 +44,7 @@ func TestGossipDirectory(t *testing.T) {
 		t.Fatalf("push: %d taken, err %v", taken, err)
 	}
 	for range 20 {
-		got, err := sshgate.FetchDirectory(ctx, addr, newSigner(t))
+		got, _, err := sshgate.FetchDirectory(ctx, addr, newSigner(t))
 		if err != nil || len(got) != n {
 			t.Fatalf("fetch: %d announcements, err %v", len(got), err)
 		}
@@ -66,6 +66,12 @@ func TestFetchMarket(t *testing.T) {
 	got, err := sshgate.FetchMarket(ctx, on, newSigner(t))
 	if err != nil || !slices.Equal(got, want) {
 		t.Fatalf("FetchMarket = %v, %v; want %v", got, err, want)
+	}
+	if _, got, err := sshgate.FetchDirectory(ctx, on, newSigner(t)); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("FetchDirectory's market = %v, %v; want %v", got, err, want)
+	}
+	if _, got, err := sshgate.FetchDirectory(ctx, off, newSigner(t)); err != nil || got != nil {
+		t.Fatalf("FetchDirectory's market off the market = %v, %v; want none", got, err)
 	}
 	if _, err := sshgate.FetchMarket(ctx, off, newSigner(t)); !errors.Is(err, sshgate.ErrNoMarket) {
 		t.Fatalf("a provider off the market: %v, want %v", err, sshgate.ErrNoMarket)

@@ -19,9 +19,10 @@ import (
 // ChannelGossip carries the market's announcements between nodes: one
 // request and one answer per channel, each a line of JSON. A "push" offers
 // envelopes (the answer says how many were taken, and the proof of work
-// this node asks); a "list" asks for every announcement the node knows; a
-// "market" asks for the multiaddrs of the provider's libp2p market node,
-// through which a renter given HOST:PORT joins that market.
+// this node asks); a "list" asks for every announcement the node knows
+// (with the multiaddrs of the provider's libp2p market node, through which
+// a renter given HOST:PORT joins that market); a "market" asks for those
+// multiaddrs alone.
 const ChannelGossip = "zennet-gossip-v1@zennet"
 
 // gossipMsg is a request or an answer on the gossip channel.
@@ -208,22 +209,24 @@ func gossipRequest(ctx context.Context, addr string, signer gossh.Signer, req go
 }
 
 // FetchDirectory asks the node at addr for every announcement it knows,
-// as a renter's --seed does. The announcements are not checked: add them
-// to a market.Directory, which does.
-func FetchDirectory(ctx context.Context, addr string, signer gossh.Signer) ([]market.Announcement, error) {
+// as a renter's --seed does, and returns them with the multiaddrs of the
+// node's libp2p market node (none from a node off that market). The
+// announcements are not checked: add them to a market.Directory, which
+// does.
+func FetchDirectory(ctx context.Context, addr string, signer gossh.Signer) ([]market.Announcement, []string, error) {
 	ans, err := gossipRequest(ctx, addr, signer, gossipMsg{Type: "list"})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ans.Type != "directory" {
-		return nil, fmt.Errorf("%s answered a list with %q", addr, ans.Type)
+		return nil, nil, fmt.Errorf("%s answered a list with %q", addr, ans.Type)
 	}
 	envs, err := decodeEnvelopes(ans.Envelopes)
 	out := make([]market.Announcement, len(envs))
 	for i, e := range envs {
 		out[i] = e.Announcement
 	}
-	return out, err
+	return out, ans.Market, err
 }
 
 // ErrNoMarket is returned by FetchMarket from a provider that is not on
@@ -269,8 +272,15 @@ func (g *Gateway) gossipChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.
 }
 
 // serveGossip answers one request of a gossip channel; market, if not
-// nil, gives the provider's libp2p market multiaddrs.
+// nil, gives the provider's libp2p market multiaddrs (in a directory and
+// on their own).
 func serveGossip(node GossipNode, market func() []string, ch io.ReadWriter, from string) {
+	addrs := func() []string {
+		if market == nil {
+			return nil
+		}
+		return market()
+	}
 	br := bufio.NewReaderSize(ch, 64<<10)
 	line, err := readLine(br, maxGossipMessage)
 	if err != nil {
@@ -284,17 +294,13 @@ func serveGossip(node GossipNode, market func() []string, ch io.ReadWriter, from
 	switch req.Type {
 	case "list":
 		l := node.List()
-		writeGossip(ch, gossipMsg{Type: "directory", Envelopes: encodeEnvelopes(l.Envelopes), MinBits: l.MinBits})
+		writeGossip(ch, gossipMsg{Type: "directory", Envelopes: encodeEnvelopes(l.Envelopes), MinBits: l.MinBits, Market: addrs()})
 	case "market":
-		var addrs []string
-		if market != nil {
-			addrs = market()
-		}
-		if len(addrs) == 0 {
+		if a := addrs(); len(a) == 0 {
 			writeGossip(ch, gossipMsg{Type: "error", Message: "this provider is not on the libp2p market", MinBits: node.MinBits()})
-			return
+		} else {
+			writeGossip(ch, gossipMsg{Type: "market", Market: a, MinBits: node.MinBits()})
 		}
-		writeGossip(ch, gossipMsg{Type: "market", Market: addrs, MinBits: node.MinBits()})
 	case "push":
 		envs, err := decodeEnvelopes(req.Envelopes)
 		if err != nil {

@@ -658,7 +658,7 @@ func cmdPushBad(ts *testscript.TestScript, neg bool, args []string) {
 	switch kind {
 	case "forged":
 		// Claim a real provider's identity: the key of the node itself.
-		dir, err := sshgate.FetchDirectory(ctx, addr, signer)
+		dir, _, err := sshgate.FetchDirectory(ctx, addr, signer)
 		if err != nil || len(dir) == 0 {
 			ts.Fatalf("pushbad: no announcement to forge at %s: %v", addr, err)
 		}

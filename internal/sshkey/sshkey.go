@@ -63,6 +63,13 @@ func HostKey(dataDir string) (ssh.Signer, error) {
 // Of two processes creating the key at once, both end up with the same
 // one, and neither reads a partial file.
 func LoadOrCreate(path, comment string) (ssh.Signer, error) {
+	s, _, err := loadOrCreate(path, comment)
+	return s, err
+}
+
+// loadOrCreate is LoadOrCreate with the private key itself (an
+// *ed25519.PrivateKey, *rsa.PrivateKey, …).
+func loadOrCreate(path, comment string) (ssh.Signer, any, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		b, err = create(path, comment)
@@ -71,17 +78,21 @@ func LoadOrCreate(path, comment string) (ssh.Signer, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read key: %w", err)
+		return nil, nil, fmt.Errorf("read key: %w", err)
 	}
-	s, err := ssh.ParsePrivateKey(b)
+	raw, err := ssh.ParseRawPrivateKey(b)
 	var pe *ssh.PassphraseMissingError
 	if errors.As(err, &pe) {
-		return nil, fmt.Errorf("key %s is passphrase-protected; pass --identity with an unprotected key", path)
+		return nil, nil, fmt.Errorf("key %s is passphrase-protected; pass --identity with an unprotected key", path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("parse key %s: %w", path, err)
+		return nil, nil, fmt.Errorf("parse key %s: %w", path, err)
 	}
-	return s, nil
+	s, err := ssh.NewSignerFromKey(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse key %s: %w", path, err)
+	}
+	return s, raw, nil
 }
 
 // create writes a new ed25519 key to path, failing with fs.ErrExist when
@@ -115,17 +126,9 @@ func create(path, comment string) ([]byte, error) {
 // peer-to-peer identity, which is the same ed25519 key.
 func HostKeyPair(dataDir string) (ssh.Signer, ed25519.PrivateKey, error) {
 	path := filepath.Join(dataDir, "host_key")
-	s, err := HostKey(dataDir)
+	s, raw, err := loadOrCreate(path, "zennet provider")
 	if err != nil {
 		return nil, nil, err
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read key: %w", err)
-	}
-	raw, err := ssh.ParseRawPrivateKey(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("parse key %s: %w", path, err)
 	}
 	priv, ok := raw.(*ed25519.PrivateKey)
 	if !ok {

@@ -23,7 +23,7 @@ IMAGE := $(CACHE)/images/bookworm
 TEST_IMAGE := $(CACHE)/images/bookworm-cluster
 TEST_PACKAGES := openmpi-bin,python3-mpi4py,iperf3
 BIN := bin/zennet
-APT_PACKAGES := mmdebstrap openssh-client rsync tmux
+APT_PACKAGES := mmdebstrap openssh-client rsync tmux iptables
 
 export ZENNET_RUNSC := $(abspath $(RUNSC))
 export ZENNET_IMAGE := $(abspath $(IMAGE))

@@ -42,6 +42,12 @@ type provideOptions struct {
 	RenterShare  string
 	EgressDeny   []string
 
+	Relay          bool
+	RelayData      string
+	RelayDuration  time.Duration
+	RelayCircuits  int
+	RelayReservers int
+
 	WhenIdle             bool
 	BusyAbove, IdleBelow string
 	BusyFor, IdleFor     time.Duration
@@ -107,6 +113,11 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.Float64Var(&o.cfg.MinPricePerWork, "min-price-per-work", o.cfg.MinPricePerWork, "the least price per work to take when a renter counters with a lower bid (0: no discounts; at most --price-per-work)")
 	f.StringSliceVar(&o.cfg.Peers, "peer", o.cfg.Peers, "another provider to exchange announcements with: HOST:PORT (SSH gossip), or a multiaddr /ip4/…/tcp/…/p2p/ID to join the libp2p market through (repeatable; env ZENNET_PEERS)")
 	f.StringSliceVar(&o.cfg.MarketListen, "market-listen", nil, "multiaddrs of the libp2p market node (default: --listen's host, TCP and QUIC, ports chosen by the system; printed in provider.json, \"market\")")
+	f.BoolVar(&o.Relay, "relay", false, "relay the libp2p market for providers behind NATs (circuit relay v2): this machine must be reachable from the internet")
+	f.IntVar(&o.RelayReservers, "relay-reservations", 128, "with --relay: most providers holding a slot at once")
+	f.IntVar(&o.RelayCircuits, "relay-circuits", 16, "with --relay: most relayed connections to or from one peer")
+	f.StringVar(&o.RelayData, "relay-data", "", "with --relay: most bytes relayed each way over one connection, e.g. 10G (default: no bound; a cut connection ends its renter's leases)")
+	f.DurationVar(&o.RelayDuration, "relay-duration", 0, "with --relay: longest a relayed connection lasts (default: no bound)")
 	f.StringVar(&o.cfg.Announce, "announce", o.cfg.Announce, "address renters reach this provider at, HOST:PORT, announced to the market (default: --listen's, when it names a host)")
 	f.BoolVar(&o.WhenIdle, "when-idle", false, "lend the machine only while its owner leaves it alone: pause (or throttle) every lease while the owner is busy")
 	f.StringVar(&o.BusyAbove, "busy-above", o.BusyAbove, "with --when-idle: the owner is busy above this load, in cores (0.5) or of the machine (25%)")
@@ -204,6 +215,18 @@ func (o *provideOptions) Validate() error {
 		if _, err := ma.NewMultiaddr(a); err != nil {
 			return cmdutil.Usagef("--market-listen %q: %v (e.g. /ip4/0.0.0.0/tcp/4001)", a, err)
 		}
+	}
+	if o.Relay {
+		r := &p2p.Relay{Reservations: o.RelayReservers, CircuitsPerPeer: o.RelayCircuits, Duration: o.RelayDuration}
+		if o.RelayData != "" {
+			if r.Data, err = cmdutil.ParseSize(o.RelayData); err != nil || r.Data <= 0 {
+				return cmdutil.Usagef("--relay-data %q: give a size such as 10G", o.RelayData)
+			}
+		}
+		if r.Reservations < 1 || r.CircuitsPerPeer < 1 || r.Duration < 0 {
+			return cmdutil.Usagef("--relay-reservations and --relay-circuits must be at least 1, --relay-duration not negative")
+		}
+		c.Relay = r
 	}
 	if c.Announce != "" {
 		if h, port, err := net.SplitHostPort(c.Announce); err != nil || port == "" || h == "" || net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified() {

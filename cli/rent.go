@@ -158,8 +158,13 @@ func (o *rentOptions) Validate() error {
 		return cmdutil.Usagef("--bid %v: must be between 0 and --max-price (a bid above what you would pay is no counter-offer)", o.Bid)
 	}
 	for _, p := range o.Providers {
-		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			return cmdutil.Usagef("--provider %q is not HOST:PORT", p)
+		if p2p.IsAddress(p) {
+			// A provider behind a NAT: its market address (its announcement's).
+			if _, err := p2p.ParsePeers([]string{p}); err != nil {
+				return cmdutil.Usagef("--provider %v", err)
+			}
+		} else if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+			return cmdutil.Usagef("--provider %q is not HOST:PORT (nor a market multiaddr /ip4/…/p2p/ID)", p)
 		}
 	}
 	for _, k := range o.ProviderKeys {

@@ -17,8 +17,10 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"strings"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/internal/signedjson"
@@ -191,8 +193,8 @@ func (m *Membership) validate() error {
 		if !providerRE.MatchString(mb.Provider) {
 			return fmt.Errorf("member %s: provider %q is not a SHA256 key fingerprint", mb.Name, mb.Provider)
 		}
-		if host, port, err := net.SplitHostPort(mb.Endpoint); err != nil || host == "" || port == "" || len(mb.Endpoint) > 300 {
-			return fmt.Errorf("member %s: endpoint %q is not HOST:PORT", mb.Name, mb.Endpoint)
+		if err := checkEndpoint(mb.Endpoint); err != nil {
+			return fmt.Errorf("member %s: %w", mb.Name, err)
 		}
 		if k, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(mb.HostKey)); err != nil || k == nil || len(rest) > 0 || len(mb.HostKey) > 8<<10 {
 			return fmt.Errorf("member %s: host key is not one authorized_keys line", mb.Name)
@@ -345,6 +347,29 @@ func Check(m Membership, renter ssh.PublicKey, held *Membership, now time.Time) 
 		if m.Seq <= held.Seq && !same {
 			return fmt.Errorf("%w: %w: sequence %d, already at %d", ErrRejected, ErrStale, m.Seq, held.Seq)
 		}
+	}
+	return nil
+}
+
+// checkEndpoint checks a member's endpoint: its provider's gateway as
+// HOST:PORT, or as a market multiaddr ending in /p2p/ID (a provider
+// behind a NAT, its gateway served over libp2p).
+func checkEndpoint(e string) error {
+	if len(e) > 300 {
+		return fmt.Errorf("endpoint of %d bytes", len(e))
+	}
+	if strings.HasPrefix(e, "/") {
+		m, err := ma.NewMultiaddr(e)
+		if err != nil {
+			return fmt.Errorf("endpoint %q: %v", e, err)
+		}
+		if _, last := ma.SplitLast(m); last == nil || last.Protocol().Code != ma.P_P2P {
+			return fmt.Errorf("endpoint %q does not end in /p2p/ID", e)
+		}
+		return nil
+	}
+	if host, port, err := net.SplitHostPort(e); err != nil || host == "" || port == "" {
+		return fmt.Errorf("endpoint %q is neither HOST:PORT nor a market multiaddr", e)
 	}
 	return nil
 }

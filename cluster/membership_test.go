@@ -145,6 +145,8 @@ func TestMembershipDecodeRejects(t *testing.T) {
 		{"bad name", strings.Replace(g, `"zennet-2"`, `"Zennet 2"`, 1), "member name"},
 		{"bad provider", strings.Replace(g, `"SHA256:`, `"MD5:`, 1), "fingerprint"},
 		{"bad endpoint", strings.Replace(g, `"127.0.0.1:2222"`, `"nowhere"`, 1), "HOST:PORT"},
+		{"market endpoint without a peer", strings.Replace(g, `"127.0.0.1:2222"`, `"/ip4/192.0.2.1/tcp/4001"`, 1), "/p2p/ID"},
+		{"bad market endpoint", strings.Replace(g, `"127.0.0.1:2222"`, `"/ip4/192.0.2.1/tcp/x"`, 1), "endpoint"},
 		{"sequence 0", strings.Replace(g, `"seq":1`, `"seq":0`, 1), "sequence number 0"},
 		{"oversized", `{"v":1,"pad":"` + strings.Repeat("x", MaxSize) + `"}`, "too big"},
 	} {

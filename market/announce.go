@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/internal/signedjson"
@@ -138,7 +139,9 @@ type Announcement struct {
 	// the identity that signs the announcement and that renters pin when
 	// they dial Address.
 	Provider string
-	// Address is host:port of the provider's SSH gateway.
+	// Address is host:port of the provider's SSH gateway, or the
+	// multiaddr of its market node (ending in its /p2p/ID, often through
+	// a relay's /p2p-circuit) where its gateway is served over libp2p.
 	Address string
 	// Capacity is what is free now.
 	Capacity Capacity
@@ -487,6 +490,19 @@ func parseProvider(s string) (ssh.PublicKey, error) {
 func checkAddress(addr string) error {
 	if len(addr) == 0 || len(addr) > MaxAddressLen {
 		return fmt.Errorf("address of %d bytes", len(addr))
+	}
+	if strings.HasPrefix(addr, "/") {
+		// A provider reached over the libp2p market (behind a NAT, through
+		// a relay): a multiaddr ending in its peer ID, which the market's
+		// node checks is the provider's own.
+		m, err := ma.NewMultiaddr(addr)
+		if err != nil {
+			return fmt.Errorf("address %q: %v", addr, err)
+		}
+		if _, last := ma.SplitLast(m); last == nil || last.Protocol().Code != ma.P_P2P {
+			return fmt.Errorf("address %q does not end in /p2p/ID", addr)
+		}
+		return nil
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -181,6 +181,11 @@ func TestValidate(t *testing.T) {
 		{"address host with slash", func(a *Announcement) { a.Address = "a/b:2222" }},
 		{"address empty label", func(a *Announcement) { a.Address = "a..b:2222" }},
 		{"address bad ipv6", func(a *Announcement) { a.Address = "[::zz]:2222" }},
+		{"market address without peer", func(a *Announcement) { a.Address = "/ip4/192.0.2.1/tcp/4001" }},
+		{"market address garbage", func(a *Announcement) { a.Address = "/ip4/192.0.2.1/tcp/x" }},
+		{"market address too long", func(a *Announcement) {
+			a.Address = "/dns4/" + strings.Repeat("a", 250) + "/tcp/1/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+		}},
 		{"negative leases", func(a *Announcement) { a.Capacity.Leases = -1 }},
 		{"negative memory", func(a *Announcement) { a.Capacity.MemoryBytes = -1 }},
 		{"negative disk", func(a *Announcement) { a.Capacity.DiskBytes = -1 }},
@@ -420,5 +425,24 @@ func TestSameOffer(t *testing.T) {
 				t.Fatalf("SameOffer = %v, want %v", got, tt.same)
 			}
 		})
+	}
+}
+
+// TestMarketAddress: a provider behind a NAT announces the multiaddr of
+// its market node (through a relay); it is checked as an address is.
+func TestMarketAddress(t *testing.T) {
+	s := testenv.Signer(t)
+	a := unsigned(s, 1, t0)
+	a.Address = "/ip4/192.0.2.1/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA/p2p-circuit/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+	if err := a.Sign(s); err != nil {
+		t.Fatal(err)
+	}
+	b, err := EncodeAnnouncement(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeAnnouncement(b)
+	if err != nil || got.Address != a.Address {
+		t.Fatalf("DecodeAnnouncement = %q, %v", got.Address, err)
 	}
 }

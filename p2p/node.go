@@ -113,9 +113,12 @@ type Config struct {
 	Client bool
 	// Server makes the node a DHT server whatever its reachability (seeds;
 	// nodes on one machine or LAN, as in tests); otherwise it serves once
-	// AutoNAT finds it publicly reachable, and is a client until then.
+	// AutoNAT finds it unreachable (behind a NAT), and is a client then.
 	Server bool
-	Log    *slog.Logger
+	// Relay, if not nil, makes the node a circuit relay for others (a
+	// provider's --relay), within its limits.
+	Relay *Relay
+	Log   *slog.Logger
 
 	// host, if set, is used instead of a host of the node's own (tests
 	// and benchmarks: libp2p's in-memory mocknet); tracer sees gossipsub's
@@ -154,7 +157,10 @@ type Node struct {
 	log   *slog.Logger
 
 	accepted, ignored, rejected, throttled atomic.Int64
-	lonely                                 atomic.Bool // the last publication had no peer on the topic
+	lonely                                 atomic.Bool   // the last publication had no peer on the topic
+	reach                                  atomic.Int32  // network.Reachability, as AutoNAT last said
+	sshOn                                  atomic.Bool   // ListenSSH was called
+	kick, kickAdv                          chan struct{} // announce, advertise now: the node's addresses changed
 
 	mu     sync.Mutex
 	closed bool
@@ -189,7 +195,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, dir: cfg.Directory, log: cfg.Log.With("subsystem", "p2p")}
+	n := &Node{cfg: cfg, dir: cfg.Directory, log: cfg.Log.With("subsystem", "p2p"), kick: make(chan struct{}, 1), kickAdv: make(chan struct{}, 1)}
 	if cfg.Announce != nil {
 		signer, err := ssh.NewSignerFromKey(cfg.Key)
 		if err != nil {
@@ -204,7 +210,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}
 	n.h = h
-	mode := dht.ModeAuto
+	// A node is a DHT server unless AutoNAT finds it unreachable: one on a
+	// LAN or loopback (reachability unknown) serves its market.
+	mode := dht.ModeAutoServer
 	switch {
 	case cfg.Client:
 		mode = dht.ModeClient
@@ -261,14 +269,21 @@ func newHost(key crypto.PrivKey, cfg Config) (host.Host, error) {
 	if len(listen) == 0 {
 		listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
 	}
-	listenOpt := libp2p.ListenAddrStrings(listen...)
+	opts := []libp2p.Option{libp2p.Identity(key), libp2p.ListenAddrStrings(listen...), libp2p.ConnectionManager(cm), libp2p.UserAgent("zennet")}
 	if cfg.Client {
-		listenOpt = libp2p.NoListenAddrs
+		// A client dials through relays too: providers behind NATs are
+		// reached at relayed addresses.
+		opts[1], opts = libp2p.NoListenAddrs, append(opts, libp2p.EnableRelay())
 	}
-	h, err := libp2p.New(libp2p.Identity(key), listenOpt, libp2p.ConnectionManager(cm), libp2p.UserAgent("zennet"))
+	var self atomic.Pointer[host.Host]
+	if !cfg.Client {
+		opts = append(opts, natOptions(cfg, &self)...)
+	}
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start the market's libp2p host on %v: %w", listen, err)
 	}
+	self.Store(&h)
 	return h, nil
 }
 
@@ -427,6 +442,11 @@ func (n *Node) check(author peer.ID, a market.Announcement, now time.Time) (bool
 	if id != author {
 		return false, fmt.Errorf("%w: announcement of %s (peer %s) sent as peer %s's own", market.ErrInvalid, a.Fingerprint(), id, author)
 	}
+	if IsAddress(a.Address) {
+		if err := checkAddress(a.Address, id); err != nil {
+			return false, fmt.Errorf("%w: %v", market.ErrInvalid, err)
+		}
+	}
 	return n.dir.Add(a, now, n.cfg.MinBits)
 }
 
@@ -460,7 +480,7 @@ var ErrNoAnnouncement = errors.New("the peer has no announcement")
 func (n *Node) Fetch(ctx context.Context, id peer.ID) (market.Announcement, error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
-	s, err := n.h.NewStream(ctx, id, AnnouncementProtocol)
+	s, err := n.h.NewStream(network.WithAllowLimitedConn(ctx, "announcement"), id, AnnouncementProtocol)
 	if errors.As(err, new(msmux.ErrNotSupported[protocol.ID])) {
 		return market.Announcement{}, fmt.Errorf("%w: %s does not serve announcements", ErrNoAnnouncement, id)
 	}
@@ -548,10 +568,21 @@ func (n *Node) Run(ctx context.Context) {
 		n.bootstrap(ctx)
 	}()
 	if n.orig != nil {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			n.advertise(ctx)
+		}()
+		go func() {
+			defer wg.Done()
+			n.watchAddrs(ctx, func() {
+				for _, k := range []chan struct{}{n.kick, n.kickAdv} {
+					select {
+					case k <- struct{}{}:
+					default:
+					}
+				}
+			})
 		}()
 	}
 	// The first announcement waits a moment for a peer on the topic, and
@@ -581,6 +612,7 @@ func (n *Node) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-n.kick:
 		case <-t.C:
 			n.dir.Expire(time.Now())
 			if len(n.h.Network().Peers()) == 0 {
@@ -648,6 +680,8 @@ func (n *Node) advertise(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-n.kickAdv:
+			wait = time.Second
 		case <-time.After(wait):
 		}
 	}
@@ -804,7 +838,11 @@ func (n *Node) announce(ctx context.Context) error {
 	if n.orig == nil {
 		return nil
 	}
-	a, err := n.orig.Next(ctx, n.cfg.Announce(), n.cfg.MinBits, time.Now())
+	offer, ok := n.offer()
+	if !ok {
+		return nil
+	}
+	a, err := n.orig.Next(ctx, offer, n.cfg.MinBits, time.Now())
 	if err != nil || a == nil {
 		return err
 	}
@@ -818,11 +856,29 @@ func (n *Node) republish(ctx context.Context) error {
 	if n.orig == nil {
 		return nil
 	}
-	a, err := n.orig.Renew(ctx, n.cfg.Announce(), n.cfg.MinBits, time.Now())
+	offer, ok := n.offer()
+	if !ok {
+		return nil
+	}
+	a, err := n.orig.Renew(ctx, offer, n.cfg.MinBits, time.Now())
 	if err != nil {
 		return err
 	}
 	return n.publish(ctx, *a)
+}
+
+// offer is the node's offer to announce, at the address renters reach:
+// the gateway's HOST:PORT that Config.Announce gives, unless the node is
+// unreachable (AutoNAT) or was given none, and serves SSH over libp2p
+// (ListenSSH): then its SSHAddress. False when it has no address yet.
+func (n *Node) offer() (market.Announcement, bool) {
+	a := n.cfg.Announce()
+	if n.sshOn.Load() && (a.Address == "" || n.Reachability() == network.ReachabilityPrivate) {
+		if addr := n.SSHAddress(); addr != "" {
+			a.Address = addr
+		}
+	}
+	return a, a.Address != ""
 }
 
 func (n *Node) publish(ctx context.Context, a market.Announcement) error {

@@ -201,7 +201,14 @@ func attacker(t *testing.T, boot *Node) (host.Host, *pubsub.Topic) {
 // signed is offer() signed by s, minted at bits, issued at issued.
 func signed(t *testing.T, s ssh.Signer, seq uint64, issued time.Time, validity time.Duration, bits uint) market.Announcement {
 	t.Helper()
+	return signedAt(t, s, offer().Address, seq, issued, validity, bits)
+}
+
+// signedAt is signed with the gateway's address addr.
+func signedAt(t *testing.T, s ssh.Signer, addr string, seq uint64, issued time.Time, validity time.Duration, bits uint) market.Announcement {
+	t.Helper()
 	a := offer()
+	a.Address = addr
 	issued = issued.UTC().Truncate(time.Second)
 	a.Provider, a.Seq, a.Issued, a.Expires = market.ProviderString(s.PublicKey()), seq, issued, issued.Add(validity)
 	if err := market.Mint(context.Background(), &a, bits); err != nil {
@@ -253,6 +260,13 @@ func TestAnnouncementsRefused(t *testing.T) {
 				a = signed(t, own, a.Seq+1, now, 10*time.Minute, 0)
 			}
 			return a
+		}},
+		{"at a market address of another peer (renters would dial it)", func(own ssh.Signer) market.Announcement {
+			id, err := PeerID(victim.PublicKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return signedAt(t, own, "/ip4/192.0.2.1/tcp/4001/p2p/"+id.String(), 1, now, 10*time.Minute, testBits)
 		}},
 		{"changed after signing", func(own ssh.Signer) market.Announcement {
 			a := signed(t, own, 1, now, 10*time.Minute, testBits)
@@ -423,5 +437,35 @@ func TestFloodThrottled(t *testing.T) {
 	eventually(t, "the flooding peer's score below zero at the seed", func() bool { return seed.Score(mh.ID()) < 0 })
 	if got := renter.Directory().Len(); got > int(st.Accepted) {
 		t.Errorf("the renter holds %d announcements, more than the seed took (%d)", got, st.Accepted)
+	}
+}
+
+// TestCheckAddress: a provider's market address must end in its own peer
+// ID, whatever relay it goes through.
+func TestCheckAddress(t *testing.T) {
+	_, a := newKey(t)
+	_, b := newKey(t)
+	own, err := PeerID(a.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := PeerID(b.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"/ip4/192.0.2.1/tcp/4001/p2p/" + own.String(), true},
+		{"/ip4/192.0.2.1/tcp/4001/p2p/" + other.String() + "/p2p-circuit/p2p/" + own.String(), true},
+		{"/ip4/192.0.2.1/tcp/4001/p2p/" + other.String(), false},
+		{"/ip4/192.0.2.1/tcp/4001/p2p/" + own.String() + "/p2p-circuit/p2p/" + other.String(), false},
+		{"/ip4/192.0.2.1/tcp/4001", false},
+		{"/ip4/192.0.2.1/tcp/notaport/p2p/" + own.String(), false},
+	} {
+		if err := checkAddress(tt.addr, own); (err == nil) != tt.ok {
+			t.Errorf("checkAddress(%s) = %v, want ok %v", tt.addr, err, tt.ok)
+		}
 	}
 }

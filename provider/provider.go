@@ -131,7 +131,10 @@ type Config struct {
 	Peers []string
 	// MarketListen are the multiaddrs of the libp2p market node (default:
 	// --listen's host, TCP and QUIC, ports chosen by the system).
-	MarketListen  []string
+	MarketListen []string
+	// Relay, if not nil, makes the market node a relay for providers
+	// behind NATs (--relay), within its limits.
+	Relay         *p2p.Relay
 	Announce      string
 	PowBits       uint
 	AnnounceEvery time.Duration
@@ -503,22 +506,27 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	if h, _, _ := net.SplitHostPort(l.Addr().String()); announce == "" && !net.ParseIP(h).IsUnspecified() {
 		announce = l.Addr().String()
 	}
-	var announcer func() market.Announcement
-	if announce != "" {
-		digest := ""
-		if calib != nil {
-			digest, _ = calib.Digest()
+	// What the market is told: the gateway's HOST:PORT when it has one
+	// renters can dial; the libp2p node announces its own multiaddr
+	// instead when AutoNAT finds this machine behind a NAT (through a
+	// relay), or when there is no HOST:PORT and it has a public address.
+	digest := ""
+	if calib != nil {
+		digest, _ = calib.Digest()
+	}
+	score := terms.RelativeScore(calib)
+	announcer := func() market.Announcement {
+		free := mgr.Free()
+		if mgr.Draining() {
+			free = lease.Capacity{}
 		}
-		score := terms.RelativeScore(calib)
-		announcer = func() market.Announcement {
-			free := mgr.Free()
-			if mgr.Draining() {
-				free = lease.Capacity{}
-			}
-			return market.Announcement{Address: announce,
-				Capacity:         market.Capacity{Leases: max(free.Leases, 0), MemoryBytes: max(free.Memory, 0), CPUs: max(free.CPUs, 0), DiskBytes: max(free.Disk, 0)},
-				PricePerWorkMsat: perWork, Score: score, Calibration: digest, Methods: biller.Methods()}
-		}
+		return market.Announcement{Address: announce,
+			Capacity:         market.Capacity{Leases: max(free.Leases, 0), MemoryBytes: max(free.Memory, 0), CPUs: max(free.CPUs, 0), DiskBytes: max(free.Disk, 0)},
+			PricePerWorkMsat: perWork, Score: score, Calibration: digest, Methods: biller.Methods()}
+	}
+	gossipAnnouncer := announcer
+	if announce == "" {
+		gossipAnnouncer = nil
 	}
 	sshPeers, boot, err := p2p.SplitAddrs(cfg.Peers)
 	if err != nil {
@@ -527,17 +535,24 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	}
 	transport := sshgate.NewGossipTransport(hostKey)
 	defer transport.Close()
-	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: announcer, Peers: sshPeers,
+	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: gossipAnnouncer, Peers: sshPeers,
 		MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Log: log})
 	p2pNode, err := p2p.New(ctx, p2p.Config{Key: rawKey, Listen: marketListen(cfg.MarketListen, l.Addr()), Bootstrap: boot,
 		Resolve:  func(ctx context.Context) []peer.AddrInfo { return marketPeers(ctx, sshPeers, hostKey, log) },
-		Announce: announcer, MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Server: true, Log: log})
+		Announce: announcer, MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Relay: cfg.Relay, Log: log})
 	if err != nil {
 		l.Close()
 		return err
 	}
 	defer p2pNode.Close()
-	tunnels := sshgate.NewClusterTransport(hostKey, fabric, log)
+	// The gateway over libp2p too: renters that cannot reach --listen (this
+	// machine behind a NAT) reach it through a relay or a punched hole.
+	sshL, err := p2pNode.ListenSSH()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	tunnels := sshgate.NewClusterTransport(hostKey, fabric, log).WithDial(p2pNode.DialSSH)
 	defer tunnels.Close()
 	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Files: mgr.SetClusterFiles, Tunnels: tunnels}
 	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip), sshgate.WithCluster(node, tunnels),
@@ -565,6 +580,11 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gw.Serve(l) }()
+	go func() {
+		if err := gw.Serve(sshL); err != nil {
+			log.Warn("gateway over libp2p", "err", err)
+		}
+	}()
 	gctx, stopGossip := context.WithCancel(ctx)
 	gossipDone := make(chan struct{})
 	go func() {

@@ -17,6 +17,13 @@ type Event interface {
 // terminal only.
 type Progress struct{ Text string }
 
+// ProviderPath says how a provider behind a NAT (a market multiaddr) was
+// reached: "direct", "direct (hole punched)" or "relayed through ID".
+type ProviderPath struct {
+	Address, Path string
+	Relayed       bool
+}
+
 // Notice is a message of no other type: a ledger note, a payment that is
 // still unresolved, a host paused by its provider.
 type Notice struct{ Text string }
@@ -61,6 +68,12 @@ type Explanation struct{ Address, Provider, Reason string }
 
 func (e Progress) String() string { return e.Text }
 func (e Notice) String() string   { return e.Text }
+func (e ProviderPath) String() string {
+	if e.Relayed {
+		return fmt.Sprintf("provider %s: no direct connection (hole punching failed); its SSH is %s, at the relay's speed", e.Address, e.Path)
+	}
+	return fmt.Sprintf("provider %s reached %s", e.Address, e.Path)
+}
 func (e Dropped) String() string {
 	if e.Released {
 		return fmt.Sprintf("stopped paying released lease %s (provider %s): %s", e.Lease, e.Provider, e.Reason)
@@ -89,6 +102,7 @@ func (e Explanation) String() string {
 
 func (Progress) event()     {}
 func (Notice) event()       {}
+func (ProviderPath) event() {}
 func (Dropped) event()      {}
 func (Ended) event()        {}
 func (ProviderLost) event() {}

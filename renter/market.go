@@ -139,7 +139,7 @@ func (r *Rental) askMarket(ctx context.Context, dir *market.Directory, count int
 			actx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
 			c, err := sshgate.Dial(actx, q.cand.Address, sshgate.ClientConfig{Signer: o.Signer,
-				HostKeyCallback: pinned(q.cand.Announcement.Provider), Timeout: 10 * time.Second})
+				HostKeyCallback: pinned(q.cand.Announcement.Provider), Timeout: 15 * time.Second, Dial: r.dial})
 			if err != nil {
 				q.cand.Err = err
 				return
@@ -193,14 +193,21 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 	for _, p := range picks {
 		chosen[p.Index] = p.Count
 	}
-	// Accept the chosen offers at once; hang up on the others.
+	// Accept the chosen offers at once; hang up on the others. Each
+	// provider's hosts are taken (named, forwarded, their accounts opened)
+	// as soon as it grants them: a provider that grants late must not
+	// leave the others' first reports unpaid meanwhile.
 	type result struct {
 		q      *asked
 		leases []proto.Lease
 		err    error
 	}
 	results := make([]result, len(qs))
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		takeMu  sync.Mutex
+		takeErr error
+	)
 	for i, q := range qs {
 		if q.c == nil {
 			continue
@@ -220,28 +227,30 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 			}
 			leases, err := q.c.AcceptJoin(ctx, n, q.method, join)
 			results[i] = result{q, leases, err}
+			takeMu.Lock()
+			defer takeMu.Unlock()
+			if len(leases) > 0 {
+				r.addClient(q.c)
+			} else {
+				q.c.Close()
+			}
+			if terr := r.take(q.c, q.offer, q.method, q.rates, q.calib, leases, names[:len(leases)]); terr != nil && takeErr == nil {
+				takeErr = terr
+			}
+			names = names[len(leases):]
 		}()
 	}
 	wg.Wait()
 	r.progress("")
+	if takeErr != nil {
+		return market.Summarize(count, picks, explain), takeErr
+	}
 	var errs []error
 	for i, res := range results {
-		if res.q == nil {
-			continue
-		}
-		if len(res.leases) > 0 {
-			r.addClient(res.q.c)
-		} else {
-			res.q.c.Close()
-		}
-		if res.err != nil {
+		if res.q != nil && res.err != nil {
 			errs = append(errs, fmt.Errorf("provider %s: %w", res.q.cand.Address, res.err))
 			explain[i].Reasons = append(explain[i].Reasons, "granting failed: "+res.err.Error())
 		}
-		if err := r.take(res.q.c, res.q.offer, res.q.method, res.q.rates, res.q.calib, res.leases, names[:len(res.leases)]); err != nil {
-			return market.Summarize(count, picks, explain), err
-		}
-		names = names[len(res.leases):]
 	}
 	if o.Explain {
 		for _, e := range explain {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/market"
+	"github.com/zennet/zennet/p2p"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/session"
@@ -117,6 +119,55 @@ type Rental struct {
 	excluded map[string]bool
 	// net is the session's private network.
 	net *clusterNet
+	// dialer reaches providers at market multiaddrs (behind NATs), started
+	// on first use; paths are how each was reached, said once.
+	dialMu sync.Mutex
+	dialer *p2p.Dialer
+	paths  map[string]string
+}
+
+// dial connects to a provider's gateway at addr: over libp2p for a
+// market multiaddr (a provider behind a NAT, through a relay or a punched
+// hole; the renter is told which, once per provider), over TCP otherwise.
+func (r *Rental) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if !p2p.IsAddress(addr) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	r.dialMu.Lock()
+	if r.dialer == nil {
+		d, err := p2p.NewDialer()
+		if err != nil {
+			r.dialMu.Unlock()
+			return nil, err
+		}
+		r.dialer, r.paths = d, map[string]string{}
+	}
+	d := r.dialer
+	r.dialMu.Unlock()
+	c, err := d.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if path, ok := d.Path(addr); ok {
+		r.dialMu.Lock()
+		said := r.paths[addr] == path.String()
+		r.paths[addr] = path.String()
+		r.dialMu.Unlock()
+		if !said {
+			r.emit(ProviderPath{Address: addr, Path: path.String(), Relayed: path.Relay != ""})
+		}
+	}
+	return c, nil
+}
+
+// Paths are how the providers reached over the libp2p market were
+// reached, by address: "direct", "direct (hole punched)" or "relayed
+// through ID".
+func (r *Rental) Paths() map[string]string {
+	r.dialMu.Lock()
+	defer r.dialMu.Unlock()
+	return maps.Clone(r.paths)
 }
 
 // endedLease is a lease its provider ended.
@@ -226,7 +277,7 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 			break
 		}
 		r.progress("leasing %d hosts from %s ...", want, addr)
-		c, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: o.Signer, HostKeyCallback: hostKeys})
+		c, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: o.Signer, HostKeyCallback: hostKeys, Dial: r.dial})
 		if err != nil {
 			unreachable++
 			refusals = append(refusals, strings.TrimPrefix(err.Error(), sshgate.ErrUnreachable.Error()+": "))
@@ -426,6 +477,11 @@ func (r *Rental) Release(ctx context.Context, timeout time.Duration) error {
 	if r.lnd != nil {
 		r.lnd.Close()
 	}
+	r.dialMu.Lock()
+	if r.dialer != nil {
+		r.dialer.Close()
+	}
+	r.dialMu.Unlock()
 	if r.sess != nil {
 		r.sess.Close()
 	}

@@ -25,6 +25,10 @@ type ClientConfig struct {
 	Signer          gossh.Signer
 	HostKeyCallback gossh.HostKeyCallback
 	Timeout         time.Duration
+	// Dial, if not nil, connects to an address (the gateway's, for the
+	// connection and for each lease stream) instead of TCP: a provider's
+	// market multiaddr, its gateway served over libp2p (p2p.Dialer).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Client is a renter's connection to one provider.
@@ -35,7 +39,8 @@ type Client struct {
 	HostKey gossh.PublicKey
 	conn    *conn
 	ch      gossh.Channel
-	renter  string // the renter's key fingerprint
+	renter  string                                          // the renter's key fingerprint
+	dial    func(context.Context, string) (net.Conn, error) // nil: TCP
 	w       *proto.Writer
 
 	reqMu   sync.Mutex // one request/response exchange at a time
@@ -75,7 +80,7 @@ type Usage struct {
 // the dial.
 func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	var hostKey gossh.PublicKey
-	conn, err := dialConn(ctx, addr, cfg.Signer, func(host string, remote net.Addr, key gossh.PublicKey) error {
+	conn, err := dialConn(ctx, addr, cfg.Dial, cfg.Signer, func(host string, remote net.Addr, key gossh.PublicKey) error {
 		if err := cfg.HostKeyCallback(host, remote, key); err != nil {
 			return err
 		}
@@ -95,7 +100,7 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	}
 	go gossh.DiscardRequests(creqs)
 	c := &Client{
-		Addr: addr, HostKey: hostKey, conn: conn, ch: ch, w: proto.NewWriter(ch), renter: gossh.FingerprintSHA256(cfg.Signer.PublicKey()),
+		Addr: addr, HostKey: hostKey, conn: conn, ch: ch, dial: cfg.Dial, w: proto.NewWriter(ch), renter: gossh.FingerprintSHA256(cfg.Signer.PublicKey()),
 		replies: make(chan proto.Message, 64), events: make(chan Event, 1024), done: make(chan struct{}),
 	}
 	go c.read()
@@ -431,8 +436,15 @@ func (c *Client) OpenStream(ctx context.Context, id string) (net.Conn, error) {
 	if !ok || len(ticket) != proto.TicketSize {
 		return nil, fmt.Errorf("%w: %s", ErrNoStream, ticket)
 	}
-	d := net.Dialer{Timeout: 10 * time.Second}
-	raw, err := d.DialContext(ctx, "tcp", c.conn.RemoteAddr().String())
+	var raw net.Conn
+	if c.dial != nil {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		raw, err = c.dial(dctx, c.Addr)
+		cancel()
+	} else {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		raw, err = d.DialContext(ctx, "tcp", c.conn.RemoteAddr().String())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lease stream to %s: %w", c.Addr, err)
 	}

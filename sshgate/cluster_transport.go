@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,10 @@ type ClusterTransport struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// dial reaches a provider at a market multiaddr (behind a NAT); nil
+	// leaves such providers to the renter's relay.
+	dial func(context.Context, string) (net.Conn, error)
+
 	mu      sync.Mutex
 	conns   map[string]*conn               // dialled, by provider fingerprint
 	dialing map[string]chan struct{}       // dials under way
@@ -94,6 +99,13 @@ func NewClusterTransport(signer gossh.Signer, fabric *cluster.Fabric, log *slog.
 		tunnels: map[tunnelKey]map[*tunnel]bool{}}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	fabric.SetPeers(t)
+	return t
+}
+
+// WithDial makes t reach providers at market multiaddrs with dial (the
+// provider's libp2p node): set before t is used.
+func (t *ClusterTransport) WithDial(dial func(context.Context, string) (net.Conn, error)) *ClusterTransport {
+	t.dial = dial
 	return t
 }
 
@@ -244,7 +256,11 @@ func (t *ClusterTransport) connect(p cluster.Member) (*conn, error) {
 			}
 			return nil
 		}
-		c, err := dialConn(t.ctx, p.Endpoint, t.signer, hostKey, tunnelDial)
+		var dial func(context.Context, string) (net.Conn, error)
+		if strings.HasPrefix(p.Endpoint, "/") {
+			dial = t.dial
+		}
+		c, err := dialConn(t.ctx, p.Endpoint, dial, t.signer, hostKey, tunnelDial)
 		t.mu.Lock()
 		delete(t.dialing, p.Provider)
 		close(done)

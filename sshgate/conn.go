@@ -30,17 +30,26 @@ type conn struct {
 // errConnClosed is returned by openChannel on a connection already gone.
 var errConnClosed = errors.New("ssh connection closed")
 
-// dialConn dials addr and completes the SSH handshake as signer, within
-// timeout and ctx. hostKey checks the server's key (nil accepts any).
-func dialConn(ctx context.Context, addr string, signer gossh.Signer, hostKey gossh.HostKeyCallback, timeout time.Duration) (*conn, error) {
+// dialConn dials addr (with dial, else TCP) and completes the SSH
+// handshake as signer, within timeout and ctx. hostKey checks the
+// server's key (nil accepts any).
+func dialConn(ctx context.Context, addr string, dial func(context.Context, string) (net.Conn, error), signer gossh.Signer, hostKey gossh.HostKeyCallback, timeout time.Duration) (*conn, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
 	if hostKey == nil {
 		hostKey = gossh.InsecureIgnoreHostKey()
 	}
-	d := net.Dialer{Timeout: timeout}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	var raw net.Conn
+	var err error
+	if dial != nil {
+		dctx, cancel := context.WithTimeout(ctx, timeout)
+		raw, err = dial(dctx, addr)
+		cancel()
+	} else {
+		d := net.Dialer{Timeout: timeout}
+		raw, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
 	}

@@ -152,7 +152,7 @@ func isDone(c <-chan struct{}) bool {
 }
 
 func dialGossip(ctx context.Context, addr string, signer gossh.Signer) (*conn, error) {
-	c, err := dialConn(ctx, addr, signer, nil, 10*time.Second)
+	c, err := dialConn(ctx, addr, nil, signer, nil, 10*time.Second)
 	if err != nil && !errors.Is(err, ErrUnreachable) {
 		err = fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}

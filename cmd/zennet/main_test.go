@@ -97,6 +97,7 @@ func runScripts(t *testing.T, dir string) {
 			"tmuxwait":     cmdTmuxWait,
 			"pushbad":      cmdPushBad,
 			"netns":        cmdNetns,
+			"nat":          cmdNat,
 		},
 	})
 }
@@ -418,6 +419,88 @@ func cmdNetns(ts *testscript.TestScript, neg bool, args []string) {
 	run("ip", "netns", "exec", name, "ip", "link", "set", inside, "up")
 	run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
 	ts.Setenv(args[0], name)
+}
+
+// nat: an internet of network namespaces, with home routers.
+//
+//	nat internet                  a namespace whose bridge stands for the internet
+//	nat public VAR ADDR/PREFIX    a machine on it at ADDR
+//	nat home VAR WANADDR/PREFIX N a home router on it at WANADDR masquerading
+//	                              (iptables) the LAN 192.168.N.0/24, whose one
+//	                              machine, 192.168.N.2, is $VAR
+//
+// $VAR is the machine's namespace (nsenter --net=/var/run/netns/$VAR),
+// $VAR_ADDR its address. Nothing on the internet routes to a LAN: a home
+// machine reaches out through its router, and nothing reaches in. None of
+// it is joined to this machine's own network, so the internet's addresses
+// may be any (libp2p tells public addresses from private ones, and a NAT
+// only shows on public ones). Everything is removed when the script ends.
+func cmdNat(ts *testscript.TestScript, neg bool, args []string) {
+	tag := fmt.Sprintf("zn%d", os.Getpid()%100000)
+	inet := tag + "i"
+	run := func(argv ...string) {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			ts.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
+		}
+	}
+	in := func(ns string, argv ...string) { run(append([]string{"ip", "netns", "exec", ns}, argv...)...) }
+	newNS := func(name string) {
+		exec.Command("ip", "netns", "del", name).Run() // a crashed run's
+		run("ip", "netns", "add", name)
+		ts.Defer(func() { exec.Command("ip", "netns", "del", name).Run() })
+		in(name, "ip", "link", "set", "lo", "up")
+	}
+	// link joins namespaces a and b by a veth pair, named ifa in a and ifb
+	// in b.
+	link := func(a, ifa, b, ifb string) {
+		x, y := tag+"x", tag+"y"
+		exec.Command("ip", "link", "del", x).Run()
+		run("ip", "link", "add", x, "type", "veth", "peer", "name", y)
+		run("ip", "link", "set", x, "netns", a)
+		run("ip", "link", "set", y, "netns", b)
+		in(a, "ip", "link", "set", x, "name", ifa)
+		in(b, "ip", "link", "set", y, "name", ifb)
+		in(a, "ip", "link", "set", ifa, "up")
+		in(b, "ip", "link", "set", ifb, "up")
+	}
+	onInternet := func(ns, addr string) {
+		port := "p" + strings.TrimPrefix(ns, tag)
+		link(inet, port, ns, "eth0")
+		in(inet, "ip", "link", "set", port, "master", "br0")
+		in(ns, "ip", "addr", "add", addr, "dev", "eth0")
+	}
+	switch {
+	case len(args) == 1 && args[0] == "internet":
+		newNS(inet)
+		in(inet, "ip", "link", "add", "br0", "type", "bridge")
+		in(inet, "ip", "link", "set", "br0", "up")
+	case len(args) == 3 && args[0] == "public":
+		ns := tag + strings.ToLower(args[1])
+		newNS(ns)
+		onInternet(ns, args[2])
+		ts.Setenv(args[1], ns)
+		ts.Setenv(args[1]+"_ADDR", strings.Split(args[2], "/")[0])
+	case len(args) == 4 && args[0] == "home":
+		n, err := strconv.Atoi(args[3])
+		if err != nil || n < 1 || n > 254 {
+			ts.Fatalf("nat home: N %q is not 1..254", args[3])
+		}
+		ns, router := tag+strings.ToLower(args[1]), tag+"r"+strings.ToLower(args[1])
+		lan := fmt.Sprintf("192.168.%d.", n)
+		newNS(router)
+		newNS(ns)
+		onInternet(router, args[2])
+		link(router, "lan", ns, "eth0")
+		in(router, "ip", "addr", "add", lan+"1/24", "dev", "lan")
+		in(ns, "ip", "addr", "add", lan+"2/24", "dev", "eth0")
+		in(ns, "ip", "route", "add", "default", "via", lan+"1")
+		in(router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		in(router, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", lan+"0/24", "-o", "eth0", "-j", "MASQUERADE")
+		ts.Setenv(args[1], ns)
+		ts.Setenv(args[1]+"_ADDR", lan+"2")
+	default:
+		ts.Fatalf("usage: nat internet | nat public VAR ADDR/PREFIX | nat home VAR WANADDR/PREFIX N")
+	}
 }
 
 // waitusage HOST COUNTER MIN: wait until the running session's latest

@@ -95,7 +95,8 @@ test: deps runsc lnd image test-image build fmt-check vet
 # Speed and memory, each against a baseline measured in the same run:
 # leases through a provider vs bare runsc sandboxes (time to start N, idle
 # PSS per lease), renting N hosts from a market of four providers until all
-# answer ssh vs N bare sandboxes, the session network (iperf3 and a TCP
+# answer ssh vs N bare sandboxes, a twenty-provider market from nothing to a
+# renter's first host, the session network (iperf3 and a TCP
 # ping-pong between hosts on one provider and on two) vs two bare sandboxes
 # on a veth bridge, a meter sample vs reading the raw files, network setup,
 # an SSH channel's throughput with its connections coalesced vs plain,
@@ -113,6 +114,7 @@ bench-deps:
 bench: deps bench-deps runsc lnd image test-image build
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench LeaseStart -benchtime=1x -timeout 30m ./sshgate
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'MarketStart/N=100$$' -benchtime=1x -timeout 30m ./cmd/zennet
+	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'MarketJoin' -benchtime=1x -timeout 10m ./cmd/zennet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'HostStart' -benchtime=1x -timeout 30m ./cmd/zennet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'ClusterNet' -benchtime=1x -timeout 30m ./cmd/zennet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'SSHTransfer' -benchtime=1x -timeout 30m ./cmd/zennet

@@ -209,6 +209,20 @@ func (o *providerCtlOptions) status(ctx context.Context, c *control.Client) erro
 		{"earned", fmt.Sprintf("%d msat this session, %d msat today", st.Earnings.SessionMsat, st.Earnings.TodayMsat)},
 		{"payment failures", strconv.FormatUint(st.PaymentFailures, 10)},
 	})
+	if m := st.Market; m != nil {
+		relay := ""
+		if m.Relay {
+			relay = "; relaying for others"
+		}
+		fmt.Fprintln(o.IO.Out)
+		cmdutil.Table(o.IO.Out, []string{"MARKET", ""}, [][]string{
+			{"announced as", m.Announced},
+			{"reachability", m.Reachability + relay},
+			{"peers", fmt.Sprintf("%d connected, %d on the topic", m.Peers, m.TopicPeers)},
+			{"providers known", strconv.Itoa(m.Known)},
+			{"announcements", fmt.Sprintf("%d accepted, %d not new, %d throttled, %d rejected", m.Accepted, m.Ignored, m.Throttled, m.Rejected)},
+		})
+	}
 	fmt.Fprintln(o.IO.Out)
 	rows := make([][]string, 0, len(st.Leases))
 	for _, l := range st.Leases {

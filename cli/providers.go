@@ -45,7 +45,7 @@ refused.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&o.Seeds, "seed", splitList(os.Getenv("ZENNET_SEEDS")), "where to learn the market's providers: a provider's SSH gateway, HOST:PORT, which answers with every provider it knows, or a market node's multiaddr /ip4/…/tcp/…/p2p/ID, through which the providers are looked up (repeatable; env ZENNET_SEEDS)")
+	f.StringSliceVar(&o.Seeds, "seed", splitList(os.Getenv("ZENNET_SEEDS")), "where to learn the market's providers: a provider's SSH gateway, HOST:PORT (asked where its market node is), or a market node's multiaddr /ip4/…/tcp/…/p2p/ID, through which the providers are looked up (repeatable; env ZENNET_SEEDS)")
 	f.BoolVar(&o.JSON, "json", false, "print the announcements as JSON")
 	f.UintVar(&o.PowBits, "pow-bits", provider.DefaultPowBits, "proof of work to ask of announcements, in bits")
 	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key to reach seeds with (default as for renting)")

@@ -41,6 +41,7 @@ type (
 	Earnings     = provider.Earnings
 	PaymentEvent = provider.PaymentEvent
 	LogLine      = provider.LogLine
+	MarketStatus = provider.MarketStatus
 )
 
 // The states of a lease.

@@ -1,15 +1,14 @@
 // Package market is the domain of zennet's market (issue 9): providers'
 // signed, expiring, proof-of-work-stamped announcements; the directory of
-// announcements a node knows; the gossip policy that spreads them between
-// providers with a bound on fan-out and hops, and the node that runs it
-// over a Transport; the renter's choice among offers by its rules (price
+// announcements a node knows; when a provider announces anew (Originator);
+// the renter's choice among offers by its rules (price
 // per unit of work, score, payment method, reputation, risk spreading),
 // with a reason for every provider; and each side's own reputation book of
 // its counterparts.
 //
 // The package does no networking and knows nothing of SSH or the command
-// line: sshgate carries announcements (its GossipTransport) and offers,
-// cli asks and prints. See docs/market.md.
+// line: p2p carries announcements (libp2p's gossipsub and DHT), sshgate
+// offers, cli asks and prints. See docs/market.md.
 package market
 
 import (

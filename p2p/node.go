@@ -230,6 +230,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		pubsub.WithMaxMessageSize(market.MaxAnnouncementSize + 4096),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithPeerExchange(true),
+		// A market that starts at once (or a node that joins one) moves a
+		// burst of announcements: past these queues gossipsub drops
+		// messages (with the defaults of 32, a renter of
+		// BenchmarkMarketScale never heard 28% of a burst of 1,000).
+		pubsub.WithPeerOutboundQueueSize(1024),
+		pubsub.WithValidateQueueSize(1024),
 		pubsub.WithPeerScore(scoreParams(n.appScore), scoreThresholds()),
 		pubsub.WithPeerScoreInspect(func(s map[peer.ID]float64) {
 			n.mu.Lock()
@@ -269,7 +275,12 @@ func newHost(key crypto.PrivKey, cfg Config) (host.Host, error) {
 	if len(listen) == 0 {
 		listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
 	}
-	opts := []libp2p.Option{libp2p.Identity(key), libp2p.ListenAddrStrings(listen...), libp2p.ConnectionManager(cm), libp2p.UserAgent("zennet")}
+	rm, err := resourceManager()
+	if err != nil {
+		return nil, err
+	}
+	opts := []libp2p.Option{libp2p.Identity(key), libp2p.ListenAddrStrings(listen...), libp2p.ConnectionManager(cm), libp2p.UserAgent("zennet"),
+		libp2p.ResourceManager(rm)}
 	if cfg.Client {
 		// A client dials through relays too: providers behind NATs are
 		// reached at relayed addresses.
@@ -293,7 +304,11 @@ func newHost(key crypto.PrivKey, cfg Config) (host.Host, error) {
 // it: were the content alone the ID, a peer that sent a provider's
 // announcement as its own first (rejected) would make the provider's own
 // message a duplicate, dropped unseen.
-func messageID(m *pb.Message) string {
+func messageID(m *pb.Message) string { return MessageID(m) }
+
+// MessageID is the topic's message ID function (messageID), for peers of
+// the topic that are not Nodes (tests' raw peers).
+func MessageID(m *pb.Message) string {
 	h := sha256.New()
 	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(m.From))))
 	h.Write(m.From)
@@ -766,7 +781,7 @@ func ParsePeers(addrs []string) ([]peer.AddrInfo, error) {
 
 // SplitAddrs sorts the values of --peer or --seed: multiaddrs (beginning
 // with "/", ending in /p2p/ID) are market peers; the rest must be
-// HOST:PORT, the SSH gossip's.
+// HOST:PORT, a provider's SSH gateway (asked where its market node is).
 func SplitAddrs(values []string) (hostPorts []string, peers []peer.AddrInfo, err error) {
 	var mas []string
 	for _, v := range values {
@@ -914,6 +929,19 @@ func (n *Node) TopicPeers() []peer.ID { return n.topic.ListPeers() }
 
 // Directory is what the node knows.
 func (n *Node) Directory() *market.Directory { return n.dir }
+
+// Announced is the address of the node's last announcement ("" before
+// the first, and for a node that does not sell).
+func (n *Node) Announced() string {
+	if n.orig == nil {
+		return ""
+	}
+	a, ok := n.orig.Last()
+	if !ok {
+		return ""
+	}
+	return a.Address
+}
 
 // Stats returns the validator's counts.
 func (n *Node) Stats() Stats {

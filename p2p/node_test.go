@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -467,5 +468,33 @@ func TestCheckAddress(t *testing.T) {
 		if err := checkAddress(tt.addr, own); (err == nil) != tt.ok {
 			t.Errorf("checkAddress(%s) = %v, want ok %v", tt.addr, err, tt.ok)
 		}
+	}
+}
+
+// TestAnnouncesChanges: a provider whose offer does not change announces
+// once however often it looks at it; a change is announced at the next
+// look.
+func TestAnnouncesChanges(t *testing.T) {
+	seed := start(t, Config{})
+	var mu sync.Mutex
+	leases := 2
+	start(t, Config{Bootstrap: []peer.AddrInfo{seed.AddrInfo()}, Every: 50 * time.Millisecond, Announce: func() market.Announcement {
+		mu.Lock()
+		defer mu.Unlock()
+		a := offer()
+		a.Capacity.Leases = leases
+		return a
+	}})
+	eventually(t, "the first announcement reaches the seed", func() bool { return seed.Stats().Accepted == 1 })
+	time.Sleep(1500 * time.Millisecond) // thirty looks
+	if st := seed.Stats(); st.Accepted != 1 {
+		t.Fatalf("the seed took %d announcements of an unchanged offer, want 1", st.Accepted)
+	}
+	mu.Lock()
+	leases = 1
+	mu.Unlock()
+	eventually(t, "the changed offer reaches the seed", func() bool { return seed.Stats().Accepted == 2 })
+	if a := seed.Directory().List(time.Now()); len(a) != 1 || a[0].Capacity.Leases != 1 {
+		t.Fatalf("the seed knows %+v", a)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/gostream"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -88,8 +89,12 @@ func NewDialer() (*Dialer, error) {
 	if err != nil {
 		return nil, err
 	}
+	rm, err := resourceManager()
+	if err != nil {
+		return nil, err
+	}
 	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"),
-		libp2p.EnableHolePunching(), libp2p.UserAgent("zennet"))
+		libp2p.EnableHolePunching(), libp2p.UserAgent("zennet"), libp2p.ResourceManager(rm))
 	if err != nil {
 		return nil, fmt.Errorf("start the market's libp2p host: %w", err)
 	}
@@ -220,3 +225,18 @@ type peerAddr struct{ id peer.ID }
 
 func (a peerAddr) Network() string { return "libp2p" }
 func (a peerAddr) String() string  { return a.id.String() }
+
+// resourceManager is libp2p's default resource manager with room for the
+// gateway's SSH: a renter keeps a stream per SSH connection to a host (the
+// gateway allows 512 per renter key), past the 64 streams of one protocol
+// that libp2p allows one peer by default. The rest of libp2p's limits
+// (connections per address, streams per peer) stand.
+func resourceManager() (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	limits.AddProtocolPeerLimit(SSHProtocol, rcmgr.BaseLimit{StreamsInbound: 1024, StreamsOutbound: 1024, Streams: 1024, Memory: 256 << 20},
+		rcmgr.BaseLimitIncrease{})
+	limits.AddProtocolLimit(SSHProtocol, rcmgr.BaseLimit{StreamsInbound: 8192, StreamsOutbound: 8192, Streams: 8192, Memory: 1 << 30},
+		rcmgr.BaseLimitIncrease{})
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+}

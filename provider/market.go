@@ -16,7 +16,7 @@ import (
 	"github.com/zennet/zennet/sshgate"
 )
 
-// marketPeers asks the SSH gossip's peers (HOST:PORT) where their libp2p
+// marketPeers asks the --peer providers given as HOST:PORT where their libp2p
 // market nodes are, so that a provider given only those joins the
 // libp2p market too. Peers that do not answer, or are not on it, are
 // skipped.

@@ -29,6 +29,7 @@ type operator struct {
 	gw      *sshgate.Gateway
 	ledger  *pay.Ledger
 	logs    *logRing
+	market  func() *MarketStatus // nil before the market node starts
 
 	mu       sync.Mutex
 	payments []PaymentEvent // latest last, at most maxPayments
@@ -106,6 +107,9 @@ func (p *operator) Status(ctx context.Context) (Status, error) {
 			ls.Method, ls.BilledMsat, ls.EarnedMsat, ls.DueMsat = ps.Method, ps.Billed, ps.Paid, ps.Unpaid
 		}
 		st.Leases = append(st.Leases, ls)
+	}
+	if p.market != nil {
+		st.Market = p.market()
 	}
 	p.mu.Lock()
 	st.Earnings = Earnings{SessionMsat: p.session, TodayMsat: p.today}

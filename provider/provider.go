@@ -1,7 +1,7 @@
 // Package provider is the provider role: it sells this machine's capacity
 // as gVisor-sandboxed SSH hosts. New takes the data dir; Run builds what the
 // sandboxes need (root filesystem, calibration), wires the lease manager,
-// billing, market gossip and the SSH gateway, serves until its context ends
+// billing, the market node and the SSH gateway, serves until its context ends
 // or Shutdown, then ends every lease. A running Provider is also what its
 // operator controls (Status, Pause, Resume, End, Drain: the control
 // socket's and the dashboard's backend), and with an idle policy it lends
@@ -122,12 +122,12 @@ type Config struct {
 	// first interval up front.
 	Prepay bool
 
-	// Peers are other providers to exchange announcements with: HOST:PORT
-	// for the SSH gossip, multiaddrs (/ip4/…/tcp/…/p2p/…) to join the
-	// libp2p market through; Announce the address renters reach this one
-	// at ("" means Listen's, when it names a host); PowBits the proof of
-	// work asked of announcements; AnnounceEvery how often to announce
-	// and exchange.
+	// Peers are the market nodes to join the libp2p market through:
+	// multiaddrs (/ip4/…/tcp/…/p2p/…), or other providers' HOST:PORT
+	// (asked where their market nodes are); Announce the address renters
+	// reach this one at ("" means Listen's, when it names a host);
+	// PowBits the proof of work asked of announcements; AnnounceEvery how
+	// often to look at the offer (announced anew when it changed).
 	Peers []string
 	// MarketListen are the multiaddrs of the libp2p market node (default:
 	// --listen's host, TCP and QUIC, ports chosen by the system).
@@ -524,19 +524,11 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 			Capacity:         market.Capacity{Leases: max(free.Leases, 0), MemoryBytes: max(free.Memory, 0), CPUs: max(free.CPUs, 0), DiskBytes: max(free.Disk, 0)},
 			PricePerWorkMsat: perWork, Score: score, Calibration: digest, Methods: biller.Methods()}
 	}
-	gossipAnnouncer := announcer
-	if announce == "" {
-		gossipAnnouncer = nil
-	}
 	sshPeers, boot, err := p2p.SplitAddrs(cfg.Peers)
 	if err != nil {
 		l.Close()
 		return fmt.Errorf("--peer %w", err)
 	}
-	transport := sshgate.NewGossipTransport(hostKey)
-	defer transport.Close()
-	gossip := market.NewNode(market.NodeConfig{Signer: hostKey, Transport: transport, Announce: gossipAnnouncer, Peers: sshPeers,
-		MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Log: log})
 	p2pNode, err := p2p.New(ctx, p2p.Config{Key: rawKey, Listen: marketListen(cfg.MarketListen, l.Addr()), Bootstrap: boot,
 		Resolve:  func(ctx context.Context) []peer.AddrInfo { return marketPeers(ctx, sshPeers, hostKey, log) },
 		Announce: announcer, MinBits: cfg.PowBits, Every: cfg.AnnounceEvery, Relay: cfg.Relay, Log: log})
@@ -555,7 +547,7 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	tunnels := sshgate.NewClusterTransport(hostKey, fabric, log).WithDial(p2pNode.DialSSH)
 	defer tunnels.Close()
 	node := &cluster.Node{Fabric: fabric, Self: gossh.FingerprintSHA256(hostKey.PublicKey()), Files: mgr.SetClusterFiles, Tunnels: tunnels}
-	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithGossip(gossip), sshgate.WithCluster(node, tunnels),
+	gw := sshgate.NewGateway(hostKey, mgr, biller, sshgate.WithLogger(log), sshgate.WithCluster(node, tunnels),
 		sshgate.WithMarket(func() []string { return multiaddrStrings(p2pNode.Addrs()) }))
 	info := Info{
 		Address: l.Addr().String(), Market: multiaddrStrings(p2pNode.Addrs()), HostKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(hostKey.PublicKey()))),
@@ -563,6 +555,13 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 		MaxLeases: cfg.MaxLeases, MemoryBytes: cfg.Memory, CPUs: cfg.CPUs, Pid: os.Getpid(),
 	}
 	op.info, op.billing, op.gw = info, biller, gw
+	op.market = func() *MarketStatus {
+		st := p2pNode.Stats()
+		return &MarketStatus{Addrs: multiaddrStrings(p2pNode.Addrs()), Announced: p2pNode.Announced(),
+			Reachability: strings.ToLower(p2pNode.Reachability().String()), Relay: cfg.Relay != nil,
+			Peers: len(p2pNode.Peers()), TopicPeers: len(p2pNode.TopicPeers()), Known: p2pNode.Directory().Len(),
+			Accepted: st.Accepted, Ignored: st.Ignored, Throttled: st.Throttled, Rejected: st.Rejected}
+	}
 	p.operator = op
 	if cfg.Idle != nil {
 		if _, err := startIdleKeeper(ctx, *cfg.Idle, cfg.DataDir, mgr, rt, gw, log); err != nil {
@@ -585,20 +584,14 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 			log.Warn("gateway over libp2p", "err", err)
 		}
 	}()
-	gctx, stopGossip := context.WithCancel(ctx)
-	gossipDone := make(chan struct{})
-	go func() {
-		defer close(gossipDone)
-		gossip.Run(gctx)
-	}()
+	gctx, stopMarket := context.WithCancel(ctx)
 	p2pDone := make(chan struct{})
 	go func() {
 		defer close(p2pDone)
 		p2pNode.Run(gctx)
 	}()
 	defer func() {
-		stopGossip()
-		<-gossipDone
+		stopMarket()
 		<-p2pDone
 	}()
 	// The info file tells scripts (and the dashboard) where this provider

@@ -51,6 +51,35 @@ type Status struct {
 	PaymentFailures uint64 `json:"payment_failures"`
 	// Log holds the latest log lines, oldest first (at most about 100).
 	Log []LogLine `json:"log"`
+	// Market is the provider's market node.
+	Market *MarketStatus `json:"market,omitempty"`
+}
+
+// MarketStatus is the provider's node of the libp2p market.
+type MarketStatus struct {
+	// Addrs are its multiaddrs; Announced the address its announcement
+	// gives renters (the gateway's HOST:PORT, or a multiaddr when it is
+	// behind a NAT), empty before the first.
+	Addrs     []string `json:"addrs"`
+	Announced string   `json:"announced,omitempty"`
+	// Reachability is what AutoNAT found: public, private (behind a NAT)
+	// or unknown (a LAN or loopback market, or not asked yet).
+	Reachability string `json:"reachability"`
+	// Relay is true when the node relays for others (--relay).
+	Relay bool `json:"relay"`
+	// Peers are connected; TopicPeers on the announcement topic.
+	Peers      int `json:"peers"`
+	TopicPeers int `json:"topic_peers"`
+	// Known are the providers its directory holds.
+	Known int `json:"known"`
+	// What its validator did with the announcements it received:
+	// accepted (kept and forwarded), ignored (not new), throttled (new
+	// ones past a peer's rate) and rejected (bad: the sender's score
+	// falls).
+	Accepted  int64 `json:"accepted"`
+	Ignored   int64 `json:"ignored"`
+	Throttled int64 `json:"throttled"`
+	Rejected  int64 `json:"rejected"`
 }
 
 // Identity says which provider this is.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/bench"
@@ -26,8 +27,8 @@ const MarketLookup = 256
 // saves it, and returns it. A seed given as a multiaddr joins the renter
 // to the libp2p market, where it finds up to MarketLookup providers
 // through the DHT and asks each for its own announcement. One given as
-// HOST:PORT answers with every announcement its SSH gossip knows and with
-// its market node's multiaddrs, which are then looked through likewise.
+// HOST:PORT (a provider's gateway) is asked where its market node is,
+// which is then looked through likewise.
 func KnownProviders(ctx context.Context, configDir string, seeds []string, signer gossh.Signer, minBits uint) (*market.Directory, []string) {
 	dir := market.NewDirectory(0)
 	path := ProvidersPath(configDir)
@@ -44,36 +45,24 @@ func KnownProviders(ctx context.Context, configDir string, seeds []string, signe
 	if err != nil {
 		notes = append(notes, fmt.Sprintf("--seed %v", err))
 	}
-	// A HOST:PORT seed answers with every announcement its SSH gossip
-	// knows and, when it is on the libp2p market, where its market node
-	// is, which is then looked through as a multiaddr seed is.
 	for _, seed := range sshSeeds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
-			anns, addrs, err := sshgate.FetchDirectory(fctx, seed, signer)
+			addrs, err := sshgate.FetchMarket(fctx, seed, signer)
+			var peers []peer.AddrInfo
+			if err == nil {
+				peers, err = p2p.ParsePeers(addrs)
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			if peers, perr := p2p.ParsePeers(addrs); perr != nil {
-				notes = append(notes, fmt.Sprintf("seed %s: its market node: %v", seed, perr))
-			} else {
-				boot = append(boot, peers...)
-			}
-			if err != nil && len(anns) == 0 {
+			if err != nil {
 				notes = append(notes, fmt.Sprintf("seed %s: %v", seed, err))
 				return
 			}
-			refused := 0
-			for _, a := range anns {
-				if _, err := dir.Add(a, now, minBits); err != nil {
-					refused++
-				}
-			}
-			if refused > 0 {
-				notes = append(notes, fmt.Sprintf("seed %s: refused %d of %d announcements (forged, expired or too little proof of work)", seed, refused, len(anns)))
-			}
+			boot = append(boot, peers...)
 		}()
 	}
 	wg.Wait()

@@ -13,7 +13,7 @@ import (
 )
 
 // conn is a client's SSH connection kept for many channels: the renter's
-// connection to a provider, a gossip node's to a peer.
+// connection to a provider, a provider's to another.
 //
 // x/crypto's Conn.OpenChannel takes no context: it waits until the peer
 // answers the open. Worse, when the connection's reader has already stopped

@@ -45,7 +45,6 @@ type Gateway struct {
 	srv     *ssh.Server
 	leases  *lease.Manager
 	billing Payments
-	gossip  GossipNode
 	market  func() []string // the libp2p market node's multiaddrs
 	cluster ClusterNode
 	tunnels *ClusterTransport
@@ -121,12 +120,6 @@ func WithLoginGrace(d time.Duration) GatewayOption {
 	return func(g *Gateway) { g.startups.grace = d }
 }
 
-// WithGossip makes the gateway a node of the market: it serves
-// ChannelGossip from gs.
-func WithGossip(gs GossipNode) GatewayOption {
-	return func(g *Gateway) { g.gossip = gs }
-}
-
 // WithMarket makes the gateway tell whoever asks (a renter's HOST:PORT
 // --seed) the multiaddrs of the provider's libp2p market node.
 func WithMarket(addrs func() []string) GatewayOption {
@@ -154,7 +147,7 @@ func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...Gate
 		ChannelHandlers: map[string]ssh.ChannelHandler{
 			proto.ChannelNegotiate: g.recovered(g.negotiate),
 			proto.ChannelLease:     g.recovered(g.leaseChannel),
-			ChannelGossip:          g.recovered(g.gossipChannel),
+			ChannelMarket:          g.recovered(g.marketChannel),
 			ChannelCluster:         g.recovered(g.clusterChannel),
 			ChannelClusterRelay:    g.recovered(g.clusterChannel),
 			"session":              rejectSession,

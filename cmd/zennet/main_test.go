@@ -7,11 +7,13 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,17 +21,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/rogpeppe/go-internal/testscript"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/cli"
+	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/internal/sshsig"
 	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/market"
+	"github.com/zennet/zennet/p2p"
 	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/provider"
 	"github.com/zennet/zennet/sandbox"
 	"github.com/zennet/zennet/session"
-	"github.com/zennet/zennet/sshgate"
 )
 
 func TestMain(m *testing.M) {
@@ -710,68 +716,149 @@ func cmdTmuxWait(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// pushbad ADDR KIND: push the market node at ADDR an announcement that
-// must be refused, and fail unless it is: KIND is forged (it names the
-// node's own key but another key signed it), expired, or weak (less proof
-// of work than the node asks).
+// pushbad DATADIR forged|expired|weak BITS: a raw gossipsub peer (one
+// that runs no validator) joins the market's topic at the market node of
+// the provider on DATADIR and publishes a bad announcement (another
+// provider's, that provider's own identity, signed by itself; an expired
+// one; one short of BITS of work). The provider must reject it (its
+// status counts it: a rejected message is never forwarded), then take a
+// valid one from the same peer.
 func cmdPushBad(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 2 {
-		ts.Fatalf("usage: pushbad ADDR forged|expired|weak")
+	if len(args) != 3 {
+		ts.Fatalf("usage: pushbad DATADIR forged|expired|weak BITS")
 	}
-	addr, kind := args[0], args[1]
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	kind := args[1]
+	bits, err := strconv.ParseUint(args[2], 10, 8)
+	if err != nil {
+		ts.Fatalf("pushbad: bits: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	_, liar, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		ts.Fatalf("%v", err)
-	}
-	signer, err := gossh.NewSignerFromKey(liar)
-	if err != nil {
-		ts.Fatalf("%v", err)
-	}
-	// Ask what the node asks, with an empty push.
-	_, bits, err := sshgate.Push(ctx, addr, signer, nil)
+	ctl, err := control.Dial(ts.MkAbs(args[0]))
 	if err != nil {
 		ts.Fatalf("pushbad: %v", err)
 	}
+	defer ctl.Close()
+	status := func() provider.MarketStatus {
+		st, err := ctl.Status(ctx)
+		if err != nil || st.Market == nil {
+			ts.Fatalf("pushbad: the provider's market status: %v", err)
+		}
+		return *st.Market
+	}
+	before := status()
+	seeds, err := p2p.ParsePeers(before.Addrs[:1])
+	if err != nil {
+		ts.Fatalf("pushbad: %v", err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	key, err := p2p.Key(priv)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	liar, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		ts.Fatalf("pushbad: %v", err)
+	}
+	defer liar.Close()
+	ps, err := pubsub.NewGossipSub(ctx, liar, pubsub.WithMessageIdFn(p2p.MessageID))
+	if err != nil {
+		ts.Fatalf("pushbad: %v", err)
+	}
+	topic, err := ps.Join(p2p.Topic)
+	if err != nil {
+		ts.Fatalf("pushbad: %v", err)
+	}
+	if err := liar.Connect(ctx, seeds[0]); err != nil {
+		ts.Fatalf("pushbad: reach the provider's market node: %v", err)
+	}
+	for !slices.Contains(topic.ListPeers(), seeds[0].ID) {
+		if ctx.Err() != nil {
+			ts.Fatalf("pushbad: the provider is not on the topic")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	signer, err := gossh.NewSignerFromKey(priv)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
 	now := time.Now().UTC().Truncate(time.Second)
-	a := market.Announcement{Provider: market.ProviderString(signer.PublicKey()), Address: "192.0.2.1:2222",
-		Capacity:         market.Capacity{Leases: 100, MemoryBytes: 1 << 40, CPUs: 1000, DiskBytes: 1 << 40},
-		PricePerWorkMsat: 1, Score: 100, Methods: []string{"embedded"}, Seq: uint64(now.UnixNano()), Issued: now, Expires: now.Add(time.Hour)}
+	ann := func(addr string) market.Announcement {
+		return market.Announcement{Provider: market.ProviderString(signer.PublicKey()), Address: addr,
+			Capacity:         market.Capacity{Leases: 100, MemoryBytes: 1 << 40, CPUs: 1000, DiskBytes: 1 << 40},
+			PricePerWorkMsat: 1, Score: 100, Methods: []string{"embedded"}, Seq: uint64(now.UnixNano()), Issued: now, Expires: now.Add(time.Hour)}
+	}
+	bad := ann("192.0.2.1:2222")
 	switch kind {
 	case "forged":
-		// Claim a real provider's identity: the key of the node itself.
-		dir, _, err := sshgate.FetchDirectory(ctx, addr, signer)
-		if err != nil || len(dir) == 0 {
-			ts.Fatalf("pushbad: no announcement to forge at %s: %v", addr, err)
+		// Claim a real provider's identity: this one's, as it answers.
+		s, err := liar.NewStream(ctx, seeds[0].ID, p2p.AnnouncementProtocol)
+		if err != nil {
+			ts.Fatalf("pushbad: ask the provider for its announcement: %v", err)
 		}
-		a.Provider = dir[0].Provider
+		s.CloseWrite()
+		b, err := io.ReadAll(io.LimitReader(s, market.MaxAnnouncementSize+2))
+		s.Close()
+		own, derr := market.DecodeAnnouncement(b)
+		if err != nil || derr != nil {
+			ts.Fatalf("pushbad: the provider's announcement: %v %v", err, derr)
+		}
+		bad.Provider = own.Provider
 	case "expired":
-		a.Issued, a.Expires = now.Add(-2*time.Hour), now.Add(-time.Hour)
+		bad.Issued, bad.Expires = now.Add(-2*time.Hour), now.Add(-time.Hour)
 	case "weak":
 	default:
 		ts.Fatalf("pushbad: unknown kind %q", kind)
 	}
 	if kind == "weak" {
-		for a.Nonce = 0; market.Work(&a) >= bits; a.Nonce++ {
+		for bad.Nonce = 0; market.Work(&bad) >= uint(bits); bad.Nonce++ {
 		}
-	} else if err := market.Mint(ctx, &a, bits); err != nil {
+	} else if err := market.Mint(ctx, &bad, uint(bits)); err != nil {
 		ts.Fatalf("%v", err)
 	}
 	if kind == "forged" {
 		// Signed, but by the liar's key, not the provider's it names.
-		if a.Signature, err = sshsig.Sign(signer, market.AnnouncementNamespace, a.CanonicalBytes()); err != nil {
+		if bad.Signature, err = sshsig.Sign(signer, market.AnnouncementNamespace, bad.CanonicalBytes()); err != nil {
 			ts.Fatalf("%v", err)
 		}
-	} else if err := a.Sign(signer); err != nil {
+	} else if err := bad.Sign(signer); err != nil {
 		ts.Fatalf("%v", err)
 	}
-	n, _, err := sshgate.Push(ctx, addr, signer, []market.Envelope{{Announcement: a}})
-	if err != nil {
-		ts.Fatalf("pushbad: %v", err)
+	good := ann("192.0.2.77:2222")
+	good.Seq = bad.Seq + 1
+	if err := market.Mint(ctx, &good, uint(bits)); err != nil {
+		ts.Fatalf("%v", err)
 	}
-	fmt.Fprintf(ts.Stdout(), "%s announcement: %d taken (node asks %d bits)\n", kind, n, bits)
-	if n != 0 {
-		ts.Fatalf("the node took a %s announcement", kind)
+	if err := good.Sign(signer); err != nil {
+		ts.Fatalf("%v", err)
 	}
+	publish := func(a market.Announcement) {
+		b, err := market.EncodeAnnouncement(a)
+		if err != nil {
+			ts.Fatalf("pushbad: encode: %v", err)
+		}
+		if err := topic.Publish(ctx, b); err != nil {
+			ts.Fatalf("pushbad: publish: %v", err)
+		}
+	}
+	await := func(what string, done func(provider.MarketStatus) bool) provider.MarketStatus {
+		for {
+			st := status()
+			if done(st) {
+				return st
+			}
+			if ctx.Err() != nil {
+				ts.Fatalf("pushbad: %s: the provider's market status is %+v (before: %+v)", what, st, before)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	publish(bad)
+	mid := await("the "+kind+" announcement was not rejected", func(st provider.MarketStatus) bool { return st.Rejected > before.Rejected })
+	publish(good)
+	await("a valid announcement of the same peer was not taken after", func(st provider.MarketStatus) bool { return st.Accepted > mid.Accepted })
+	fmt.Fprintf(ts.Stdout(), "%s announcement rejected by the provider (rejected %d -> %d); a valid one taken after it\n", kind, before.Rejected, mid.Rejected)
 }

@@ -457,3 +457,78 @@ func (m *benchMarket) stop(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMarketJoin times the real twenty-process market of
+// market.txtar from nothing to a renter's first host (issue 18): twenty
+// provider processes on loopback, the first started alone, the other
+// nineteen at once as soon as it listens (each joining the market
+// through it, given as HOST:PORT), and a renter started as soon as they
+// all listen, with the first as its seed. join-s is from starting the
+// first provider until the renter's one host answers ssh; known is how
+// many providers the renter had found by then (its providers file).
+func BenchmarkMarketJoin(b *testing.B) {
+	testenv.Runtime(b)
+	for b.Loop() {
+		dir, err := os.MkdirTemp("", "zmj")
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := newBenchMarket(b, dir)
+		b.Cleanup(func() { m.stop(b) })
+		calibration, err := filepath.Abs(filepath.Join("..", "..", "testdata", "calibration", "systrap.json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		args := func(i int) []string {
+			a := []string{"provide", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "p"+strconv.Itoa(i)),
+				"--max-leases", "2", "--price-per-work", strconv.Itoa(100 * i), "--pow-bits", "8", "--calibration", calibration, "--json"}
+			if i > 1 {
+				a = append(a, "--peer", m.seed)
+			}
+			return a
+		}
+		start := time.Now()
+		m.seed = m.provide(b, "provider 1", args(1)...)
+		var g errgroup.Group
+		procs := make([]*proc, 19)
+		for i := range procs {
+			procs[i] = m.start(b, "provider "+strconv.Itoa(i+2), args(i+2)...)
+		}
+		m.procs = append(m.procs, procs...)
+		for _, p := range procs {
+			g.Go(func() error {
+				var info struct{ Address string }
+				err := p.next("provider", &info)
+				p.drain()
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		listening := time.Since(start)
+		r, config := m.renter(b, "-n", "1", "-m", "128M", "--seed", m.seed, "--pow-bits", "8", "--timeout", "5m", "--json")
+		if err := m.ssh(config, "zennet-1"); err != nil {
+			r.interrupt(time.Minute)
+			b.Fatal(err)
+		}
+		joined := time.Since(start)
+		if err := r.interrupt(time.Minute); err != nil {
+			b.Errorf("renter: %v\n%s", err, r.stderr.String())
+		}
+		cmd := exec.Command(m.zennet, "providers", "--json")
+		cmd.Env = m.env
+		out, err := cmd.Output()
+		var e envelope
+		var rows []struct{ Address string }
+		if err != nil || json.Unmarshal(out, &e) != nil || json.Unmarshal(e.Data, &rows) != nil {
+			b.Fatalf("zennet providers: %v\n%s", err, out)
+		}
+		m.stop(b)
+		b.ReportMetric(listening.Seconds(), "listening-s")
+		b.ReportMetric(joined.Seconds(), "join-s")
+		b.ReportMetric(float64(len(rows)), "known")
+		b.Logf("twenty providers listening %.2fs after the first started; the renter's first host answered ssh at %.2fs; it knew %d providers",
+			listening.Seconds(), joined.Seconds(), len(rows))
+	}
+}

@@ -516,7 +516,7 @@ func BenchmarkMarketJoin(b *testing.B) {
 		if err := r.interrupt(time.Minute); err != nil {
 			b.Errorf("renter: %v\n%s", err, r.stderr.String())
 		}
-		cmd := exec.Command(m.zennet, "providers", "--json")
+		cmd := exec.Command(m.zennet, "providers", "--json", "--pow-bits", "8")
 		cmd.Env = m.env
 		out, err := cmd.Output()
 		var e envelope

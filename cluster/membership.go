@@ -17,12 +17,11 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
-	"strings"
 	"time"
 
-	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/peeraddr"
 	"github.com/zennet/zennet/internal/signedjson"
 	"github.com/zennet/zennet/internal/sshsig"
 )
@@ -358,13 +357,9 @@ func checkEndpoint(e string) error {
 	if len(e) > 300 {
 		return fmt.Errorf("endpoint of %d bytes", len(e))
 	}
-	if strings.HasPrefix(e, "/") {
-		m, err := ma.NewMultiaddr(e)
-		if err != nil {
-			return fmt.Errorf("endpoint %q: %v", e, err)
-		}
-		if _, last := ma.SplitLast(m); last == nil || last.Protocol().Code != ma.P_P2P {
-			return fmt.Errorf("endpoint %q does not end in /p2p/ID", e)
+	if peeraddr.Is(e) {
+		if err := peeraddr.Check(e); err != nil {
+			return fmt.Errorf("endpoint %w", err)
 		}
 		return nil
 	}

@@ -29,9 +29,9 @@ import (
 	"strings"
 	"time"
 
-	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/internal/peeraddr"
 	"github.com/zennet/zennet/internal/signedjson"
 	"github.com/zennet/zennet/internal/sshsig"
 )
@@ -490,16 +490,12 @@ func checkAddress(addr string) error {
 	if len(addr) == 0 || len(addr) > MaxAddressLen {
 		return fmt.Errorf("address of %d bytes", len(addr))
 	}
-	if strings.HasPrefix(addr, "/") {
+	if peeraddr.Is(addr) {
 		// A provider reached over the libp2p market (behind a NAT, through
 		// a relay): a multiaddr ending in its peer ID, which the market's
 		// node checks is the provider's own.
-		m, err := ma.NewMultiaddr(addr)
-		if err != nil {
-			return fmt.Errorf("address %q: %v", addr, err)
-		}
-		if _, last := ma.SplitLast(m); last == nil || last.Protocol().Code != ma.P_P2P {
-			return fmt.Errorf("address %q does not end in /p2p/ID", addr)
+		if err := peeraddr.Check(addr); err != nil {
+			return fmt.Errorf("address %w", err)
 		}
 		return nil
 	}

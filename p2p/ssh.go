@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/gostream"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/zennet/zennet/internal/peeraddr"
 )
 
 // SSHProtocol is the stream on which a provider's node serves its SSH
@@ -46,7 +47,7 @@ func (n *Node) ListenSSH() (net.Listener, error) {
 
 // IsAddress reports whether addr is a market multiaddr (a provider
 // reached over libp2p) rather than HOST:PORT.
-func IsAddress(addr string) bool { return strings.HasPrefix(addr, "/") }
+func IsAddress(addr string) bool { return peeraddr.Is(addr) }
 
 // Dialer reaches providers' SSH gateways over libp2p: a renter's host of
 // its own (a fresh key each run: the renter's identity is its SSH key,

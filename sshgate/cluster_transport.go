@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/cluster"
+	"github.com/zennet/zennet/internal/peeraddr"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -257,7 +257,7 @@ func (t *ClusterTransport) connect(p cluster.Member) (*conn, error) {
 			return nil
 		}
 		var dial func(context.Context, string) (net.Conn, error)
-		if strings.HasPrefix(p.Endpoint, "/") {
+		if peeraddr.Is(p.Endpoint) {
 			dial = t.dial
 		}
 		c, err := dialConn(t.ctx, p.Endpoint, dial, t.signer, hostKey, tunnelDial)

@@ -293,17 +293,12 @@ func (p *proc) interrupt(wait time.Duration) error {
 	return p.stopErr
 }
 
-// startMarket starts four providers with room for about n leases in all,
-// the 2nd to 4th peering with the 1st, and waits until the 1st knows all
-// four announcements.
-func startMarket(b *testing.B, n int) *benchMarket {
-	testenv.Runtime(b)
-	if _, err := exec.LookPath("ssh"); err != nil {
-		b.Fatal("ssh not found: run 'make bench', which installs the OpenSSH client")
-	}
-	// A short directory of its own: the providers' control sockets live
-	// in their data dirs.
-	dir, err := os.MkdirTemp("", "zmb")
+// newBenchDir makes a market in a short directory of its own (the
+// providers' control sockets live in their data dirs), stopped when the
+// benchmark ends, and returns it with the directory and the calibration
+// set its providers offer.
+func newBenchDir(b *testing.B, prefix string) (*benchMarket, string, string) {
+	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -313,6 +308,18 @@ func startMarket(b *testing.B, n int) *benchMarket {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return m, dir, calibration
+}
+
+// startMarket starts four providers with room for about n leases in all,
+// the 2nd to 4th peering with the 1st, and waits until the 1st knows all
+// four announcements.
+func startMarket(b *testing.B, n int) *benchMarket {
+	testenv.Runtime(b)
+	if _, err := exec.LookPath("ssh"); err != nil {
+		b.Fatal("ssh not found: run 'make bench', which installs the OpenSSH client")
+	}
+	m, dir, calibration := newBenchDir(b, "zmb")
 	// Room for a few more than n/4 leases each when n is large, so that a
 	// provider slow to free a slot does not fail the rent; small enough
 	// that every provider still gets hosts (a renter takes at most half
@@ -469,16 +476,7 @@ func (m *benchMarket) stop(b *testing.B) {
 func BenchmarkMarketJoin(b *testing.B) {
 	testenv.Runtime(b)
 	for b.Loop() {
-		dir, err := os.MkdirTemp("", "zmj")
-		if err != nil {
-			b.Fatal(err)
-		}
-		m := newBenchMarket(b, dir)
-		b.Cleanup(func() { m.stop(b) })
-		calibration, err := filepath.Abs(filepath.Join("..", "..", "testdata", "calibration", "systrap.json"))
-		if err != nil {
-			b.Fatal(err)
-		}
+		m, dir, calibration := newBenchDir(b, "zmj")
 		args := func(i int) []string {
 			a := []string{"provide", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "p"+strconv.Itoa(i)),
 				"--max-leases", "2", "--price-per-work", strconv.Itoa(100 * i), "--pow-bits", "8", "--calibration", calibration, "--json"}

@@ -64,6 +64,17 @@ func TestCheck(t *testing.T) {
 			cur: func(r *Report) {
 				r.Counters[CPUUser], r.Counters[CPUSystem] = 4*s+maxCPU+maxCPU/10+uint64(CPUSplitSlack)+1, 1*s
 			}, wantErr: "of user and system CPU since the last report"},
+		{name: "processes' CPU within the tolerance", prev: func(*Report) {},
+			cur: func(r *Report) {
+				r.Counters[ProcCPU] = maxCPU + maxCPU/10 + uint64(CPUSplitSlack) + uint64(ProcCPUStartSlack)
+			}},
+		{name: "processes' CPU just over the tolerance", prev: func(*Report) {},
+			cur: func(r *Report) {
+				r.Counters[ProcCPU] = maxCPU + maxCPU/10 + uint64(CPUSplitSlack) + uint64(ProcCPUStartSlack) + 1
+			},
+			wantErr: "of the processes' CPU since the last report"},
+		{name: "processes' CPU ten times over", prev: func(*Report) {},
+			cur: func(r *Report) { r.Counters[ProcCPU] = 10 * 5 * s }, wantErr: "of the processes' CPU since the last report exceeds 1 CPUs"},
 		// Seen in make test: the tick-sampled split ran ahead of the exact
 		// counter in one 1 s interval under a 0.5-CPU quota.
 		{name: "split ahead of the exact counter in a short interval", terms: func(t *Terms) { t.CPUs = 0.5 },

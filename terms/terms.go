@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"strings"
 
 	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/market"
@@ -29,11 +30,14 @@ import (
 // provider's offered rates with it.
 func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Model, error) {
 	var rates pay.Rates
-	cal, err := bench.CalibrationOf(set)
+	ref, err := bench.Reference()
 	if err != nil {
 		return rates, nil, err
 	}
-	ref, err := bench.Reference()
+	if err := CheckSteps(set, ref); err != nil {
+		return rates, nil, err
+	}
+	cal, err := bench.CalibrationOf(set)
 	if err != nil {
 		return rates, nil, err
 	}
@@ -57,6 +61,40 @@ func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Model, error
 	}
 	return rates, m, nil
 }
+
+// ErrPartialSet: a calibration set lacks steps of the reference run.
+var ErrPartialSet = errors.New("the calibration set lacks steps of the reference run")
+
+// CheckSteps checks that set carries every step of the reference run ref
+// (the same workload and seed). A price fitted to a subset can land on
+// counters the rest of the suite would price otherwise: ptrace's six
+// CPU-bound steps alone put the whole price on voluntary context
+// switches (fitted to 3.6% RMS), and a syscall-heavy job then cost 41
+// times its CPU-seconds (issue 19).
+func CheckSteps(set, ref *bench.Set) error {
+	have := map[string]bool{}
+	for _, st := range set.Steps {
+		have[stepKey(st)] = true
+	}
+	var missing []string
+	for _, st := range ref.Steps {
+		if !have[stepKey(st)] {
+			missing = append(missing, stepKey(st))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	shown := missing[:min(len(missing), 4)]
+	more := ""
+	if len(missing) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(missing)-len(shown))
+	}
+	return fmt.Errorf("%w: it has %d of the reference's %d steps; missing %s%s (let 'zennet provide --calibration auto' measure this machine with the reference's steps, or give flat prices with --rate)",
+		ErrPartialSet, len(ref.Steps)-len(missing), len(ref.Steps), strings.Join(shown, ", "), more)
+}
+
+func stepKey(st bench.Step) string { return fmt.Sprintf("%s/%d", st.Workload, st.Seed) }
 
 // CheckModelRates checks that an offer's rates are those its calibration
 // and price give, to a relative 1e-6 (another build may round the last
@@ -100,11 +138,11 @@ func RelativeScore(set *bench.Set) float64 {
 	}
 	refScore := map[string]float64{}
 	for _, st := range ref.Steps {
-		refScore[fmt.Sprintf("%s/%d", st.Workload, st.Seed)] = st.Score
+		refScore[stepKey(st)] = st.Score
 	}
 	var s, r []float64
 	for _, st := range set.Steps {
-		if rs, ok := refScore[fmt.Sprintf("%s/%d", st.Workload, st.Seed)]; ok {
+		if rs, ok := refScore[stepKey(st)]; ok {
 			s, r = append(s, st.Score), append(r, rs)
 		}
 	}

@@ -2,12 +2,14 @@ package terms
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
@@ -157,5 +159,48 @@ func TestPrepay(t *testing.T) {
 	offer.Payment.PrepayMsat = 5000
 	if _, _, _, err := Accept(nil, offer); err == nil || !strings.Contains(err.Error(), "asks a prepayment of 5000 msat a host") {
 		t.Fatalf("an offer asking too much up front: err = %v", err)
+	}
+}
+
+// TestPartialSetRefused: a set that carries only some of the reference's
+// steps is priced by nobody (issue 19: ptrace's CPU-bound steps alone put
+// the whole price on voluntary context switches, and a syscall-heavy job
+// then cost 41 times its CPU-seconds). The provider cannot fit it, and a
+// renter refuses an offer of it whatever rates come with it.
+func TestPartialSetRefused(t *testing.T) {
+	set, err := bench.ReadFile("../testdata/calibration/ptrace.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, _, err := ModelRates(set, 1000)
+	if err != nil {
+		t.Fatalf("the full set: %v", err)
+	}
+	sub := *set
+	sub.Steps = nil
+	for _, st := range set.Steps {
+		switch st.Workload {
+		case "float", "int", "hash", "compress":
+			sub.Steps = append(sub.Steps, st)
+		}
+	}
+	if _, _, err := ModelRates(&sub, 1000); !errors.Is(err, ErrPartialSet) || !strings.Contains(err.Error(), "6 of the reference's 16 steps") {
+		t.Fatalf("ModelRates of the CPU-bound steps alone: %v, want %v naming 6 of 16", err, ErrPartialSet)
+	}
+	// Signed afresh by its benchmarker, as a provider's own set is.
+	if err := sub.Sign(testenv.Signer(t)); err != nil {
+		t.Fatal(err)
+	}
+	cal, err := CalibrationJSON(&sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rates, err := full.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := proto.Offer{Count: 1, Payment: proto.PaymentTerms{Methods: []string{"embedded"}, Rates: rates, Calibration: cal, PricePerWorkMsat: 1000}}
+	if _, _, _, err := Accept([]string{"embedded"}, offer); !errors.Is(err, ErrPartialSet) {
+		t.Fatalf("Accept of an offer of the subset: %v, want %v", err, ErrPartialSet)
 	}
 }

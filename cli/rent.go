@@ -16,6 +16,7 @@ import (
 
 	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/cluster"
+	"github.com/zennet/zennet/internal/peeraddr"
 	"github.com/zennet/zennet/p2p"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
@@ -158,7 +159,7 @@ func (o *rentOptions) Validate() error {
 		return cmdutil.Usagef("--bid %v: must be between 0 and --max-price (a bid above what you would pay is no counter-offer)", o.Bid)
 	}
 	for _, p := range o.Providers {
-		if p2p.IsAddress(p) {
+		if peeraddr.Is(p) {
 			// A provider behind a NAT: its market address (its announcement's).
 			if _, err := p2p.ParsePeers([]string{p}); err != nil {
 				return cmdutil.Usagef("--provider %v", err)

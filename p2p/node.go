@@ -14,7 +14,6 @@ import (
 	"math"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +35,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
 
+	"github.com/zennet/zennet/internal/peeraddr"
 	"github.com/zennet/zennet/market"
 )
 
@@ -226,7 +226,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start the market's DHT: %w", err)
 	}
 	n.disc = drouting.NewRoutingDiscovery(n.kad)
-	opts := []pubsub.Option{pubsub.WithMessageIdFn(messageID),
+	opts := []pubsub.Option{pubsub.WithMessageIdFn(MessageID),
 		pubsub.WithMaxMessageSize(market.MaxAnnouncementSize + 4096),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithPeerExchange(true),
@@ -298,16 +298,14 @@ func newHost(key crypto.PrivKey, cfg Config) (host.Host, error) {
 	return h, nil
 }
 
-// messageID names a message by its author and content: the same
+// MessageID names a message by its author and content: the same
 // announcement relayed by many peers is one message. The author is part
 // of it because gossipsub remembers a message as seen before validating
 // it: were the content alone the ID, a peer that sent a provider's
 // announcement as its own first (rejected) would make the provider's own
 // message a duplicate, dropped unseen.
-func messageID(m *pb.Message) string { return MessageID(m) }
-
-// MessageID is the topic's message ID function (messageID), for peers of
-// the topic that are not Nodes (tests' raw peers).
+//
+// Peers of the topic that are not Nodes (tests' raw peers) use it too.
 func MessageID(m *pb.Message) string {
 	h := sha256.New()
 	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(m.From))))
@@ -457,7 +455,7 @@ func (n *Node) check(author peer.ID, a market.Announcement, now time.Time) (bool
 	if id != author {
 		return false, fmt.Errorf("%w: announcement of %s (peer %s) sent as peer %s's own", market.ErrInvalid, a.Fingerprint(), id, author)
 	}
-	if IsAddress(a.Address) {
+	if peeraddr.Is(a.Address) {
 		if err := checkAddress(a.Address, id); err != nil {
 			return false, fmt.Errorf("%w: %v", market.ErrInvalid, err)
 		}
@@ -785,7 +783,7 @@ func ParsePeers(addrs []string) ([]peer.AddrInfo, error) {
 func SplitAddrs(values []string) (hostPorts []string, peers []peer.AddrInfo, err error) {
 	var mas []string
 	for _, v := range values {
-		if strings.HasPrefix(v, "/") {
+		if peeraddr.Is(v) {
 			mas = append(mas, v)
 		} else if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
 			return nil, nil, fmt.Errorf("%q is neither HOST:PORT nor a market multiaddr (/ip4/…/tcp/…/p2p/ID)", v)

@@ -175,7 +175,7 @@ func attacker(t *testing.T, boot *Node) (host.Host, *pubsub.Topic) {
 	t.Cleanup(func() { h.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageIdFn(messageID))
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageIdFn(MessageID))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,6 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/gostream"
 	ma "github.com/multiformats/go-multiaddr"
-
-	"github.com/zennet/zennet/internal/peeraddr"
 )
 
 // SSHProtocol is the stream on which a provider's node serves its SSH
@@ -44,10 +42,6 @@ func (n *Node) ListenSSH() (net.Listener, error) {
 	n.sshOn.Store(true)
 	return l, nil
 }
-
-// IsAddress reports whether addr is a market multiaddr (a provider
-// reached over libp2p) rather than HOST:PORT.
-func IsAddress(addr string) bool { return peeraddr.Is(addr) }
 
 // Dialer reaches providers' SSH gateways over libp2p: a renter's host of
 // its own (a fresh key each run: the renter's identity is its SSH key,
@@ -110,13 +104,11 @@ func NewDialer() (*Dialer, error) {
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	// A provider already found unreachable but through its relay is not
 	// waited for again (each lease stream is a dial).
-	d.mu.Lock()
-	known := map[peer.ID]bool{}
-	for id, p := range d.paths {
-		known[id] = p.Relay != ""
-	}
-	d.mu.Unlock()
-	c, id, path, err := dialSSH(ctx, d.h, addr, func(id peer.ID) bool { return !known[id] })
+	c, id, path, err := dialSSH(ctx, d.h, addr, func(id peer.ID) bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.paths[id].Relay == ""
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -149,16 +141,14 @@ func dialSSH(ctx context.Context, h host.Host, addr string, wait func(peer.ID) b
 		return nil, "", Path{}, fmt.Errorf("reach %s: %w", addr, err)
 	}
 	path := awaitDirect(ctx, h, ai.ID, wait(ai.ID))
+	// The stream takes the best connection: the direct one if there is.
 	// A relay may bound what it carries (a limited connection): SSH goes
 	// over it all the same, the relay resetting it past its bound.
-	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "zennet ssh"), ai.ID, SSHProtocol)
+	c, err := gostream.Dial(network.WithAllowLimitedConn(ctx, "zennet ssh"), h, ai.ID, SSHProtocol)
 	if err != nil {
 		return nil, "", Path{}, fmt.Errorf("open SSH to %s: %w", addr, err)
 	}
-	if s.Conn().Stat().Limited || isRelayed(s.Conn().RemoteMultiaddr()) {
-		path = Path{Relay: relayOf(s.Conn().RemoteMultiaddr())}
-	}
-	return streamConn{s}, ai.ID, path, nil
+	return c, ai.ID, path, nil
 }
 
 // awaitDirect waits, for a peer reached only through a relay, until it
@@ -214,18 +204,6 @@ func (d *Dialer) Path(addr string) (Path, bool) {
 
 // Close closes the dialer's host and every connection on it.
 func (d *Dialer) Close() error { return d.h.Close() }
-
-// streamConn is a stream as a net.Conn.
-type streamConn struct{ network.Stream }
-
-func (c streamConn) LocalAddr() net.Addr  { return peerAddr{c.Conn().LocalPeer()} }
-func (c streamConn) RemoteAddr() net.Addr { return peerAddr{c.Conn().RemotePeer()} }
-
-// peerAddr is a peer as a net.Addr.
-type peerAddr struct{ id peer.ID }
-
-func (a peerAddr) Network() string { return "libp2p" }
-func (a peerAddr) String() string  { return a.id.String() }
 
 // resourceManager is libp2p's default resource manager with room for the
 // gateway's SSH: a renter keeps a stream per SSH connection to a host (the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -12,40 +11,18 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/zennet/zennet/p2p"
 	"github.com/zennet/zennet/sshgate"
 )
 
-// marketPeers asks the --peer providers given as HOST:PORT where their libp2p
-// market nodes are, so that a provider given only those joins the
+// marketPeers asks the --peer providers given as HOST:PORT where their
+// libp2p market nodes are, so that a provider given only those joins the
 // libp2p market too. Peers that do not answer, or are not on it, are
 // skipped.
 func marketPeers(ctx context.Context, peers []string, signer gossh.Signer, log *slog.Logger) []peer.AddrInfo {
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		out []peer.AddrInfo
-	)
-	for _, p := range peers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			addrs, err := sshgate.FetchMarket(ctx, p, signer)
-			if err != nil {
-				log.Debug("peer's market node", "peer", p, "err", err)
-				return
-			}
-			infos, err := p2p.ParsePeers(addrs)
-			if err != nil {
-				log.Info("peer's market node", "peer", p, "err", err)
-				return
-			}
-			mu.Lock()
-			out = append(out, infos...)
-			mu.Unlock()
-		}()
+	out, errs := sshgate.MarketPeers(ctx, peers, signer)
+	for _, err := range errs {
+		log.Debug("--peer's market node", "err", err)
 	}
-	wg.Wait()
 	return out
 }
 

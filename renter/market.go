@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/bench"
@@ -39,33 +38,17 @@ func KnownProviders(ctx context.Context, configDir string, seeds []string, signe
 	} else if dropped > 0 {
 		notes = append(notes, fmt.Sprintf("dropped %d expired or invalid announcements from %s", dropped, path))
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	sshSeeds, boot, err := p2p.SplitAddrs(seeds)
 	if err != nil {
 		notes = append(notes, fmt.Sprintf("--seed %v", err))
 	}
-	for _, seed := range sshSeeds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			defer cancel()
-			addrs, err := sshgate.FetchMarket(fctx, seed, signer)
-			var peers []peer.AddrInfo
-			if err == nil {
-				peers, err = p2p.ParsePeers(addrs)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				notes = append(notes, fmt.Sprintf("seed %s: %v", seed, err))
-				return
-			}
-			boot = append(boot, peers...)
-		}()
+	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	peers, errs := sshgate.MarketPeers(fctx, sshSeeds, signer)
+	cancel()
+	boot = append(boot, peers...)
+	for _, err := range errs {
+		notes = append(notes, fmt.Sprintf("seed %v", err))
 	}
-	wg.Wait()
 	if len(boot) > 0 {
 		fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		// The node fills the directory itself, under its own lock.

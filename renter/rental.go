@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/internal/peeraddr"
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/p2p"
 	"github.com/zennet/zennet/pay"
@@ -130,7 +130,7 @@ type Rental struct {
 // market multiaddr (a provider behind a NAT, through a relay or a punched
 // hole; the renter is told which, once per provider), over TCP otherwise.
 func (r *Rental) dial(ctx context.Context, addr string) (net.Conn, error) {
-	if !p2p.IsAddress(addr) {
+	if !peeraddr.Is(addr) {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr)
 	}
@@ -159,15 +159,6 @@ func (r *Rental) dial(ctx context.Context, addr string) (net.Conn, error) {
 		}
 	}
 	return c, nil
-}
-
-// Paths are how the providers reached over the libp2p market were
-// reached, by address: "direct", "direct (hole punched)" or "relayed
-// through ID".
-func (r *Rental) Paths() map[string]string {
-	r.dialMu.Lock()
-	defer r.dialMu.Unlock()
-	return maps.Clone(r.paths)
 }
 
 // endedLease is a lease its provider ended.

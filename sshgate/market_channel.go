@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/gliderlabs/ssh"
+	"github.com/libp2p/go-libp2p/core/peer"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/zennet/zennet/p2p"
 )
 
 // ChannelMarket answers where the provider's libp2p market node is: one
@@ -121,6 +125,39 @@ func FetchMarket(ctx context.Context, addr string, signer gossh.Signer) ([]strin
 		return nil, fmt.Errorf("%w: %s answered %q %s", ErrNoMarket, addr, ans.Type, ans.Message)
 	}
 	return ans.Market, nil
+}
+
+// MarketPeers asks the providers at addrs (HOST:PORT), all at once within
+// ctx, where their market nodes are: what a HOST:PORT --seed or --peer
+// stands for on the libp2p market. It returns the nodes and, for each
+// provider that gave none, why.
+func MarketPeers(ctx context.Context, addrs []string, signer gossh.Signer) ([]peer.AddrInfo, []error) {
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		peers []peer.AddrInfo
+		errs  []error
+	)
+	for _, addr := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ma, err := FetchMarket(ctx, addr, signer)
+			var infos []peer.AddrInfo
+			if err == nil {
+				infos, err = p2p.ParsePeers(ma)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: its market node: %w", addr, err))
+				return
+			}
+			peers = append(peers, infos...)
+		}()
+	}
+	wg.Wait()
+	return peers, errs
 }
 
 func readLine(br *bufio.Reader, limit int) ([]byte, error) {

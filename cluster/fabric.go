@@ -86,6 +86,13 @@ type Host struct {
 	bytesIn, bytesOut atomic.Uint64
 }
 
+// MTU is the cluster interface's: the largest IP packet between a
+// session's hosts. A frame of that size (with its 14-byte Ethernet header)
+// and the 4-byte length a tunnel puts before it make 65,536 bytes, two
+// full SSH packets of 32 KiB; at the sandbox network's 65,520 every large
+// frame took a third packet for its last two bytes.
+const MTU = 1<<16 - 4 - etherHeader
+
 // MAC is the cluster interface's hardware address of the host at a: the
 // fabric answers ARP with it and every host's interface has its own.
 func MAC(a netip.Addr) net.HardwareAddr {

@@ -866,7 +866,7 @@ func (m *Manager) create(ctx context.Context, owner ssh.PublicKey, holder string
 	}
 	if place != nil {
 		le.Cluster = &Membership{Key: place.join.Key, Addr: place.addr}
-		spec.Cluster = &netsandbox.ClusterLink{Addr: netip.PrefixFrom(place.addr, place.join.Subnet.Bits()), MAC: cluster.MAC(place.addr)}
+		spec.Cluster = &netsandbox.ClusterLink{Addr: netip.PrefixFrom(place.addr, place.join.Subnet.Bits()), MAC: cluster.MAC(place.addr), MTU: cluster.MTU}
 		spec.ClusterReceive = func(frame []byte) { m.cfg.Fabric.FromHost(id, frame) }
 		mounts, err := sessionFiles(dir, place.join)
 		if err != nil {

@@ -46,6 +46,7 @@ type linkConfig struct {
 type clusterLinkConfig struct {
 	addr net.IPNet
 	mac  net.HardwareAddr
+	mtu  int // 0: the tap's
 }
 
 // clusterTapName is the sandbox's interface on its session's network.
@@ -163,7 +164,11 @@ func setupNamespace(cfg linkConfig) (_ *namespace, err error) {
 	}
 	ns := &namespace{ns: nsf, tap: tap, fd: int(nsf.Fd())}
 	if cfg.cluster != nil {
-		if err = setupClusterLink(h, cfg.mtu, *cfg.cluster); err != nil {
+		mtu := cfg.mtu
+		if cfg.cluster.mtu != 0 {
+			mtu = cfg.cluster.mtu
+		}
+		if err = setupClusterLink(h, mtu, *cfg.cluster); err != nil {
 			return nil, err
 		}
 		ns.clusterTap = clusterTap

@@ -317,6 +317,8 @@ type ClusterLink struct {
 	Addr netip.Prefix
 	// MAC is eth1's hardware address.
 	MAC net.HardwareAddr
+	// MTU is eth1's; 0 means the sandbox network's own (Config.MTU).
+	MTU int
 }
 
 // Create makes sandbox id's network. The sandbox must be started with
@@ -349,7 +351,10 @@ func (m *Manager) CreateWith(ctx context.Context, id string, cl *ClusterLink) (_
 		if !cl.Addr.Addr().Is4() || cl.Addr.Overlaps(subnet) || len(cl.MAC) != 6 {
 			return nil, fmt.Errorf("sandbox network %s: cluster link %v (%v): an IPv4 address off %v and a MAC", id, cl.Addr, cl.MAC, subnet)
 		}
-		lc.cluster = &clusterLinkConfig{addr: net.IPNet{IP: cl.Addr.Addr().AsSlice(), Mask: net.CIDRMask(cl.Addr.Bits(), 32)}, mac: cl.MAC}
+		if cl.MTU != 0 && (cl.MTU < 576 || cl.MTU > 65520) {
+			return nil, fmt.Errorf("sandbox network %s: cluster link mtu %d out of range 576..65520", id, cl.MTU)
+		}
+		lc.cluster = &clusterLinkConfig{addr: net.IPNet{IP: cl.Addr.Addr().AsSlice(), Mask: net.CIDRMask(cl.Addr.Bits(), 32)}, mac: cl.MAC, mtu: cl.MTU}
 	}
 	ns, err := newNamespace(lc)
 	if err != nil {

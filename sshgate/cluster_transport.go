@@ -1,6 +1,7 @@
 package sshgate
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -377,6 +378,9 @@ func (tn *tunnel) close() { tn.once.Do(func() { tn.ch.Close() }) }
 // readFrames reads length-prefixed frames from r until it fails, handing
 // each to fn (which must not keep it).
 func readFrames(r io.Reader, fn func([]byte) error) error {
+	// Whatever has arrived is read at once: a busy tunnel's frames come
+	// several to a read, not one read (and one wait) per SSH packet.
+	r = bufio.NewReaderSize(r, 4*maxFrame)
 	buf := make([]byte, maxFrame)
 	var hdr [4]byte
 	for {

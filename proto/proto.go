@@ -41,6 +41,22 @@ const (
 	TicketSize         = 32
 )
 
+// A cluster stream carries one session's frames between two of its
+// providers on a TCP connection of its own, sealed with AES-256-GCM under
+// keys the two agreed on their SSH connection, beside the session's
+// ChannelCluster (see docs/protocol.md, "Cluster streams"). The dialling
+// provider, whose tunnel channel is open, sends RequestClusterStream (a
+// ClusterStreamRequest) on its SSH connection; the reply is a ticket and
+// the other's key share (ClusterStreamReply). It then connects to the same
+// address, sends ClusterStreamMagic and the ticket, and sealed records
+// follow both ways. Either end that cannot have one uses the channel.
+const (
+	RequestClusterStream = "zennet-cluster-stream-v1@zennet"
+	ClusterStreamMagic   = "ZNCLUST1"
+	// ClusterKeyShare is the size of each side's key share.
+	ClusterKeyShare = 32
+)
+
 // SSHCiphers is the cipher preference zennet writes into every ssh_config
 // for its hosts (the renter's and the one inside each host): AES-GCM
 // first, which OpenSSH and the hosts' agent (Go's x/crypto/ssh) both run

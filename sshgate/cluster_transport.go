@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -67,11 +68,13 @@ type ClusterTransport struct {
 	// leaves such providers to the renter's relay.
 	dial func(context.Context, string) (net.Conn, error)
 
-	mu      sync.Mutex
-	conns   map[string]*conn               // dialled, by provider fingerprint
-	dialing map[string]chan struct{}       // dials under way
-	tunnels map[tunnelKey]map[*tunnel]bool // live, by peer and session
-	wg      sync.WaitGroup
+	mu            sync.Mutex
+	conns         map[string]*conn               // dialled, by provider fingerprint
+	dialing       map[string]chan struct{}       // dials under way
+	tunnels       map[tunnelKey]map[*tunnel]bool // live, by peer and session
+	seq           uint64                         // tunnels registered
+	streamTickets map[[proto.TicketSize]byte]*pendingClusterStream
+	wg            sync.WaitGroup
 }
 
 type tunnelKey struct {
@@ -79,12 +82,33 @@ type tunnelKey struct {
 	key  cluster.SessionKey
 }
 
-// tunnel is one channel of a session to a peer, direct or relayed.
+// tunnel is one way of a session to a peer: an SSH channel, direct or
+// relayed, or a cluster stream (cluster_stream.go).
 type tunnel struct {
-	ch      gossh.Channel
-	q       chan []byte
+	ch     gossh.Channel // nil for a stream
+	stream net.Conn      // nil for a channel
+	q      chan []byte
+	// A stream's sealing and writing, by Send or the writer goroutine,
+	// hold wmu.
+	wmu     sync.Mutex
+	send    *sealer
+	out     []byte
 	relayed bool
+	seq     uint64        // registration order
+	done    chan struct{} // closed by close
 	once    sync.Once
+}
+
+// rank orders a session's ways to a peer: a stream, a direct channel, a
+// relayed one.
+func (tn *tunnel) rank() int {
+	switch {
+	case tn.stream != nil:
+		return 2
+	case !tn.relayed:
+		return 1
+	}
+	return 0
 }
 
 var framePool = sync.Pool{New: func() any { b := make([]byte, 4+maxFrame); return &b }}
@@ -97,7 +121,7 @@ func NewClusterTransport(signer gossh.Signer, fabric *cluster.Fabric, log *slog.
 	}
 	t := &ClusterTransport{signer: signer, self: gossh.FingerprintSHA256(signer.PublicKey()), fabric: fabric,
 		log: log.With("subsystem", "cluster"), conns: map[string]*conn{}, dialing: map[string]chan struct{}{},
-		tunnels: map[tunnelKey]map[*tunnel]bool{}}
+		tunnels: map[tunnelKey]map[*tunnel]bool{}, streamTickets: map[[proto.TicketSize]byte]*pendingClusterStream{}}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	fabric.SetPeers(t)
 	return t
@@ -126,8 +150,8 @@ func (t *ClusterTransport) Close() {
 	t.wg.Wait()
 }
 
-// Send queues a frame for the session's tunnel to provider: a direct one
-// if there is, else a relayed one. It never blocks.
+// Send queues a frame for the session's tunnel to provider: a stream if
+// there is, else a direct channel, else a relayed one. It never blocks.
 func (t *ClusterTransport) Send(provider string, key cluster.SessionKey, frame []byte) bool {
 	if len(frame) > maxFrame {
 		return false
@@ -135,13 +159,23 @@ func (t *ClusterTransport) Send(provider string, key cluster.SessionKey, frame [
 	t.mu.Lock()
 	var best *tunnel
 	for tn := range t.tunnels[tunnelKey{provider, key}] {
-		if best == nil || best.relayed && !tn.relayed {
+		// The best way, and of equals the oldest: a flow's frames all
+		// take one, never alternate between two (both providers dial,
+		// so a pair of them may have two of each) and arrive reordered.
+		if best == nil || tn.rank() > best.rank() || tn.rank() == best.rank() && tn.seq < best.seq {
 			best = tn
 		}
 	}
 	t.mu.Unlock()
 	if best == nil {
 		return false
+	}
+	// A stream whose writer is idle takes the frame at once, in this
+	// goroutine: no hand-off, which is most of a frame's cost here.
+	if best.stream != nil && len(best.q) == 0 && best.wmu.TryLock() {
+		ok := best.writeNow(frame)
+		best.wmu.Unlock()
+		return ok
 	}
 	bp := framePool.Get().(*[]byte)
 	b := (*bp)[:4+len(frame)]
@@ -196,7 +230,7 @@ func (t *ClusterTransport) path(key cluster.SessionKey, peer string) string {
 	defer t.mu.Unlock()
 	path := proto.PathDown
 	for tn := range t.tunnels[tunnelKey{peer, key}] {
-		if !tn.relayed {
+		if tn.rank() > 0 {
 			return proto.PathDirect
 		}
 		path = proto.PathRelayed
@@ -205,24 +239,48 @@ func (t *ClusterTransport) path(key cluster.SessionKey, peer string) string {
 }
 
 // ensure dials peer's provider, if this session has no direct tunnel to
-// it, and opens one.
+// it, and opens one; and opens a cluster stream beside it if it has none.
 func (t *ClusterTransport) ensure(key cluster.SessionKey, p cluster.Member) error {
-	if t.path(key, p.Provider) == proto.PathDirect {
+	parent, streamed := t.direct(key, p.Provider)
+	if streamed {
 		return nil
 	}
 	c, err := t.connect(p)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(t.ctx, tunnelDial)
-	defer cancel()
-	ch, reqs, err := c.openChannel(ctx, ChannelCluster, gossh.Marshal(clusterChannel{Renter: key.Renter, Session: key.Session}))
-	if err != nil {
-		return err
+	if parent == nil {
+		ctx, cancel := context.WithTimeout(t.ctx, tunnelDial)
+		ch, reqs, err := c.openChannel(ctx, ChannelCluster, gossh.Marshal(clusterChannel{Renter: key.Renter, Session: key.Session}))
+		cancel()
+		if err != nil {
+			return err
+		}
+		go gossh.DiscardRequests(reqs)
+		if parent = t.run(ch, p.Provider, key, false, func() {}); parent == nil {
+			return t.ctx.Err()
+		}
 	}
-	go gossh.DiscardRequests(reqs)
-	t.run(ch, p.Provider, key, false, func() {})
+	if err := t.openStream(c, parent, key, p); err != nil {
+		t.log.Info("no cluster stream: the session's frames go over the SSH channel", "peer", p.Provider, "session", key.String(), "err", err)
+	}
 	return nil
+}
+
+// direct returns a direct channel of the session to peer, if it has one,
+// and whether it has a stream too.
+func (t *ClusterTransport) direct(key cluster.SessionKey, peer string) (parent *tunnel, streamed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for tn := range t.tunnels[tunnelKey{peer, key}] {
+		switch {
+		case tn.stream != nil:
+			streamed = true
+		case !tn.relayed:
+			parent = tn
+		}
+	}
+	return parent, streamed
 }
 
 // connect returns the kept connection to a peer provider, dialling it if
@@ -313,21 +371,19 @@ func (t *ClusterTransport) Serve(conn *gossh.ServerConn, nc gossh.NewChannel, ho
 	t.run(ch, peer, key, relayed, release)
 }
 
-// run starts a tunnel's reader and writer and registers it.
-func (t *ClusterTransport) run(ch gossh.Channel, peer string, key cluster.SessionKey, relayed bool, release func()) {
-	tn := &tunnel{ch: ch, q: make(chan []byte, tunnelQueue), relayed: relayed}
+// run starts a tunnel's reader and writer and registers it; nil once
+// the transport is closed.
+func (t *ClusterTransport) run(ch gossh.Channel, peer string, key cluster.SessionKey, relayed bool, release func()) *tunnel {
+	tn := &tunnel{ch: ch, q: make(chan []byte, tunnelQueue), relayed: relayed, done: make(chan struct{})}
 	tk := tunnelKey{peer, key}
 	t.mu.Lock()
 	if t.ctx.Err() != nil {
 		t.mu.Unlock()
 		ch.Close()
 		release()
-		return
+		return nil
 	}
-	if t.tunnels[tk] == nil {
-		t.tunnels[tk] = map[*tunnel]bool{}
-	}
-	t.tunnels[tk][tn] = true
+	t.register(tk, tn)
 	t.wg.Add(2)
 	t.mu.Unlock()
 	t.log.Info("tunnel up", "peer", peer, "session", key.String(), "relayed", relayed)
@@ -366,14 +422,27 @@ func (t *ClusterTransport) run(ch gossh.Channel, peer string, key cluster.Sessio
 					tn.close()
 					return
 				}
+			case <-tn.done:
+				return
 			case <-t.ctx.Done():
 				return
 			}
 		}
 	}()
+	return tn
 }
 
-func (tn *tunnel) close() { tn.once.Do(func() { tn.ch.Close() }) }
+func (tn *tunnel) close() {
+	tn.once.Do(func() {
+		close(tn.done)
+		if tn.ch != nil {
+			tn.ch.Close()
+		}
+		if tn.stream != nil {
+			tn.stream.Close()
+		}
+	})
+}
 
 // readFrames reads length-prefixed frames from r until it fails, handing
 // each to fn (which must not keep it).
@@ -411,4 +480,42 @@ func (g *Gateway) clusterChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh
 		hold = u.opened // the tunnel lives on after this returns
 	}
 	g.tunnels.Serve(conn, nc, hold)
+}
+
+// clusterStreamRequest answers proto.RequestClusterStream (cluster_stream.go).
+func (g *Gateway) clusterStreamRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.Request) (bool, []byte) {
+	if g.tunnels == nil {
+		return false, []byte("this provider has no session networks")
+	}
+	sc, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+	return g.tunnels.streamRequest(VerifiedKey(sc), req.Payload)
+}
+
+// serveClusterStream serves a connection that began with
+// proto.ClusterStreamMagic. A bad ticket or first record gets it closed,
+// nothing more.
+func (g *Gateway) serveClusterStream(c net.Conn) {
+	if g.tunnels == nil || !g.streams.track(c) {
+		c.Close()
+		return
+	}
+	defer g.streams.untrack(c)
+	proven := func() {
+		if gc, ok := c.(*graceConn); ok {
+			gc.release() // the ticket and a record that opened are its proof
+		}
+	}
+	if err := g.tunnels.ServeStream(c, proven); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		g.log.Info("cluster stream ended", "remote", c.RemoteAddr().String(), "err", err)
+	}
+}
+
+// register adds a tunnel to tk's, with t.mu held.
+func (t *ClusterTransport) register(tk tunnelKey, tn *tunnel) {
+	if t.tunnels[tk] == nil {
+		t.tunnels[tk] = map[*tunnel]bool{}
+	}
+	t.seq++
+	tn.seq = t.seq
+	t.tunnels[tk][tn] = true
 }

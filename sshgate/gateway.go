@@ -152,8 +152,9 @@ func NewGateway(hostKey gossh.Signer, m *lease.Manager, b Payments, opts ...Gate
 			ChannelClusterRelay:    g.recovered(g.clusterChannel),
 			"session":              rejectSession,
 		},
-		RequestHandlers: map[string]ssh.RequestHandler{proto.RequestLeaseStream: g.leaseStreamRequest},
-		MaxTimeout:      0,
+		RequestHandlers: map[string]ssh.RequestHandler{proto.RequestLeaseStream: g.leaseStreamRequest,
+			proto.RequestClusterStream: g.clusterStreamRequest},
+		MaxTimeout: 0,
 		// Busy connections (a tunnel, a bulk copy) share system calls.
 		ConnCallback: func(ctx ssh.Context, c net.Conn) net.Conn {
 			return watchUnused(ctx, coalesce.New(c), g.unusedTimeout)
@@ -204,7 +205,7 @@ func VerifiedKey(conn *gossh.ServerConn) gossh.PublicKey {
 // Serve accepts connections on l until Shutdown.
 func (g *Gateway) Serve(l net.Listener) error {
 	g.log.Info("gateway listening", "addr", l.Addr().String())
-	err := g.srv.Serve(newSniffListener(l, g.startups, g.serveStream))
+	err := g.srv.Serve(newSniffListener(l, g.startups, g.serveStream, g.serveClusterStream))
 	if errors.Is(err, ssh.ErrServerClosed) {
 		return nil
 	}

@@ -31,7 +31,7 @@ func TestSniffListenerOutlivesEMFILE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newSniffListener(&emfileOnce{Listener: inner}, newStartups(time.Minute), func(c net.Conn) { c.Close() })
+	l := newSniffListener(&emfileOnce{Listener: inner}, newStartups(time.Minute), func(c net.Conn) { c.Close() }, func(c net.Conn) { c.Close() })
 	defer l.Close()
 	c, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {

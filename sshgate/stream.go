@@ -229,15 +229,16 @@ func closeWrite(c io.Closer) error {
 type sniffListener struct {
 	net.Listener
 	startups *startups
-	stream   func(net.Conn)
+	stream   func(net.Conn) // lease streams
+	cluster  func(net.Conn) // cluster streams
 	conns    chan net.Conn
 	done     chan struct{}
 	once     sync.Once
 	err      error // Accept's, once conns is closed
 }
 
-func newSniffListener(l net.Listener, st *startups, stream func(net.Conn)) *sniffListener {
-	s := &sniffListener{Listener: l, startups: st, stream: stream, conns: make(chan net.Conn), done: make(chan struct{})}
+func newSniffListener(l net.Listener, st *startups, stream, cluster func(net.Conn)) *sniffListener {
+	s := &sniffListener{Listener: l, startups: st, stream: stream, cluster: cluster, conns: make(chan net.Conn), done: make(chan struct{})}
 	go s.accept()
 	return s
 }
@@ -276,6 +277,10 @@ func (s *sniffListener) sniff(c *graceConn) {
 	c.SetDeadline(c.deadline)
 	if err == nil && bytes.Equal(head, []byte(proto.StreamMagic)) {
 		s.stream(c)
+		return
+	}
+	if err == nil && bytes.Equal(head, []byte(proto.ClusterStreamMagic)) {
+		s.cluster(c)
 		return
 	}
 	if n == 0 {

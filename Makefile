@@ -122,6 +122,7 @@ bench: deps bench-deps runsc lnd image test-image build
 	$(GO) test -run '^$$' -bench . -benchtime=200x -timeout 30m ./netsandbox
 	$(GO) test -run '^$$' -bench . -benchtime=100x -timeout 30m ./pay/
 	$(GO) test -run '^$$' -bench SSHChannel -benchtime=1x -timeout 10m ./internal/coalesce
+	$(GO) test -run '^$$' -bench Tunnel -benchtime=1x -timeout 10m ./sshgate
 	$(GO) test -run '^$$' -bench MarketScale -benchtime=1x -timeout 20m ./p2p
 
 # The price model's fairness measured for real (issue 7; docs/pricing.md,

@@ -1,6 +1,7 @@
 package sshgate
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
@@ -94,4 +95,32 @@ func TestClusterStream(t *testing.T) {
 		t.Fatal("the channel went with the stream")
 	}
 	send(50)
+}
+
+// FuzzStreamRecord: whatever a stream's peer sends, reading it neither
+// panics nor yields a frame that was not sealed with the stream's keys,
+// and a record's length is checked before it is read.
+func FuzzStreamRecord(f *testing.F) {
+	keys := func(dialler bool) (send, recv *sealer) {
+		send, recv, err := streamKeys(dialler, make([]byte, 64), make([]byte, proto.TicketSize))
+		if err != nil {
+			f.Fatal(err)
+		}
+		return send, recv
+	}
+	send, _ := keys(true)
+	f.Add(send.seal(nil, []byte("a frame of the session")))
+	f.Add([]byte{0, 0, 0, 16})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, recv := keys(false)
+		frame, err := recv.readRecord(bytes.NewReader(b), make([]byte, maxFrame+16))
+		if err != nil {
+			return
+		}
+		sealer, _ := keys(true)
+		if want := sealer.seal(nil, frame); !bytes.HasPrefix(b, want) {
+			t.Fatalf("opened %d bytes that are not the keys' record of them", len(frame))
+		}
+	})
 }

@@ -89,6 +89,9 @@ func runLedger(o *ledgerOptions) error {
 	doc := cmdutil.LedgerDoc{Files: []renter.LedgerFile{}}
 	var all []pay.Receipt
 	for _, f := range files {
+		if f.Damaged != "" {
+			fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", cmdutil.Printable(f.Damaged, false))
+		}
 		if !f.Empty() {
 			all = append(all, f.Receipts...)
 			doc.Files = append(doc.Files, f)

@@ -151,7 +151,10 @@ func (r *Rental) askMarket(ctx context.Context, dir *market.Directory, count int
 // rentMarket rents count hosts from the providers of the market, named
 // names, choosing by the renter's rules. It returns what the market gave
 // and why not more (market.Summarize); granting failures are the error.
-func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []string, exclude map[string]bool) (string, error) {
+//
+// When the offers chosen cover fewer than least hosts, none is accepted:
+// a rent that cannot be had starts, and pays for, nothing.
+func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []string, exclude map[string]bool, least int) (string, error) {
 	o := r.cfg
 	count := len(names)
 	r.progress("asking %d providers for %d hosts ...", dir.Len(), count)
@@ -161,6 +164,20 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 		cands[i] = q.cand
 	}
 	picks, explain := market.Choose(cands, count, o.rules())
+	if market.Total(picks) < least {
+		for _, q := range qs {
+			if q.c != nil {
+				q.c.Close()
+			}
+		}
+		r.progress("")
+		if o.Explain {
+			for _, e := range explain {
+				r.emit(Explanation{Address: e.Address, Provider: e.Provider, Reason: e.Reason()})
+			}
+		}
+		return market.Summarize(count, picks, explain) + "; none was rented", nil
+	}
 	chosen := map[int]int{}
 	for _, p := range picks {
 		chosen[p.Index] = p.Count
@@ -261,7 +278,7 @@ func (r *Rental) replace(ctx context.Context, names []string) {
 		return
 	}
 	before := len(r.hosts)
-	_, err := r.rentMarket(ctx, r.market, names, r.excluded)
+	_, err := r.rentMarket(ctx, r.market, names, r.excluded, 1)
 	got := r.hosts[before:]
 	for _, h := range got {
 		r.emit(Replaced{Host: h.Name, Provider: h.Provider, Lease: h.LeaseID})

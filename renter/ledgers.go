@@ -44,6 +44,26 @@ func (f LedgerFile) Empty() bool {
 	return len(f.Receipts) == 0 && len(f.Entries) == 0 && len(f.Hosts) == 0 && f.Damaged == ""
 }
 
+// Total adds up what files hold: their receipts, and the live figures of
+// sessions still running (a live host counts as a lease: its bill and
+// payments so far, what it owes as due).
+func Total(files []LedgerFile) pay.Totals {
+	var rs []pay.Receipt
+	for _, f := range files {
+		rs = append(rs, f.Receipts...)
+	}
+	t := pay.Total(rs, "")
+	for _, f := range files {
+		for _, h := range f.Hosts {
+			t.Leases++
+			t.Billed += h.BilledMsat
+			t.Paid += h.PaidMsat
+			t.Due += h.DueMsat
+		}
+	}
+	return t
+}
+
 // ErrNoSessionLedger means the session asked for has no ledger.
 var ErrNoSessionLedger = errors.New("no ledger of this session")
 

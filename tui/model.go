@@ -93,8 +93,14 @@ type confirmation struct {
 // leaseHist is what the dashboard remembers of a lease between snapshots.
 type leaseHist struct {
 	prevT      time.Time
-	prevCPU    uint64
 	prevEarned uint64
+	// prevReport and prevCPU are the latest usage report's time and CPU
+	// counter: CPU % is the counter's rate over the reports' own times
+	// (one every metering interval), never over the snapshots' (every
+	// refresh), which would see 0% between reports and the whole
+	// interval's CPU time in the refresh after one.
+	prevReport time.Time
+	prevCPU    uint64
 	cpuPct     []float64 // % of one core
 	earnRate   []float64 // msat per hour
 }
@@ -376,15 +382,18 @@ func (m *Model) ingest(st control.Status) {
 		if !fresh {
 			continue
 		}
-		if dt := t.Sub(h.prevT); !h.prevT.IsZero() && dt > 0 {
-			if l.CPUNs >= h.prevCPU {
+		if rt := l.LastReport; !rt.IsZero() && !rt.Equal(h.prevReport) {
+			if dt := rt.Sub(h.prevReport); !h.prevReport.IsZero() && dt > 0 && l.CPUNs >= h.prevCPU {
 				h.cpuPct = appendCap(h.cpuPct, float64(l.CPUNs-h.prevCPU)/float64(dt.Nanoseconds())*100)
 			}
+			h.prevReport, h.prevCPU = rt, l.CPUNs
+		}
+		if dt := t.Sub(h.prevT); !h.prevT.IsZero() && dt > 0 {
 			if l.EarnedMsat >= h.prevEarned {
 				h.earnRate = appendCap(h.earnRate, float64(l.EarnedMsat-h.prevEarned)/dt.Hours())
 			}
 		}
-		h.prevT, h.prevCPU, h.prevEarned = t, l.CPUNs, l.EarnedMsat
+		h.prevT, h.prevEarned = t, l.EarnedMsat
 	}
 	for id := range m.hist {
 		if !live[id] {

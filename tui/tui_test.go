@@ -664,3 +664,34 @@ func TestNarrowColumns(t *testing.T) {
 		t.Fatalf("narrow table:\n%s", v)
 	}
 }
+
+// TestCPURateOverReports: the provider's counters change once a metering
+// interval (5 s) while the dashboard refreshes every second; CPU % is the
+// counter's rate over the reports' own times, so a 1-core lease busy all
+// along shows 100%, not 0% between reports and 500% at each.
+func TestCPURateOverReports(t *testing.T) {
+	m := New(newSource(1), Options{Interval: time.Second, NoColor: true, Now: func() time.Time { return t0 }})
+	const interval = 5
+	var cpu uint64
+	var report time.Time
+	for s := 0; s <= 20; s++ { // a snapshot a second for 20 s
+		now := t0.Add(time.Duration(s) * time.Second)
+		if s%interval == 0 { // a new report: a core's worth of CPU since the last
+			report = now
+			cpu = uint64(s) * 1e9
+		}
+		st := snapshot(0)
+		st.Time = now
+		st.Leases[0].CPUNs, st.Leases[0].LastReport = cpu, report
+		m.ingest(st)
+	}
+	got := m.hist[idA].cpuPct
+	if len(got) != 4 {
+		t.Fatalf("%d samples %v, want one a report after the first (4)", len(got), got)
+	}
+	for _, p := range got {
+		if p < 99.9 || p > 100.1 {
+			t.Fatalf("cpu%% %v, want 100 each", got)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +28,11 @@ const MarketLookup = 256
 // to the libp2p market, where it finds up to MarketLookup providers
 // through the DHT and asks each for its own announcement. One given as
 // HOST:PORT (a provider's gateway) is asked where its market node is,
-// which is then looked through likewise.
-func KnownProviders(ctx context.Context, configDir string, seeds []string, signer gossh.Signer, minBits uint) (*market.Directory, []string) {
+// which is then looked through likewise. When seeds were given and none
+// answered (nor gave any provider), the error says so (ErrSeedsUnreachable,
+// which is also sshgate.ErrUnreachable); the directory still holds what
+// was known before.
+func KnownProviders(ctx context.Context, configDir string, seeds []string, signer gossh.Signer, minBits uint) (*market.Directory, []string, error) {
 	dir := market.NewDirectory(0)
 	path := ProvidersPath(configDir)
 	var notes []string
@@ -49,22 +53,38 @@ func KnownProviders(ctx context.Context, configDir string, seeds []string, signe
 	for _, err := range errs {
 		notes = append(notes, fmt.Sprintf("seed %v", err))
 	}
+	added := 0
 	if len(boot) > 0 {
 		fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		// The node fills the directory itself, under its own lock.
-		_, errs := p2p.Find(fctx, boot, dir, minBits, MarketLookup)
+		var errs []error
+		added, errs = p2p.Find(fctx, boot, dir, minBits, MarketLookup)
 		cancel()
 		for _, err := range errs {
 			notes = append(notes, fmt.Sprintf("market: %v", err))
 		}
 	}
-	if len(seeds) > 0 {
-		if err := dir.Save(path); err != nil {
-			notes = append(notes, fmt.Sprintf("save %s: %v", path, err))
-		}
+	if len(seeds) == 0 {
+		return dir, notes, nil
 	}
-	return dir, notes
+	if err := dir.Save(path); err != nil {
+		notes = append(notes, fmt.Sprintf("save %s: %v", path, err))
+	}
+	if len(peers) == 0 && added == 0 {
+		return dir, notes, seedsUnreachable(strings.Join(seeds, ", "))
+	}
+	return dir, notes, nil
 }
+
+// ErrSeedsUnreachable: no --seed answered.
+var ErrSeedsUnreachable = errors.New("no seed answered")
+
+// seedsUnreachable names the seeds that did not answer; it is both
+// ErrSeedsUnreachable and sshgate.ErrUnreachable.
+type seedsUnreachable string
+
+func (e seedsUnreachable) Error() string   { return fmt.Sprintf("no seed answered (%s)", string(e)) }
+func (e seedsUnreachable) Unwrap() []error { return []error{ErrSeedsUnreachable, sshgate.ErrUnreachable} }
 
 // asked is a market candidate once asked: its client and checked offer.
 type asked struct {

@@ -343,8 +343,13 @@ func (r *Rental) rentFromProviders(ctx context.Context, hostKeys gossh.HostKeyCa
 		if total > 0 {
 			msg = fmt.Sprintf("offered %d of %d hosts, so none was rented: %s", total, o.asked(), strings.Join(refusals, "; "))
 		}
+		timedOut := errors.Is(context.Cause(ctx), context.DeadlineExceeded)
 		switch {
-		case errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+		case unreachable == len(o.Providers) && timedOut:
+			// A provider that does not answer within --timeout is
+			// unreachable, however far its connection got.
+			return causeError{msg: fmt.Sprintf("no provider reachable within --timeout %s: %s", o.Timeout, msg), cause: sshgate.ErrUnreachable}
+		case timedOut:
 			return fmt.Errorf("leasing timed out after %s: %s", o.Timeout, msg)
 		case capacity > 0:
 			return causeError{msg: "not enough capacity: " + msg, cause: proto.ErrCapacity}
@@ -506,9 +511,15 @@ func (r *Rental) ready(ctx context.Context) error {
 // providers, learned from Seeds and the providers file.
 func (r *Rental) rentFromMarket(ctx context.Context, names []string) error {
 	o := r.cfg
-	dir, notes := KnownProviders(ctx, o.ConfigDir, o.Seeds, o.Signer, o.PowBits)
+	dir, notes, serr := KnownProviders(ctx, o.ConfigDir, o.Seeds, o.Signer, o.PowBits)
 	for _, n := range notes {
 		r.notice("%s", n)
+	}
+	if dir.Len() == 0 && serr != nil {
+		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			return causeError{msg: fmt.Sprintf("no provider reachable within --timeout %s: %v", o.Timeout, serr), cause: serr}
+		}
+		return causeError{msg: fmt.Sprintf("no provider reachable: %v", serr), cause: serr}
 	}
 	if dir.Len() == 0 {
 		return ErrNoProvider

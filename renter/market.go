@@ -83,8 +83,10 @@ var ErrSeedsUnreachable = errors.New("no seed answered")
 // ErrSeedsUnreachable and sshgate.ErrUnreachable.
 type seedsUnreachable string
 
-func (e seedsUnreachable) Error() string   { return fmt.Sprintf("no seed answered (%s)", string(e)) }
-func (e seedsUnreachable) Unwrap() []error { return []error{ErrSeedsUnreachable, sshgate.ErrUnreachable} }
+func (e seedsUnreachable) Error() string { return fmt.Sprintf("no seed answered (%s)", string(e)) }
+func (e seedsUnreachable) Unwrap() []error {
+	return []error{ErrSeedsUnreachable, sshgate.ErrUnreachable}
+}
 
 // asked is a market candidate once asked: its client and checked offer.
 type asked struct {

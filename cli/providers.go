@@ -61,7 +61,9 @@ func runProviders(ctx context.Context, o *providersOptions) (err error) {
 	if err := checkSeeds(o.Seeds); err != nil {
 		return err
 	}
-	dir, notes, serr := renter.KnownProviders(ctx, o.G.ConfigDir, o.Seeds, signer, o.PowBits)
+	notes := renter.CheckStateFiles(o.G.ConfigDir)
+	dir, more, serr := renter.KnownProviders(ctx, o.G.ConfigDir, o.Seeds, signer, o.PowBits)
+	notes = append(notes, more...)
 	for _, n := range notes {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", n)
 	}
@@ -140,6 +142,11 @@ func runReputation(o *reputationOptions) error {
 	path := market.BookPath(o.G.ConfigDir)
 	if o.DataDir != "" {
 		path = market.BookPath(o.DataDir)
+	}
+	if o.DataDir == "" {
+		for _, n := range renter.CheckStateFiles(o.G.ConfigDir) {
+			fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", cmdutil.Printable(n, false))
+		}
 	}
 	book := market.OpenBook(path)
 	if len(o.Forgive) > 0 && o.DataDir == "" {

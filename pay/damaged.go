@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/zennet/zennet/internal/atomicfile"
 )
 
 // ErrDamaged: a ledger file that is not a readable ledger (truncated,
@@ -118,10 +119,4 @@ func checkLayout(db *bolt.DB) error {
 // PATH.damaged-TIMESTAMP, and returns the new name: the file is kept
 // (what it still holds may be recovered by hand) and the next Open of
 // path starts an empty ledger.
-func SetAside(path string, now time.Time) (string, error) {
-	to := fmt.Sprintf("%s.damaged-%s", path, now.UTC().Format("20060102T150405Z"))
-	if err := os.Rename(path, to); err != nil {
-		return "", fmt.Errorf("set aside damaged ledger: %w", err)
-	}
-	return to, nil
-}
+func SetAside(path string, now time.Time) (string, error) { return atomicfile.SetAside(path, now) }

@@ -206,6 +206,9 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 	if emit == nil {
 		emit = func(Event) {}
 	}
+	for _, n := range CheckStateFiles(o.ConfigDir) {
+		emit(Notice{n})
+	}
 	hostKeys, err := providerHostKeys(o.ConfigDir, o.ProviderKeys, func(host, fp string) {
 		emit(Notice{fmt.Sprintf("provider %s: first use of its host key %s, pinned from now on (check it with its operator, or pass --provider-key)", host, fp)})
 	})

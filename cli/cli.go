@@ -44,15 +44,30 @@ func Main() int {
 	defer stop()
 	cmd := NewRootCmd(io)
 	cmd.SetArgs(os.Args[1:])
-	err := cmd.ExecuteContext(ctx)
-	if err != nil {
-		fmt.Fprintf(io.ErrOut, "zennet: %s\n", cmdutil.Printable(sentence(err), false))
-	}
+	ran, err := cmd.ExecuteContextC(ctx)
 	code := cmdutil.ExitCode(err)
 	if code != cmdutil.ExitOK && ctx.Err() != nil {
-		return cmdutil.ExitInterrupted
+		code = cmdutil.ExitInterrupted
+	}
+	if err != nil {
+		if wantsJSON(ran) {
+			// Under --json the failure is a document too, on stderr:
+			// stdout holds only results.
+			cmdutil.WriteJSON(io.ErrOut, cmdutil.KindError, cmdutil.ErrorDoc{Message: sentence(err), ExitCode: code})
+		} else {
+			fmt.Fprintf(io.ErrOut, "zennet: %s\n", cmdutil.Printable(sentence(err), false))
+		}
 	}
 	return code
+}
+
+// wantsJSON tells whether the command that ran was given --json.
+func wantsJSON(c *cobra.Command) bool {
+	if c == nil {
+		return false
+	}
+	f := c.Flag("json")
+	return f != nil && f.Value.String() == "true"
 }
 
 // sentence makes an error read as one sentence.

@@ -63,6 +63,14 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 	if o.rent.Count < 1 {
 		return cmdutil.Usagef("-n %d: the number of hosts must be at least 1", o.rent.Count)
 	}
+	// Every flag is checked before a provider starts (-m 12XB was found
+	// wrong only once two providers had started).
+	if len(o.rent.Pay) == 0 {
+		o.rent.Pay = []string{pay.DefaultMethod}
+	}
+	if err := o.rent.Validate(); err != nil {
+		return err
+	}
 	per := (o.rent.Count + o.Providers - 1) / o.Providers
 	pctx, stopProviders := context.WithCancel(context.WithoutCancel(ctx))
 	var g errgroup.Group
@@ -78,7 +86,7 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		po.cfg.DataDir = filepath.Join(cmdutil.DefaultDataDir(), "demo", "provider-"+strconv.Itoa(i+1))
 		po.cfg.MaxLeases = per
 		po.cfg.CPUs = float64(per) * o.rent.CPUs
-		guest := max(o.rent.memoryBytesOr(), 64<<20)
+		guest := o.rent.memoryBytes
 		po.Memory = strconv.FormatInt(int64(per)*(guest+sandbox.MemoryOverhead(guest)), 10)
 		// Local providers on loopback: no market of the environment's.
 		po.cfg.Peers, po.cfg.Announce = nil, ""
@@ -102,9 +110,6 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		case <-ctx.Done():
 			return cmdutil.ErrInterrupted
 		}
-	}
-	if len(o.rent.Pay) == 0 {
-		o.rent.Pay = []string{pay.DefaultMethod}
 	}
 	if err := o.rent.Validate(); err != nil {
 		return err
@@ -132,12 +137,4 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 	errs = append(errs, r.Release(context.WithoutCancel(ctx), 30*time.Second))
 	errs = append(errs, printReceipts(&o.rent, r.Receipts()))
 	return errors.Join(errs...)
-}
-
-func (o *rentOptions) memoryBytesOr() int64 {
-	m, err := cmdutil.ParseSize(o.Memory)
-	if err != nil {
-		return 0
-	}
-	return m
 }

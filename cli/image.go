@@ -15,6 +15,7 @@ func newCmdImage(io cmdutil.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage the sandboxes' root filesystem image", Args: cmdutil.NoArgs}
 	var dir, mirror string
 	var packages []string
+	var asJSON bool
 	build := &cobra.Command{
 		Use:   "build [--image DIR] [--packages P,...]",
 		Short: "Build the root filesystem (minimal Debian bookworm, with extra packages) unless it is there",
@@ -40,10 +41,16 @@ use it as it is.`,
 			if err != nil {
 				return err
 			}
+			done := func(state string) error {
+				if asJSON {
+					return cmdutil.WriteJSON(io.Out, cmdutil.KindImage, cmdutil.ImageDoc{Path: dir, State: state, Packages: append([]string{}, want...)})
+				}
+				fmt.Fprintf(io.ErrOut, "zennet: image %s is %s\n", dir, state)
+				return nil
+			}
 			switch state {
 			case sandbox.ImageCurrent:
-				fmt.Fprintf(io.ErrOut, "zennet: image %s is ready\n", dir)
-				return nil
+				return done("ready")
 			case sandbox.ImageForeign:
 				return cmdutil.ConflictError{Err: fmt.Errorf("%s: %w: zennet uses it as it is ('zennet provide --image %s') and never rebuilds or deletes it; build into another directory with --image", dir, sandbox.ErrForeignImage, dir)}
 			}
@@ -51,10 +58,14 @@ use it as it is.`,
 				return fmt.Errorf("building the image needs root (mmdebstrap); run as root or 'sudo make image'")
 			}
 			fmt.Fprintf(io.ErrOut, "zennet: building image %s ...\n", dir)
-			return sandbox.BuildImage(cmd.Context(), dir, sandbox.BuildOptions{Mirror: mirror, Packages: want})
+			if err := sandbox.BuildImage(cmd.Context(), dir, sandbox.BuildOptions{Mirror: mirror, Packages: want}); err != nil {
+				return err
+			}
+			return done("built")
 		},
 	}
 	build.Flags().StringVar(&dir, "image", cmdutil.DefaultImage(), "where the image goes")
+	build.Flags().BoolVar(&asJSON, "json", false, "print the image's path and state as JSON")
 	build.Flags().StringVar(&mirror, "mirror", "http://deb.debian.org/debian", "Debian mirror")
 	build.Flags().StringSliceVar(&packages, "packages", nil, "extra Debian packages to install (comma-separated; default: those of the image being rebuilt)")
 	cmd.AddCommand(build)

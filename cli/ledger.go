@@ -87,14 +87,15 @@ func runLedger(o *ledgerOptions) error {
 		}
 	}
 	doc := cmdutil.LedgerDoc{Files: []renter.LedgerFile{}}
-	var all []pay.Receipt
 	for _, f := range files {
+		if f.Damaged != "" {
+			fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", cmdutil.Printable(f.Damaged, false))
+		}
 		if !f.Empty() {
-			all = append(all, f.Receipts...)
 			doc.Files = append(doc.Files, f)
 		}
 	}
-	doc.Total = pay.Total(all, "")
+	doc.Total = renter.Total(doc.Files)
 	if o.JSON {
 		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindLedger, doc)
 	}

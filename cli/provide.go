@@ -138,7 +138,7 @@ renter's key. Stop it with Ctrl-C: every lease ends and every sandbox is destroy
 	f.StringVar(&o.RenterShare, "max-share-per-renter", o.RenterShare, "most of the memory, CPU and disk sold that one renter key holds at once, e.g. 25%")
 	o.LND.register(f)
 	f.StringVar(&o.cfg.Metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (off by default): the provider's capacity, use, earnings and payment failures, and per lease its renter's key fingerprint, limits, CPU, memory, network bytes, billed and paid msat (docs/user-guide.md lists them); anyone who reaches it sees them, so bind it to loopback or a private address")
-	f.BoolVar(&o.TUI, "tui", false, "show the dashboard while providing (logs go to DATA_DIR/provider.log; q stops the provider)")
+	f.BoolVar(&o.TUI, "tui", false, "show the dashboard while providing (logs go to DATA_DIR/provider.log; q leaves the dashboard, the provider keeps running until Ctrl-C)")
 	return cmd
 }
 
@@ -346,8 +346,19 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- provider.In
 		case o.TUI:
 			tuiDone = make(chan error, 1)
 			go func() {
-				tuiDone <- runDashboard(tctx, o.IO, p, time.Second)
-				p.Shutdown(context.WithoutCancel(tctx)) // q stops the provider
+				// q (or Ctrl-C in the dashboard) leaves the dashboard, as
+				// its help says; the provider keeps serving its renters
+				// until Ctrl-C or SIGTERM reaches the process.
+				err := runDashboard(tctx, o.IO, p, time.Second)
+				if tctx.Err() == nil {
+					if err != nil {
+						fmt.Fprintf(o.IO.ErrOut, "zennet: dashboard: %v\n", err)
+					}
+					fmt.Fprintf(o.IO.ErrOut, "zennet: dashboard closed; still providing on %s (log: %s); Ctrl-C stops the provider, 'zennet dashboard --data-dir %s' shows it again\n",
+						st.Info.Address, filepath.Join(cfg.DataDir, "provider.log"), cfg.DataDir)
+					err = nil
+				}
+				tuiDone <- err
 			}()
 		case o.JSON:
 			cmdutil.WriteJSON(o.IO.Out, cmdutil.KindProvider, st.Info)

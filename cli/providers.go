@@ -52,7 +52,7 @@ refused.`,
 	return cmd
 }
 
-func runProviders(ctx context.Context, o *providersOptions) error {
+func runProviders(ctx context.Context, o *providersOptions) (err error) {
 	ro := &rentOptions{G: o.G, Identity: o.Identity}
 	signer, _, err := ro.identity()
 	if err != nil {
@@ -61,7 +61,9 @@ func runProviders(ctx context.Context, o *providersOptions) error {
 	if err := checkSeeds(o.Seeds); err != nil {
 		return err
 	}
-	dir, notes := renter.KnownProviders(ctx, o.G.ConfigDir, o.Seeds, signer, o.PowBits)
+	notes := renter.CheckStateFiles(o.G.ConfigDir)
+	dir, more, serr := renter.KnownProviders(ctx, o.G.ConfigDir, o.Seeds, signer, o.PowBits)
+	notes = append(notes, more...)
 	for _, n := range notes {
 		fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", n)
 	}
@@ -73,6 +75,15 @@ func runProviders(ctx context.Context, o *providersOptions) error {
 		rows = append(rows, cmdutil.ProviderRow{Address: a.Address, Provider: a.Provider, Fingerprint: a.Fingerprint(), Capacity: a.Capacity,
 			PricePerWorkMsat: a.PricePerWorkMsat, Score: a.Score, Methods: a.Methods, Expires: a.Expires,
 			Reputation: rec.Score(), SpotCheckFailed: marks[a.Fingerprint()]})
+	}
+	if serr != nil {
+		// Every seed failed: exit 3, after what this machine knew already
+		// (the table or the document, which a script may still use).
+		defer func() {
+			if err == nil {
+				err = cmdutil.CauseError{Msg: fmt.Sprintf("%v: check the addresses, or that those providers run", serr), Cause: serr}
+			}
+		}()
 	}
 	if o.JSON {
 		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindProviders, rows)
@@ -131,6 +142,11 @@ func runReputation(o *reputationOptions) error {
 	path := market.BookPath(o.G.ConfigDir)
 	if o.DataDir != "" {
 		path = market.BookPath(o.DataDir)
+	}
+	if o.DataDir == "" {
+		for _, n := range renter.CheckStateFiles(o.G.ConfigDir) {
+			fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", cmdutil.Printable(n, false))
+		}
 	}
 	book := market.OpenBook(path)
 	if len(o.Forgive) > 0 && o.DataDir == "" {

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/cli/cmdutil"
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/session"
 )
 
@@ -23,8 +24,8 @@ func newCmdUsage(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command 
 		Short: "Show the metered usage of the running sessions' hosts",
 		Long: `usage prints, for every host of every running session, the latest usage report
 its provider signed and this machine checked: CPU time, memory integrated over
-time, peak memory, network and I/O bytes, and how many reports were accepted
-or rejected.`,
+time, peak memory, network and I/O bytes, what the host has billed and been
+paid so far (msat), and how many reports were accepted or rejected.`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runUsage(o) },
 	}
@@ -63,9 +64,10 @@ func runUsage(o *usageOptions) error {
 			strconv.FormatFloat(float64(c["memory_mib_ms"])/1e3, 'f', 1, 64),
 			cmdutil.FormatSize(int64(c["memory_peak_bytes"])),
 			cmdutil.FormatSize(int64(c["net_in_bytes"])), cmdutil.FormatSize(int64(c["net_out_bytes"])),
-			cmdutil.FormatSize(int64(c["io_read_bytes"])), cmdutil.FormatSize(int64(c["io_write_bytes"])), status})
+			cmdutil.FormatSize(int64(c["io_read_bytes"])), cmdutil.FormatSize(int64(c["io_write_bytes"])),
+			pay.FormatMsat(u.BilledMsat), pay.FormatMsat(u.PaidMsat), status})
 	}
-	cmdutil.Table(o.IO.Out, []string{"HOST", "REPORTS", "CPU s", "MEM MiB·s", "PEAK", "NET IN", "NET OUT", "READ", "WRITE", "STATUS"}, rows)
+	cmdutil.Table(o.IO.Out, []string{"HOST", "REPORTS", "CPU s", "MEM MiB·s", "PEAK", "NET IN", "NET OUT", "READ", "WRITE", "BILLED msat", "PAID msat", "STATUS"}, rows)
 	if len(all) == 0 && cmdutil.IsTerminal(o.IO.ErrOut) {
 		fmt.Fprintln(o.IO.ErrOut, "zennet: no running sessions")
 	}

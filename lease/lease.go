@@ -697,6 +697,18 @@ func (m *Manager) State(id string) (State, Pause) {
 	return Running, Pause{}
 }
 
+// Lookup returns lease id's state and, when paused, why; ok is false when
+// there is no such live lease.
+func (m *Manager) Lookup(id string) (state State, why Pause, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	le, ok := m.leases[id]
+	if !ok {
+		return Running, Pause{}, false
+	}
+	return le.state, le.pause, true
+}
+
 // Pause freezes lease id's sandbox, saying why. Pausing a paused lease
 // only records the new why: the latest writer owns the pause.
 func (m *Manager) Pause(ctx context.Context, id string, why Pause) error {

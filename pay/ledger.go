@@ -154,7 +154,9 @@ type Ledger struct {
 	open map[string]bool
 }
 
-// Open opens or creates the ledger at path.
+// Open opens or creates the ledger at path. A file that is not a readable
+// ledger is a *DamagedError (errors.Is ErrDamaged), never a crash: the
+// caller says so and may SetAside the file.
 func Open(path string, opts *Options) (*Ledger, error) {
 	var o Options
 	if opts != nil {
@@ -169,8 +171,11 @@ func Open(path string, opts *Options) (*Ledger, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, FreelistType: bolt.FreelistMapType})
-	if err != nil {
+	db, err := openBolt(path, &bolt.Options{Timeout: o.Timeout, FreelistType: bolt.FreelistMapType})
+	var de *DamagedError
+	if errors.As(err, &de) {
+		return nil, err
+	} else if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -458,7 +463,7 @@ func (l *Ledger) History(q Query) ([]Entry, error) {
 			return eb.ForEach(func(_, v []byte) error {
 				e, err := decodeEntry(v)
 				if err != nil {
-					return fmt.Errorf("lease %s: %w", name, err)
+					return &DamagedError{Path: l.db.Path(), Err: fmt.Errorf("lease %s: %w", name, err)}
 				}
 				if !q.Since.IsZero() && e.Time.Before(q.Since) || !q.Until.IsZero() && !e.Time.Before(q.Until) {
 					return nil

@@ -120,8 +120,14 @@ func (p *operator) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-// Pause pauses a lease on the operator's word and tells its renter.
+// Pause pauses a lease on the operator's word and tells its renter. A
+// lease the operator paused already is a conflict, and nothing is said to
+// its renter; one paused by another writer (the owner's use, want of
+// payment) becomes the operator's, and its renter hears the new reason.
 func (p *operator) Pause(ctx context.Context, id string) error {
+	if state, why, ok := p.leases.Lookup(id); ok && state == lease.Paused && why.Cause == proto.PauseOperator {
+		return fmt.Errorf("%w: lease %s is paused already (by the operator); 'zennet provider resume %s' resumes it", ErrConflict, id, id)
+	}
 	why := lease.Pause{Cause: proto.PauseOperator, Reason: "paused by the provider's operator"}
 	if err := p.leases.Pause(ctx, id, why); err != nil {
 		return err
@@ -131,9 +137,16 @@ func (p *operator) Pause(ctx context.Context, id string) error {
 }
 
 // Resume resumes a paused lease and tells its renter; a lease paused for
-// want of payment resumes only when paid (ErrConflict).
+// want of payment resumes only when paid, and a running lease has nothing
+// to resume (both ErrConflict, and its renter is told nothing).
 func (p *operator) Resume(ctx context.Context, id string) error {
-	_, why := p.leases.State(id)
+	state, why, ok := p.leases.Lookup(id)
+	if !ok {
+		return fmt.Errorf("%w: %s", proto.ErrNotFound, id)
+	}
+	if state != lease.Paused {
+		return fmt.Errorf("%w: lease %s is running: there is nothing to resume", ErrConflict, id)
+	}
 	if why.Cause == proto.PauseUnpaid {
 		if ps, ok := p.billing.Status(id); ok && ps.Unpaid > 0 {
 			return fmt.Errorf("%w: lease %s is paused for want of payment (%d msat unpaid); it resumes when paid", ErrConflict, id, ps.Unpaid)

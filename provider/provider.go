@@ -464,7 +464,18 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 		}
 		defer lnd.Close()
 	}
-	ledger, err := pay.Open(filepath.Join(cfg.DataDir, "ledger.db"), &pay.Options{Logger: log})
+	ledgerPath := filepath.Join(cfg.DataDir, "ledger.db")
+	ledger, err := pay.Open(ledgerPath, &pay.Options{Logger: log})
+	if errors.Is(err, pay.ErrDamaged) {
+		// A damaged ledger stops nothing: it goes aside, kept for its
+		// records, and a new one begins.
+		to, serr := pay.SetAside(ledgerPath, time.Now())
+		if serr != nil {
+			return fmt.Errorf("%w; move it out of %s and start again", err, cfg.DataDir)
+		}
+		log.Warn("ledger damaged: set aside, and a new one begun; keep the old file if you need its payment records", "err", err, "set_aside_as", to)
+		ledger, err = pay.Open(ledgerPath, &pay.Options{Logger: log})
+	}
 	if err != nil {
 		return err
 	}

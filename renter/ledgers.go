@@ -34,11 +34,34 @@ type LedgerFile struct {
 	Receipts []pay.Receipt   `json:"receipts,omitempty"`
 	Entries  []pay.Entry     `json:"entries,omitempty"`
 	Hosts    []session.Usage `json:"live_hosts,omitempty"`
+	// Damaged says why the file could not be read, and where it was set
+	// aside (it is no longer at Path); its records are left out.
+	Damaged string `json:"damaged,omitempty"`
 }
 
 // Empty tells whether f holds nothing to show.
 func (f LedgerFile) Empty() bool {
-	return len(f.Receipts) == 0 && len(f.Entries) == 0 && len(f.Hosts) == 0
+	return len(f.Receipts) == 0 && len(f.Entries) == 0 && len(f.Hosts) == 0 && f.Damaged == ""
+}
+
+// Total adds up what files hold: their receipts, and the live figures of
+// sessions still running (a live host counts as a lease: its bill and
+// payments so far, what it owes as due).
+func Total(files []LedgerFile) pay.Totals {
+	var rs []pay.Receipt
+	for _, f := range files {
+		rs = append(rs, f.Receipts...)
+	}
+	t := pay.Total(rs, "")
+	for _, f := range files {
+		for _, h := range f.Hosts {
+			t.Leases++
+			t.Billed += h.BilledMsat
+			t.Paid += h.PaidMsat
+			t.Due += h.DueMsat
+		}
+	}
+	return t
 }
 
 // ErrNoSessionLedger means the session asked for has no ledger.
@@ -85,12 +108,17 @@ func ReadLedgers(configDir string, q LedgerQuery) ([]LedgerFile, error) {
 }
 
 // ReadLedger reads one ledger file (a session's or a provider's); one
-// that a running zennet holds comes back Live and empty.
+// that a running zennet holds comes back Live and empty, and a damaged one
+// is set aside and comes back with Damaged saying so.
 func ReadLedger(path string, q LedgerQuery) (LedgerFile, error) {
 	f := LedgerFile{Path: path}
 	l, err := pay.Open(path, &pay.Options{Timeout: 100 * time.Millisecond})
 	if errors.Is(err, bolt.ErrTimeout) {
 		f.Live = true
+		return f, nil
+	}
+	if errors.Is(err, pay.ErrDamaged) {
+		f.Damaged = setAsideDamaged(path, err)
 		return f, nil
 	}
 	if err != nil {
@@ -101,6 +129,13 @@ func ReadLedger(path string, q LedgerQuery) (LedgerFile, error) {
 		f.Entries, err = l.History(pay.Query{Lease: q.Lease, Limit: q.Limit})
 		if errors.Is(err, pay.ErrNoLease) {
 			err = nil
+		}
+		if errors.Is(err, pay.ErrDamaged) {
+			// Its entries are readable no more: the file goes aside
+			// once closed.
+			l.Close()
+			f.Entries, f.Damaged = nil, setAsideDamaged(path, err)
+			return f, nil
 		}
 		return f, err
 	}

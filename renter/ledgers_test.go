@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/session"
 )
 
 func TestReadLedgers(t *testing.T) {
@@ -52,5 +53,20 @@ func TestReadLedgers(t *testing.T) {
 	}
 	if files, err := ReadLedgers(t.TempDir(), LedgerQuery{}); err != nil || len(files) != 0 {
 		t.Fatalf("no ledger dir: got %v, %v", files, err)
+	}
+}
+
+// TestTotal: the total counts live sessions' hosts with the closed
+// ledgers' receipts ('zennet ledger' said total 0 under live rows billed
+// 2,678 msat).
+func TestTotal(t *testing.T) {
+	files := []LedgerFile{
+		{Session: "aaaa", Receipts: []pay.Receipt{{Status: pay.Status{Billed: 100, Paid: 90, Due: 10}}}},
+		{Session: "bbbb", Live: true, Hosts: []session.Usage{{BilledMsat: 2678, PaidMsat: 2000, DueMsat: 678}, {BilledMsat: 2, PaidMsat: 2}}},
+	}
+	got := Total(files)
+	want := pay.Totals{Leases: 3, Billed: 2780, Paid: 2092, Due: 688}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
 	}
 }

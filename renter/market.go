@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +28,11 @@ const MarketLookup = 256
 // to the libp2p market, where it finds up to MarketLookup providers
 // through the DHT and asks each for its own announcement. One given as
 // HOST:PORT (a provider's gateway) is asked where its market node is,
-// which is then looked through likewise.
-func KnownProviders(ctx context.Context, configDir string, seeds []string, signer gossh.Signer, minBits uint) (*market.Directory, []string) {
+// which is then looked through likewise. When seeds were given and none
+// answered (nor gave any provider), the error says so (ErrSeedsUnreachable,
+// which is also sshgate.ErrUnreachable); the directory still holds what
+// was known before.
+func KnownProviders(ctx context.Context, configDir string, seeds []string, signer gossh.Signer, minBits uint) (*market.Directory, []string, error) {
 	dir := market.NewDirectory(0)
 	path := ProvidersPath(configDir)
 	var notes []string
@@ -49,21 +53,39 @@ func KnownProviders(ctx context.Context, configDir string, seeds []string, signe
 	for _, err := range errs {
 		notes = append(notes, fmt.Sprintf("seed %v", err))
 	}
+	added := 0
 	if len(boot) > 0 {
 		fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		// The node fills the directory itself, under its own lock.
-		_, errs := p2p.Find(fctx, boot, dir, minBits, MarketLookup)
+		var errs []error
+		added, errs = p2p.Find(fctx, boot, dir, minBits, MarketLookup)
 		cancel()
 		for _, err := range errs {
 			notes = append(notes, fmt.Sprintf("market: %v", err))
 		}
 	}
-	if len(seeds) > 0 {
-		if err := dir.Save(path); err != nil {
-			notes = append(notes, fmt.Sprintf("save %s: %v", path, err))
-		}
+	if len(seeds) == 0 {
+		return dir, notes, nil
 	}
-	return dir, notes
+	if err := dir.Save(path); err != nil {
+		notes = append(notes, fmt.Sprintf("save %s: %v", path, err))
+	}
+	if len(peers) == 0 && added == 0 {
+		return dir, notes, seedsUnreachable(strings.Join(seeds, ", "))
+	}
+	return dir, notes, nil
+}
+
+// ErrSeedsUnreachable: no --seed answered.
+var ErrSeedsUnreachable = errors.New("no seed answered")
+
+// seedsUnreachable names the seeds that did not answer; it is both
+// ErrSeedsUnreachable and sshgate.ErrUnreachable.
+type seedsUnreachable string
+
+func (e seedsUnreachable) Error() string { return fmt.Sprintf("no seed answered (%s)", string(e)) }
+func (e seedsUnreachable) Unwrap() []error {
+	return []error{ErrSeedsUnreachable, sshgate.ErrUnreachable}
 }
 
 // asked is a market candidate once asked: its client and checked offer.
@@ -151,7 +173,10 @@ func (r *Rental) askMarket(ctx context.Context, dir *market.Directory, count int
 // rentMarket rents count hosts from the providers of the market, named
 // names, choosing by the renter's rules. It returns what the market gave
 // and why not more (market.Summarize); granting failures are the error.
-func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []string, exclude map[string]bool) (string, error) {
+//
+// When the offers chosen cover fewer than least hosts, none is accepted:
+// a rent that cannot be had starts, and pays for, nothing.
+func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []string, exclude map[string]bool, least int) (string, error) {
 	o := r.cfg
 	count := len(names)
 	r.progress("asking %d providers for %d hosts ...", dir.Len(), count)
@@ -161,6 +186,20 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 		cands[i] = q.cand
 	}
 	picks, explain := market.Choose(cands, count, o.rules())
+	if market.Total(picks) < least {
+		for _, q := range qs {
+			if q.c != nil {
+				q.c.Close()
+			}
+		}
+		r.progress("")
+		if o.Explain {
+			for _, e := range explain {
+				r.emit(Explanation{Address: e.Address, Provider: e.Provider, Reason: e.Reason()})
+			}
+		}
+		return market.Summarize(count, picks, explain) + "; none was rented", nil
+	}
 	chosen := map[int]int{}
 	for _, p := range picks {
 		chosen[p.Index] = p.Count
@@ -261,7 +300,7 @@ func (r *Rental) replace(ctx context.Context, names []string) {
 		return
 	}
 	before := len(r.hosts)
-	_, err := r.rentMarket(ctx, r.market, names, r.excluded)
+	_, err := r.rentMarket(ctx, r.market, names, r.excluded, 1)
 	got := r.hosts[before:]
 	for _, h := range got {
 		r.emit(Replaced{Host: h.Name, Provider: h.Provider, Lease: h.LeaseID})

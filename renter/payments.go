@@ -2,6 +2,7 @@ package renter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +24,18 @@ func openRenterLedger(configDir, session string) (*pay.Ledger, error) {
 	return pay.Open(filepath.Join(dir, session+".db"), nil)
 }
 
+// setAsideDamaged renames a damaged ledger file out of the way (so that
+// it stops nothing: renting and 'zennet ledger' go on without it) and
+// returns what to tell the user: which file, where it went, what to do.
+// The file is kept, never removed: it held payment records.
+func setAsideDamaged(path string, damage error) string {
+	to, err := pay.SetAside(path, time.Now())
+	if err != nil {
+		return fmt.Sprintf("%v; it could not be set aside (%v): move it out of %s yourself, keeping it if you need its payment records", damage, err, filepath.Dir(path))
+	}
+	return fmt.Sprintf("%v; set aside as %s, and its payment records are left out from now on: keep that file if you need them (what is left of it can be read with bbolt's tools), remove it when you do not", damage, to)
+}
+
 // settleOldLedgers finishes the ledgers of sessions that ended without
 // closing them (a crash, a kill): it asks each payment method what became
 // of payments left pending, records it, and closes the accounts. Ledgers
@@ -36,6 +49,10 @@ func settleOldLedgers(ctx context.Context, configDir string, signer gossh.Signer
 			continue
 		}
 		l, err := pay.Open(path, &pay.Options{Timeout: 50 * time.Millisecond})
+		if errors.Is(err, pay.ErrDamaged) {
+			notes = append(notes, setAsideDamaged(path, err))
+			continue
+		}
 		if err != nil {
 			continue // a running session's, or unreadable: ledger reports those
 		}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -205,6 +206,9 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 	if emit == nil {
 		emit = func(Event) {}
 	}
+	for _, n := range CheckStateFiles(o.ConfigDir) {
+		emit(Notice{n})
+	}
 	hostKeys, err := providerHostKeys(o.ConfigDir, o.ProviderKeys, func(host, fp string) {
 		emit(Notice{fmt.Sprintf("provider %s: first use of its host key %s, pinned from now on (check it with its operator, or pass --provider-key)", host, fp)})
 	})
@@ -233,6 +237,9 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 	defer func() {
 		if err != nil {
 			r.Release(context.WithoutCancel(ctx), 30*time.Second)
+			if spent := spentNote(r.receipts); spent != "" {
+				err = causeError{msg: err.Error() + "; " + spent, cause: err}
+			}
 			r = nil
 		}
 	}()
@@ -260,57 +267,207 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 	if len(o.Providers) == 0 {
 		return r, r.rentFromMarket(ctx, names)
 	}
+	return r, r.rentFromProviders(ctx, hostKeys, names)
+}
+
+// offered is one named provider's offer, checked and not yet accepted.
+type offered struct {
+	addr   string
+	c      *sshgate.Client
+	offer  proto.Offer
+	method string
+	rates  pay.Rates
+	calib  *bench.Set
+	n      int
+}
+
+// rentFromProviders rents from the named providers, in order, all or
+// nothing: every provider is asked first, and offers are accepted only
+// once they cover every host, so that a rent that cannot be had starts,
+// and pays for, nothing. (A provider may still fail to grant what it
+// offered; the hosts granted by then are released by Rent, which says
+// what they cost.)
+func (r *Rental) rentFromProviders(ctx context.Context, hostKeys gossh.HostKeyCallback, names []string) error {
+	o := r.cfg
 	var refusals []string
-	var unreachable, capacity int
+	var unreachable, capacity, total int
+	var offers []offered
+	hangUp := func() {
+		for _, of := range offers {
+			of.c.Close()
+		}
+	}
 	for _, addr := range o.Providers {
-		want := o.asked() - len(r.hosts)
+		want := o.asked() - total
 		if want == 0 {
 			break
 		}
-		r.progress("leasing %d hosts from %s ...", want, addr)
+		r.progress("asking %s for %d hosts ...", addr, want)
 		c, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: o.Signer, HostKeyCallback: hostKeys, Dial: r.dial})
 		if err != nil {
 			unreachable++
 			refusals = append(refusals, strings.TrimPrefix(err.Error(), sshgate.ErrUnreachable.Error()+": "))
 			continue
 		}
+		offer, err := c.Offer(ctx, o.demand(want))
 		var method string
 		var rates pay.Rates
 		var calib *bench.Set
-		offer, leases, err := c.RentJoin(ctx, o.demand(want),
-			func(offer proto.Offer) (string, error) {
-				method, rates, calib, err = terms.Accept(o.Pay, offer)
-				return method, err
-			}, r.net.join(sess.ID))
-		if len(leases) > 0 || err == nil {
-			r.addClient(c)
-		} else {
-			c.Close()
+		if err == nil {
+			method, rates, calib, err = terms.Accept(o.Pay, offer)
 		}
-		if terr := r.take(c, offer, method, rates, calib, leases, names[len(r.hosts):]); terr != nil {
-			return r, terr
+		if err == nil {
+			err = o.checkPrice(offer)
 		}
 		if err != nil {
-			if errors.Is(err, proto.ErrCapacity) {
+			c.Close()
+			if errors.Is(err, proto.ErrCapacity) || errors.Is(err, ErrOverMaxPrice) {
 				capacity++
 			}
 			refusals = append(refusals, fmt.Sprintf("provider %s: %v", addr, strings.TrimPrefix(err.Error(), proto.ErrCapacity.Error()+": ")))
+			continue
+		}
+		n := min(offer.Count, want)
+		if n < want {
+			capacity++
+			refusals = append(refusals, fmt.Sprintf("provider %s: offered %d of %d hosts", addr, n, want))
+		}
+		if n == 0 {
+			c.Close()
+			continue
+		}
+		offers = append(offers, offered{addr: addr, c: c, offer: offer, method: method, rates: rates, calib: calib, n: n})
+		total += n
+	}
+	r.progress("")
+	if total < o.asked() {
+		hangUp()
+		msg := fmt.Sprintf("got %d of %d hosts: %s", 0, o.asked(), strings.Join(refusals, "; "))
+		if total > 0 {
+			msg = fmt.Sprintf("offered %d of %d hosts, so none was rented: %s", total, o.asked(), strings.Join(refusals, "; "))
+		}
+		timedOut := errors.Is(context.Cause(ctx), context.DeadlineExceeded)
+		switch {
+		case unreachable == len(o.Providers) && timedOut:
+			// A provider that does not answer within --timeout is
+			// unreachable, however far its connection got.
+			return causeError{msg: fmt.Sprintf("no provider reachable within --timeout %s: %s", o.Timeout, msg), cause: sshgate.ErrUnreachable}
+		case timedOut:
+			return fmt.Errorf("leasing timed out after %s: %s", o.Timeout, msg)
+		case capacity > 0:
+			return causeError{msg: "not enough capacity: " + msg, cause: proto.ErrCapacity}
+		case unreachable == len(o.Providers):
+			return causeError{msg: "no provider reachable: " + msg, cause: sshgate.ErrUnreachable}
+		}
+		return errors.New(msg)
+	}
+	// Every host is offered: accept, each provider's hosts taken as soon
+	// as it grants them.
+	for i, of := range offers {
+		r.progress("leasing %d hosts from %s ...", of.n, of.addr)
+		var j *proto.ClusterJoin
+		if join := r.net.join(r.sess.ID); join != nil {
+			j = join(of.n)
+		}
+		leases, err := of.c.AcceptJoin(ctx, of.n, of.method, j)
+		if len(leases) > 0 {
+			r.addClient(of.c)
+		} else {
+			of.c.Close()
+		}
+		if terr := r.take(of.c, of.offer, of.method, of.rates, of.calib, leases, names[len(r.hosts):]); terr != nil {
+			offers = offers[i+1:]
+			hangUp()
+			return terr
+		}
+		if err == nil && len(leases) < of.n {
+			err = fmt.Errorf("%w: granted %d of the %d hosts it offered", proto.ErrCapacity, len(leases), of.n)
+		}
+		if err != nil {
+			offers = offers[i+1:]
+			hangUp()
+			r.progress("")
+			msg := fmt.Sprintf("got %d of %d hosts: provider %s: %v", len(r.hosts), o.asked(), of.addr, err)
+			if errors.Is(err, proto.ErrCapacity) {
+				return causeError{msg: "not enough capacity: " + msg, cause: proto.ErrCapacity}
+			}
+			return errors.New(msg)
 		}
 	}
 	r.progress("")
-	if len(r.hosts) < o.asked() {
-		msg := fmt.Sprintf("got %d of %d hosts: %s", len(r.hosts), o.asked(), strings.Join(refusals, "; "))
-		switch {
-		case errors.Is(context.Cause(ctx), context.DeadlineExceeded):
-			return r, fmt.Errorf("leasing timed out after %s: %s", o.Timeout, msg)
-		case capacity > 0:
-			return r, causeError{msg: "not enough capacity: " + msg, cause: proto.ErrCapacity}
-		case unreachable == len(o.Providers):
-			return r, causeError{msg: "no provider reachable: " + msg, cause: sshgate.ErrUnreachable}
-		}
-		return r, errors.New(msg)
+	return r.ready(ctx)
+}
+
+// ErrOverMaxPrice: an offer above the renter's --max-price.
+var ErrOverMaxPrice = errors.New("over the maximum price")
+
+// checkPrice refuses an offer above MaxPrice (after any counter-offer),
+// as the market's choice does: a flat-rate offer has no price per unit of
+// work to compare, and is refused when there is a maximum.
+func (c *Config) checkPrice(offer proto.Offer) error {
+	if c.MaxPrice <= 0 {
+		return nil
 	}
-	return r, r.ready(ctx)
+	p := offer.Payment.PricePerWorkMsat
+	if p == 0 {
+		return fmt.Errorf("%w: it sells at flat rates, with no price per unit of work to compare with --max-price %s", ErrOverMaxPrice, num(c.MaxPrice))
+	}
+	if p > c.MaxPrice {
+		why := fmt.Sprintf("price %s msat per unit of work > --max-price %s", num(p), num(c.MaxPrice))
+		if l := offer.Payment.ListPricePerWorkMsat; l > p {
+			why += fmt.Sprintf(" (its least: it came down from %s on a counter-offer of %s)", num(l), num(c.bid()))
+		}
+		return fmt.Errorf("%w: %s", ErrOverMaxPrice, why)
+	}
+	return nil
+}
+
+// num prints a price as the market's explanations do.
+func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+// spentNote says what the hosts of a failed rent cost: those granted
+// before it failed were released, and paid for what they used (and any
+// prepayment) as every host is. "" when no host was granted.
+func spentNote(rs []Receipt) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	type spent struct {
+		hosts        int
+		billed, paid uint64
+	}
+	by := map[string]*spent{}
+	var order []string
+	var all spent
+	for _, rc := range rs {
+		s := by[rc.Provider]
+		if s == nil {
+			s = &spent{}
+			by[rc.Provider] = s
+			order = append(order, rc.Provider)
+		}
+		st := rc.Receipt.Status
+		s.hosts++
+		s.billed += st.Billed
+		s.paid += st.Paid
+		all.hosts++
+		all.billed += st.Billed
+		all.paid += st.Paid
+	}
+	parts := make([]string, 0, len(order))
+	for _, p := range order {
+		s := by[p]
+		parts = append(parts, fmt.Sprintf("provider %s: %s, %s msat paid of %s billed", p, plural(s.hosts, "host"), pay.FormatMsat(s.paid), pay.FormatMsat(s.billed)))
+	}
+	return fmt.Sprintf("released the %s granted before it failed, which cost %s msat paid (%s billed): %s; receipts: zennet ledger",
+		plural(all.hosts, "host"), pay.FormatMsat(all.paid), pay.FormatMsat(all.billed), strings.Join(parts, "; "))
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // causeError is a message of its own that still matches its cause with
@@ -357,17 +514,23 @@ func (r *Rental) ready(ctx context.Context) error {
 // providers, learned from Seeds and the providers file.
 func (r *Rental) rentFromMarket(ctx context.Context, names []string) error {
 	o := r.cfg
-	dir, notes := KnownProviders(ctx, o.ConfigDir, o.Seeds, o.Signer, o.PowBits)
+	dir, notes, serr := KnownProviders(ctx, o.ConfigDir, o.Seeds, o.Signer, o.PowBits)
 	for _, n := range notes {
 		r.notice("%s", n)
+	}
+	if dir.Len() == 0 && serr != nil {
+		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			return causeError{msg: fmt.Sprintf("no provider reachable within --timeout %s: %v", o.Timeout, serr), cause: serr}
+		}
+		return causeError{msg: fmt.Sprintf("no provider reachable: %v", serr), cause: serr}
 	}
 	if dir.Len() == 0 {
 		return ErrNoProvider
 	}
 	r.market = dir
-	summary, err := r.rentMarket(ctx, dir, names, nil)
-	got := len(r.hosts)
 	want := cmp.Or(o.Min, o.Count)
+	summary, err := r.rentMarket(ctx, dir, names, nil, want)
+	got := len(r.hosts)
 	if got < want || got == 0 {
 		msg := "the market gave too few hosts: " + summary
 		if err != nil {

@@ -3,6 +3,7 @@ package renter
 import (
 	"testing"
 
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -29,6 +30,31 @@ func TestProvidersFault(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := providersFault(tt.ended); got != tt.want {
 				t.Errorf("providersFault(%+v) = %v, want %v", tt.ended, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSpentNote: a failed rent says what the hosts granted before it
+// failed cost, per provider; with none granted it says nothing.
+func TestSpentNote(t *testing.T) {
+	rc := func(provider string, billed, paid uint64) Receipt {
+		return Receipt{Provider: provider, Receipt: pay.Receipt{Status: pay.Status{Billed: billed, Paid: paid}}}
+	}
+	for _, tt := range []struct {
+		name string
+		rs   []Receipt
+		want string
+	}{
+		{"none granted", nil, ""},
+		{"two providers", []Receipt{rc("a:1", 1000, 1000), rc("b:2", 2500, 2000), rc("a:1", 300, 300)},
+			"released the 3 hosts granted before it failed, which cost 3,300 msat paid (3,800 billed): provider a:1: 2 hosts, 1,300 msat paid of 1,300 billed; provider b:2: 1 host, 2,000 msat paid of 2,500 billed; receipts: zennet ledger"},
+		{"granted, nothing used", []Receipt{rc("a:1", 0, 0)},
+			"released the 1 host granted before it failed, which cost 0 msat paid (0 billed): provider a:1: 1 host, 0 msat paid of 0 billed; receipts: zennet ledger"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := spentNote(tt.rs); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
 		})
 	}

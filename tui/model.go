@@ -8,14 +8,11 @@ package tui
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
-	"github.com/muesli/termenv"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/zennet/zennet/control"
 )
@@ -38,10 +35,9 @@ type Options struct {
 	Now func() time.Time
 	// Location is the time zone times are shown in (default time.Local).
 	Location *time.Location
-	// Renderer styles the view (default: lipgloss's, which detects the
-	// terminal's colours).
-	Renderer *lipgloss.Renderer
-	// NoColor draws without any colour or attribute (NO_COLOR).
+	// NoColor draws without any colour or attribute (NO_COLOR). Else the
+	// view carries ANSI colours, which the program running it brings down
+	// to what the terminal shows.
 	NoColor bool
 }
 
@@ -93,8 +89,14 @@ type confirmation struct {
 // leaseHist is what the dashboard remembers of a lease between snapshots.
 type leaseHist struct {
 	prevT      time.Time
-	prevCPU    uint64
 	prevEarned uint64
+	// prevReport and prevCPU are the latest usage report's time and CPU
+	// counter: CPU % is the counter's rate over the reports' own times
+	// (one every metering interval), never over the snapshots' (every
+	// refresh), which would see 0% between reports and the whole
+	// interval's CPU time in the refresh after one.
+	prevReport time.Time
+	prevCPU    uint64
 	cpuPct     []float64 // % of one core
 	earnRate   []float64 // msat per hour
 }
@@ -142,15 +144,8 @@ func New(src Source, o Options) Model {
 	if o.Location == nil {
 		o.Location = time.Local
 	}
-	r := o.Renderer
-	if o.NoColor {
-		r = lipgloss.NewRenderer(io.Discard)
-		r.SetColorProfile(termenv.Ascii)
-	} else if r == nil {
-		r = lipgloss.DefaultRenderer()
-	}
 	// busy: Init's request is in flight from the start.
-	return Model{src: src, opt: o, sty: newStyles(r), hist: map[string]*leaseHist{}, width: 80, height: 24, busy: true}
+	return Model{src: src, opt: o, sty: newStyles(o.NoColor), hist: map[string]*leaseHist{}, width: 80, height: 24, busy: true}
 }
 
 // Init starts polling.
@@ -224,7 +219,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.setFlash(msg.verb, false)
 		}
 		return m, m.refreshNow()
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		return m.key(msg)
 	}
 	return m, nil
@@ -234,19 +229,20 @@ func (m *Model) setFlash(s string, isErr bool) {
 	m.flash, m.flashErr = s, isErr
 }
 
-func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	if k.Type == tea.KeyRunes && len(k.Runes) > 1 && !k.Paste {
-		// Keys typed quickly arrive as one message: one key each.
+func (m Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	if rs := []rune(k.Text); len(rs) > 1 {
+		// Keys typed quickly may arrive as one message: one key each.
+		// (Pasted text comes as a tea.PasteMsg, and is no keys.)
 		var cmds []tea.Cmd
 		var cur tea.Model = m
-		for _, r := range k.Runes {
+		for _, r := range rs {
 			var cmd tea.Cmd
-			cur, cmd = cur.(Model).key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: k.Alt})
+			cur, cmd = cur.(Model).key(tea.KeyPressMsg{Code: r, Text: string(r), Mod: k.Mod})
 			cmds = append(cmds, cmd)
 		}
 		return cur, tea.Sequence(cmds...)
 	}
-	if k.Type == tea.KeyCtrlC {
+	if k.String() == "ctrl+c" {
 		return m, tea.Quit
 	}
 	if c := m.confirm; c != nil {
@@ -376,15 +372,18 @@ func (m *Model) ingest(st control.Status) {
 		if !fresh {
 			continue
 		}
-		if dt := t.Sub(h.prevT); !h.prevT.IsZero() && dt > 0 {
-			if l.CPUNs >= h.prevCPU {
+		if rt := l.LastReport; !rt.IsZero() && !rt.Equal(h.prevReport) {
+			if dt := rt.Sub(h.prevReport); !h.prevReport.IsZero() && dt > 0 && l.CPUNs >= h.prevCPU {
 				h.cpuPct = appendCap(h.cpuPct, float64(l.CPUNs-h.prevCPU)/float64(dt.Nanoseconds())*100)
 			}
+			h.prevReport, h.prevCPU = rt, l.CPUNs
+		}
+		if dt := t.Sub(h.prevT); !h.prevT.IsZero() && dt > 0 {
 			if l.EarnedMsat >= h.prevEarned {
 				h.earnRate = appendCap(h.earnRate, float64(l.EarnedMsat-h.prevEarned)/dt.Hours())
 			}
 		}
-		h.prevT, h.prevCPU, h.prevEarned = t, l.CPUNs, l.EarnedMsat
+		h.prevT, h.prevEarned = t, l.EarnedMsat
 	}
 	for id := range m.hist {
 		if !live[id] {

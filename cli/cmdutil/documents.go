@@ -42,7 +42,25 @@ const (
 	KindCalibration        Kind = "calibration"         // zennet bench run, publish (bench.Summary)
 	KindCalibrationChecks  Kind = "calibration-checks"  // zennet bench verify ([]bench.Check)
 	KindCalibrationImports Kind = "calibration-imports" // zennet bench import ([]bench.Check)
+	KindImage              Kind = "image"               // zennet image build (ImageDoc)
+	KindError              Kind = "error"               // any command's failure under --json, on stderr (ErrorDoc)
 )
+
+// ImageDoc is the root filesystem image after 'zennet image build'.
+type ImageDoc struct {
+	Path string `json:"path"`
+	// State is "ready" (it was there, current) or "built".
+	State string `json:"state"`
+	// Packages are the extra packages asked for (none: the image's own).
+	Packages []string `json:"packages"`
+}
+
+// ErrorDoc is a command's failure, as --json prints it on stderr: the
+// sentence zennet would print, and the exit code it exits with.
+type ErrorDoc struct {
+	Message  string `json:"message"`
+	ExitCode int    `json:"exit_code"`
+}
 
 type HostsDoc struct {
 	Session string        `json:"session"`

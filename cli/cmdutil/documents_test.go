@@ -111,6 +111,8 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 		KindLeaseAction:    LeaseAction{Action: "pause", ID: lease.ID, Lease: &lease},
 		KindProviderDrain:  DrainDoc{Draining: true, Leases: 1},
 		KindProviderStatus: control.Status{Time: t0, Leases: []control.LeaseStatus{lease}},
+		KindImage:          ImageDoc{Path: "/root/.cache/zennet/images/mpi", State: "built", Packages: []string{"openmpi-bin"}},
+		KindError:          ErrorDoc{Message: "no provider reachable: got 0 of 1 hosts: 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused", ExitCode: ExitUnreachable},
 		KindProvider: provider.Info{Address: "127.0.0.1:2222", Market: []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample"}, HostKey: "ssh-ed25519 AAAA", Fingerprint: "SHA256:p", DataDir: "/d",
 			MaxLeases: 64, MemoryBytes: 8 << 30, CPUs: 2, Pid: 4242},
 	}

@@ -94,6 +94,7 @@ func runScripts(t *testing.T, dir string) {
 			"leftovers":    cmdLeftovers,
 			"randfile":     cmdRandFile,
 			"freeport":     cmdFreePort,
+			"silent":       cmdSilent,
 			"waitport":     cmdWaitPort,
 			"hostaddr":     cmdHostAddr,
 			"waitusage":    cmdWaitUsage,
@@ -347,6 +348,41 @@ func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("freeport: no port not handed out before")
+}
+
+// silent VAR: listen on a loopback port that accepts connections and never
+// says a word (a provider that hangs, a firewall that drops after
+// accepting), and put its HOST:PORT in $VAR; closed when the script ends.
+func cmdSilent(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: silent VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ts.Fatalf("silent: %v", err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	ts.Defer(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	ts.Setenv(args[0], l.Addr().String())
 }
 
 var (

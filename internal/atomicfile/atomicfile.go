@@ -1,7 +1,8 @@
 // Package atomicfile writes files so that a reader sees either the old
 // content or the new, never a part: the data goes to a temporary file in
 // the same directory, is synced, and is renamed over (or linked to) the
-// path. It is the one way zennet writes a file that others read.
+// path. It is the one way zennet writes a file that others read, and
+// SetAside the one way it moves a damaged one out of the way.
 package atomicfile
 
 import (
@@ -10,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // WriteFile replaces path with data, mode perm (the umask does not apply):
@@ -72,4 +74,16 @@ func writeTemp(path string, data []byte, perm fs.FileMode) (string, error) {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	return name, nil
+}
+
+// SetAside renames a damaged file out of the way, to
+// PATH.damaged-TIMESTAMP, and returns the new name: the file is kept
+// (what it still holds may be recovered by hand), never removed, and what
+// reads path next finds nothing there.
+func SetAside(path string, now time.Time) (string, error) {
+	to := fmt.Sprintf("%s.damaged-%s", path, now.UTC().Format("20060102T150405Z"))
+	if err := os.Rename(path, to); err != nil {
+		return "", fmt.Errorf("set aside damaged %s: %w", filepath.Base(path), err)
+	}
+	return to, nil
 }

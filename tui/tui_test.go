@@ -164,23 +164,20 @@ const waitTimeout = 10 * time.Second
 
 // screen runs the model in a test program and sees what it shows: the
 // program hands every message to a filter together with the model as it
-// stands, which keeps what it shows (bubbletea v2 draws only the cells that changed,
+// stands, which keeps it (bubbletea v2 draws only the cells that changed,
 // so the text the model shows is not in its output stream as such).
 type screen struct {
-	tm    *teatest.TestModel
-	mu    sync.Mutex
-	shown string
+	tm   *teatest.TestModel
+	mu   sync.Mutex
+	last *Model
 }
 
 func newScreen(t *testing.T, src Source, w, h int) *screen {
 	sc := &screen{}
 	keep := func(m tea.Model, msg tea.Msg) tea.Msg {
-		// Drawn here, in the program's goroutine: the model shares its
-		// history with the program.
 		if mm, ok := m.(Model); ok {
-			s := mm.Screen()
 			sc.mu.Lock()
-			sc.shown = s
+			sc.last = &mm
 			sc.mu.Unlock()
 		}
 		return msg
@@ -196,7 +193,10 @@ func (sc *screen) wait(t *testing.T, s string) {
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		sc.mu.Lock()
-		shown := sc.shown
+		shown := ""
+		if sc.last != nil {
+			shown = sc.last.Screen()
+		}
 		sc.mu.Unlock()
 		if strings.Contains(shown, s) {
 			return

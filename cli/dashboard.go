@@ -8,7 +8,8 @@ import (
 	"syscall"
 	"time"
 
-	tea "charm.land/bubbletea/v2"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/cli/cmdutil"
@@ -69,8 +70,8 @@ func isTerminalReader(r any) bool {
 // quits or ctx ends. 'zennet provide --tui' runs it on the provider
 // in-process.
 func runDashboard(ctx context.Context, io cmdutil.IOStreams, src tui.Source, interval time.Duration) error {
-	m := tui.New(src, tui.Options{Interval: interval, NoColor: tui.NoColorEnv()})
-	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(io.In), tea.WithOutput(io.Out))
+	m := tui.New(src, tui.Options{Interval: interval, Renderer: lipgloss.NewRenderer(io.Out), NoColor: tui.NoColorEnv()})
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithInput(io.In), tea.WithOutput(io.Out))
 	_, err := p.Run()
 	switch {
 	case errors.Is(err, tea.ErrInterrupted):

@@ -8,11 +8,14 @@ package tui
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"time"
 
-	tea "charm.land/bubbletea/v2"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
 
 	"github.com/zennet/zennet/control"
 )
@@ -35,9 +38,10 @@ type Options struct {
 	Now func() time.Time
 	// Location is the time zone times are shown in (default time.Local).
 	Location *time.Location
-	// NoColor draws without any colour or attribute (NO_COLOR). Else the
-	// view carries ANSI colours, which the program running it brings down
-	// to what the terminal shows.
+	// Renderer styles the view (default: lipgloss's, which detects the
+	// terminal's colours).
+	Renderer *lipgloss.Renderer
+	// NoColor draws without any colour or attribute (NO_COLOR).
 	NoColor bool
 }
 
@@ -144,8 +148,15 @@ func New(src Source, o Options) Model {
 	if o.Location == nil {
 		o.Location = time.Local
 	}
+	r := o.Renderer
+	if o.NoColor {
+		r = lipgloss.NewRenderer(io.Discard)
+		r.SetColorProfile(termenv.Ascii)
+	} else if r == nil {
+		r = lipgloss.DefaultRenderer()
+	}
 	// busy: Init's request is in flight from the start.
-	return Model{src: src, opt: o, sty: newStyles(o.NoColor), hist: map[string]*leaseHist{}, width: 80, height: 24, busy: true}
+	return Model{src: src, opt: o, sty: newStyles(r), hist: map[string]*leaseHist{}, width: 80, height: 24, busy: true}
 }
 
 // Init starts polling.
@@ -219,7 +230,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.setFlash(msg.verb, false)
 		}
 		return m, m.refreshNow()
-	case tea.KeyPressMsg:
+	case tea.KeyMsg:
 		return m.key(msg)
 	}
 	return m, nil
@@ -229,20 +240,19 @@ func (m *Model) setFlash(s string, isErr bool) {
 	m.flash, m.flashErr = s, isErr
 }
 
-func (m Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
-	if rs := []rune(k.Text); len(rs) > 1 {
-		// Keys typed quickly may arrive as one message: one key each.
-		// (Pasted text comes as a tea.PasteMsg, and is no keys.)
+func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if k.Type == tea.KeyRunes && len(k.Runes) > 1 && !k.Paste {
+		// Keys typed quickly arrive as one message: one key each.
 		var cmds []tea.Cmd
 		var cur tea.Model = m
-		for _, r := range rs {
+		for _, r := range k.Runes {
 			var cmd tea.Cmd
-			cur, cmd = cur.(Model).key(tea.KeyPressMsg{Code: r, Text: string(r), Mod: k.Mod})
+			cur, cmd = cur.(Model).key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: k.Alt})
 			cmds = append(cmds, cmd)
 		}
 		return cur, tea.Sequence(cmds...)
 	}
-	if k.String() == "ctrl+c" {
+	if k.Type == tea.KeyCtrlC {
 		return m, tea.Quit
 	}
 	if c := m.confirm; c != nil {

@@ -1,18 +1,22 @@
 package tui
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	tea "charm.land/bubbletea/v2"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
-	"github.com/charmbracelet/x/exp/teatest/v2"
+	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/muesli/termenv"
 
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/proto"
@@ -162,50 +166,27 @@ func opts() Options {
 
 const waitTimeout = 10 * time.Second
 
-// screen runs the model in a test program and sees what it shows: the
-// program hands every message to a filter together with the model as it
-// stands, which keeps it (bubbletea v2 draws only the cells that changed,
-// so the text the model shows is not in its output stream as such).
+// screen accumulates a test program's output, so that waiting for one
+// text never loses another written in the same frame.
 type screen struct {
-	tm   *teatest.TestModel
-	mu   sync.Mutex
-	last *Model
+	tm  *teatest.TestModel
+	out bytes.Buffer
 }
 
 func newScreen(t *testing.T, src Source, w, h int) *screen {
-	sc := &screen{}
-	keep := func(m tea.Model, msg tea.Msg) tea.Msg {
-		if mm, ok := m.(Model); ok {
-			sc.mu.Lock()
-			sc.last = &mm
-			sc.mu.Unlock()
-		}
-		return msg
-	}
-	sc.tm = teatest.NewTestModel(t, New(src, opts()), teatest.WithInitialTermSize(w, h),
-		teatest.WithProgramOptions(tea.WithFilter(keep)))
-	return sc
+	return &screen{tm: teatest.NewTestModel(t, New(src, opts()), teatest.WithInitialTermSize(w, h))}
 }
 
-// wait waits until the model shows s.
+// wait waits until the program has written s.
 func (sc *screen) wait(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		sc.mu.Lock()
-		shown := ""
-		if sc.last != nil {
-			shown = sc.last.Screen()
-		}
-		sc.mu.Unlock()
-		if strings.Contains(shown, s) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s the dashboard does not show %q:\n%s", waitTimeout, s, shown)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if bytes.Contains(sc.out.Bytes(), []byte(s)) {
+		return
 	}
+	teatest.WaitFor(t, sc.tm.Output(), func(b []byte) bool {
+		sc.out.Write(b)
+		return bytes.Contains(sc.out.Bytes(), []byte(s))
+	}, teatest.WithDuration(waitTimeout), teatest.WithCheckInterval(5*time.Millisecond))
 }
 
 func (sc *screen) typ(s string) { sc.tm.Type(s) }
@@ -227,8 +208,8 @@ func TestGolden(t *testing.T) {
 			sc.typ("j") // the busy lease, for its sparkline
 			sc.wait(t, "snapshot 5")
 			m := sc.final(t)
-			checkFits(t, m.Screen(), sz.w, sz.h)
-			golden.RequireEqual(t, []byte(m.Screen()))
+			checkFits(t, m.View(), sz.w, sz.h)
+			golden.RequireEqual(t, []byte(m.View()))
 		})
 	}
 }
@@ -240,7 +221,7 @@ func TestGoldenHelp(t *testing.T) {
 	sc.typ("?")
 	sc.wait(t, "quit the dashboard")
 	m := sc.final(t)
-	golden.RequireEqual(t, []byte(m.Screen()))
+	golden.RequireEqual(t, []byte(m.View()))
 }
 
 // TestEndLease: select the second lease, end it with confirmation; the
@@ -249,7 +230,7 @@ func TestEndLease(t *testing.T) {
 	src := newSource(2)
 	sc := newScreen(t, src, 80, 24)
 	sc.wait(t, "snapshot 1")
-	sc.tm.Send(key("down"))
+	sc.tm.Send(tea.KeyMsg{Type: tea.KeyDown})
 	sc.typ("e")
 	sc.wait(t, "End lease "+idA+" (renter Ab3dEf12) and destroy its sandbox? y/n")
 	if len(src.Calls()) != 0 {
@@ -265,7 +246,7 @@ func TestEndLease(t *testing.T) {
 	if m.Selected() != idA {
 		t.Fatalf("selected %s, want %s", m.Selected(), idA)
 	}
-	golden.RequireEqual(t, []byte(m.Screen()))
+	golden.RequireEqual(t, []byte(m.View()))
 }
 
 // TestConflictShown: resuming a running lease fails; the error is shown.
@@ -276,8 +257,8 @@ func TestConflictShown(t *testing.T) {
 	sc.typ("jry")
 	sc.wait(t, "is running: conflict")
 	m := sc.final(t)
-	if !strings.Contains(lastLine(m.Screen()), "resume "+idA+": lease "+idA+" is running: conflict") {
-		t.Fatalf("footer: %q", lastLine(m.Screen()))
+	if !strings.Contains(lastLine(m.View()), "resume "+idA+": lease "+idA+" is running: conflict") {
+		t.Fatalf("footer: %q", lastLine(m.View()))
 	}
 }
 
@@ -292,19 +273,18 @@ func update(t *testing.T, m Model, msg tea.Msg) (Model, tea.Cmd) {
 	return nm.(Model), cmd
 }
 
-func key(s string) tea.KeyPressMsg {
+func key(s string) tea.KeyMsg {
 	switch s {
 	case "up":
-		return tea.KeyPressMsg{Code: tea.KeyUp}
+		return tea.KeyMsg{Type: tea.KeyUp}
 	case "down":
-		return tea.KeyPressMsg{Code: tea.KeyDown}
+		return tea.KeyMsg{Type: tea.KeyDown}
 	case "esc":
-		return tea.KeyPressMsg{Code: tea.KeyEscape}
+		return tea.KeyMsg{Type: tea.KeyEsc}
 	case "ctrl+c":
-		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+		return tea.KeyMsg{Type: tea.KeyCtrlC}
 	}
-	r := []rune(s)
-	return tea.KeyPressMsg{Code: r[0], Text: s}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
 }
 
 // loaded returns a model that took snapshots 0..n-1 of src.
@@ -333,8 +313,8 @@ func TestSelection(t *testing.T) {
 			t.Fatalf("after %s: %s, want %s", c.key, m.Selected(), c.want)
 		}
 	}
-	if !strings.Contains(m.Screen(), "> Qw9rTy8u") {
-		t.Fatalf("the selected row is not marked:\n%s", m.Screen())
+	if !strings.Contains(m.View(), "> Qw9rTy8u") {
+		t.Fatalf("the selected row is not marked:\n%s", m.View())
 	}
 
 	// The selection stays on its lease when the order changes, and moves
@@ -353,12 +333,12 @@ func TestSelection(t *testing.T) {
 	}
 	st.Leases = nil
 	m, _ = update(t, m, statusMsg{st: st})
-	if m.Selected() != "" || !strings.Contains(m.Screen(), "no leases yet") {
-		t.Fatalf("no leases: selected %q\n%s", m.Selected(), m.Screen())
+	if m.Selected() != "" || !strings.Contains(m.View(), "no leases yet") {
+		t.Fatalf("no leases: selected %q\n%s", m.Selected(), m.View())
 	}
 	m, _ = update(t, m, key("e"))
-	if m.confirm != nil || !strings.Contains(lastLine(m.Screen()), "no lease selected") {
-		t.Fatalf("end with nothing selected: %q", lastLine(m.Screen()))
+	if m.confirm != nil || !strings.Contains(lastLine(m.View()), "no lease selected") {
+		t.Fatalf("end with nothing selected: %q", lastLine(m.View()))
 	}
 }
 
@@ -373,13 +353,13 @@ func TestScrolling(t *testing.T) {
 	}
 	m, _ = update(t, m, statusMsg{st: st})
 	m, _ = update(t, m, key("G"))
-	v := m.Screen()
+	v := m.View()
 	checkFits(t, v, 80, 24)
 	if !strings.Contains(v, "> Ab3dEf12") || !strings.Contains(v, "of 33") {
 		t.Fatalf("the last lease is not shown after G:\n%s", v)
 	}
 	m, _ = update(t, m, key("g"))
-	if v := m.Screen(); !strings.Contains(v, "leases 1-") || !strings.Contains(v, "> Qw9rTy8u") {
+	if v := m.View(); !strings.Contains(v, "leases 1-") || !strings.Contains(v, "> Qw9rTy8u") {
 		t.Fatalf("the first lease is not shown after g:\n%s", v)
 	}
 }
@@ -389,8 +369,8 @@ func TestConfirmAndCancel(t *testing.T) {
 	m := loaded(t, src, 1)
 	for _, k := range []string{"p", "r", "e", "d"} {
 		m, _ = update(t, m, key(k))
-		if m.confirm == nil || !strings.HasSuffix(lastLine(m.Screen()), "? y/n") {
-			t.Fatalf("%s: no confirmation: %q", k, lastLine(m.Screen()))
+		if m.confirm == nil || !strings.HasSuffix(lastLine(m.View()), "? y/n") {
+			t.Fatalf("%s: no confirmation: %q", k, lastLine(m.View()))
 		}
 		// Other keys do nothing while asking.
 		m, _ = update(t, m, key("j"))
@@ -403,36 +383,36 @@ func TestConfirmAndCancel(t *testing.T) {
 		}
 		var cmd tea.Cmd
 		m, cmd = update(t, m, key(cancel))
-		if m.confirm != nil || cmd != nil || !strings.Contains(lastLine(m.Screen()), "cancelled") {
-			t.Fatalf("%s: not cancelled: %q", k, lastLine(m.Screen()))
+		if m.confirm != nil || cmd != nil || !strings.Contains(lastLine(m.View()), "cancelled") {
+			t.Fatalf("%s: not cancelled: %q", k, lastLine(m.View()))
 		}
 	}
 	if len(src.Calls()) != 0 {
 		t.Fatalf("calls after cancelling: %q", src.Calls())
 	}
 	m, _ = update(t, m, key("p"))
-	if !strings.Contains(lastLine(m.Screen()), "Pause lease "+idB+" (renter Qw9rTy8u)? y/n") {
-		t.Fatalf("prompt %q", lastLine(m.Screen()))
+	if !strings.Contains(lastLine(m.View()), "Pause lease "+idB+" (renter Qw9rTy8u)? y/n") {
+		t.Fatalf("prompt %q", lastLine(m.View()))
 	}
 	m, cmd := update(t, m, key("y"))
 	if cmd == nil {
 		t.Fatal("no command after y")
 	}
 	m, _ = update(t, m, cmd())
-	if fmt.Sprint(src.Calls()) != "[pause "+idB+"]" || !strings.Contains(lastLine(m.Screen()), "paused "+idB) {
-		t.Fatalf("calls %q, footer %q", src.Calls(), lastLine(m.Screen()))
+	if fmt.Sprint(src.Calls()) != "[pause "+idB+"]" || !strings.Contains(lastLine(m.View()), "paused "+idB) {
+		t.Fatalf("calls %q, footer %q", src.Calls(), lastLine(m.View()))
 	}
 }
 
 func TestDrain(t *testing.T) {
 	src := newSource(1)
 	m := loaded(t, src, 1)
-	if strings.Contains(m.Screen(), "DRAINING") {
+	if strings.Contains(m.View(), "DRAINING") {
 		t.Fatal("draining before asked")
 	}
 	m, _ = update(t, m, key("d"))
-	if !strings.Contains(lastLine(m.Screen()), "Drain: take no new leases") {
-		t.Fatalf("prompt %q", lastLine(m.Screen()))
+	if !strings.Contains(lastLine(m.View()), "Drain: take no new leases") {
+		t.Fatalf("prompt %q", lastLine(m.View()))
 	}
 	m, cmd := update(t, m, key("y"))
 	m, cmd = update(t, m, cmd()) // the action; then a refresh
@@ -440,18 +420,18 @@ func TestDrain(t *testing.T) {
 		t.Fatal("no refresh after the action")
 	}
 	m, _ = update(t, m, cmd())
-	v := m.Screen()
+	v := m.View()
 	if !strings.Contains(strings.SplitN(v, "\n", 2)[0], "DRAINING") || !strings.Contains(lastLine(v), "draining: no new leases") {
 		t.Fatalf("after drain:\n%s", v)
 	}
 	m, _ = update(t, m, key("d"))
-	if !strings.Contains(lastLine(m.Screen()), "Stop draining") {
-		t.Fatalf("prompt %q", lastLine(m.Screen()))
+	if !strings.Contains(lastLine(m.View()), "Stop draining") {
+		t.Fatalf("prompt %q", lastLine(m.View()))
 	}
 	m, cmd = update(t, m, key("y"))
 	m, cmd = update(t, m, cmd())
 	m, _ = update(t, m, cmd())
-	if strings.Contains(m.Screen(), "DRAINING") {
+	if strings.Contains(m.View(), "DRAINING") {
 		t.Fatal("still draining")
 	}
 	if fmt.Sprint(src.Calls()) != "[drain true drain false]" {
@@ -477,8 +457,8 @@ func TestRates(t *testing.T) {
 	if len(m.hist[idA].cpuPct) != 2 || len(m.earned) != 3 {
 		t.Fatalf("a repeated snapshot added samples")
 	}
-	if !strings.Contains(m.Screen(), "rate 5.4k/h") {
-		t.Fatalf("rate not shown:\n%s", m.Screen())
+	if !strings.Contains(m.View(), "rate 5.4k/h") {
+		t.Fatalf("rate not shown:\n%s", m.View())
 	}
 	// A lease that goes is forgotten.
 	st := snapshot(3)
@@ -489,8 +469,8 @@ func TestRates(t *testing.T) {
 	}
 	// s toggles the sparkline.
 	m, _ = update(t, m, key("s"))
-	if !strings.Contains(m.Screen(), "earned ") {
-		t.Fatalf("no earnings sparkline:\n%s", m.Screen())
+	if !strings.Contains(m.View(), "earned ") {
+		t.Fatalf("no earnings sparkline:\n%s", m.View())
 	}
 }
 
@@ -499,19 +479,19 @@ func TestStatusErrors(t *testing.T) {
 	src.err = errors.New("no provider is running on data dir /x")
 	m := New(src, opts())
 	m, _ = update(t, m, m.Init()())
-	v := m.Screen()
+	v := m.View()
 	if !strings.Contains(v, "no answer from the provider") || !strings.Contains(v, "\nno provider is running on data dir /x") ||
 		!strings.Contains(lastLine(v), "no answer from the provider since 12:00:05") || strings.Contains(v, "RENTER") {
 		t.Fatalf("before any status:\n%s", v)
 	}
 	src.err = nil
 	m, _ = update(t, m, m.fetch()())
-	if m.Err() != nil || !strings.Contains(m.Screen(), "203.0.113.7:2222") {
-		t.Fatalf("after recovery:\n%s", m.Screen())
+	if m.Err() != nil || !strings.Contains(m.View(), "203.0.113.7:2222") {
+		t.Fatalf("after recovery:\n%s", m.View())
 	}
 	src.err = errors.New("connection refused")
 	m, _ = update(t, m, m.fetch()())
-	v = m.Screen()
+	v = m.View()
 	if !strings.Contains(v, "NO ANSWER") || !strings.Contains(v, "203.0.113.7:2222") || !strings.Contains(lastLine(v), "connection refused") {
 		t.Fatalf("after losing the provider the last status stays, marked:\n%s", v)
 	}
@@ -585,36 +565,39 @@ func TestResize(t *testing.T) {
 		for w := 1; w <= 200; w += 7 {
 			for h := 1; h <= 60; h += 3 {
 				mm, _ = update(t, mm, tea.WindowSizeMsg{Width: w, Height: h})
-				checkFits(t, mm.Screen(), w, h)
+				checkFits(t, mm.View(), w, h)
 			}
 		}
 	}
 	// Shrinking keeps the selected row visible.
 	m, _ = update(t, m, key("G"))
 	m, _ = update(t, m, tea.WindowSizeMsg{Width: 80, Height: 8})
-	if !strings.Contains(m.Screen(), "> Mn0bVc9x") {
-		t.Fatalf("the selected row is hidden at 80x8:\n%s", m.Screen())
+	if !strings.Contains(m.View(), "> Mn0bVc9x") {
+		t.Fatalf("the selected row is hidden at 80x8:\n%s", m.View())
 	}
 }
 
 func TestNoColor(t *testing.T) {
 	m := loaded(t, newSource(2), 2)
-	if v := m.Screen(); strings.Contains(v, "\x1b") {
+	if v := m.View(); strings.Contains(v, "\x1b") {
 		t.Fatalf("escape sequences with NoColor:\n%q", v)
 	}
 	o := opts()
 	o.NoColor = false
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.ANSI)
+	o.Renderer = r
 	src := newSource(2)
 	mc := New(src, o)
 	mc, _ = update(t, mc, mc.Init()())
 	mc, _ = update(t, mc, mc.fetch()())
-	v := mc.Screen()
+	v := mc.View()
 	if !strings.Contains(v, "\x1b[") {
 		t.Fatal("no colour with an ANSI renderer")
 	}
 	// Colour changes nothing but the escapes.
-	if ansi.Strip(v) != m.Screen() {
-		t.Fatalf("coloured view differs in text:\n%s\n---\n%s", ansi.Strip(v), m.Screen())
+	if ansi.Strip(v) != m.View() {
+		t.Fatalf("coloured view differs in text:\n%s\n---\n%s", ansi.Strip(v), m.View())
 	}
 	checkFits(t, v, 80, 24)
 }
@@ -654,17 +637,17 @@ func TestFormat(t *testing.T) {
 func TestGroupedKeys(t *testing.T) {
 	src := newSource(1)
 	m := loaded(t, src, 1)
-	m, _ = update(t, m, tea.KeyPressMsg{Code: 'j', Text: "je"})
+	m, _ = update(t, m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("je")})
 	if m.Selected() != idA || m.confirm == nil || m.confirm.verb != "end" {
 		t.Fatalf("after \"je\": selected %s, confirm %+v", m.Selected(), m.confirm)
 	}
-	m, cmd := update(t, m, key("y"))
+	m, cmd := update(t, m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("y")})
 	m, _ = update(t, m, cmd())
 	if fmt.Sprint(src.Calls()) != "[end "+idA+"]" {
 		t.Fatalf("calls %q", src.Calls())
 	}
 	// A paste is not keys.
-	m, _ = update(t, m, tea.PasteMsg{Content: "dq"})
+	m, _ = update(t, m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("dq"), Paste: true})
 	if m.confirm != nil {
 		t.Fatal("a paste acted")
 	}
@@ -675,7 +658,7 @@ func TestGroupedKeys(t *testing.T) {
 func TestNarrowColumns(t *testing.T) {
 	m := loaded(t, newSource(2), 2)
 	m, _ = update(t, m, tea.WindowSizeMsg{Width: 60, Height: 20})
-	v := m.Screen()
+	v := m.View()
 	checkFits(t, v, 60, 20)
 	if !strings.Contains(v, "> Qw9rTy8u  3h00m    0%  1.2G paused-unpaid    400.0") || strings.Contains(v, "LIMITS") {
 		t.Fatalf("narrow table:\n%s", v)

@@ -2,12 +2,10 @@ package tui
 
 import (
 	"fmt"
-
-	tea "charm.land/bubbletea/v2"
 	"strings"
 	"time"
 
-	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/zennet/zennet/control"
@@ -18,15 +16,8 @@ type styles struct {
 	state                                      map[control.LeaseState]lipgloss.Style
 }
 
-// newStyles returns the view's styles; with noColor, styles of no colour
-// nor attribute at all (NO_COLOR).
-func newStyles(noColor bool) styles {
-	s := lipgloss.NewStyle
-	if noColor {
-		p := lipgloss.NewStyle()
-		return styles{title: p, dim: p, sel: p, err: p, warn: p, badge: p, confirm: p,
-			state: map[control.LeaseState]lipgloss.Style{}}
-	}
+func newStyles(r *lipgloss.Renderer) styles {
+	s := r.NewStyle
 	return styles{
 		title:   s().Bold(true),
 		dim:     s().Faint(true),
@@ -75,15 +66,7 @@ func (m *Model) wide() bool { return m.width >= 110 }
 
 // View draws the dashboard: exactly the terminal's height in lines, none
 // wider than the terminal.
-// View is the dashboard's screen, on the terminal's alternate screen.
-func (m Model) View() tea.View {
-	v := tea.NewView(m.Screen())
-	v.AltScreen = true
-	return v
-}
-
-// Screen is the dashboard's screen as text.
-func (m Model) Screen() string {
+func (m Model) View() string {
 	w, h := m.width, m.height
 	if w <= 0 || h <= 0 {
 		return ""

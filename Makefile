@@ -35,10 +35,13 @@ export ZENNET_CACHE_DIR := $(abspath $(CACHE))
 all: build
 
 # zennet, and beside it zennet-agent: the small SSH server a provider runs
-# in the sandbox for each connection (found next to zennet).
+# in the sandbox for each connection (found next to zennet), and
+# zennet-dashboard, the provider's terminal dashboard (a binary of its own so
+# that no other command loads the terminal UI).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/zennet
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(dir $(BIN))zennet-agent ./cmd/zennet-agent
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(dir $(BIN))zennet-dashboard ./cmd/zennet-dashboard
 
 # Debian packages: mmdebstrap builds the image; the OpenSSH client, rsync and
 # tmux are what the end-to-end tests drive.

@@ -1,20 +1,15 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/control"
-	"github.com/zennet/zennet/tui"
 )
 
 type dashboardOptions struct {
@@ -43,17 +38,19 @@ provider keeps running when the dashboard quits. NO_COLOR turns colours off.`,
 			if !cmdutil.IsTerminal(o.IO.Out) || !isTerminalReader(o.IO.In) {
 				return cmdutil.Usagef("zennet dashboard needs a terminal; in scripts use 'zennet provider status --json'")
 			}
+			// The provider must be there (and its errors are this
+			// command's); the dashboard's own binary then shows it.
 			c, err := control.Dial(o.DataDir)
 			if err != nil {
 				return controlError(err)
 			}
-			defer c.Close()
+			c.Close()
 			// Main catches SIGINT and SIGTERM; a hang-up (the terminal
-			// closed) would kill the dashboard outright, so it ends it
-			// cleanly instead, as q does.
+			// closed) would kill this process outright, so it ends the
+			// dashboard cleanly instead, as q does.
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGHUP)
 			defer stop()
-			return runDashboard(ctx, o.IO, c, o.Interval)
+			return runDashboard(ctx, o.IO, o.DataDir, o.Interval)
 		},
 	}
 	cmd.Flags().StringVar(&o.DataDir, "data-dir", cmdutil.DefaultProviderDataDir(), "the provider's data dir (as given to 'zennet provide'; env ZENNET_DATA_DIR)")
@@ -64,20 +61,4 @@ provider keeps running when the dashboard quits. NO_COLOR turns colours off.`,
 func isTerminalReader(r any) bool {
 	f, ok := r.(*os.File)
 	return ok && cmdutil.IsTerminal(f)
-}
-
-// runDashboard runs the dashboard of src on the terminal until the user
-// quits or ctx ends. 'zennet provide --tui' runs it on the provider
-// in-process.
-func runDashboard(ctx context.Context, io cmdutil.IOStreams, src tui.Source, interval time.Duration) error {
-	m := tui.New(src, tui.Options{Interval: interval, Renderer: lipgloss.NewRenderer(io.Out), NoColor: tui.NoColorEnv()})
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithInput(io.In), tea.WithOutput(io.Out))
-	_, err := p.Run()
-	switch {
-	case errors.Is(err, tea.ErrInterrupted):
-		return nil // SIGINT: as q
-	case errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil:
-		return nil // SIGTERM, SIGHUP, or the end of the provider that runs it
-	}
-	return err
 }

@@ -349,7 +349,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- provider.In
 				// q (or Ctrl-C in the dashboard) leaves the dashboard, as
 				// its help says; the provider keeps serving its renters
 				// until Ctrl-C or SIGTERM reaches the process.
-				err := runDashboard(tctx, o.IO, p, time.Second)
+				err := runDashboard(tctx, o.IO, cfg.DataDir, time.Second)
 				if tctx.Err() == nil {
 					if err != nil {
 						fmt.Fprintf(o.IO.ErrOut, "zennet: dashboard: %v\n", err)

@@ -50,9 +50,10 @@ func AgentBinary(t testing.TB) string {
 			buildErr = err.Error()
 			return
 		}
-		// zennet, and zennet-agent beside it, as 'make build' does.
+		// zennet, and zennet-agent and zennet-dashboard beside it, as
+		// 'make build' does.
 		out := filepath.Join(dir, "zennet")
-		for _, pkg := range []string{"./cmd/zennet", "./cmd/zennet-agent"} {
+		for _, pkg := range []string{"./cmd/zennet", "./cmd/zennet-agent", "./cmd/zennet-dashboard"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), pkg)
 			cmd.Dir = root
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

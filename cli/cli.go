@@ -94,6 +94,7 @@ func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 		newCmdDashboard(io, g),
 		newCmdProvider(io, g),
 		newCmdRun(io, g),
+		newCmdStatus(io, g),
 	)
 	return root
 }

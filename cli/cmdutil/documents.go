@@ -30,6 +30,7 @@ const (
 	KindProviders          Kind = "providers"           // zennet providers ([]ProviderRow)
 	KindReputation         Kind = "reputation"          // zennet reputation ([]ReputationRow)
 	KindReleased           Kind = "released"            // zennet release ([]ReleasedSession)
+	KindStatus             Kind = "status"              // zennet status ([]renter.SessionStatus)
 	KindLease              Kind = "lease"               // zennet provider lease ID (control.LeaseStatus)
 	KindLeaseAction        Kind = "lease-action"        // zennet provider pause|resume|end (LeaseAction)
 	KindProviderDrain      Kind = "provider-drain"      // zennet provider drain (DrainDoc)

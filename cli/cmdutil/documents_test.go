@@ -86,6 +86,8 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 	}
 	check := bench.Check{File: "systrap.json", OK: true, Signed: true, Signer: "SHA256:b", Digest: "6e3cb2f074ecb6f1", Suite: "zennet-bench-v1",
 		Machine: "m", Fingerprint: "f", Steps: 30}
+	status := renter.SessionStatus{ID: "0123abcd", Pid: 4242, Started: t0, AgeSeconds: 15, Ready: true, Hosts: []string{"zennet-1"},
+		Providers: []string{"127.0.0.1:2222"}, BilledMsat: 150, PaidMsat: 100, RateMsatPerHour: 36000}
 	return map[Kind]any{
 		KindPriceFit:           fit,
 		KindPriceModel:         PriceModelDoc{Hash: hash, Model: model},
@@ -107,6 +109,7 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 			Methods: []string{pay.MethodEmbedded}, Expires: t0}},
 		KindReputation:     []ReputationRow{{Record: market.Record{Key: "SHA256:p", Leases: 2, Completed: 1, Last: t0}, Score: 0.6}},
 		KindReleased:       []ReleasedSession{{Session: "0123abcd", Pid: 4242, Hosts: 2}},
+		KindStatus:         []renter.SessionStatus{status},
 		KindLease:          lease,
 		KindLeaseAction:    LeaseAction{Action: "pause", ID: lease.ID, Lease: &lease},
 		KindProviderDrain:  DrainDoc{Draining: true, Leases: 1},

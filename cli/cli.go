@@ -95,6 +95,8 @@ func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 		newCmdProvider(io, g),
 		newCmdRun(io, g),
 		newCmdStatus(io, g),
+		newCmdSSH(io, g),
+		newCmdSSHConfig(io, g),
 	)
 	return root
 }

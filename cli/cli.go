@@ -67,6 +67,8 @@ func sentence(err error) string {
 // NewRootCmd builds the command tree. The root command itself rents hosts.
 func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 	g := &cmdutil.GlobalOptions{}
+	out := cmdutil.NewDocWriter(io.Out)
+	io.Out = out
 	root := newCmdRent(io, g)
 	root.PersistentFlags().StringVar(&g.ConfigDir, "config-dir", cmdutil.DefaultConfigDir(), "renter state: keys, ssh_config, sessions (env ZENNET_CONFIG_DIR)")
 	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", cmdutil.EnvOr("ZENNET_LOG_LEVEL", "warn"), "log level on stderr: debug, info, warn, error")
@@ -98,5 +100,6 @@ func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 		newCmdSSH(io, g),
 		newCmdSSHConfig(io, g),
 	)
+	cmdutil.AddFormatFlags(root, out)
 	return root
 }

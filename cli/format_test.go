@@ -16,10 +16,11 @@ func TestEveryJSONCommandFormats(t *testing.T) {
 	n := 0
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
-		if c.Flags().Lookup("json") != nil {
+		has := func(name string) bool { return c.Flags().Lookup(name) != nil || c.InheritedFlags().Lookup(name) != nil }
+		if has("json") {
 			n++
 			for _, f := range []string{"jq", "template"} {
-				if c.Flags().Lookup(f) == nil {
+				if !has(f) {
 					t.Errorf("%q has --json but no --%s", c.CommandPath(), f)
 				}
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/itchyny/gojq"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // DocWriter is a command's standard output: it passes writes through, and
@@ -43,8 +44,14 @@ type docFormat struct {
 func AddFormatFlags(root *cobra.Command, out *DocWriter) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
-		if c.Flags().Lookup("json") != nil {
-			addFormatFlags(c, out)
+		switch {
+		case c.PersistentFlags().Lookup("json") != nil:
+			// A --json its subcommands share (zennet provider ...): so
+			// are --jq and --template, and the hook that reads them.
+			addFormatFlags(c, c.PersistentFlags(), &c.PersistentPreRunE, out)
+			return
+		case c.Flags().Lookup("json") != nil:
+			addFormatFlags(c, c.Flags(), &c.PreRunE, out)
 		}
 		for _, sub := range c.Commands() {
 			walk(sub)
@@ -53,12 +60,12 @@ func AddFormatFlags(root *cobra.Command, out *DocWriter) {
 	walk(root)
 }
 
-func addFormatFlags(c *cobra.Command, out *DocWriter) {
+func addFormatFlags(c *cobra.Command, fs *pflag.FlagSet, hook *func(*cobra.Command, []string) error, out *DocWriter) {
 	var jq, tmpl string
-	c.Flags().StringVar(&jq, "jq", "", "filter the JSON output with a jq expression (implies --json), e.g. --jq '.data'")
-	c.Flags().StringVar(&tmpl, "template", "", "format the JSON output with a Go template (implies --json), e.g. --template '{{.kind}}'")
-	prev := c.PreRunE
-	c.PreRunE = func(cmd *cobra.Command, args []string) error {
+	fs.StringVar(&jq, "jq", "", "filter the JSON output with a jq expression (implies --json), e.g. --jq '.data'")
+	fs.StringVar(&tmpl, "template", "", "format the JSON output with a Go template (implies --json), e.g. --template '{{.kind}}'")
+	prev := *hook
+	*hook = func(cmd *cobra.Command, args []string) error {
 		if jq != "" || tmpl != "" {
 			f, err := compileFormat(jq, tmpl)
 			if err != nil {

@@ -99,6 +99,7 @@ func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 		newCmdStatus(io, g),
 		newCmdSSH(io, g),
 		newCmdSSHConfig(io, g),
+		newCmdOffers(io, g),
 	)
 	cmdutil.AddFormatFlags(root, out)
 	return root

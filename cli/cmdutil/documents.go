@@ -31,6 +31,8 @@ const (
 	KindReputation         Kind = "reputation"          // zennet reputation ([]ReputationRow)
 	KindReleased           Kind = "released"            // zennet release ([]ReleasedSession)
 	KindStatus             Kind = "status"              // zennet status ([]renter.SessionStatus)
+	KindEstimate           Kind = "estimate"            // zennet -n --dry-run (renter.Estimate)
+	KindOffers             Kind = "offers"              // zennet offers ([]OfferRow)
 	KindLease              Kind = "lease"               // zennet provider lease ID (control.LeaseStatus)
 	KindLeaseAction        Kind = "lease-action"        // zennet provider pause|resume|end (LeaseAction)
 	KindProviderDrain      Kind = "provider-drain"      // zennet provider drain (DrainDoc)

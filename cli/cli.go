@@ -100,6 +100,7 @@ func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 		newCmdSSH(io, g),
 		newCmdSSHConfig(io, g),
 		newCmdOffers(io, g),
+		newCmdDoctor(io),
 	)
 	cmdutil.AddFormatFlags(root, out)
 	return root

@@ -33,6 +33,7 @@ const (
 	KindStatus             Kind = "status"              // zennet status ([]renter.SessionStatus)
 	KindEstimate           Kind = "estimate"            // zennet -n --dry-run (renter.Estimate)
 	KindOffers             Kind = "offers"              // zennet offers ([]OfferRow)
+	KindDoctor             Kind = "doctor"              // zennet doctor ([]doctor.Check)
 	KindLease              Kind = "lease"               // zennet provider lease ID (control.LeaseStatus)
 	KindLeaseAction        Kind = "lease-action"        // zennet provider pause|resume|end (LeaseAction)
 	KindProviderDrain      Kind = "provider-drain"      // zennet provider drain (DrainDoc)

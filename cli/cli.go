@@ -103,5 +103,6 @@ func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 		newCmdDoctor(io),
 	)
 	cmdutil.AddFormatFlags(root, out)
+	addExamples(root)
 	return root
 }

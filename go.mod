@@ -3,6 +3,7 @@ module github.com/zennet/zennet
 go 1.26.6
 
 require (
+	github.com/BurntSushi/toml v1.2.1
 	github.com/charmbracelet/bubbletea v1.3.10
 	github.com/charmbracelet/lipgloss v1.1.0
 	github.com/charmbracelet/x/ansi v0.10.1

@@ -101,8 +101,10 @@ func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 		newCmdSSHConfig(io, g),
 		newCmdOffers(io, g),
 		newCmdDoctor(io),
+		newCmdConfig(io, g),
 	)
 	cmdutil.AddFormatFlags(root, out)
 	addExamples(root)
+	cmdutil.AddConfigFile(root, func() string { return g.ConfigDir })
 	return root
 }

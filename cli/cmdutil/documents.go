@@ -34,6 +34,7 @@ const (
 	KindEstimate           Kind = "estimate"            // zennet -n --dry-run (renter.Estimate)
 	KindOffers             Kind = "offers"              // zennet offers ([]OfferRow)
 	KindDoctor             Kind = "doctor"              // zennet doctor ([]doctor.Check)
+	KindConfig             Kind = "config"              // zennet config ([]ConfigRow)
 	KindLease              Kind = "lease"               // zennet provider lease ID (control.LeaseStatus)
 	KindLeaseAction        Kind = "lease-action"        // zennet provider pause|resume|end (LeaseAction)
 	KindProviderDrain      Kind = "provider-drain"      // zennet provider drain (DrainDoc)

@@ -27,3 +27,11 @@ type OfferRow struct {
 	SpotCheckFailed bool      `json:"spot_check_failed,omitempty"`
 	Expires         time.Time `json:"expires"`
 }
+
+// ConfigRow is one flag's effective value and its source: "default",
+// "file", or "env NAME".
+type ConfigRow struct {
+	Flag   string `json:"flag"`
+	Value  string `json:"value"`
+	Source string `json:"source"`
+}

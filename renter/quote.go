@@ -11,6 +11,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
@@ -36,6 +37,11 @@ type ProviderQuote struct {
 	// HostMsatPerHour is what one of its hosts costs an hour at its
 	// offered rates, busy (HourOfUse).
 	HostMsatPerHour float64 `json:"host_msat_per_hour"`
+	// Calibration is the digest of the calibration set its rates were
+	// fitted to, CalibrationSigner the fingerprint of the key that signed
+	// it (the benchmarker's: the provider's own, or a published set's).
+	Calibration       string `json:"calibration,omitempty"`
+	CalibrationSigner string `json:"calibration_signer,omitempty"`
 	// Note says why it was chosen or not, or what went wrong.
 	Note string `json:"note,omitempty"`
 }
@@ -62,6 +68,17 @@ func HourOfUse(l proto.Limits) meter.Vector {
 	v[meter.MemoryTime] = uint64(l.MemoryBytes>>20) * uint64(time.Hour/time.Millisecond)
 	v[meter.MemoryPeak] = uint64(l.MemoryBytes)
 	return v
+}
+
+// calibrated fills q's calibration fields from set (nil: none).
+func (q *ProviderQuote) calibrated(set *bench.Set) {
+	if set == nil {
+		return
+	}
+	q.Calibration, _ = set.Digest()
+	if set.Signer != nil {
+		q.CalibrationSigner = gossh.FingerprintSHA256(set.Signer)
+	}
 }
 
 // hourly is what one host of limits costs an hour at rates, busy.
@@ -116,6 +133,7 @@ func EstimateRent(ctx context.Context, cfg Config) (Estimate, error) {
 			Score: q.cand.Score, Method: q.method, Note: explain[i].Reason()}
 		if q.c != nil {
 			pq.HostMsatPerHour = hourly(q.rates, q.offer.Limits)
+			pq.calibrated(q.calib)
 		}
 		if explain[i].Chosen {
 			pq.Hosts = explain[i].Count
@@ -183,6 +201,7 @@ func (r *Rental) quoteNamed(ctx context.Context, est *Estimate) error {
 		default:
 			pq.Method, pq.Score, pq.Hosts = method, terms.RelativeScore(calib), min(offer.Count, want)
 			pq.HostMsatPerHour = hourly(rates, offer.Limits)
+			pq.calibrated(calib)
 			pq.Note = fmt.Sprintf("chosen: %d hosts", pq.Hosts)
 		}
 		est.add(pq)

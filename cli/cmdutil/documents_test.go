@@ -114,7 +114,7 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 		KindConfig:         []ConfigRow{{Flag: "memory", Value: "1G", Source: "file"}, {Flag: "seed", Value: "[192.0.2.7:2222]", Source: "env ZENNET_SEEDS"}},
 		KindDoctor:         []doctor.Check{{Name: "runsc", OK: true, Detail: "/usr/bin/runsc (runsc version release-20240916.0)"}, {Name: "image", Detail: "no /bin/sh", Fix: "run 'zennet image build'"}, {Name: "lnd", Skipped: true, Detail: "no lnd node configured"}},
 		KindOffers:         []OfferRow{{Address: "127.0.0.1:2222", Fingerprint: "SHA256:p", PricePerWorkMsat: 100, Score: 1, CPUHourMsat: 360000, FreeHosts: 2, FreeCPUs: 2, FreeMemoryBytes: 1 << 30, FreeDiskBytes: 8 << 30, Calibration: "6e3cb2f074ecb6f1", Methods: []string{pay.MethodEmbedded}, Reputation: 0.5, Expires: t0}},
-		KindEstimate:       renter.Estimate{Count: 2, Hosts: 2, MsatPerHour: 720000, Providers: []renter.ProviderQuote{{Address: "127.0.0.1:2222", Fingerprint: "SHA256:p", Offered: 2, Hosts: 2, PricePerWorkMsat: 100, Score: 1, Method: pay.MethodEmbedded, HostMsatPerHour: 360000, Note: "chosen: 2 hosts"}}},
+		KindEstimate:       renter.Estimate{Count: 2, Hosts: 2, MsatPerHour: 720000, Providers: []renter.ProviderQuote{{Address: "127.0.0.1:2222", Fingerprint: "SHA256:p", Offered: 2, Hosts: 2, PricePerWorkMsat: 100, Score: 1, Method: pay.MethodEmbedded, HostMsatPerHour: 360000, Calibration: "6e3cb2f074ecb6f1", CalibrationSigner: "SHA256:b", Note: "chosen: 2 hosts"}}},
 		KindLease:          lease,
 		KindLeaseAction:    LeaseAction{Action: "pause", ID: lease.ID, Lease: &lease},
 		KindProviderDrain:  DrainDoc{Draining: true, Leases: 1},

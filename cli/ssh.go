@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -129,6 +130,7 @@ type sshConfigOptions struct {
 	Install   bool
 	Uninstall bool
 	File      string
+	JSON      bool
 }
 
 func newCmdSSHConfig(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
@@ -160,6 +162,7 @@ host, with its own pinned host key, and ssh says nothing of the change.`,
 	cmd.Flags().BoolVar(&o.Install, "install", false, "add an Include of zennet's ssh_config to --file")
 	cmd.Flags().BoolVar(&o.Uninstall, "uninstall", false, "remove that Include from --file")
 	cmd.Flags().StringVar(&o.File, "file", filepath.Join(home, ".ssh", "config"), "the OpenSSH client config to change")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the result as JSON: the file, the Include line, whether it is there, whether this changed it, the entries")
 	return cmd
 }
 
@@ -173,27 +176,44 @@ func runSSHConfig(o *sshConfigOptions) error {
 	}
 	target := filepath.Join(dir, "ssh_config")
 	line := sshinclude.Line(target)
+	doc := cmdutil.SSHConfigDoc{File: o.File, Include: line}
+	say := func(format string, a ...any) {
+		if !o.JSON {
+			fmt.Fprintf(o.IO.ErrOut, "zennet: "+format+"\n", a...)
+		}
+	}
 	switch {
 	case o.Install:
 		added, err := sshinclude.Install(o.File, target)
 		if err != nil {
 			return fmt.Errorf("add %q to %s: %w", line, o.File, err)
 		}
+		doc.Changed = added
 		if added {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: added %q to %s: 'ssh zennet-1' works without -F ('zennet ssh-config --uninstall' removes it)\n", line, o.File)
+			say("added %q to %s: 'ssh zennet-1' works without -F ('zennet ssh-config --uninstall' removes it)", line, o.File)
 		} else {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: %s already includes %s\n", o.File, target)
+			say("%s already includes %s", o.File, target)
 		}
-		return nil
 	case o.Uninstall:
 		removed, err := sshinclude.Uninstall(o.File, target)
 		if err != nil {
 			return fmt.Errorf("remove %q from %s: %w", line, o.File, err)
 		}
+		doc.Changed = removed
 		if removed {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: removed %q from %s\n", line, o.File)
+			say("removed %q from %s", line, o.File)
 		} else {
-			fmt.Fprintf(o.IO.ErrOut, "zennet: %s does not include %s: nothing to remove\n", o.File, target)
+			say("%s does not include %s: nothing to remove", o.File, target)
+		}
+	}
+	installed, err := sshinclude.Installed(o.File, target)
+	if err != nil {
+		return err
+	}
+	doc.Installed = installed
+	if o.Install || o.Uninstall {
+		if o.JSON {
+			return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindSSHConfig, doc)
 		}
 		return nil
 	}
@@ -201,6 +221,7 @@ func runSSHConfig(o *sshConfigOptions) error {
 	if err != nil {
 		return err
 	}
+	var entries strings.Builder
 	for _, r := range live {
 		b, err := os.ReadFile(filepath.Join(session.Dir(o.G.ConfigDir, r.ID), "ssh_config"))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -209,13 +230,18 @@ func runSSHConfig(o *sshConfigOptions) error {
 		if err != nil {
 			return err
 		}
-		o.IO.Out.Write(b)
+		entries.Write(b)
 	}
+	if o.JSON {
+		doc.Config = entries.String()
+		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindSSHConfig, doc)
+	}
+	io.WriteString(o.IO.Out, entries.String())
 	if cmdutil.IsTerminal(o.IO.ErrOut) {
 		if len(live) == 0 {
 			fmt.Fprintln(o.IO.ErrOut, "zennet: no running sessions")
 		}
-		if ok, _ := sshinclude.Installed(o.File, target); !ok {
+		if !installed {
 			fmt.Fprintf(o.IO.ErrOut, "zennet: 'zennet ssh-config --install' makes 'ssh zennet-1' work without -F\n")
 		}
 	}

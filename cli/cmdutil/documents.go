@@ -35,6 +35,7 @@ const (
 	KindOffers             Kind = "offers"              // zennet offers ([]OfferRow)
 	KindDoctor             Kind = "doctor"              // zennet doctor ([]doctor.Check)
 	KindConfig             Kind = "config"              // zennet config ([]ConfigRow)
+	KindSSHConfig          Kind = "ssh-config"          // zennet ssh-config (SSHConfigDoc)
 	KindLease              Kind = "lease"               // zennet provider lease ID (control.LeaseStatus)
 	KindLeaseAction        Kind = "lease-action"        // zennet provider pause|resume|end (LeaseAction)
 	KindProviderDrain      Kind = "provider-drain"      // zennet provider drain (DrainDoc)

@@ -35,3 +35,15 @@ type ConfigRow struct {
 	Value  string `json:"value"`
 	Source string `json:"source"`
 }
+
+// SSHConfigDoc is what 'zennet ssh-config' found or did: the OpenSSH
+// config it looks at, zennet's Include line, whether the file has it now,
+// whether this run changed the file, and (without --install or
+// --uninstall) the running hosts' entries.
+type SSHConfigDoc struct {
+	File      string `json:"file"`
+	Include   string `json:"include"`
+	Installed bool   `json:"installed"`
+	Changed   bool   `json:"changed"`
+	Config    string `json:"config,omitempty"`
+}

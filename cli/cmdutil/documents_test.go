@@ -111,6 +111,7 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 		KindReputation:     []ReputationRow{{Record: market.Record{Key: "SHA256:p", Leases: 2, Completed: 1, Last: t0}, Score: 0.6}},
 		KindReleased:       []ReleasedSession{{Session: "0123abcd", Pid: 4242, Hosts: 2}},
 		KindStatus:         []renter.SessionStatus{status},
+		KindSSHConfig:      SSHConfigDoc{File: "/home/u/.ssh/config", Include: "Include /home/u/.config/zennet/ssh_config", Installed: true, Changed: true},
 		KindConfig:         []ConfigRow{{Flag: "memory", Value: "1G", Source: "file"}, {Flag: "seed", Value: "[192.0.2.7:2222]", Source: "env ZENNET_SEEDS"}},
 		KindDoctor:         []doctor.Check{{Name: "runsc", OK: true, Detail: "/usr/bin/runsc (runsc version release-20240916.0)"}, {Name: "image", Detail: "no /bin/sh", Fix: "run 'zennet image build'"}, {Name: "lnd", Skipped: true, Detail: "no lnd node configured"}},
 		KindOffers:         []OfferRow{{Address: "127.0.0.1:2222", Fingerprint: "SHA256:p", PricePerWorkMsat: 100, Score: 1, CPUHourMsat: 360000, FreeHosts: 2, FreeCPUs: 2, FreeMemoryBytes: 1 << 30, FreeDiskBytes: 8 << 30, Calibration: "6e3cb2f074ecb6f1", Methods: []string{pay.MethodEmbedded}, Reputation: 0.5, Expires: t0}},

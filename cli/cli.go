@@ -82,6 +82,8 @@ func sentence(err error) string {
 // NewRootCmd builds the command tree. The root command itself rents hosts.
 func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 	g := &cmdutil.GlobalOptions{}
+	out := cmdutil.NewDocWriter(io.Out)
+	io.Out = out
 	root := newCmdRent(io, g)
 	root.PersistentFlags().StringVar(&g.ConfigDir, "config-dir", cmdutil.DefaultConfigDir(), "renter state: keys, ssh_config, sessions (env ZENNET_CONFIG_DIR)")
 	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", cmdutil.EnvOr("ZENNET_LOG_LEVEL", "warn"), "log level on stderr: debug, info, warn, error")
@@ -109,6 +111,15 @@ func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 		newCmdDashboard(io, g),
 		newCmdProvider(io, g),
 		newCmdRun(io, g),
+		newCmdStatus(io, g),
+		newCmdSSH(io, g),
+		newCmdSSHConfig(io, g),
+		newCmdOffers(io, g),
+		newCmdDoctor(io),
+		newCmdConfig(io, g),
 	)
+	cmdutil.AddFormatFlags(root, out)
+	addExamples(root)
+	cmdutil.AddConfigFile(root, func() string { return g.ConfigDir })
 	return root
 }

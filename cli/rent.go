@@ -53,6 +53,8 @@ type rentOptions struct {
 	PowBits       uint
 	// Subnet is the session network's subnet ("": drawn).
 	Subnet string
+	// Spend: --dry-run, --for, --max-spend, the estimate (spend.go).
+	Spend spendOptions
 
 	memoryBytes int64
 	diskBytes   int64
@@ -80,10 +82,11 @@ press Ctrl-C (or run 'zennet release'), which ends them all.`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			return runRent(cmd.Context(), o)
+			return rentWithSpend(cmd.Context(), o)
 		},
 	}
 	registerRentFlags(cmd.Flags(), o)
+	addSpendFlags(cmd, o)
 	cmd.Flags().IntVar(&o.Min, "min", 0, "accept as few as this many hosts when the market cannot give -n (default: all -n or nothing)")
 	return cmd
 }
@@ -269,7 +272,9 @@ func runRent(ctx context.Context, o *rentOptions) error {
 		r.Release(context.WithoutCancel(ctx), 30*time.Second)
 		return err
 	}
-	herr := r.Hold(ctx)
+	hctx, stop := o.Spend.holdContext(ctx, o, r)
+	herr := r.Hold(hctx)
+	stop()
 	n := len(r.Hosts())
 	rerr := r.Release(context.WithoutCancel(ctx), 30*time.Second)
 	if rerr != nil {

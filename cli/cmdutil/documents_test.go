@@ -14,6 +14,7 @@ import (
 
 	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/control"
+	"github.com/zennet/zennet/internal/doctor"
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/pricing"
@@ -86,6 +87,8 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 	}
 	check := bench.Check{File: "systrap.json", OK: true, Signed: true, Signer: "SHA256:b", Digest: "6e3cb2f074ecb6f1", Suite: "zennet-bench-v1",
 		Machine: "m", Fingerprint: "f", Steps: 30}
+	status := renter.SessionStatus{ID: "0123abcd", Pid: 4242, Started: t0, AgeSeconds: 15, Ready: true, Hosts: []string{"zennet-1"},
+		Providers: []string{"127.0.0.1:2222"}, BilledMsat: 150, PaidMsat: 100, RateMsatPerHour: 36000}
 	return map[Kind]any{
 		KindPriceFit:           fit,
 		KindPriceModel:         PriceModelDoc{Hash: hash, Model: model},
@@ -107,6 +110,12 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 			Methods: []string{pay.MethodEmbedded}, Expires: t0}},
 		KindReputation:     []ReputationRow{{Record: market.Record{Key: "SHA256:p", Leases: 2, Completed: 1, Last: t0}, Score: 0.6}},
 		KindReleased:       []ReleasedSession{{Session: "0123abcd", Pid: 4242, Hosts: 2}},
+		KindStatus:         []renter.SessionStatus{status},
+		KindSSHConfig:      SSHConfigDoc{File: "/home/u/.ssh/config", Include: "Include /home/u/.config/zennet/ssh_config", Installed: true, Changed: true},
+		KindConfig:         []ConfigRow{{Flag: "memory", Value: "1G", Source: "file"}, {Flag: "seed", Value: "[192.0.2.7:2222]", Source: "env ZENNET_SEEDS"}},
+		KindDoctor:         []doctor.Check{{Name: "runsc", OK: true, Detail: "/usr/bin/runsc (runsc version release-20240916.0)"}, {Name: "image", Detail: "no /bin/sh", Fix: "run 'zennet image build'"}, {Name: "lnd", Skipped: true, Detail: "no lnd node configured"}},
+		KindOffers:         []OfferRow{{Address: "127.0.0.1:2222", Fingerprint: "SHA256:p", PricePerWorkMsat: 100, Score: 1, CPUHourMsat: 360000, FreeHosts: 2, FreeCPUs: 2, FreeMemoryBytes: 1 << 30, FreeDiskBytes: 8 << 30, Calibration: "6e3cb2f074ecb6f1", Methods: []string{pay.MethodEmbedded}, Reputation: 0.5, Expires: t0}},
+		KindEstimate:       renter.Estimate{Count: 2, Hosts: 2, MsatPerHour: 720000, Providers: []renter.ProviderQuote{{Address: "127.0.0.1:2222", Fingerprint: "SHA256:p", Offered: 2, Hosts: 2, PricePerWorkMsat: 100, Score: 1, Method: pay.MethodEmbedded, HostMsatPerHour: 360000, Calibration: "6e3cb2f074ecb6f1", CalibrationSigner: "SHA256:b", Note: "chosen: 2 hosts"}}},
 		KindLease:          lease,
 		KindLeaseAction:    LeaseAction{Action: "pause", ID: lease.ID, Lease: &lease},
 		KindProviderDrain:  DrainDoc{Draining: true, Leases: 1},

@@ -56,6 +56,9 @@ func EnvOr(k, def string) string {
 // NoArgs rejects positional arguments with a usage error.
 func NoArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
+		if s := didYouMean(cmd, args[0]); s != "" {
+			return Usagef("unknown command %q for %q%s", args[0], cmd.CommandPath(), s)
+		}
 		return Usagef("unexpected argument %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
 	}
 	return nil

@@ -25,7 +25,7 @@ type IOStreams struct {
 
 // IsTerminal reports whether w is a terminal.
 func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := unwrap(w).(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
@@ -40,10 +40,20 @@ type envelope struct {
 }
 
 // WriteJSON prints one --json document.
+// Written to a DocWriter with a --jq or --template, the document goes
+// through it.
 func WriteJSON(w io.Writer, kind Kind, data any) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(envelope{SchemaVersion: SchemaVersion, Kind: kind, Data: data})
+	if err := enc.Encode(envelope{SchemaVersion: SchemaVersion, Kind: kind, Data: data}); err != nil {
+		return err
+	}
+	if ok, err := formatted(w, b.Bytes()); ok {
+		return err
+	}
+	_, err := w.Write(b.Bytes())
+	return err
 }
 
 // Table prints rows aligned on a terminal and tab-separated (no header)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/big"
 	"os"
 	"strings"
 	"testing"
@@ -30,8 +31,8 @@ func modelOffer(t *testing.T, price float64) (proto.Offer, pay.Rates) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Reference == "" || len(m.Counters) == 0 {
-		t.Fatalf("model without a reference or counters: %+v", m)
+	if m.Reference == "" || !(m.Rate > 0) {
+		t.Fatalf("tariff without a reference or a rate: %+v", m)
 	}
 	raw, err := json.Marshal(rates)
 	if err != nil {
@@ -202,5 +203,69 @@ func TestPartialSetRefused(t *testing.T) {
 	offer := proto.Offer{Count: 1, Payment: proto.PaymentTerms{Methods: []string{"embedded"}, Rates: rates, Calibration: cal, PricePerWorkMsat: 1000}}
 	if _, _, _, err := Accept([]string{"embedded"}, offer); !errors.Is(err, ErrPartialSet) {
 		t.Fatalf("Accept of an offer of the subset: %v, want %v", err, ErrPartialSet)
+	}
+}
+
+// realSets are the five real calibration sets of testdata/calibration.
+var realSets = []string{"systrap", "systrap-neighbour", "ptrace", "ptrace-neighbour", "systrap-cpus1"}
+
+func readSet(t *testing.T, name string) *bench.Set {
+	t.Helper()
+	set, err := bench.ReadFile("../testdata/calibration/" + name + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// stepVector is a step's counter deltas as a meter vector.
+func stepVector(t *testing.T, st bench.Step) meter.Vector {
+	t.Helper()
+	var v meter.Vector
+	for name, d := range st.Delta {
+		c, ok := meter.CounterByName(name)
+		if !ok {
+			t.Fatalf("step %s/%d: unknown counter %s", st.Workload, st.Seed, name)
+		}
+		v[c] = d
+	}
+	return v
+}
+
+// ratio is cost(b) / cost(a) under rates.
+func ratio(r pay.Rates, a, b meter.Vector) float64 {
+	x, _ := new(big.Rat).Quo(r.Cost(b), r.Cost(a)).Float64()
+	return x
+}
+
+// TestSplitMoved: a provider that reports the user/system split moved (all
+// system time as user time, or the reverse), which meter.Check cannot see
+// (it bounds only their sum), or the processes' CPU time inflated within
+// the check's bound, bills exactly what the honest report bills. The
+// principal component model priced the split: on ptrace, all system time
+// reported as user time raised a syscall step's bill 2.07× (issue 19).
+func TestSplitMoved(t *testing.T) {
+	for _, name := range realSets {
+		set := readSet(t, name)
+		rates, _, err := ModelRates(set, 100)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, st := range set.Steps {
+			honest := stepVector(t, st)
+			split := honest[meter.CPUUser] + honest[meter.CPUSystem]
+			allUser, allSystem, proc := honest, honest, honest
+			allUser[meter.CPUUser], allUser[meter.CPUSystem] = split, 0
+			allSystem[meter.CPUUser], allSystem[meter.CPUSystem] = 0, split
+			proc[meter.ProcCPU] = honest[meter.ProcCPU] * 10
+			for _, m := range []struct {
+				what string
+				v    meter.Vector
+			}{{"all user time", allUser}, {"all system time", allSystem}, {"proc_cpu_ns ×10", proc}} {
+				if got := ratio(rates, honest, m.v); got != 1 {
+					t.Errorf("%s step %s/%d reported as %s: bill ×%.3f, want ×1", name, st.Workload, st.Seed, m.what, got)
+				}
+			}
+		}
 	}
 }

@@ -19,7 +19,7 @@ const TariffCounter = "cpu_ns"
 // priced by the tariff of the others), is not one to price by
 // (Tariff.Trusted). On the five real calibration sets of
 // testdata/calibration the honest systrap configurations are within 0% to
-// 19.5% held out, ptrace's at 64% to 82% (docs/pricing.md, "The negotiated
+// 19.4% held out, ptrace's at 64% to 82% (docs/pricing.md, "The negotiated
 // tariff"); scores doubled on the suite's system-call, process and file
 // steps take the reference set itself to 35%.
 const (

@@ -13,6 +13,7 @@ import (
 	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pay"
+	"github.com/zennet/zennet/pricing"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -266,6 +267,112 @@ func TestSplitMoved(t *testing.T) {
 					t.Errorf("%s step %s/%d reported as %s: bill ×%.3f, want ×1", name, st.Workload, st.Seed, m.what, got)
 				}
 			}
+		}
+	}
+}
+
+// twoRateHeldOut is the RMS relative error, in sample and held out, of
+// non-negative rates on user and system time fitted by least squares to
+// values v of steps with user and system CPU rates u and s.
+func twoRateHeldOut(u, s, v []float64) (in, held float64) {
+	fit := func(skip int) (a, b float64) {
+		var uu, us, ss, uv, sv float64
+		for i := range v {
+			if i != skip {
+				uu, us, ss, uv, sv = uu+u[i]*u[i], us+u[i]*s[i], ss+s[i]*s[i], uv+u[i]*v[i], sv+s[i]*v[i]
+			}
+		}
+		det := uu*ss - us*us
+		a, b = (ss*uv-us*sv)/det, (uu*sv-us*uv)/det
+		if a >= 0 && b >= 0 {
+			return a, b
+		}
+		// On the boundary: the better of user alone and system alone.
+		sse := func(a, b float64) (e float64) {
+			for i := range v {
+				if i != skip {
+					d := a*u[i] + b*s[i] - v[i]
+					e += d * d
+				}
+			}
+			return e
+		}
+		if a, b := uv/uu, sv/ss; sse(a, 0) <= sse(0, b) {
+			return a, 0
+		} else {
+			return 0, b
+		}
+	}
+	a, b := fit(-1)
+	for i := range v {
+		d := (a*u[i] + b*s[i] - v[i]) / v[i]
+		in += d * d
+		ah, bh := fit(i)
+		d = (ah*u[i] + bh*s[i] - v[i]) / v[i]
+		held += d * d
+	}
+	n := float64(len(v))
+	return math.Sqrt(in / n), math.Sqrt(held / n)
+}
+
+// TestTariffHeldOut recomputes docs/pricing.md's comparison ("The
+// negotiated tariff") on the five real sets: RMS relative error in sample
+// and held out (leave one out) of the principal component model on the
+// work counters, of two rates on user and system time, and of the tariff.
+// On the systrap configurations the tariff is the most accurate held out.
+func TestTariffHeldOut(t *testing.T) {
+	ref, err := bench.Reference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refCal, err := bench.CalibrationOf(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refStep := map[string]bench.Step{}
+	for _, st := range ref.Steps {
+		refStep[stepKey(st)] = st
+	}
+	// Percent, in sample and held out, as the doc gives them.
+	want := map[string][3][2]float64{ // model, two rates, tariff
+		"systrap":           {{0.4, 0.5}, {0.9, 1.1}, {0.0, 0.0}},
+		"systrap-neighbour": {{18.6, 22.1}, {19.6, 23.3}, {18.3, 19.4}},
+		"systrap-cpus1":     {{12.0, 13.6}, {12.0, 13.6}, {11.8, 12.6}},
+		"ptrace":            {{38.8, 45.1}, {34.2, 39.5}, {77.9, 81.9}},
+		"ptrace-neighbour":  {{22.7, 27.4}, {23.7, 28.7}, {60.3, 64.4}},
+	}
+	for _, name := range realSets {
+		set := readSet(t, name)
+		cal, err := bench.CalibrationOf(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := pricing.Fit([]pricing.Calibration{cal}, pricing.Prices{PerReferenceCPUSecond: 100},
+			pricing.Options{Reference: &refCal, Exclude: pricing.NegotiationExclude()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var u, s, v []float64
+		for _, st := range set.Steps {
+			r := refStep[stepKey(st)]
+			u, s = append(u, st.Rates["cpu_user_ns"]), append(s, st.Rates["cpu_system_ns"])
+			v = append(v, 100*st.Score/r.Score*r.Rates["cpu_ns"]/1e9)
+		}
+		twoIn, twoHeld := twoRateHeldOut(u, s, v)
+		_, tariff, err := ModelRates(set, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := [3][2]float64{{m.RMSResidual, *m.RMSHeldOut}, {twoIn, twoHeld}, {tariff.RMSResidual, tariff.RMSHeldOut}}
+		for i, fit := range []string{"model", "two rates", "tariff"} {
+			for j, what := range []string{"in sample", "held out"} {
+				if math.Abs(100*got[i][j]-want[name][i][j]) > 0.051 {
+					t.Errorf("%s, %s %s: %.2f%%, the doc says %.1f%%", name, fit, what, 100*got[i][j], want[name][i][j])
+				}
+			}
+		}
+		if strings.HasPrefix(name, "systrap") && (tariff.RMSHeldOut > *m.RMSHeldOut || tariff.RMSHeldOut > twoHeld) {
+			t.Errorf("%s: the tariff's held-out error %.1f%% is above the model's %.1f%% or two rates' %.1f%%", name, 100*tariff.RMSHeldOut, 100**m.RMSHeldOut, 100*twoHeld)
 		}
 	}
 }

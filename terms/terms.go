@@ -37,15 +37,50 @@ import (
 // ptrace bill 2.07× (issue 19). On the five real sets the one rate is
 // within a point or two of the model held out, or better
 // (docs/pricing.md, "The negotiated tariff").
+//
+// A set the tariff does not fit (pricing.Tariff.Trusted: its steps' work
+// per CPU-second too unequal, as on ptrace) is refused with an error
+// wrapping pricing.ErrUntrusted: the provider offers flat rates instead
+// and a renter refuses an offer priced by it.
 func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Tariff, error) {
-	var rates pay.Rates
 	ref, err := bench.Reference()
+	if err != nil {
+		return pay.Rates{}, nil, err
+	}
+	if err := CheckSteps(set, ref); err != nil {
+		return pay.Rates{}, nil, err
+	}
+	rates, t, err := tariffRates(set, ref, price)
 	if err != nil {
 		return rates, nil, err
 	}
-	if err := CheckSteps(set, ref); err != nil {
-		return rates, nil, err
+	if err := t.Trusted(); err != nil {
+		return pay.Rates{}, t, err
 	}
+	return rates, t, nil
+}
+
+// OfferRates is what a provider whose calibration is set offers at price
+// per reference CPU-second of work: the tariff's rates (ModelRates) and the
+// price, or, when the tariff does not fit the set (an error wrapping
+// pricing.ErrUntrusted), its flat rates, no price per work, and in
+// fallback why, for the provider to say. Any other error is the
+// provider's to report.
+func OfferRates(set *bench.Set, price float64, flat pay.Rates) (rates pay.Rates, perWork float64, fallback, err error) {
+	rates, _, err = ModelRates(set, price)
+	switch {
+	case errors.Is(err, pricing.ErrUntrusted):
+		return flat, 0, err, nil
+	case err != nil:
+		return rates, 0, nil, err
+	}
+	return rates, price, nil, nil
+}
+
+// tariffRates fits the tariff of set relative to the reference run ref
+// at price and returns its rate as agreed rates.
+func tariffRates(set, ref *bench.Set, price float64) (pay.Rates, *pricing.Tariff, error) {
+	var rates pay.Rates
 	cal, err := bench.CalibrationOf(set)
 	if err != nil {
 		return rates, nil, err

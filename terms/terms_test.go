@@ -20,7 +20,7 @@ import (
 // modelOffer is an offer priced by the model from a real calibration set.
 func modelOffer(t *testing.T, price float64) (proto.Offer, pay.Rates) {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/calibration/ptrace.json")
+	b, err := os.ReadFile("../testdata/calibration/systrap-cpus1.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestPrepay(t *testing.T) {
 // then cost 41 times its CPU-seconds). The provider cannot fit it, and a
 // renter refuses an offer of it whatever rates come with it.
 func TestPartialSetRefused(t *testing.T) {
-	set, err := bench.ReadFile("../testdata/calibration/ptrace.json")
+	set, err := bench.ReadFile("../testdata/calibration/systrap-cpus1.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,9 +246,15 @@ func ratio(r pay.Rates, a, b meter.Vector) float64 {
 // principal component model priced the split: on ptrace, all system time
 // reported as user time raised a syscall step's bill 2.07× (issue 19).
 func TestSplitMoved(t *testing.T) {
+	ref, err := bench.Reference()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range realSets {
 		set := readSet(t, name)
-		rates, _, err := ModelRates(set, 100)
+		// ptrace's sets are refused (TestUntrustedRefused); the tariff
+		// they would have is checked all the same.
+		rates, _, err := tariffRates(set, ref, 100)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -359,7 +365,7 @@ func TestTariffHeldOut(t *testing.T) {
 			v = append(v, 100*st.Score/r.Score*r.Rates["cpu_ns"]/1e9)
 		}
 		twoIn, twoHeld := twoRateHeldOut(u, s, v)
-		_, tariff, err := ModelRates(set, 100)
+		_, tariff, err := tariffRates(set, ref, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -373,6 +379,90 @@ func TestTariffHeldOut(t *testing.T) {
 		}
 		if strings.HasPrefix(name, "systrap") && (tariff.RMSHeldOut > *m.RMSHeldOut || tariff.RMSHeldOut > twoHeld) {
 			t.Errorf("%s: the tariff's held-out error %.1f%% is above the model's %.1f%% or two rates' %.1f%%", name, 100*tariff.RMSHeldOut, 100**m.RMSHeldOut, 100*twoHeld)
+		}
+	}
+}
+
+// TestUntrustedRefused: a set whose steps the tariff misses by more than
+// pricing's bounds (ptrace's, 78% and 60% RMS) is priced by nobody: the
+// provider offers its flat rates and says why, and a renter refuses an
+// offer priced by it. The systrap sets are priced.
+func TestUntrustedRefused(t *testing.T) {
+	var flat pay.Rates
+	if err := flat.Set(meter.CPU, "1/10000000"); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := bench.Reference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range realSets {
+		set := readSet(t, name)
+		rates, perWork, fallback, err := OfferRates(set, 100, flat)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if strings.HasPrefix(name, "systrap") {
+			if fallback != nil || perWork != 100 || rates.Equal(&flat) {
+				t.Errorf("%s: fallback %v at %v msat per work, want the tariff at 100", name, fallback, perWork)
+			}
+			continue
+		}
+		if !errors.Is(fallback, pricing.ErrUntrusted) || perWork != 0 || !rates.Equal(&flat) || !strings.Contains(fallback.Error(), "RMS") {
+			t.Errorf("%s: fallback %v at %v msat per work, want the flat rates and %v", name, fallback, perWork, pricing.ErrUntrusted)
+		}
+		// An offer priced by the tariff all the same is refused.
+		tariff, _, err := tariffRates(set, ref, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(tariff)
+		cal, err := CalibrationJSON(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offer := proto.Offer{Count: 1, Payment: proto.PaymentTerms{Methods: []string{pay.MethodEmbedded}, Rates: raw, Calibration: cal, PricePerWorkMsat: 100}}
+		if _, _, _, err := Accept([]string{pay.MethodEmbedded}, offer); !errors.Is(err, pricing.ErrUntrusted) {
+			t.Errorf("%s: Accept of an offer priced by its tariff: %v, want %v", name, err, pricing.ErrUntrusted)
+		}
+	}
+}
+
+// TestNoNoiseComponent: fitted to ptrace's CPU-bound steps alone (which
+// CheckSteps refuses in negotiation; here the fit itself is tested), the
+// price stays on CPU time: every step of the full set, a syscall-heavy one
+// too, is billed the same per CPU-second, near the price (CPU-bound work
+// costs ptrace about the reference's CPU time), and moving its user/system
+// split moves nothing. The principal component model put the whole price
+// on user time there: a syscall step reported as user time paid 13× more.
+func TestNoNoiseComponent(t *testing.T) {
+	ref, err := bench.Reference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := readSet(t, "ptrace")
+	sub := *set
+	sub.Steps = nil
+	for _, st := range set.Steps {
+		switch st.Workload {
+		case "float", "int", "hash", "compress", "membw", "memlat":
+			sub.Steps = append(sub.Steps, st)
+		}
+	}
+	rates, _, err := tariffRates(&sub, ref, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range set.Steps {
+		v := stepVector(t, st)
+		perCPUSecond, _ := new(big.Rat).Quo(rates.Cost(v), new(big.Rat).SetFrac64(int64(v[meter.CPU]), 1e9)).Float64()
+		if perCPUSecond < 90 || perCPUSecond > 110 {
+			t.Errorf("step %s/%d: %.1f msat per CPU-second, want 100 ± 10%%", st.Workload, st.Seed, perCPUSecond)
+		}
+		moved := v
+		moved[meter.CPUUser], moved[meter.CPUSystem] = v[meter.CPUUser]+v[meter.CPUSystem], 0
+		if r := ratio(rates, v, moved); r != 1 {
+			t.Errorf("step %s/%d reported as all user time: bill ×%.3f", st.Workload, st.Seed, r)
 		}
 	}
 }

@@ -35,6 +35,10 @@ const (
 // CPU-bound ones, whose score scales with the CPUs a lease has.
 var spotWorkloads = []string{"int", "float", "hash", "compress", "memlat"}
 
+// SpotWorkloads returns the workloads a spot check replays by default:
+// the steps of a set whose claims a renter can check by measuring.
+func SpotWorkloads() []string { return slices.Clone(spotWorkloads) }
+
 // SpotConfig is a spot check of a calibration set inside a rented sandbox.
 type SpotConfig struct {
 	// Env runs commands inside the rented sandbox (over SSH for a renter,

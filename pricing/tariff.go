@@ -20,8 +20,7 @@ const TariffCounter = "cpu_ns"
 // (Tariff.Trusted). On the five real calibration sets of
 // testdata/calibration the honest systrap configurations are within 0% to
 // 19.4% held out, ptrace's at 64% to 82% (docs/pricing.md, "The negotiated
-// tariff"); scores doubled on the suite's system-call, process and file
-// steps take the reference set itself to 35%.
+// tariff").
 const (
 	MaxTariffResidual = 0.25
 	MaxTariffHeldOut  = 0.25

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strings"
 
 	"github.com/zennet/zennet/bench"
@@ -57,7 +58,124 @@ func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Tariff, erro
 	if err := t.Trusted(); err != nil {
 		return pay.Rates{}, t, err
 	}
+	if err := checkAnchored(set, ref, price, t); err != nil {
+		return pay.Rates{}, t, err
+	}
+	if err := CheckBill(set, rates, price); err != nil {
+		return pay.Rates{}, t, err
+	}
 	return rates, t, nil
+}
+
+// MaxUnanchored is how far a tariff's rate may exceed the rate of the
+// set's spot-checkable steps alone (bench.SpotWorkloads, the steps whose
+// claims a renter's spot check measures). On the five real sets the full
+// rate is 0.85 to 1.006 of it; a set whose other steps claim more work per
+// CPU-second than that claims what no spot check vouches for: scores
+// doubled on the system-call steps alone raised the model's bills 1.51×
+// (issue 19).
+const MaxUnanchored = 0.05
+
+// ErrUnanchored: a set's steps that spot checks do not replay claim more
+// work per CPU-second than those they do.
+var ErrUnanchored = errors.New("the calibration's unchecked steps claim more work per CPU-second than its checked ones")
+
+// checkAnchored checks tariff t of set against the tariff of its
+// spot-checkable steps alone.
+func checkAnchored(set, ref *bench.Set, price float64, t *pricing.Tariff) error {
+	spot := bench.SpotWorkloads()
+	sub := *set
+	sub.Steps = nil
+	for _, st := range set.Steps {
+		if slices.Contains(spot, st.Workload) {
+			sub.Steps = append(sub.Steps, st)
+		}
+	}
+	if len(sub.Steps) == 0 {
+		return fmt.Errorf("%w: it has no step of %s", ErrUnanchored, strings.Join(spot, ", "))
+	}
+	_, a, err := tariffRates(&sub, ref, price)
+	if err != nil {
+		return err
+	}
+	if t.Rate > (1+MaxUnanchored)*a.Rate {
+		return fmt.Errorf("%w: %.4g msat per CPU-second over all its steps, %.4g over the %d that spot checks replay (at most %.0f%% more)",
+			ErrUnanchored, 1e9*t.Rate, 1e9*a.Rate, len(sub.Steps), 100*MaxUnanchored)
+	}
+	return nil
+}
+
+// Bounds of CheckBill.
+const (
+	// MaxEffectiveError is how far the bill for a set's own steps, per
+	// reference CPU-second of their work, may be from the announced price.
+	MaxEffectiveError = 0.01
+	// MaxUnboundedShare is the largest share of a step's bill that
+	// counters meter.Check does not bound exactly may carry.
+	MaxUnboundedShare = 0.02
+)
+
+// ErrBill: an offer's rates bill its own calibration at another price
+// than the one announced, or on counters the renter cannot bound.
+var ErrBill = errors.New("its rates do not bill its calibration at its price")
+
+// BoundedCounters are the counters meter.Check bounds on their own: CPU
+// time by the quota, the memory integral by the memory limit. The
+// user/system split and the processes' CPU time are bounded only in sum,
+// or with a start-up slack; the others not at all.
+var BoundedCounters = []meter.Counter{meter.CPU, meter.MemoryTime}
+
+// CheckBill applies rates to the counters of set's own steps: their bill,
+// per reference CPU-second of the work the steps did, must be price
+// within MaxEffectiveError, and no counter outside BoundedCounters may
+// carry more than MaxUnboundedShare of any step's bill. Whatever model
+// fitted them, rates that pass charge the announced price for the
+// reference suite's work, and nothing a provider can report at will moves
+// a bill by more than that share.
+func CheckBill(set *bench.Set, rates pay.Rates, price float64) error {
+	ref, err := bench.Reference()
+	if err != nil {
+		return err
+	}
+	refStep := map[string]bench.Step{}
+	for _, st := range ref.Steps {
+		refStep[stepKey(st)] = st
+	}
+	billed, work := new(big.Rat), 0.0
+	for _, st := range set.Steps {
+		r, ok := refStep[stepKey(st)]
+		if !ok || !(r.Score > 0) {
+			return fmt.Errorf("%w: the reference has no step %s", ErrBill, stepKey(st))
+		}
+		var v meter.Vector
+		for name, d := range st.Delta {
+			if c, ok := meter.CounterByName(name); ok {
+				v[c] = d
+			}
+		}
+		cost := rates.Cost(v)
+		var bounded meter.Vector
+		for _, c := range BoundedCounters {
+			bounded[c] = v[c]
+		}
+		if cost.Sign() > 0 {
+			unbounded := new(big.Rat).Sub(cost, rates.Cost(bounded))
+			if share, _ := new(big.Rat).Quo(unbounded, cost).Float64(); share > MaxUnboundedShare {
+				return fmt.Errorf("%w: %.0f%% of the bill for step %s is on counters a renter cannot bound (at most %.0f%%)", ErrBill, 100*share, stepKey(st), 100*MaxUnboundedShare)
+			}
+		}
+		billed.Add(billed, cost)
+		// The reference CPU-seconds of the step's work.
+		work += st.Score * st.Seconds / r.Score * r.Rates[pricing.ReferenceCPUCounter] / 1e9
+	}
+	if !(work > 0) {
+		return fmt.Errorf("%w: its steps did no work", ErrBill)
+	}
+	b, _ := billed.Float64()
+	if eff := b / work; math.Abs(eff/price-1) > MaxEffectiveError {
+		return fmt.Errorf("%w: they bill its steps %.4g msat per reference CPU-second of their work, its price is %g", ErrBill, eff, price)
+	}
+	return nil
 }
 
 // OfferRates is what a provider whose calibration is set offers at price
@@ -69,7 +187,7 @@ func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Tariff, erro
 func OfferRates(set *bench.Set, price float64, flat pay.Rates) (rates pay.Rates, perWork float64, fallback, err error) {
 	rates, _, err = ModelRates(set, price)
 	switch {
-	case errors.Is(err, pricing.ErrUntrusted):
+	case errors.Is(err, pricing.ErrUntrusted), errors.Is(err, ErrUnanchored):
 		return flat, 0, err, nil
 	case err != nil:
 		return rates, 0, nil, err

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -463,6 +464,126 @@ func TestNoNoiseComponent(t *testing.T) {
 		moved[meter.CPUUser], moved[meter.CPUSystem] = v[meter.CPUUser]+v[meter.CPUSystem], 0
 		if r := ratio(rates, v, moved); r != 1 {
 			t.Errorf("step %s/%d reported as all user time: bill ×%.3f", st.Workload, st.Seed, r)
+		}
+	}
+}
+
+// offerOf is an offer of set, signed afresh by a provider's own key, at
+// rates and price.
+func offerOf(t *testing.T, set *bench.Set, rates pay.Rates, price float64) proto.Offer {
+	t.Helper()
+	if err := set.Sign(testenv.Signer(t)); err != nil {
+		t.Fatal(err)
+	}
+	cal, err := CalibrationJSON(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(rates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proto.Offer{Count: 1, Payment: proto.PaymentTerms{Methods: []string{pay.MethodEmbedded}, Rates: raw, Calibration: cal, PricePerWorkMsat: price}}
+}
+
+// TestUnreplayedScoresInflated: a provider that claims more work on the
+// steps spot checks never replay (membw, tcp, fileio, spawn, syscall) is
+// refused, or billed at most MaxUnanchored above what its replayable steps
+// alone would bill (the renter's bound: the spot check measures those).
+// Every renter checks an offer, so it is tested through Accept. With the
+// model, scores doubled on those steps raised bills 1.51× (issue 19).
+func TestUnreplayedScoresInflated(t *testing.T) {
+	ref, err := bench.Reference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spot := bench.SpotWorkloads()
+	unreplayed := []string{"membw", "tcp", "fileio", "spawn", "syscall"}
+	for _, name := range []string{"systrap", "systrap-neighbour", "systrap-cpus1"} {
+		honest := readSet(t, name)
+		honestRates, _, err := ModelRates(honest, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := *honest
+		sub.Steps = nil
+		for _, st := range honest.Steps {
+			if slices.Contains(spot, st.Workload) {
+				sub.Steps = append(sub.Steps, st)
+			}
+		}
+		anchor, _, err := tariffRates(&sub, ref, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused, worst := 0, 0.0
+		for mask := 1; mask < 1<<len(unreplayed); mask++ {
+			for _, f := range []float64{1.05, 1.1, 1.25, 1.5, 2, 4} {
+				set := *honest
+				set.Steps = slices.Clone(honest.Steps)
+				for i, st := range set.Steps {
+					if j := slices.Index(unreplayed, st.Workload); j >= 0 && mask&(1<<j) != 0 {
+						set.Steps[i].Score *= f
+						set.Steps[i].Ops *= f
+					}
+				}
+				// The provider offers its tariff whatever ModelRates says.
+				rates, _, err := tariffRates(&set, ref, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _, _, err = Accept([]string{pay.MethodEmbedded}, offerOf(t, &set, rates, 100))
+				if err != nil {
+					if !errors.Is(err, ErrUnanchored) && !errors.Is(err, pricing.ErrUntrusted) {
+						t.Fatalf("%s, %v× on mask %b: %v, want %v or %v", name, f, mask, err, ErrUnanchored, pricing.ErrUntrusted)
+					}
+					refused++
+					continue
+				}
+				got, _ := new(big.Rat).Quo(rates.Rate(meter.CPU), anchor.Rate(meter.CPU)).Float64()
+				if got > 1+MaxUnanchored {
+					t.Errorf("%s, scores ×%v on %b accepted at %.3f× the rate of its replayable steps", name, f, mask, got)
+				}
+				h, _ := new(big.Rat).Quo(rates.Rate(meter.CPU), honestRates.Rate(meter.CPU)).Float64()
+				worst = max(worst, h)
+			}
+		}
+		t.Logf("%s: %d of %d inflations refused; the accepted bill at most ×%.3f the honest one", name, refused, 6*(1<<len(unreplayed)-1), worst)
+	}
+}
+
+// TestCheckBill: the tariff of every priced real set bills its own steps
+// at the announced price per reference CPU-second (to MaxEffectiveError)
+// with nothing on counters a renter cannot bound; rates that bill them 3%
+// higher, or that move a tenth of the price onto bytes read (which any
+// provider may report at will), fail whatever model fitted them.
+func TestCheckBill(t *testing.T) {
+	for _, name := range []string{"systrap", "systrap-neighbour", "systrap-cpus1"} {
+		set := readSet(t, name)
+		rates, _, err := ModelRates(set, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckBill(set, rates, 100); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := CheckBill(set, rates, 97); !errors.Is(err, ErrBill) || !strings.Contains(err.Error(), "its price is 97") {
+			t.Errorf("%s: billed 3%% above the price: %v, want %v", name, err, ErrBill)
+		}
+		// A tenth of the price on bytes read, the rest on CPU time: the
+		// suite's bill is the same, a job reading a lot pays what the
+		// provider reports.
+		var bytesRead, cpu float64
+		for _, st := range set.Steps {
+			bytesRead += float64(st.Delta[meter.ReadBytes.Name()])
+			cpu += float64(st.Delta[meter.CPU.Name()])
+		}
+		r, _ := rates.Rate(meter.CPU).Float64()
+		var moved pay.Rates
+		moved.SetFloat(meter.CPU, 0.9*r)
+		moved.SetFloat(meter.ReadBytes, 0.1*r*cpu/bytesRead)
+		if err := CheckBill(set, moved, 100); !errors.Is(err, ErrBill) || !strings.Contains(err.Error(), "counters a renter cannot bound") {
+			t.Errorf("%s: a tenth of the price on bytes read: %v, want %v", name, err, ErrBill)
 		}
 	}
 }

@@ -127,7 +127,8 @@ func (r *Rental) askMarket(ctx context.Context, dir *market.Directory, count int
 				q.cand.Err = err
 				return
 			}
-			method, rates, calib, err := terms.Accept(o.Pay, offer)
+			method, rates, calib, signer, err := o.accept(offer, c.HostKey)
+			q.cand.CalibrationSigner = signer
 			if err != nil {
 				c.Close()
 				q.cand.Err = fmt.Errorf("%w: %v", market.ErrRefused, err)

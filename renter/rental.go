@@ -27,7 +27,6 @@ import (
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/session"
 	"github.com/zennet/zennet/sshgate"
-	"github.com/zennet/zennet/terms"
 )
 
 // Config is what to rent, from whom, and on which terms. The command line
@@ -60,6 +59,11 @@ type Config struct {
 	DialLND func(context.Context) (*pay.LND, error)
 	// SpotCheck replays a step of each provider's calibration.
 	SpotCheck bool
+	// TrustCalibration, when not nil, are the only signers of a
+	// calibration set taken besides the provider's own key: key
+	// fingerprints or public keys (TrustSelf alone: none but the
+	// provider's). nil takes any signature.
+	TrustCalibration []string
 	// Explain says why each market provider was chosen or not.
 	Explain bool
 	// The market's rules of choice (market.Rules) and the renter's
@@ -279,7 +283,7 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 		var calib *bench.Set
 		offer, leases, err := c.RentJoin(ctx, o.demand(want),
 			func(offer proto.Offer) (string, error) {
-				method, rates, calib, err = terms.Accept(o.Pay, offer)
+				method, rates, calib, _, err = o.accept(offer, c.HostKey)
 				return method, err
 			}, r.net.join(sess.ID))
 		if len(leases) > 0 || err == nil {

@@ -7,6 +7,7 @@
 package terms
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/market"
@@ -328,6 +331,40 @@ func CalibrationJSON(set *bench.Set) (json.RawMessage, error) {
 		return nil, errors.New("the calibration set is too large to offer")
 	}
 	return json.RawMessage(b), nil
+}
+
+// ErrCalibrationSigner: an offer's calibration set is signed by a key the
+// renter does not trust to have measured the provider.
+var ErrCalibrationSigner = errors.New("its calibration set is not signed by a key this renter trusts")
+
+// SignerOf says who signed set, offered by the provider whose host key is
+// provider: "its own key" or the benchmarker's key fingerprint. A
+// signature says who vouches for a set, not that it is true.
+func SignerOf(set *bench.Set, provider ssh.PublicKey) string {
+	if set.Signer == nil {
+		return "nobody"
+	}
+	if provider != nil && bytes.Equal(set.Signer.Marshal(), provider.Marshal()) {
+		return "its own key"
+	}
+	return "benchmarker " + ssh.FingerprintSHA256(set.Signer)
+}
+
+// CheckSigner checks that set is signed by the provider's own host key or
+// by one of trusted (key fingerprints, SHA256:…): a renter that does not
+// take any benchmarker's word (--trust-calibration).
+func CheckSigner(set *bench.Set, provider ssh.PublicKey, trusted []string) error {
+	if set.Signer == nil {
+		return fmt.Errorf("%w: it is unsigned", ErrCalibrationSigner)
+	}
+	if provider != nil && bytes.Equal(set.Signer.Marshal(), provider.Marshal()) {
+		return nil
+	}
+	fp := ssh.FingerprintSHA256(set.Signer)
+	if slices.Contains(trusted, fp) {
+		return nil
+	}
+	return fmt.Errorf("%w: it is signed by %s, neither the provider's own key nor a benchmarker given to --trust-calibration", ErrCalibrationSigner, fp)
 }
 
 // CounterPrice is the price per work a provider asking list, with floor

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/meter"
@@ -585,5 +587,33 @@ func TestCheckBill(t *testing.T) {
 		if err := CheckBill(set, moved, 100); !errors.Is(err, ErrBill) || !strings.Contains(err.Error(), "counters a renter cannot bound") {
 			t.Errorf("%s: a tenth of the price on bytes read: %v, want %v", name, err, ErrBill)
 		}
+	}
+}
+
+// TestCheckSigner: with --trust-calibration a renter takes a set signed by
+// the provider's own host key, or by a benchmarker it names, and nothing
+// else; offers say who signed.
+func TestCheckSigner(t *testing.T) {
+	set := readSet(t, "systrap") // signed by a throwaway benchmarker key
+	benchmarker := gossh.FingerprintSHA256(set.Signer)
+	provider := testenv.Signer(t)
+	if got := SignerOf(set, provider.PublicKey()); got != "benchmarker "+benchmarker {
+		t.Errorf("SignerOf = %q, want the benchmarker's fingerprint", got)
+	}
+	if err := CheckSigner(set, provider.PublicKey(), nil); !errors.Is(err, ErrCalibrationSigner) || !strings.Contains(err.Error(), benchmarker) {
+		t.Errorf("a benchmarker the renter does not name: %v, want %v", err, ErrCalibrationSigner)
+	}
+	if err := CheckSigner(set, provider.PublicKey(), []string{benchmarker}); err != nil {
+		t.Errorf("a benchmarker the renter names: %v", err)
+	}
+	own := *set
+	if err := own.Sign(provider); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSigner(&own, provider.PublicKey(), nil); err != nil || SignerOf(&own, provider.PublicKey()) != "its own key" {
+		t.Errorf("the provider's own key: %v, %q", err, SignerOf(&own, provider.PublicKey()))
+	}
+	if err := CheckSigner(&own, set.Signer, []string{benchmarker}); !errors.Is(err, ErrCalibrationSigner) {
+		t.Errorf("signed by another provider's key: %v, want %v", err, ErrCalibrationSigner)
 	}
 }

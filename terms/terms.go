@@ -258,6 +258,26 @@ func CheckSteps(set, ref *bench.Set) error {
 
 func stepKey(st bench.Step) string { return fmt.Sprintf("%s/%d", st.Workload, st.Seed) }
 
+// ErrRates: an offer's rates are not those its calibration and price give.
+var ErrRates = errors.New("its rates are not its calibration's")
+
+// CalibrationRefused says whether err, from Accept, refuses an offer for
+// what its calibration set claims or how it is priced from it: a subset of
+// the reference's steps (ErrPartialSet), steps no spot check replays
+// claiming more than the others (ErrUnanchored), a set the tariff does not
+// fit (pricing.ErrUntrusted), rates that do not bill the set at its price
+// (ErrBill) or are not its tariff's (ErrRates). A renter records such a
+// refusal against the provider: an honest provider's offer never fails
+// them.
+func CalibrationRefused(err error) bool {
+	for _, e := range []error{ErrPartialSet, ErrUnanchored, pricing.ErrUntrusted, ErrBill, ErrRates} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // CheckModelRates checks that an offer's rates are those its calibration
 // and price give, to a relative 1e-6 (another build may round the last
 // digits differently). It returns the offered set.
@@ -280,8 +300,8 @@ func CheckModelRates(offer proto.Offer, offered pay.Rates) (*bench.Set, error) {
 		w, _ := want.Rate(c).Float64()
 		g, _ := offered.Rate(c).Float64()
 		if math.Abs(w-g) > 1e-6*math.Max(math.Abs(w), math.Abs(g)) {
-			return nil, fmt.Errorf("its rate for %s is %s msat, its own calibration at %g msat per unit of work gives %s",
-				c.Name(), offered.String(c), offer.Payment.PricePerWorkMsat, want.String(c))
+			return nil, fmt.Errorf("%w: its rate for %s is %s msat, its own calibration at %g msat per unit of work gives %s",
+				ErrRates, c.Name(), offered.String(c), offer.Payment.PricePerWorkMsat, want.String(c))
 		}
 	}
 	return set, nil

@@ -94,8 +94,8 @@ func TestAcceptChecksModelRates(t *testing.T) {
 	}
 	bad := offer
 	bad.Payment.Rates, _ = json.Marshal(inflated)
-	if _, _, _, err := Accept([]string{pay.MethodEmbedded}, bad); err == nil || !strings.Contains(err.Error(), "its rate for "+c.Name()) {
-		t.Fatalf("inflated cpu rate: err = %v", err)
+	if _, _, _, err := Accept([]string{pay.MethodEmbedded}, bad); err == nil || !strings.Contains(err.Error(), "its rate for "+c.Name()) || !CalibrationRefused(err) {
+		t.Fatalf("inflated cpu rate: err = %v (a refusal to record against the provider: %v)", err, CalibrationRefused(err))
 	}
 
 	// A calibration changed after it was signed.
@@ -106,8 +106,8 @@ func TestAcceptChecksModelRates(t *testing.T) {
 	}
 
 	// No common method.
-	if _, _, _, err := Accept([]string{pay.MethodLightning}, offer); err == nil || !strings.Contains(err.Error(), "--pay") {
-		t.Fatalf("no common method: err = %v", err)
+	if _, _, _, err := Accept([]string{pay.MethodLightning}, offer); err == nil || !strings.Contains(err.Error(), "--pay") || CalibrationRefused(err) {
+		t.Fatalf("no common method: err = %v (not a calibration's fault: %v)", err, CalibrationRefused(err))
 	}
 }
 
@@ -205,8 +205,8 @@ func TestPartialSetRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	offer := proto.Offer{Count: 1, Payment: proto.PaymentTerms{Methods: []string{"embedded"}, Rates: rates, Calibration: cal, PricePerWorkMsat: 1000}}
-	if _, _, _, err := Accept([]string{"embedded"}, offer); !errors.Is(err, ErrPartialSet) {
-		t.Fatalf("Accept of an offer of the subset: %v, want %v", err, ErrPartialSet)
+	if _, _, _, err := Accept([]string{"embedded"}, offer); !errors.Is(err, ErrPartialSet) || !CalibrationRefused(err) {
+		t.Fatalf("Accept of an offer of the subset: %v, want %v, a refusal to record against the provider", err, ErrPartialSet)
 	}
 }
 
@@ -425,7 +425,7 @@ func TestUntrustedRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		offer := proto.Offer{Count: 1, Payment: proto.PaymentTerms{Methods: []string{pay.MethodEmbedded}, Rates: raw, Calibration: cal, PricePerWorkMsat: 100}}
-		if _, _, _, err := Accept([]string{pay.MethodEmbedded}, offer); !errors.Is(err, pricing.ErrUntrusted) {
+		if _, _, _, err := Accept([]string{pay.MethodEmbedded}, offer); !errors.Is(err, pricing.ErrUntrusted) || !CalibrationRefused(err) {
 			t.Errorf("%s: Accept of an offer priced by its tariff: %v, want %v", name, err, pricing.ErrUntrusted)
 		}
 	}
@@ -536,7 +536,7 @@ func TestUnreplayedScoresInflated(t *testing.T) {
 				}
 				_, _, _, err = Accept([]string{pay.MethodEmbedded}, offerOf(t, &set, rates, 100))
 				if err != nil {
-					if !errors.Is(err, ErrUnanchored) && !errors.Is(err, pricing.ErrUntrusted) {
+					if !errors.Is(err, ErrUnanchored) && !errors.Is(err, pricing.ErrUntrusted) || !CalibrationRefused(err) {
 						t.Fatalf("%s, %v× on mask %b: %v, want %v or %v", name, f, mask, err, ErrUnanchored, pricing.ErrUntrusted)
 					}
 					refused++

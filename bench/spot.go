@@ -321,19 +321,26 @@ func SpotCheck(ctx context.Context, cfg SpotConfig) (SpotResult, error) {
 // of this CPU-bound workload, replayed with the reference's parameters.
 const ProbeWorkload = "int"
 
-// ProbeResult is how fast a rented host ran the probe step.
+// ProbeResult is how fast a rented host ran the probe step, and how much
+// work it did.
 type ProbeResult struct {
 	Step Step
 	// Speed is the step's score relative to the reference machine's,
 	// scaled to the host's CPUs: 1 is as fast as the reference would be
 	// with as many CPUs, 0.5 half as fast.
 	Speed float64
+	// Work is the step's work in reference CPU-seconds: the CPU time the
+	// reference machine spent on as much of it (the unit of work prices
+	// are per).
+	Work float64
 }
 
 // Probe runs a short benchmark step (ProbeWorkload, seconds long; 0 means
 // 2 s) in a host of cpus CPUs (0: as many as the reference had) and says
-// how fast it ran compared with the reference machine. It is what the
-// renter's --probe ranks hosts by.
+// how fast it ran compared with the reference machine and how much work
+// it did. With env.Counters (a renter's: the provider's reports) the
+// step's Delta is what the host was billed for; the renter's --probe ranks
+// hosts by that bill over Work.
 func Probe(ctx context.Context, env Env, cpus, seconds float64) (ProbeResult, error) {
 	ref, err := Reference()
 	if err != nil {
@@ -364,6 +371,9 @@ func Probe(ctx context.Context, env Env, cpus, seconds float64) (ProbeResult, er
 	res := ProbeResult{Step: measured}
 	if expected > 0 {
 		res.Speed = measured.Score / expected
+	}
+	if claimed.Score > 0 {
+		res.Work = measured.Ops / claimed.Score * claimed.Rates[meter.CPU.Name()] / 1e9
 	}
 	return res, nil
 }

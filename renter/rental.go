@@ -108,6 +108,8 @@ type Rental struct {
 	calibrations map[*sshgate.Client]*bench.Set
 	// spots are the spot checks of each provider's calibration.
 	spots map[*sshgate.Client]*spotState
+	// rates are each lease's agreed rates, by lease id.
+	rates map[string]pay.Rates
 	// all is every lease granted through a client, ended ones included:
 	// their final bills are paid before release returns.
 	all      map[*sshgate.Client][]string
@@ -236,7 +238,7 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 		}
 		return nil, err
 	}
-	r = &Rental{cfg: o, sess: sess, leases: map[*sshgate.Client][]string{}, all: map[*sshgate.Client][]string{}, calibrations: map[*sshgate.Client]*bench.Set{}, spots: map[*sshgate.Client]*spotState{}, excluded: map[string]bool{},
+	r = &Rental{cfg: o, sess: sess, leases: map[*sshgate.Client][]string{}, all: map[*sshgate.Client][]string{}, calibrations: map[*sshgate.Client]*bench.Set{}, spots: map[*sshgate.Client]*spotState{}, rates: map[string]pay.Rates{}, excluded: map[string]bool{},
 		listeners: map[string]net.Listener{}, errs: make(chan error, 16), ended: make(chan endedLease, 64), lnd: lnd, hostKeys: hostKeys}
 	r.bookCtx, r.stopBook = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
@@ -415,6 +417,7 @@ func (r *Rental) take(c *sshgate.Client, offer proto.Offer, method string, rates
 	for i, le := range leases {
 		r.leases[c] = append(r.leases[c], le.ID)
 		r.all[c] = append(r.all[c], le.ID)
+		r.rates[le.ID] = rates
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("open local port: %w", err)

@@ -35,17 +35,17 @@ const (
 // rotation of spot checks (one replay of each workload class,
 // SpotRotation) may fall short of the claim's before the whole set is
 // judged inflated. One replay alone cannot be judged: on the reference
-// machine under its other tenants' load (load 5 on 2 CPUs), honest
-// replays of testdata/calibration/systrap.json on its own machine did
-// 0.72 to 0.84 of the claimed work per msat on the CPU-bound steps, 0.23
-// to 0.52 on memlat and 0.13 to 0.34 on the system-call steps (gVisor's
-// systrap spends CPU time waiting when the CPUs are shared), while the
-// memory-bandwidth and large-block compression steps stayed at 0.81 to
-// 1.04. Load only lowers work per CPU-second, and unequally; inflated
-// scores lower every class alike: with every score ×1.3 the best class
-// comes to at most 1.04/1.3 = 0.80. The tolerance sits between: the best
-// of an honest rotation measured 0.94 or more (margin 0.06), ×1.3's at
-// most 0.80 (margin 0.08). docs/calibration.md, "Work per msat".
+// machine's kind under other tenants' load (load 5 to 12 on 2 CPUs),
+// honest replays of testdata/calibration/systrap.json did 0.60 to 0.86 of
+// the claimed work per msat on most CPU-bound steps, 0.15 to 0.58 on
+// memlat and 0.13 to 0.34 on the network, file and system-call steps
+// (gVisor's systrap spends CPU time waiting when the CPUs are shared),
+// while the memory-bandwidth and large-block decompression steps stayed
+// at 0.75 to 1.13. Load lowers work per CPU-second, and unequally;
+// inflated scores lower every class alike. The best of an honest
+// rotation measured 1.01 to 1.13; with every score ×1.3 it can reach at
+// most 1.13/1.3 = 0.87, and measured 0.75. docs/calibration.md, "Work
+// per msat".
 const DefaultWorkTolerance = 0.12
 
 // spotWorkloads are the CPU-bound workloads, whose score scales with the

@@ -71,8 +71,9 @@ func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Tariff, erro
 }
 
 // MaxUnanchored is how far a tariff's rate may exceed the rate of the
-// set's spot-checkable steps alone (bench.SpotWorkloads, the steps whose
-// claims a renter's spot check measures). On the five real sets the full
+// set's spot-checkable steps alone (bench.SpotWorkloads, the CPU-bound
+// steps whose score and counters a renter's spot check compares; the
+// others it replays for work per msat only). On the five real sets the full
 // rate is 0.85 to 1.006 of it; a set whose other steps claim more work per
 // CPU-second than that claims what no spot check vouches for: scores
 // doubled on the system-call steps alone raised the model's bills 1.51×
@@ -263,8 +264,8 @@ var ErrRates = errors.New("its rates are not its calibration's")
 
 // CalibrationRefused says whether err, from Accept, refuses an offer for
 // what its calibration set claims or how it is priced from it: a subset of
-// the reference's steps (ErrPartialSet), steps no spot check replays
-// claiming more than the others (ErrUnanchored), a set the tariff does not
+// the reference's steps (ErrPartialSet), steps whose score no spot check
+// compares claiming more than the others (ErrUnanchored), a set the tariff does not
 // fit (pricing.ErrUntrusted), rates that do not bill the set at its price
 // (ErrBill) or are not its tariff's (ErrRates). A renter records such a
 // refusal against the provider: an honest provider's offer never fails

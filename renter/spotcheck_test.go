@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/sshgate"
@@ -33,5 +34,26 @@ func TestRefusalRecorded(t *testing.T) {
 	case err := <-r.errs:
 		t.Fatal(err)
 	default:
+	}
+}
+
+// TestBestTwo: a rotation is judged by the mean of its two best replays,
+// not the best alone: on an honest provider one membw replay did 1.25 of
+// its claim, which scaled by 1/1.3 (0.96) would pass a set with every
+// score ×1.3; the mean with its next best (0.81/1.3) does not.
+func TestBestTwo(t *testing.T) {
+	honest := []spotRatio{{"memlat", 0.34}, {"int", 0.69}, {"fileio", 0.23}, {"spawn", 0.24}, {"syscall", 0.15}, {"compress", 0.81}, {"membw", 1.25}}
+	var inflated []spotRatio
+	for _, r := range honest {
+		inflated = append(inflated, spotRatio{r.step, r.ratio / 1.3})
+	}
+	if b, steps := bestTwo(honest); b < 1-bench.DefaultWorkTolerance || steps != "membw, compress" {
+		t.Errorf("honest: %.3f (%s), want at least %.2f", b, steps, 1-bench.DefaultWorkTolerance)
+	}
+	if b, _ := bestTwo(inflated); b >= 1-bench.DefaultWorkTolerance {
+		t.Errorf("scores x1.3: %.3f passes", b)
+	}
+	if b, steps := bestTwo(honest[:1]); b != 0.34 || steps != "memlat" {
+		t.Errorf("one replay: %v %q", b, steps)
 	}
 }

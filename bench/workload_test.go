@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"maps"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -185,5 +186,35 @@ func TestParseParams(t *testing.T) {
 				t.Errorf("ParseParams(%q) = %v, want %v", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestSpotRotation(t *testing.T) {
+	set, err := Reference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes := map[string]bool{}
+	for _, st := range set.Steps {
+		classes[st.Workload] = true
+	}
+	firsts := map[string]bool{}
+	for seed := uint64(1); seed <= 20; seed++ {
+		order := SpotRotation(set, rand.New(rand.NewPCG(seed, seed)))
+		seen := map[string]bool{}
+		for _, i := range order {
+			w := set.Steps[i].Workload
+			if seen[w] {
+				t.Fatalf("seed %d: %s twice in %v", seed, w, order)
+			}
+			seen[w] = true
+		}
+		if len(seen) != len(classes) {
+			t.Fatalf("seed %d: rotation covers %d of the %d workload classes: %v", seed, len(seen), len(classes), order)
+		}
+		firsts[set.Steps[order[0]].Workload] = true
+	}
+	if len(firsts) < 3 {
+		t.Errorf("20 rotations began with only %v: the order must not be predictable", firsts)
 	}
 }

@@ -394,6 +394,8 @@ func printProviderEvent(io cmdutil.IOStreams, e provider.Event) {
 		fmt.Fprintf(io.ErrOut, "zennet: calibrating this machine: %d steps of the canonical benchmark suite in a sandbox, once per machine (about a minute) ...\n", e.Steps)
 	case provider.Calibrated:
 		fmt.Fprintf(io.ErrOut, "zennet: calibrated in %s\n", e.Took.Round(time.Second))
+	case provider.FlatRates:
+		fmt.Fprintf(io.ErrOut, "zennet: offering flat rates (--rate): renters would refuse a price per unit of work from this calibration: %s\n", e.Reason)
 	}
 }
 

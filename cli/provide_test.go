@@ -26,6 +26,7 @@ func TestPrintProviderEvent(t *testing.T) {
 		{provider.CalibrationWaiting{}, "zennet: waiting for another provider calibrating this machine ...\n"},
 		{provider.Calibrating{Steps: 16}, "zennet: calibrating this machine: 16 steps of the canonical benchmark suite in a sandbox, once per machine (about a minute) ...\n"},
 		{provider.Calibrated{Took: 61400 * time.Millisecond}, "zennet: calibrated in 1m1s\n"},
+		{provider.FlatRates{Reason: "it misses"}, "zennet: offering flat rates (--rate): renters would refuse a price per unit of work from this calibration: it misses\n"},
 	} {
 		var out, errOut bytes.Buffer
 		printProviderEvent(cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, tc.e)

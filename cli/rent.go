@@ -38,7 +38,9 @@ type rentOptions struct {
 	Timeout      time.Duration
 	Pay          []string
 	LND          lndFlags
-	SpotCheck    bool
+	NoSpotCheck  bool
+	// TrustCalibration is nil unless --trust-calibration was given.
+	TrustCalibration []string
 	// The market: where to learn providers, and the rules of choice.
 	Seeds    []string
 	Explain  bool
@@ -176,6 +178,9 @@ func (o *rentOptions) Validate() error {
 			return cmdutil.Usagef("%v", err)
 		}
 	}
+	if err := renter.CheckTrustCalibration(o.TrustCalibration); err != nil {
+		return cmdutil.Usagef("%v", err)
+	}
 	if o.Timeout <= 0 {
 		return cmdutil.Usagef("--timeout must be positive")
 	}
@@ -209,7 +214,7 @@ func (o *rentOptions) config() (renter.Config, error) {
 		Count: o.Count, Probe: o.Probe, Min: o.Min,
 		Limits:    proto.Limits{MemoryBytes: o.memoryBytes, CPUs: o.CPUs, DiskBytes: o.diskBytes},
 		Providers: o.Providers, ProviderKeys: o.ProviderKeys, Seeds: o.Seeds, Interval: o.Interval, Timeout: o.Timeout,
-		Pay: o.Pay, DialLND: o.LND.dial, SpotCheck: o.SpotCheck, Explain: o.Explain,
+		Pay: o.Pay, DialLND: o.LND.dial, SpotCheck: !o.NoSpotCheck, TrustCalibration: o.TrustCalibration, Explain: o.Explain,
 		MaxPrice: o.MaxPrice, Bid: o.Bid, MinScore: o.MinScore, MinReputation: o.MinReputation, PowBits: o.PowBits,
 		Subnet: o.subnet, Events: o.printEvent,
 	}, nil

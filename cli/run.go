@@ -117,7 +117,8 @@ func registerRentFlags(f *pflag.FlagSet, o *rentOptions) {
 	f.UintVar(&o.PowBits, "pow-bits", provider.DefaultPowBits, "proof of work to ask of providers' announcements, in bits")
 	f.StringVar(&o.Subnet, "subnet", cmdutil.EnvOr(renter.SubnetEnv, ""), "the session network's subnet, a /16 to /29 of 10.0.0.0/8 (default: a random /16 of "+cluster.DefaultPool.String()+")")
 	f.IntVar(&o.Probe, "probe", 0, "rent this many hosts more, run a short benchmark step on each and keep the -n most efficient (work per second over price per work)")
-	f.BoolVar(&o.SpotCheck, "spot-check", false, "replay a random step of each provider's calibration on one of its hosts and mark providers whose claim does not hold (a few seconds)")
+	f.BoolVar(&o.NoSpotCheck, "no-spot-check", false, "do not spot-check providers' calibrations (by default, while the hosts are held, one host of each provider replays a step of each workload class of its calibration in turn; a provider whose hosts do less work per msat billed than it claims is marked, recorded in your reputation book and dropped)")
+	f.StringSliceVar(&o.TrustCalibration, "trust-calibration", nil, "take a provider's calibration only when signed by its own host key or by this benchmarker's key: fingerprint (SHA256:...) or public key; 'self' alone takes only the provider's own (repeatable; default: any signer, which --explain shows)")
 }
 
 // Validate checks the options; the rent is for Tasks*Replicas hosts.

@@ -51,6 +51,9 @@ type Candidate struct {
 	// Err is why the provider gave no offer: unreachable, refused (wrap
 	// ErrRefused), no capacity (wrap ErrNoCapacity).
 	Err error
+	// CalibrationSigner says who signed the offer's calibration set ("its
+	// own key" or a benchmarker's fingerprint; "" without one).
+	CalibrationSigner string
 	// SpotCheckFailed: a spot-check of its calibration failed.
 	SpotCheckFailed bool
 	// Reputation is the renter's record of the provider.
@@ -229,6 +232,9 @@ func Choose(cands []Candidate, n int, rules Rules) (picks []Pick, explain []Expl
 			} else {
 				s += fmt.Sprintf(" (of %d offered: more than %d of %d on one provider, since the others offered no more)", c.Offered, limit, n)
 			}
+		}
+		if e.Chosen && c.CalibrationSigner != "" {
+			s += "; calibration signed by " + c.CalibrationSigner
 		}
 		e.Reasons = []string{s}
 		if e.Chosen {

@@ -53,6 +53,8 @@ func TestChooseReasons(t *testing.T) {
 			"price 2.5 > max 2.0 (its least: it came down from 3.0 on a counter-offer of 2.0)"},
 		{"counter-offer refused", with(cand("a", 4, 3, 1), func(c *Candidate) { c.Countered = 2 }), Rules{MaxPricePerWork: 2},
 			"price 3.0 > max 2.0 (it does not take counter-offers: 2.0 was refused)"},
+		{"chosen, who signed", with(cand("a", 4, 100, 1), func(c *Candidate) { c.CalibrationSigner = "its own key" }), Rules{},
+			"chosen: 3 hosts at 100 msat per unit of work; calibration signed by its own key"},
 		{"chosen, no methods named", with(cand("a", 1, 0, 0), func(c *Candidate) { c.Methods = nil }), Rules{}, "chosen: 1 host at flat rates"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

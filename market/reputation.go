@@ -41,6 +41,10 @@ type Record struct {
 	Unpaid uint64 `json:"unpaid,omitempty"`
 	// LastDrop is the reason of the latest drop.
 	LastDrop string `json:"last_drop,omitempty"`
+	// LastFailedCheck is what the latest failed check found: a spot check
+	// that measured less than the calibration claimed, or an offer refused
+	// for what its calibration set claims.
+	LastFailedCheck string `json:"last_failed_check,omitempty"`
 	// First and Last are the times of the first and latest events.
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
@@ -98,14 +102,24 @@ func Dropped(reason string) Event { return Event{Kind: EventDropped, Reason: rea
 // pay, for reason: a drop, and a mark against the key.
 func EndedUnpaid(reason string) Event { return Event{Kind: EventUnpaid, Reason: reason} }
 
-// FailedCheck is the event of a failed spot-check or rejected report.
-func FailedCheck() Event { return Event{Kind: EventFailedCheck} }
+// FailedCheck is the event of a failed spot-check, a rejected report or
+// an offer refused for its calibration, for reason (what was found).
+func FailedCheck(reason string) Event { return Event{Kind: EventFailedCheck, Reason: reason} }
 
 // LatePayment is the event of a bill paid late or not at all.
 func LatePayment() Event { return Event{Kind: EventLatePayment} }
 
 // maxReasonLen bounds Record.LastDrop.
 const maxReasonLen = 200
+
+// clipReason makes a reason valid UTF-8 of at most maxReasonLen bytes.
+func clipReason(reason string) string {
+	reason = strings.ToValidUTF8(reason, "?")
+	if len(reason) > maxReasonLen {
+		reason = strings.ToValidUTF8(reason[:maxReasonLen], "") + "…"
+	}
+	return reason
+}
 
 // Apply adds ev, which happened at time at, to the record.
 func (r *Record) Apply(ev Event, at time.Time) {
@@ -119,13 +133,12 @@ func (r *Record) Apply(ev Event, at time.Time) {
 		if ev.Kind == EventUnpaid {
 			r.Unpaid++
 		}
-		reason := strings.ToValidUTF8(ev.Reason, "?")
-		if len(reason) > maxReasonLen {
-			reason = strings.ToValidUTF8(reason[:maxReasonLen], "") + "…"
-		}
-		r.LastDrop = reason
+		r.LastDrop = clipReason(ev.Reason)
 	case EventFailedCheck:
 		r.FailedChecks++
+		if ev.Reason != "" {
+			r.LastFailedCheck = clipReason(ev.Reason)
+		}
 	case EventLatePayment:
 		r.LatePayments++
 	default:

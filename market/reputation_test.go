@@ -37,7 +37,7 @@ func TestApply(t *testing.T) {
 	r.Apply(Leased(3), t0.Add(time.Hour))
 	r.Apply(Completed(), t0.Add(2*time.Hour))
 	r.Apply(Dropped(strings.Repeat("x", 500)), t0)
-	r.Apply(FailedCheck(), t0.Add(3*time.Hour))
+	r.Apply(FailedCheck("int did 23% less work per msat billed than claimed"), t0.Add(3*time.Hour))
 	r.Apply(LatePayment(), t0.Add(90*time.Minute))
 	r.Apply(Event{Kind: 99}, t0.Add(10*time.Hour)) // unknown: ignored
 	if r.Leases != 3 || r.Completed != 1 || r.Dropped != 1 || r.FailedChecks != 1 || r.LatePayments != 1 {
@@ -45,6 +45,9 @@ func TestApply(t *testing.T) {
 	}
 	if !r.First.Equal(t0) || !r.Last.Equal(t0.Add(3*time.Hour)) {
 		t.Fatalf("first %v last %v", r.First, r.Last)
+	}
+	if r.LastFailedCheck != "int did 23% less work per msat billed than claimed" {
+		t.Fatalf("last failed check %q", r.LastFailedCheck)
 	}
 	if len(r.LastDrop) > maxReasonLen+len("…") {
 		t.Fatalf("drop reason of %d bytes", len(r.LastDrop))

@@ -141,9 +141,11 @@ func Check(t Terms, prev *Report, cur Report) error {
 				return reject("%s of user and system CPU %s exceeds %g CPUs × %s (+ tolerance)",
 					time.Duration(split), since, t.CPUs, elapsed.Round(time.Millisecond))
 			}
-			// The processes' CPU time is priced too (pricing.WorkCounters),
-			// and sampled in ticks as the split is: the same bound (issue
-			// 19: reported ten times over, it once tripled a bill).
+			// The processes' CPU time, sampled in ticks as the split is:
+			// the same bound. The negotiated tariff prices cpu_ns alone
+			// (pricing.TariffCounter); flat rates or a model of `zennet
+			// price` may price this too (issue 19: reported ten times over,
+			// it once tripled a bill).
 			if p := d[ProcCPU]; float64(p) > allowed*(1+CPUSplitTolerance)+splitSlack+float64(ProcCPUStartSlack) {
 				return reject("%s of the processes' CPU %s exceeds %g CPUs × %s (+ tolerance)",
 					time.Duration(p), since, t.CPUs, elapsed.Round(time.Millisecond))

@@ -72,10 +72,12 @@ var NonAdditive = []string{meter.MemoryPeak.Name()}
 // work, so pricing them would pay a provider for overcommitting.
 var DefaultExclude = []string{meter.CtxSwitchesInvoluntary.Name()}
 
-// WorkCounters are the counters Zennet's negotiated model prices
-// (NegotiationExclude): CPU time, split into user and system time, and its
-// cross-check, each bounded by the renter's check of every report
-// (meter.Check). The canonical suite spans them: every step moves them, in
+// WorkCounters are the counters the fairness commands' model prices by
+// default (NegotiationExclude): CPU time, split into user and system time,
+// and its cross-check, each bounded by the renter's check of every report
+// (meter.Check), the split and the cross-check only in sum and tick by
+// tick. Negotiation itself prices cpu_ns alone since issue 19 (Tariff):
+// a model of these four priced the split, which a provider could move. The canonical suite spans them: every step moves them, in
 // different proportions. Voluntary context switches were priced too until
 // issue 19: nothing bounds them (a provider may report any number), and
 // without them the five real calibration sets fit as well or better (held
@@ -92,8 +94,10 @@ var WorkCounters = []string{
 	meter.CPU.Name(), meter.CPUUser.Name(), meter.CPUSystem.Name(), meter.ProcCPU.Name(),
 }
 
-// NegotiationExclude returns the counters Zennet's negotiated model leaves
-// out: every meter counter but the WorkCounters.
+// NegotiationExclude returns every meter counter but the WorkCounters:
+// the principal component model that Zennet negotiated with until issue
+// 19, which `zennet price fairness` and `zennet bench fairness` still fit
+// by default.
 func NegotiationExclude() []string {
 	var out []string
 	for c := meter.Counter(0); c < meter.NumCounters; c++ {

@@ -4,7 +4,7 @@ import "time"
 
 // Event is something a Provider tells its caller (Config.Events): one of
 // ImageBuilding, Recovered, CalibrationWaiting, Calibrating, Calibrated,
-// Started.
+// FlatRates, Started.
 type Event interface{ event() }
 
 // ImageBuilding: the sandboxes' root filesystem is missing (or zennet's, from an older recipe) and is being
@@ -25,6 +25,11 @@ type Calibrating struct{ Steps int }
 // Calibrated: the calibration took Took.
 type Calibrated struct{ Took time.Duration }
 
+// FlatRates: the calibration cannot be priced per unit of work (the
+// tariff misses its steps by more than pricing's bounds: Reason says by
+// how much), so the provider offers its flat rates.
+type FlatRates struct{ Reason string }
+
 // Started: the provider takes renters; its info file is written.
 type Started struct{ Info Info }
 
@@ -33,4 +38,5 @@ func (Recovered) event()          {}
 func (CalibrationWaiting) event() {}
 func (Calibrating) event()        {}
 func (Calibrated) event()         {}
+func (FlatRates) event()          {}
 func (Started) event()            {}

@@ -446,15 +446,24 @@ func (p *Provider) Run(ctx context.Context) (err error) {
 	rates, perWork, floor := cfg.Rates, 0.0, 0.0
 	var ratesAt func(float64) (pay.Rates, error)
 	if calib != nil && !cfg.FlatRates {
-		if rates, _, err = terms.ModelRates(calib, cfg.PricePerWork); err != nil {
+		var fallback error
+		if rates, perWork, fallback, err = terms.OfferRates(calib, cfg.PricePerWork, cfg.Rates); err != nil {
 			return fmt.Errorf("price this machine's calibration: %w (or give flat prices with --rate)", err)
 		}
-		perWork, floor = cfg.PricePerWork, cfg.MinPricePerWork
-		ratesAt = func(price float64) (pay.Rates, error) {
-			r, _, err := terms.ModelRates(calib, price)
-			return r, err
+		if fallback != nil {
+			// The renters would refuse the tariff (issue 19): flat rates
+			// it is, and the operator is told why.
+			log.Warn("offering flat rates: this machine's calibration cannot be priced per unit of work", "reason", fallback)
+			p.emit(FlatRates{Reason: fallback.Error()})
+		} else {
+			floor = cfg.MinPricePerWork
+			ratesAt = func(price float64) (pay.Rates, error) {
+				r, _, err := terms.ModelRates(calib, price)
+				return r, err
+			}
 		}
-	} else if cfg.MinPricePerWork > 0 {
+	}
+	if perWork == 0 && cfg.MinPricePerWork > 0 {
 		log.Warn("--min-price-per-work is ignored: this provider offers flat rates")
 	}
 	var lnd *pay.LND

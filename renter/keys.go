@@ -72,19 +72,51 @@ func providerHostKeys(configDir string, want []string, firstUse func(host, finge
 
 // keyFingerprint reads a --provider-key: a fingerprint (SHA256:…) or a
 // public key in authorized_keys form.
-func keyFingerprint(s string) (string, error) {
+func keyFingerprint(s string) (string, error) { return flagFingerprint("--provider-key", s) }
+
+// flagFingerprint reads a key given to flag: a fingerprint (SHA256:…) or
+// a public key in authorized_keys form.
+func flagFingerprint(flag, s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if rest, ok := strings.CutPrefix(s, "SHA256:"); ok {
 		if b, err := base64.RawStdEncoding.DecodeString(rest); err == nil && len(b) == sha256.Size {
 			return s, nil
 		}
-		return "", fmt.Errorf("--provider-key %q: not a SHA256 fingerprint (SHA256: and 43 characters of base64, as 'ssh-keygen -lf' prints)", s)
+		return "", fmt.Errorf("%s %q: not a SHA256 fingerprint (SHA256: and 43 characters of base64, as 'ssh-keygen -lf' prints)", flag, s)
 	}
 	key, _, _, _, err := gossh.ParseAuthorizedKey([]byte(s))
 	if err != nil {
-		return "", fmt.Errorf("--provider-key %q: neither a fingerprint (SHA256:…) nor a public key (ssh-ed25519 AAAA…)", s)
+		return "", fmt.Errorf("%s %q: neither a fingerprint (SHA256:…) nor a public key (ssh-ed25519 AAAA…)", flag, s)
 	}
 	return gossh.FingerprintSHA256(key), nil
+}
+
+// TrustSelf, given to --trust-calibration alone, takes only calibration
+// sets signed by the provider's own key.
+const TrustSelf = "self"
+
+// calibrationSigners reads --trust-calibration's values: TrustSelf, key
+// fingerprints or public keys. It returns the fingerprints.
+func calibrationSigners(keys []string) ([]string, error) {
+	var fps []string
+	for _, k := range keys {
+		if strings.TrimSpace(k) == TrustSelf {
+			continue
+		}
+		fp, err := flagFingerprint("--trust-calibration", k)
+		if err != nil {
+			return nil, err
+		}
+		fps = append(fps, fp)
+	}
+	return fps, nil
+}
+
+// CheckTrustCalibration says what is wrong with --trust-calibration's
+// values, if anything.
+func CheckTrustCalibration(keys []string) error {
+	_, err := calibrationSigners(keys)
+	return err
 }
 
 // CheckProviderKey says what is wrong with a --provider-key, if anything.

@@ -149,7 +149,9 @@ func (r *Rental) askMarket(ctx context.Context, dir *market.Directory, count int
 				q.cand.Err = err
 				return
 			}
-			method, rates, calib, err := terms.Accept(o.Pay, offer)
+			method, rates, calib, signer, err := o.accept(offer, c.HostKey)
+			q.cand.CalibrationSigner = signer
+			r.noteRefusal(c, err)
 			if err != nil {
 				c.Close()
 				q.cand.Err = fmt.Errorf("%w: %v", market.ErrRefused, err)
@@ -289,6 +291,17 @@ func MarkedProviders(configDir string) map[string]bool {
 func (r *Rental) note(c *sshgate.Client, ev market.Event) {
 	if _, err := market.OpenBook(market.BookPath(r.cfg.ConfigDir)).Note(fingerprint(c), ev, time.Now()); err != nil {
 		r.report(fmt.Errorf("reputation: %w", err))
+	}
+}
+
+// noteRefusal records in the reputation book an offer of c refused for
+// what its calibration set claims (terms.CalibrationRefused): a subset of
+// the reference's steps, unreplayed steps claiming more work than the
+// others, a set the tariff does not fit, rates that do not bill it at its
+// price. An honest provider never makes such an offer.
+func (r *Rental) noteRefusal(c *sshgate.Client, err error) {
+	if err != nil && terms.CalibrationRefused(err) {
+		r.note(c, market.FailedCheck("offer refused: "+err.Error()))
 	}
 }
 

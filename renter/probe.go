@@ -4,12 +4,15 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/zennet/zennet/bench"
+	"github.com/zennet/zennet/meter"
+	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/session"
 	"github.com/zennet/zennet/sshgate"
 )
@@ -18,24 +21,28 @@ import (
 const probeSeconds = 2
 
 // probed is one host's probe: how fast it ran the probe step, and what
-// that work costs there.
+// that work cost there.
 type probed struct {
 	host  session.Host
 	speed float64 // relative to the reference machine (0: the probe failed)
-	err   error
-	// efficiency orders the hosts, best first: speed per msat of price per
-	// work when every host has one, else speed.
-	efficiency float64
+	// msatPerWork is what the host was billed for the probe, at its
+	// lease's rates on the provider's own reports, per reference
+	// CPU-second of the work it did: the measured price of a unit of
+	// work, which orders the hosts, cheapest first.
+	msatPerWork float64
+	err         error
 }
 
 // probe runs the probe step (bench.Probe) on every host at once, keeps the
 // keep most efficient and releases the others: "hire many, drop the least
-// efficient". Efficiency is work per second over the price of a unit of
-// work (msat per reference CPU-second), so that of two hosts at one price the
-// faster is kept, and of two equally fast the cheaper; when any host has
-// flat rates (no price per work to compare) it is speed alone. A host
-// whose probe fails ranks last. The kept hosts take the first names, in
-// their order, and the session's files are rewritten.
+// efficient". Efficiency is measured, not announced: each host's bill for
+// the probe (its lease's rates applied to the counters of the provider's
+// own reports over the step) over the work the step did, in reference
+// CPU-seconds; of two hosts the one that charged less for a unit of work
+// is kept, whatever price or speed it announced or calibrated. A host
+// whose probe fails, or whose bill cannot be measured, ranks last. The
+// kept hosts take the first names, in their order, and the session's
+// files are rewritten.
 func (r *Rental) probe(ctx context.Context, keep int) error {
 	r.progress("probing %d hosts (%ds of benchmark work each) ...", len(r.hosts), probeSeconds)
 	res := make([]probed, len(r.hosts))
@@ -48,6 +55,7 @@ func (r *Rental) probe(ctx context.Context, keep int) error {
 	go func() { ready.Wait(); close(allReady) }()
 	for i, h := range r.hosts {
 		res[i].host = h
+		rates := r.rates[h.LeaseID]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -56,17 +64,26 @@ func (r *Rental) probe(ctx context.Context, keep int) error {
 			defer arrive()
 			pctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			env := bench.Env{Command: Commander(r.files.SSHConfig, h.Name), Start: func(ctx context.Context) error {
-				arrive()
-				select {
-				case <-allReady:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}}
+			env := bench.Env{Command: Commander(r.files.SSHConfig, h.Name),
+				// The provider's own reports meter the step: the first one
+				// read after each call, so each host's step starts at its
+				// next report after all have set up.
+				Counters:       func() (meter.Sample, error) { return r.book.reportAfter(pctx, h.LeaseID, time.Now()) },
+				SampleInterval: time.Hour,
+				Start: func(ctx context.Context) error {
+					arrive()
+					select {
+					case <-allReady:
+						return nil
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}}
 			p, err := bench.Probe(pctx, env, h.Limits.CPUs, probeSeconds)
 			res[i].speed, res[i].err = p.Speed, err
+			if err == nil {
+				res[i].msatPerWork, res[i].err = probeCost(p, rates)
+			}
 		}()
 	}
 	wg.Wait()
@@ -90,7 +107,7 @@ func (r *Rental) probe(ctx context.Context, keep int) error {
 			r.emit(ProbeResult{Host: p.host.Name, Provider: p.host.Provider, Err: p.err, Verdict: verdict})
 			continue
 		}
-		r.emit(ProbeResult{Host: p.host.Name, Provider: p.host.Provider, Speed: p.speed, Price: price, Verdict: verdict})
+		r.emit(ProbeResult{Host: p.host.Name, Provider: p.host.Provider, Speed: p.speed, MsatPerWork: p.msatPerWork, Price: price, Verdict: verdict})
 	}
 	// The dropped hosts leave (their receipts keep a name no kept host
 	// takes); the kept ones stay in the order they were rented and take
@@ -111,12 +128,28 @@ func (r *Rental) probe(ctx context.Context, keep int) error {
 	return err
 }
 
+// probeCost is what a probe cost per reference CPU-second of its work, at
+// rates on the counters the provider reported over it.
+func probeCost(p bench.ProbeResult, rates pay.Rates) (float64, error) {
+	var v meter.Vector
+	for c := meter.Counter(0); c < meter.NumCounters; c++ {
+		v[c] = p.Step.Delta[c.Name()]
+	}
+	bill, _ := rates.Cost(v).Float64()
+	if !(p.Work > 0) || !(bill > 0) {
+		return 0, fmt.Errorf("no bill to measure: %.4g msat for %.4g reference CPU-seconds of work", bill, p.Work)
+	}
+	return bill / p.Work, nil
+}
+
 // ProbeResult is one host's probe: its speed relative to the reference
-// machine at its price, or why the probe failed, and whether the host is
-// kept.
+// machine, what its work cost measured (msat billed per reference
+// CPU-second of work) against its announced price, or why the probe
+// failed, and whether the host is kept.
 type ProbeResult struct {
 	Host, Provider string
 	Speed          float64
+	MsatPerWork    float64
 	Price          string
 	Err            error
 	Verdict        string
@@ -126,29 +159,21 @@ func (e ProbeResult) String() string {
 	if e.Err != nil {
 		return fmt.Sprintf("probe of %s (provider %s) failed: %v; %s", e.Host, e.Provider, e.Err, e.Verdict)
 	}
-	return fmt.Sprintf("probe of %s (provider %s): %.2f of the reference's speed at %s; %s", e.Host, e.Provider, e.Speed, e.Price, e.Verdict)
+	return fmt.Sprintf("probe of %s (provider %s): %.2f of the reference's speed, billed %.4g msat per unit of work measured (announced: %s); %s",
+		e.Host, e.Provider, e.Speed, e.MsatPerWork, e.Price, e.Verdict)
 }
 
-// rankProbes orders probes best first (see probe).
+// rankProbes orders probes best first (see probe): the least msat billed
+// per unit of work measured; failed probes last. Ties keep the rented
+// order.
 func rankProbes(res []probed) {
-	byPrice := true
-	for _, p := range res {
-		if !(p.host.PricePerWorkMsat > 0) {
-			byPrice = false
+	key := func(p probed) float64 {
+		if p.err != nil || !(p.msatPerWork > 0) {
+			return math.Inf(1)
 		}
+		return p.msatPerWork
 	}
-	for i := range res {
-		p := &res[i]
-		switch {
-		case p.err != nil:
-			p.efficiency = -1
-		case byPrice:
-			p.efficiency = p.speed / p.host.PricePerWorkMsat
-		default:
-			p.efficiency = p.speed
-		}
-	}
-	slices.SortStableFunc(res, func(a, b probed) int { return cmp.Compare(b.efficiency, a.efficiency) })
+	slices.SortStableFunc(res, func(a, b probed) int { return cmp.Compare(key(a), key(b)) })
 }
 
 // releaseHosts ends the leases of hosts the renter no longer wants, each

@@ -8,21 +8,24 @@ import (
 	"github.com/zennet/zennet/session"
 )
 
+// TestRankProbes: hosts are ranked by msat billed per unit of work
+// measured, whatever their speed or announced price: a fast host with a
+// low announced price that bills more for the work it did ranks below a
+// slow one that bills less.
 func TestRankProbes(t *testing.T) {
-	p := func(name string, speed, price float64, err error) probed {
-		return probed{host: session.Host{Name: name, PricePerWorkMsat: price}, speed: speed, err: err}
+	p := func(name string, speed, price, measured float64, err error) probed {
+		return probed{host: session.Host{Name: name, PricePerWorkMsat: price}, speed: speed, msatPerWork: measured, err: err}
 	}
 	for _, tt := range []struct {
 		name string
 		in   []probed
 		want []string
 	}{
-		{"same price: faster first", []probed{p("slow", 0.5, 100, nil), p("fast", 0.9, 100, nil)}, []string{"fast", "slow"}},
-		{"same speed: cheaper first", []probed{p("dear", 0.8, 300, nil), p("cheap", 0.8, 100, nil)}, []string{"cheap", "dear"}},
-		{"speed over price", []probed{p("fast-dear", 0.9, 300, nil), p("slow-cheap", 0.5, 100, nil)}, []string{"slow-cheap", "fast-dear"}},
-		{"failed last", []probed{p("failed", 0, 100, errors.New("ssh: timeout")), p("slow", 0.1, 100, nil)}, []string{"slow", "failed"}},
-		{"flat rates: speed alone", []probed{p("dear", 0.9, 300, nil), p("flat", 0.5, 0, nil), p("cheap", 0.6, 100, nil)}, []string{"dear", "cheap", "flat"}},
-		{"ties keep the rented order", []probed{p("a", 0.5, 100, nil), p("b", 0.5, 100, nil), p("c", 0.5, 100, nil)}, []string{"a", "b", "c"}},
+		{"cheaper per work first", []probed{p("dear", 0.9, 100, 130, nil), p("cheap", 0.5, 100, 101, nil)}, []string{"cheap", "dear"}},
+		{"measured, not announced", []probed{p("announced-cheap", 0.9, 100, 300, nil), p("announced-dear", 0.5, 200, 210, nil)}, []string{"announced-dear", "announced-cheap"}},
+		{"flat rates compete by their bill", []probed{p("priced", 0.9, 300, 310, nil), p("flat", 0.5, 0, 90, nil)}, []string{"flat", "priced"}},
+		{"failed last", []probed{p("failed", 0, 100, 0, errors.New("ssh: timeout")), p("slow", 0.1, 100, 900, nil)}, []string{"slow", "failed"}},
+		{"ties keep the rented order", []probed{p("a", 0.5, 100, 100, nil), p("b", 0.5, 100, 100, nil), p("c", 0.5, 100, 100, nil)}, []string{"a", "b", "c"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rankProbes(tt.in)

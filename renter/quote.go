@@ -193,7 +193,7 @@ func (r *Rental) quoteNamed(ctx context.Context, est *Estimate) error {
 			continue
 		}
 		pq.Offered, pq.PricePerWorkMsat = offer.Count, offer.Payment.PricePerWorkMsat
-		method, rates, calib, err := terms.Accept(o.Pay, offer)
+		method, rates, calib, _, err := o.accept(offer, c.HostKey)
 		switch {
 		case err != nil:
 			pq.Note = "refused: " + err.Error()

@@ -28,7 +28,6 @@ import (
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/session"
 	"github.com/zennet/zennet/sshgate"
-	"github.com/zennet/zennet/terms"
 )
 
 // Config is what to rent, from whom, and on which terms. The command line
@@ -59,8 +58,16 @@ type Config struct {
 	// renter's node when lightning is one of them.
 	Pay     []string
 	DialLND func(context.Context) (*pay.LND, error)
-	// SpotCheck replays a step of each provider's calibration.
+	// SpotCheck replays the steps of each provider's calibration in turn
+	// while the hosts are held, one of each workload class, and drops a
+	// provider whose hosts do less work per msat billed than it claims
+	// (spotResult).
 	SpotCheck bool
+	// TrustCalibration, when not nil, are the only signers of a
+	// calibration set taken besides the provider's own key: key
+	// fingerprints or public keys (TrustSelf alone: none but the
+	// provider's). nil takes any signature.
+	TrustCalibration []string
 	// Explain says why each market provider was chosen or not.
 	Explain bool
 	// The market's rules of choice (market.Rules) and the renter's
@@ -100,6 +107,10 @@ type Rental struct {
 	listeners map[string]net.Listener // by lease id
 	// calibrations are the providers' offered calibration sets.
 	calibrations map[*sshgate.Client]*bench.Set
+	// spots are the spot checks of each provider's calibration.
+	spots map[*sshgate.Client]*spotState
+	// rates are each lease's agreed rates, by lease id.
+	rates map[string]pay.Rates
 	// all is every lease granted through a client, ended ones included:
 	// their final bills are paid before release returns.
 	all      map[*sshgate.Client][]string
@@ -231,7 +242,7 @@ func Rent(ctx context.Context, cfg Config) (r *Rental, err error) {
 		}
 		return nil, err
 	}
-	r = &Rental{cfg: o, sess: sess, leases: map[*sshgate.Client][]string{}, all: map[*sshgate.Client][]string{}, calibrations: map[*sshgate.Client]*bench.Set{}, excluded: map[string]bool{},
+	r = &Rental{cfg: o, sess: sess, leases: map[*sshgate.Client][]string{}, all: map[*sshgate.Client][]string{}, calibrations: map[*sshgate.Client]*bench.Set{}, spots: map[*sshgate.Client]*spotState{}, rates: map[string]pay.Rates{}, excluded: map[string]bool{},
 		listeners: map[string]net.Listener{}, errs: make(chan error, 16), ended: make(chan endedLease, 64), lnd: lnd, hostKeys: hostKeys}
 	r.bookCtx, r.stopBook = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
@@ -314,7 +325,8 @@ func (r *Rental) rentFromProviders(ctx context.Context, hostKeys gossh.HostKeyCa
 		var rates pay.Rates
 		var calib *bench.Set
 		if err == nil {
-			method, rates, calib, err = terms.Accept(o.Pay, offer)
+			method, rates, calib, _, err = o.accept(offer, c.HostKey)
+			r.noteRefusal(c, err)
 		}
 		if err == nil {
 			err = o.checkPrice(offer)
@@ -484,8 +496,8 @@ func (e causeError) Unwrap() error { return e.cause }
 // its credit, a Lightning one included.
 const prepaidStart = 30 * time.Second
 
-// ready waits for prepaid hosts to start, writes the session's files, probes the hosts and keeps the best
-// (Probe), and spot-checks the providers.
+// ready waits for prepaid hosts to start, writes the session's files, and
+// probes the hosts and keeps the best (Probe). Spot checks run in Hold.
 func (r *Rental) ready(ctx context.Context) error {
 	if err := r.book.awaitPrepaid(ctx, prepaidStart); err != nil {
 		return err
@@ -496,11 +508,6 @@ func (r *Rental) ready(ctx context.Context) error {
 	}
 	if r.cfg.Probe > 0 {
 		if err := r.probe(ctx, r.cfg.Count); err != nil {
-			return err
-		}
-	}
-	if r.cfg.SpotCheck {
-		if err := r.spotCheck(ctx); err != nil {
 			return err
 		}
 	}
@@ -560,6 +567,9 @@ func (r *Rental) addClient(c *sshgate.Client) {
 func (r *Rental) take(c *sshgate.Client, offer proto.Offer, method string, rates pay.Rates, calib *bench.Set, leases []proto.Lease, names []string) error {
 	if calib != nil && len(leases) > 0 {
 		r.calibrations[c] = calib
+		if r.cfg.SpotCheck && r.spots[c] == nil {
+			r.spots[c] = &spotState{set: calib, rates: rates}
+		}
 	}
 	if len(leases) > 0 {
 		r.note(c, market.Leased(uint64(len(leases))))
@@ -570,6 +580,7 @@ func (r *Rental) take(c *sshgate.Client, offer proto.Offer, method string, rates
 	for i, le := range leases {
 		r.leases[c] = append(r.leases[c], le.ID)
 		r.all[c] = append(r.all[c], le.ID)
+		r.rates[le.ID] = rates
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("open local port: %w", err)
@@ -706,6 +717,26 @@ func (r *Rental) Hold(ctx context.Context) error {
 	})
 	defer syncWG.Wait()
 	defer stopSync()
+	// Spot checks run one at a time on a goroutine of their own; what they
+	// found comes back here to be acted on.
+	spotDone := make(chan spotDone, 1)
+	spotting := false
+	startSpot := func(now time.Time) {
+		if spotting {
+			return
+		}
+		if job, ok := r.nextSpot(now); ok {
+			spotting = true
+			syncWG.Go(func() {
+				d := r.runSpot(sctx, job)
+				select {
+				case spotDone <- d:
+				case <-sctx.Done():
+				}
+			})
+		}
+	}
+	startSpot(time.Now())
 	resync := func() {
 		j, err := r.prepareSync()
 		if err != nil {
@@ -732,7 +763,30 @@ func (r *Rental) Hold(ctx context.Context) error {
 			} else if res.changed {
 				r.emit(res.up)
 			}
+		case d := <-spotDone:
+			spotting = false
+			if ctx.Err() != nil {
+				return nil
+			}
+			names, err := r.spotResult(d)
+			if err != nil {
+				r.notice("spot check: %v", err)
+			}
+			if len(names) > 0 {
+				before := len(r.clients)
+				r.replace(ctx, names)
+				live += len(r.clients) - before
+				for _, nc := range r.clients[before:] {
+					watch(nc)
+				}
+				if len(r.hosts) == 0 {
+					return errors.New("every host was dropped; none left")
+				}
+				resync()
+			}
+			startSpot(time.Now())
 		case now := <-flush.C:
+			startSpot(now)
 			if !syncing && r.clusterDue(now) {
 				resync()
 			}

@@ -7,12 +7,16 @@
 package terms
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strings"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/market"
@@ -22,21 +26,183 @@ import (
 	"github.com/zennet/zennet/proto"
 )
 
-// ModelRates fits the price model of a calibration set at price msat per
-// reference CPU-second of work (pricing.Prices.PerReferenceCPUSecond: the
-// work a step does is worth what the reference machine spends on it in
-// CPU time), and returns its rates as agreed
-// rates. Provider and renter compute the same: the renter checks the
-// provider's offered rates with it.
-func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Model, error) {
-	var rates pay.Rates
+// ModelRates fits the negotiated tariff of a calibration set at price msat
+// per reference CPU-second of work (pricing.Prices.PerReferenceCPUSecond:
+// the work a step does is worth what the reference machine spends on it in
+// CPU time) and returns its rate as agreed rates: one rate on cpu_ns, the
+// set's total value over its total CPU time (pricing.FitTariff). Provider
+// and renter compute the same: the renter checks the provider's offered
+// rates with it.
+//
+// Only cpu_ns is priced: it is the one counter every report's check
+// (meter.Check) bounds exactly, by the lease's quota. The principal
+// component model priced the user/system split, which the check bounds
+// only in sum: a provider reporting all system time as user time raised a
+// ptrace bill 2.07× (issue 19). On the five real sets the one rate is
+// within a point or two of the model held out, or better
+// (docs/pricing.md, "The negotiated tariff").
+//
+// A set the tariff does not fit (pricing.Tariff.Trusted: its steps' work
+// per CPU-second too unequal, as on ptrace) is refused with an error
+// wrapping pricing.ErrUntrusted: the provider offers flat rates instead
+// and a renter refuses an offer priced by it.
+func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Tariff, error) {
 	ref, err := bench.Reference()
+	if err != nil {
+		return pay.Rates{}, nil, err
+	}
+	if err := CheckSteps(set, ref); err != nil {
+		return pay.Rates{}, nil, err
+	}
+	rates, t, err := tariffRates(set, ref, price)
 	if err != nil {
 		return rates, nil, err
 	}
-	if err := CheckSteps(set, ref); err != nil {
-		return rates, nil, err
+	if err := t.Trusted(); err != nil {
+		return pay.Rates{}, t, err
 	}
+	if err := checkAnchored(set, ref, price, t); err != nil {
+		return pay.Rates{}, t, err
+	}
+	if err := CheckBill(set, rates, price); err != nil {
+		return pay.Rates{}, t, err
+	}
+	return rates, t, nil
+}
+
+// MaxUnanchored is how far a tariff's rate may exceed the rate of the
+// set's spot-checkable steps alone (bench.SpotWorkloads, the CPU-bound
+// steps whose score and counters a renter's spot check compares; the
+// others it replays for work per msat only). On the five real sets the full
+// rate is 0.85 to 1.006 of it; a set whose other steps claim more work per
+// CPU-second than that claims what no spot check vouches for: scores
+// doubled on the system-call steps alone raised the model's bills 1.51×
+// (issue 19).
+const MaxUnanchored = 0.05
+
+// ErrUnanchored: a set's steps that spot checks do not replay claim more
+// work per CPU-second than those they do.
+var ErrUnanchored = errors.New("the calibration's unchecked steps claim more work per CPU-second than its checked ones")
+
+// checkAnchored checks tariff t of set against the tariff of its
+// spot-checkable steps alone.
+func checkAnchored(set, ref *bench.Set, price float64, t *pricing.Tariff) error {
+	spot := bench.SpotWorkloads()
+	sub := *set
+	sub.Steps = nil
+	for _, st := range set.Steps {
+		if slices.Contains(spot, st.Workload) {
+			sub.Steps = append(sub.Steps, st)
+		}
+	}
+	if len(sub.Steps) == 0 {
+		return fmt.Errorf("%w: it has no step of %s", ErrUnanchored, strings.Join(spot, ", "))
+	}
+	_, a, err := tariffRates(&sub, ref, price)
+	if err != nil {
+		return err
+	}
+	if t.Rate > (1+MaxUnanchored)*a.Rate {
+		return fmt.Errorf("%w: %.4g msat per CPU-second over all its steps, %.4g over the %d that spot checks replay (at most %.0f%% more)",
+			ErrUnanchored, 1e9*t.Rate, 1e9*a.Rate, len(sub.Steps), 100*MaxUnanchored)
+	}
+	return nil
+}
+
+// Bounds of CheckBill.
+const (
+	// MaxEffectiveError is how far the bill for a set's own steps, per
+	// reference CPU-second of their work, may be from the announced price.
+	MaxEffectiveError = 0.01
+	// MaxUnboundedShare is the largest share of a step's bill that
+	// counters meter.Check does not bound exactly may carry.
+	MaxUnboundedShare = 0.02
+)
+
+// ErrBill: an offer's rates bill its own calibration at another price
+// than the one announced, or on counters the renter cannot bound.
+var ErrBill = errors.New("its rates do not bill its calibration at its price")
+
+// BoundedCounters are the counters meter.Check bounds on their own: CPU
+// time by the quota, the memory integral by the memory limit. The
+// user/system split and the processes' CPU time are bounded only in sum,
+// or with a start-up slack; the others not at all.
+var BoundedCounters = []meter.Counter{meter.CPU, meter.MemoryTime}
+
+// CheckBill applies rates to the counters of set's own steps: their bill,
+// per reference CPU-second of the work the steps did, must be price
+// within MaxEffectiveError, and no counter outside BoundedCounters may
+// carry more than MaxUnboundedShare of any step's bill. Whatever model
+// fitted them, rates that pass charge the announced price for the
+// reference suite's work, and nothing a provider can report at will moves
+// a bill by more than that share.
+func CheckBill(set *bench.Set, rates pay.Rates, price float64) error {
+	ref, err := bench.Reference()
+	if err != nil {
+		return err
+	}
+	refStep := map[string]bench.Step{}
+	for _, st := range ref.Steps {
+		refStep[stepKey(st)] = st
+	}
+	billed, work := new(big.Rat), 0.0
+	for _, st := range set.Steps {
+		r, ok := refStep[stepKey(st)]
+		if !ok || !(r.Score > 0) {
+			return fmt.Errorf("%w: the reference has no step %s", ErrBill, stepKey(st))
+		}
+		var v meter.Vector
+		for name, d := range st.Delta {
+			if c, ok := meter.CounterByName(name); ok {
+				v[c] = d
+			}
+		}
+		cost := rates.Cost(v)
+		var bounded meter.Vector
+		for _, c := range BoundedCounters {
+			bounded[c] = v[c]
+		}
+		if cost.Sign() > 0 {
+			unbounded := new(big.Rat).Sub(cost, rates.Cost(bounded))
+			if share, _ := new(big.Rat).Quo(unbounded, cost).Float64(); share > MaxUnboundedShare {
+				return fmt.Errorf("%w: %.0f%% of the bill for step %s is on counters a renter cannot bound (at most %.0f%%)", ErrBill, 100*share, stepKey(st), 100*MaxUnboundedShare)
+			}
+		}
+		billed.Add(billed, cost)
+		// The reference CPU-seconds of the step's work.
+		work += st.Score * st.Seconds / r.Score * r.Rates[pricing.ReferenceCPUCounter] / 1e9
+	}
+	if !(work > 0) {
+		return fmt.Errorf("%w: its steps did no work", ErrBill)
+	}
+	b, _ := billed.Float64()
+	if eff := b / work; math.Abs(eff/price-1) > MaxEffectiveError {
+		return fmt.Errorf("%w: they bill its steps %.4g msat per reference CPU-second of their work, its price is %g", ErrBill, eff, price)
+	}
+	return nil
+}
+
+// OfferRates is what a provider whose calibration is set offers at price
+// per reference CPU-second of work: the tariff's rates (ModelRates) and the
+// price, or, when the tariff does not fit the set (an error wrapping
+// pricing.ErrUntrusted), its flat rates, no price per work, and in
+// fallback why, for the provider to say. Any other error is the
+// provider's to report.
+func OfferRates(set *bench.Set, price float64, flat pay.Rates) (rates pay.Rates, perWork float64, fallback, err error) {
+	rates, _, err = ModelRates(set, price)
+	switch {
+	case errors.Is(err, pricing.ErrUntrusted), errors.Is(err, ErrUnanchored):
+		return flat, 0, err, nil
+	case err != nil:
+		return rates, 0, nil, err
+	}
+	return rates, price, nil, nil
+}
+
+// tariffRates fits the tariff of set relative to the reference run ref
+// at price and returns its rate as agreed rates.
+func tariffRates(set, ref *bench.Set, price float64) (pay.Rates, *pricing.Tariff, error) {
+	var rates pay.Rates
 	cal, err := bench.CalibrationOf(set)
 	if err != nil {
 		return rates, nil, err
@@ -45,21 +211,18 @@ func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Model, error
 	if err != nil {
 		return rates, nil, err
 	}
-	m, err := pricing.Fit([]pricing.Calibration{cal}, pricing.Prices{PerReferenceCPUSecond: price},
-		pricing.Options{Reference: &refCal, Exclude: pricing.NegotiationExclude()})
+	t, err := pricing.FitTariff(cal, pricing.Prices{PerReferenceCPUSecond: price}, &refCal)
 	if err != nil {
 		return rates, nil, err
 	}
-	for _, cr := range m.Counters {
-		c, ok := meter.CounterByName(cr.Name)
-		if !ok || cr.Rate == 0 {
-			continue
-		}
-		if err := rates.SetFloat(c, cr.Rate); err != nil {
-			return rates, nil, fmt.Errorf("rate of %s: %w", cr.Name, err)
-		}
+	c, ok := meter.CounterByName(pricing.TariffCounter)
+	if !ok {
+		return rates, nil, fmt.Errorf("the tariff prices %s, which meter does not count", pricing.TariffCounter)
 	}
-	return rates, m, nil
+	if err := rates.SetFloat(c, t.Rate); err != nil {
+		return rates, nil, fmt.Errorf("rate of %s: %w", pricing.TariffCounter, err)
+	}
+	return rates, t, nil
 }
 
 // ErrPartialSet: a calibration set lacks steps of the reference run.
@@ -96,6 +259,26 @@ func CheckSteps(set, ref *bench.Set) error {
 
 func stepKey(st bench.Step) string { return fmt.Sprintf("%s/%d", st.Workload, st.Seed) }
 
+// ErrRates: an offer's rates are not those its calibration and price give.
+var ErrRates = errors.New("its rates are not its calibration's")
+
+// CalibrationRefused says whether err, from Accept, refuses an offer for
+// what its calibration set claims or how it is priced from it: a subset of
+// the reference's steps (ErrPartialSet), steps whose score no spot check
+// compares claiming more than the others (ErrUnanchored), a set the tariff does not
+// fit (pricing.ErrUntrusted), rates that do not bill the set at its price
+// (ErrBill) or are not its tariff's (ErrRates). A renter records such a
+// refusal against the provider: an honest provider's offer never fails
+// them.
+func CalibrationRefused(err error) bool {
+	for _, e := range []error{ErrPartialSet, ErrUnanchored, pricing.ErrUntrusted, ErrBill, ErrRates} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // CheckModelRates checks that an offer's rates are those its calibration
 // and price give, to a relative 1e-6 (another build may round the last
 // digits differently). It returns the offered set.
@@ -118,8 +301,8 @@ func CheckModelRates(offer proto.Offer, offered pay.Rates) (*bench.Set, error) {
 		w, _ := want.Rate(c).Float64()
 		g, _ := offered.Rate(c).Float64()
 		if math.Abs(w-g) > 1e-6*math.Max(math.Abs(w), math.Abs(g)) {
-			return nil, fmt.Errorf("its rate for %s is %s msat, its own calibration at %g msat per unit of work gives %s",
-				c.Name(), offered.String(c), offer.Payment.PricePerWorkMsat, want.String(c))
+			return nil, fmt.Errorf("%w: its rate for %s is %s msat, its own calibration at %g msat per unit of work gives %s",
+				ErrRates, c.Name(), offered.String(c), offer.Payment.PricePerWorkMsat, want.String(c))
 		}
 	}
 	return set, nil
@@ -169,6 +352,40 @@ func CalibrationJSON(set *bench.Set) (json.RawMessage, error) {
 		return nil, errors.New("the calibration set is too large to offer")
 	}
 	return json.RawMessage(b), nil
+}
+
+// ErrCalibrationSigner: an offer's calibration set is signed by a key the
+// renter does not trust to have measured the provider.
+var ErrCalibrationSigner = errors.New("its calibration set is not signed by a key this renter trusts")
+
+// SignerOf says who signed set, offered by the provider whose host key is
+// provider: "its own key" or the benchmarker's key fingerprint. A
+// signature says who vouches for a set, not that it is true.
+func SignerOf(set *bench.Set, provider ssh.PublicKey) string {
+	if set.Signer == nil {
+		return "nobody"
+	}
+	if provider != nil && bytes.Equal(set.Signer.Marshal(), provider.Marshal()) {
+		return "its own key"
+	}
+	return "benchmarker " + ssh.FingerprintSHA256(set.Signer)
+}
+
+// CheckSigner checks that set is signed by the provider's own host key or
+// by one of trusted (key fingerprints, SHA256:…): a renter that does not
+// take any benchmarker's word (--trust-calibration).
+func CheckSigner(set *bench.Set, provider ssh.PublicKey, trusted []string) error {
+	if set.Signer == nil {
+		return fmt.Errorf("%w: it is unsigned", ErrCalibrationSigner)
+	}
+	if provider != nil && bytes.Equal(set.Signer.Marshal(), provider.Marshal()) {
+		return nil
+	}
+	fp := ssh.FingerprintSHA256(set.Signer)
+	if slices.Contains(trusted, fp) {
+		return nil
+	}
+	return fmt.Errorf("%w: it is signed by %s, neither the provider's own key nor a benchmarker given to --trust-calibration", ErrCalibrationSigner, fp)
 }
 
 // CounterPrice is the price per work a provider asking list, with floor

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -11,9 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zennet/zennet/cli/cmdutil"
-	"github.com/zennet/zennet/market"
 	"github.com/zennet/zennet/provider"
-	"github.com/zennet/zennet/renter"
 )
 
 type offersOptions struct {
@@ -78,39 +77,21 @@ func runOffers(ctx context.Context, o *offersOptions) (err error) {
 			return cmdutil.Usagef("--min-memory: %v", err)
 		}
 	}
-	if err := checkSeeds(o.Seeds); err != nil {
-		return err
-	}
-	ro := &rentOptions{G: o.G, Identity: o.Identity}
-	signer, _, err := ro.identity()
+	m, err := loadMarket(ctx, o.IO, o.G, o.Seeds, o.Identity, o.PowBits)
 	if err != nil {
 		return err
 	}
-	dir, notes, serr := renter.KnownProviders(ctx, o.G.ConfigDir, o.Seeds, signer, o.PowBits)
-	for _, n := range notes {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", cmdutil.Printable(n, true))
-	}
-	if serr != nil {
-		// Every seed failed: exit 3, after what this machine knew already,
-		// as 'zennet providers' does.
-		defer func() {
-			if err == nil {
-				err = cmdutil.CauseError{Msg: fmt.Sprintf("%v: check the addresses, or that those providers run", serr), Cause: serr}
-			}
-		}()
-	}
-	book := market.OpenBook(market.BookPath(o.G.ConfigDir))
-	marks := renter.MarkedProviders(o.G.ConfigDir)
+	defer m.seedFailure(&err)
 	rows := []cmdutil.OfferRow{}
-	for _, a := range dir.List(time.Now()) {
+	for _, a := range m.dir.List(time.Now()) {
 		if a.Capacity.Leases == 0 || a.Capacity.CPUs < o.MinCPUs || a.Capacity.MemoryBytes < minMem {
 			continue
 		}
-		rec, _, _ := book.Get(a.Fingerprint())
+		rec, _, _ := m.book.Get(a.Fingerprint())
 		rows = append(rows, cmdutil.OfferRow{Address: a.Address, Fingerprint: a.Fingerprint(), PricePerWorkMsat: a.PricePerWorkMsat, Score: a.Score,
 			CPUHourMsat: a.PricePerWorkMsat * a.Score * 3600,
 			FreeHosts:   a.Capacity.Leases, FreeCPUs: a.Capacity.CPUs, FreeMemoryBytes: a.Capacity.MemoryBytes, FreeDiskBytes: a.Capacity.DiskBytes, Calibration: a.Calibration, Methods: a.Methods,
-			Reputation: rec.Score(), SpotCheckFailed: marks[a.Fingerprint()], Expires: a.Expires})
+			Reputation: rec.Score(), SpotCheckFailed: m.marks[a.Fingerprint()], Expires: a.Expires})
 	}
 	sortOffers(rows, o.Sort)
 	if o.JSON {
@@ -152,7 +133,7 @@ func sortOffers(rows []cmdutil.OfferRow, by string) {
 		var c int
 		switch by {
 		case "score":
-			c = -cmpFloat(a.Score, b.Score)
+			c = -cmp.Compare(a.Score, b.Score)
 		default:
 			pa, pb := a.PricePerWorkMsat, b.PricePerWorkMsat
 			if (pa == 0) != (pb == 0) {
@@ -161,7 +142,7 @@ func sortOffers(rows []cmdutil.OfferRow, by string) {
 				}
 				return -1
 			}
-			c = cmpFloat(pa, pb)
+			c = cmp.Compare(pa, pb)
 		}
 		if c != 0 {
 			return c
@@ -174,14 +155,4 @@ func sortOffers(rows []cmdutil.OfferRow, by string) {
 		}
 		return 0
 	})
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -53,37 +53,17 @@ refused.`,
 }
 
 func runProviders(ctx context.Context, o *providersOptions) (err error) {
-	ro := &rentOptions{G: o.G, Identity: o.Identity}
-	signer, _, err := ro.identity()
+	m, err := loadMarket(ctx, o.IO, o.G, o.Seeds, o.Identity, o.PowBits)
 	if err != nil {
 		return err
 	}
-	if err := checkSeeds(o.Seeds); err != nil {
-		return err
-	}
-	notes := renter.CheckStateFiles(o.G.ConfigDir)
-	dir, more, serr := renter.KnownProviders(ctx, o.G.ConfigDir, o.Seeds, signer, o.PowBits)
-	notes = append(notes, more...)
-	for _, n := range notes {
-		fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", n)
-	}
-	book := market.OpenBook(market.BookPath(o.G.ConfigDir))
-	marks := renter.MarkedProviders(o.G.ConfigDir)
+	defer m.seedFailure(&err)
 	rows := []cmdutil.ProviderRow{}
-	for _, a := range dir.List(time.Now()) {
-		rec, _, _ := book.Get(a.Fingerprint())
+	for _, a := range m.dir.List(time.Now()) {
+		rec, _, _ := m.book.Get(a.Fingerprint())
 		rows = append(rows, cmdutil.ProviderRow{Address: a.Address, Provider: a.Provider, Fingerprint: a.Fingerprint(), Capacity: a.Capacity,
 			PricePerWorkMsat: a.PricePerWorkMsat, Score: a.Score, Methods: a.Methods, Expires: a.Expires,
-			Reputation: rec.Score(), SpotCheckFailed: marks[a.Fingerprint()]})
-	}
-	if serr != nil {
-		// Every seed failed: exit 3, after what this machine knew already
-		// (the table or the document, which a script may still use).
-		defer func() {
-			if err == nil {
-				err = cmdutil.CauseError{Msg: fmt.Sprintf("%v: check the addresses, or that those providers run", serr), Cause: serr}
-			}
-		}()
+			Reputation: rec.Score(), SpotCheckFailed: m.marks[a.Fingerprint()]})
 	}
 	if o.JSON {
 		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindProviders, rows)
@@ -190,4 +170,42 @@ func runReputation(o *reputationOptions) error {
 	}
 	cmdutil.Table(o.IO.Out, []string{"KEY", "LEASES", "COMPLETED", "DROPPED", "FAILED CHECKS", "LATE PAYMENTS", "UNPAID", "SCORE", "LAST"}, t)
 	return nil
+}
+
+// marketView is what this machine knows of the market, for 'zennet
+// providers' and 'zennet offers': the providers (the file and --seed's),
+// the reputation book and the spot-check marks.
+type marketView struct {
+	dir     *market.Directory
+	book    *market.Book
+	marks   map[string]bool
+	seedErr error // every seed failed
+}
+
+// loadMarket checks the state files and learns the market from seeds,
+// saying on io what it noticed.
+func loadMarket(ctx context.Context, io cmdutil.IOStreams, g *cmdutil.GlobalOptions, seeds []string, identity string, powBits uint) (marketView, error) {
+	if err := checkSeeds(seeds); err != nil {
+		return marketView{}, err
+	}
+	ro := &rentOptions{G: g, Identity: identity}
+	signer, _, err := ro.identity()
+	if err != nil {
+		return marketView{}, err
+	}
+	notes := renter.CheckStateFiles(g.ConfigDir)
+	dir, more, serr := renter.KnownProviders(ctx, g.ConfigDir, seeds, signer, powBits)
+	for _, n := range append(notes, more...) {
+		fmt.Fprintf(io.ErrOut, "zennet: %s\n", cmdutil.Printable(n, true))
+	}
+	return marketView{dir: dir, book: market.OpenBook(market.BookPath(g.ConfigDir)), marks: renter.MarkedProviders(g.ConfigDir), seedErr: serr}, nil
+}
+
+// seedFailure makes *err exit 3 when every seed failed and nothing else
+// went wrong: after what this machine knew already (the table or the
+// document, which a script may still use).
+func (m marketView) seedFailure(err *error) {
+	if m.seedErr != nil && *err == nil {
+		*err = cmdutil.CauseError{Msg: fmt.Sprintf("%v: check the addresses, or that those providers run", m.seedErr), Cause: m.seedErr}
+	}
 }

@@ -2,6 +2,7 @@ package pay
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -305,18 +306,8 @@ func readLease(lb *bolt.Bucket) (loaded, error) {
 		}
 		return nil
 	})
-	slices.SortFunc(out.pending, func(a, b Intent) int { return cmpUint(a.Seq, b.Seq) })
+	slices.SortFunc(out.pending, func(a, b Intent) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, err
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // change is one transaction on a lease: the new state, intents to write
@@ -491,7 +482,7 @@ func (l *Ledger) History(q Query) ([]Entry, error) {
 		if c := bytes.Compare([]byte(a.Lease), []byte(b.Lease)); c != 0 {
 			return c
 		}
-		return cmpUint(a.N, b.N)
+		return cmp.Compare(a.N, b.N)
 	})
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[len(out)-q.Limit:]

@@ -323,15 +323,7 @@ func (t *ClusterTransport) runStream(c net.Conn, r *bufio.Reader, buf []byte, pe
 	t.wg.Add(1)
 	t.mu.Unlock()
 	t.log.Info("cluster stream up", "peer", peer, "session", key.String())
-	defer func() {
-		t.mu.Lock()
-		delete(t.tunnels[tk], tn)
-		if len(t.tunnels[tk]) == 0 {
-			delete(t.tunnels, tk)
-		}
-		t.mu.Unlock()
-		tn.close()
-	}()
+	defer t.unregister(tk, tn)
 	// The stream goes with its channel (the session left this pair of
 	// providers, or their connection died) and with the transport.
 	go func() {

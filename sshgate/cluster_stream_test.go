@@ -2,7 +2,6 @@ package sshgate
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/rand"
 	"io"
 	"net"
@@ -12,6 +11,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/cluster"
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -62,8 +62,7 @@ func TestClusterStream(t *testing.T) {
 	c.Close()
 
 	// Only a provider with a channel of the session open may ask.
-	_, k, _ := ed25519.GenerateKey(rand.Reader)
-	stranger, _ := gossh.NewSignerFromKey(k)
+	stranger := testenv.Signer(t)
 	share := make([]byte, proto.ClusterKeyShare)
 	req := gossh.Marshal(clusterStreamRequest{Renter: p.key.Renter, Session: p.key.Session, Share: share})
 	if ok, why := p.tb.streamRequest(stranger.PublicKey(), req); ok {

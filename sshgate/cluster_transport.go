@@ -390,15 +390,7 @@ func (t *ClusterTransport) run(ch gossh.Channel, peer string, key cluster.Sessio
 	go func() {
 		defer t.wg.Done()
 		defer release()
-		defer func() {
-			t.mu.Lock()
-			delete(t.tunnels[tk], tn)
-			if len(t.tunnels[tk]) == 0 {
-				delete(t.tunnels, tk)
-			}
-			t.mu.Unlock()
-			tn.close()
-		}()
+		defer t.unregister(tk, tn)
 		err := readFrames(ch, func(frame []byte) error {
 			if err := t.fabric.FromPeer(peer, key, frame); err != nil {
 				t.log.Debug("frame from peer dropped", "peer", peer, "err", err)
@@ -518,4 +510,15 @@ func (t *ClusterTransport) register(tk tunnelKey, tn *tunnel) {
 	t.seq++
 	tn.seq = t.seq
 	t.tunnels[tk][tn] = true
+}
+
+// unregister takes a tunnel off tk's and closes it.
+func (t *ClusterTransport) unregister(tk tunnelKey, tn *tunnel) {
+	t.mu.Lock()
+	delete(t.tunnels[tk], tn)
+	if len(t.tunnels[tk]) == 0 {
+		delete(t.tunnels, tk)
+	}
+	t.mu.Unlock()
+	tn.close()
 }

@@ -1,8 +1,6 @@
 package sshgate
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/binary"
 	"io"
 	"net"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/zennet/zennet/cluster"
 	"github.com/zennet/zennet/internal/coalesce"
+	"github.com/zennet/zennet/internal/testenv"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -86,18 +85,7 @@ type tunnelPair struct {
 }
 
 func newTunnelPair(tb testing.TB) *tunnelPair {
-	signer := func() gossh.Signer {
-		_, k, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		s, err := gossh.NewSignerFromKey(k)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return s
-	}
-	sa, sb := signer(), signer()
+	sa, sb := testenv.Signer(tb), testenv.Signer(tb)
 	p := &tunnelPair{fa: cluster.NewFabric(nil), fb: cluster.NewFabric(nil)}
 	p.ta, p.tb = NewClusterTransport(sa, p.fa, nil), NewClusterTransport(sb, p.fb, nil)
 	tb.Cleanup(p.ta.Close)

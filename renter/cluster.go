@@ -120,7 +120,10 @@ type ClusterUp struct {
 func (e ClusterUp) String() string {
 	s := fmt.Sprintf("cluster network %s: %s, reaching each other by name (zennet-N) on any port", e.Subnet, Plural(e.Hosts, "host"))
 	if len(e.Relayed) > 0 {
-		s += fmt.Sprintf("; relayed through this machine (slower): %s", strings.Join(e.Relayed, ", "))
+		// What relaying costs: every frame between those providers comes
+		// down to this machine and goes up again, through its SSH
+		// connections to both.
+		s += fmt.Sprintf("; relayed through this machine (slower: their traffic comes down to this machine and goes up again, at most this machine's upload speed, plus its round trip to each): %s", strings.Join(e.Relayed, ", "))
 	}
 	if len(e.Down) > 0 {
 		s += fmt.Sprintf("; NOT reachable from other providers: %s", strings.Join(e.Down, ", "))

@@ -378,7 +378,26 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- provider.In
 		stopTUI()
 		err = errors.Join(<-tuiDone, err)
 	}
+	if ready == nil && !o.JSON {
+		printStopSummary(o.IO, p)
+	}
 	return err
+}
+
+// printStopSummary says in one line what the provider did in this run,
+// once it has stopped.
+func printStopSummary(io cmdutil.IOStreams, src interface {
+	Status(context.Context) (provider.Status, error)
+}) {
+	st, err := src.Status(context.Background())
+	if err != nil || st.Identity.Started.IsZero() {
+		return
+	}
+	line := fmt.Sprintf("zennet: provider stopped after %s: earned %d msat this run", time.Since(st.Identity.Started).Round(time.Second), st.Earnings.SessionMsat)
+	if st.PaymentFailures > 0 {
+		line += fmt.Sprintf(", %s failed or refused", cmdutil.Plural(int(st.PaymentFailures), "payment"))
+	}
+	fmt.Fprintln(io.ErrOut, line)
 }
 
 // printProviderEvent says what the provider does on its way up.

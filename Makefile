@@ -30,7 +30,7 @@ export ZENNET_IMAGE := $(abspath $(IMAGE))
 export ZENNET_TEST_IMAGE := $(abspath $(TEST_IMAGE))
 export ZENNET_CACHE_DIR := $(abspath $(CACHE))
 
-.PHONY: all build deps bench-deps runsc lnd image test-image demo test unit vet fmt-check bench bench-pricing clean
+.PHONY: man all build deps bench-deps runsc lnd image test-image demo test unit vet fmt-check bench bench-pricing clean
 
 all: build
 
@@ -42,6 +42,10 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/zennet
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(dir $(BIN))zennet-agent ./cmd/zennet-agent
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(dir $(BIN))zennet-dashboard ./cmd/zennet-dashboard
+
+# Man pages of every command, from their help, in man/man1 ('man -l man/man1/zennet.1').
+man: build
+	$(BIN) man man/man1
 
 # Debian packages: mmdebstrap builds the image; the OpenSSH client, rsync and
 # tmux are what the end-to-end tests drive.

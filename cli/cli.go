@@ -117,6 +117,7 @@ func NewRootCmd(io cmdutil.IOStreams) *cobra.Command {
 		newCmdOffers(io, g),
 		newCmdDoctor(io),
 		newCmdConfig(io, g),
+		newCmdMan(io),
 	)
 	cmdutil.AddFormatFlags(root, out)
 	addExamples(root)

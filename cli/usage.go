@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,9 +14,11 @@ import (
 )
 
 type usageOptions struct {
-	IO   cmdutil.IOStreams
-	G    *cmdutil.GlobalOptions
-	JSON bool
+	IO       cmdutil.IOStreams
+	G        *cmdutil.GlobalOptions
+	JSON     bool
+	Watch    bool
+	Interval time.Duration
 }
 
 func newCmdUsage(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
@@ -25,12 +29,52 @@ func newCmdUsage(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command 
 		Long: `usage prints, for every host of every running session, the latest usage report
 its provider signed and this machine checked: CPU time, memory integrated over
 time, peak memory, network and I/O bytes, what the host has billed and been
-paid so far (msat), and how many reports were accepted or rejected.`,
-		Args: cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runUsage(o) },
+paid so far (msat), and how many reports were accepted or rejected.
+
+--watch prints it again every --interval until Ctrl-C: on a terminal in place,
+elsewhere one table (or, with --json, one document) after another.`,
+		Example: "  zennet usage\n  zennet usage --watch\n  zennet usage --json --jq '.data[] | [.name, .billed_msat] | @tsv'",
+		Args:    cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !o.Watch {
+				return runUsage(o)
+			}
+			if o.Interval < 100*time.Millisecond {
+				return cmdutil.Usagef("--interval must be at least 100ms")
+			}
+			return watchUsage(cmd.Context(), o)
+		},
 	}
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the usage as JSON, with every counter")
+	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "print it again every --interval until Ctrl-C")
+	cmd.Flags().DurationVar(&o.Interval, "interval", 2*time.Second, "with --watch, how often")
 	return cmd
+}
+
+// watchUsage prints the usage every o.Interval until ctx ends (Ctrl-C),
+// which is a clean end.
+func watchUsage(ctx context.Context, o *usageOptions) error {
+	redraw := !o.JSON && cmdutil.IsTerminal(o.IO.Out)
+	t := time.NewTicker(o.Interval)
+	defer t.Stop()
+	for {
+		if redraw {
+			// Home and clear, then the table: it stays in place.
+			fmt.Fprint(o.IO.Out, "\x1b[H\x1b[2J")
+			fmt.Fprintf(o.IO.Out, "zennet usage, every %s (Ctrl-C stops): %s\n\n", o.Interval, time.Now().Format(time.TimeOnly))
+		}
+		if err := runUsage(o); err != nil {
+			return err
+		}
+		if !redraw && !o.JSON {
+			fmt.Fprintln(o.IO.Out)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 func runUsage(o *usageOptions) error {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -335,9 +336,13 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- provider.In
 	var p *provider.Provider
 	tctx, stopTUI := context.WithCancel(ctx)
 	defer stopTUI()
-	var tuiDone chan error // the dashboard's end, once it runs
+	var tuiDone chan error  // the dashboard's end, once it runs
+	var started atomic.Bool // the provider took renters: it has a run to sum up
 	cfg.Events = func(e provider.Event) {
 		st, ok := e.(provider.Started)
+		if ok {
+			started.Store(true)
+		}
 		switch {
 		case !ok:
 			printProviderEvent(o.IO, e)
@@ -378,7 +383,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- provider.In
 		stopTUI()
 		err = errors.Join(<-tuiDone, err)
 	}
-	if ready == nil && !o.JSON {
+	if started.Load() && ready == nil && !o.JSON {
 		printStopSummary(o.IO, p)
 	}
 	return err

@@ -18,7 +18,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/zennet/zennet/cluster"
-	"github.com/zennet/zennet/internal/peeraddr"
 	"github.com/zennet/zennet/proto"
 )
 
@@ -37,10 +36,11 @@ import (
 
 // Bounds of the cluster streams.
 const (
-	// streamTicketTTL is how long a stream ticket waits for its connection.
-	streamTicketTTL = 30 * time.Second
-	// maxStreamTickets bounds the stream tickets waiting at once.
-	maxStreamTickets = 256
+	// channelWait bounds how long a stream request waits for the
+	// session's channel from the same peer to be registered here: the
+	// peer asks as soon as the channel is open, and this side registers
+	// it just after accepting it.
+	channelWait = 2 * time.Second
 	// streamBatch is the most a stream's writer seals before it writes.
 	streamBatch = 256 << 10
 	// sealOverhead is what sealing adds to a frame: its length and the tag.
@@ -64,7 +64,6 @@ type pendingClusterStream struct {
 	parent *tunnel // the session's channel to peer
 	secret []byte  // the dialler's share, then ours
 	salt   []byte  // the ticket
-	timer  *time.Timer
 }
 
 // Errors of the cluster streams.
@@ -161,10 +160,6 @@ func (tn *tunnel) writeNow(frame []byte) bool {
 	return true
 }
 
-// noChannelYet is streamRequest's answer to a peer with no channel of the
-// session here (yet).
-const noChannelYet = "no tunnel of this session from you here"
-
 // streamRequest answers a peer provider's RequestClusterStream: a ticket
 // and this side's key share, if the peer has a tunnel channel of the
 // session open here (which is how it proved it belongs to the session).
@@ -175,35 +170,50 @@ func (t *ClusterTransport) streamRequest(from gossh.PublicKey, payload []byte) (
 	}
 	peer := gossh.FingerprintSHA256(from)
 	key := cluster.SessionKey{Renter: req.Renter, Session: req.Session}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var parent *tunnel
-	for tn := range t.tunnels[tunnelKey{peer, key}] {
-		if tn.ch != nil && !tn.relayed {
-			parent = tn
-		}
+	if peer == t.self || !t.fabric.Serves(key, peer) {
+		return false, []byte("no such session here, or the provider is not in it")
 	}
+	parent := t.awaitChannel(tunnelKey{peer, key})
 	if parent == nil {
-		return false, []byte(noChannelYet)
+		return false, []byte("no tunnel of this session from you here")
 	}
-	if len(t.streamTickets) >= maxStreamTickets {
-		return false, []byte("too many cluster streams waiting")
+	share := make([]byte, proto.ClusterKeyShare)
+	rand.Read(share)
+	p := &pendingClusterStream{peer: peer, key: key, parent: parent, secret: append(append([]byte(nil), req.Share...), share...)}
+	ticket, err := t.streamTickets.issue(p)
+	if err != nil {
+		return false, []byte(err.Error())
 	}
-	out := make([]byte, proto.TicketSize+proto.ClusterKeyShare)
-	rand.Read(out)
-	var ticket [proto.TicketSize]byte
-	copy(ticket[:], out)
-	p := &pendingClusterStream{peer: peer, key: key, parent: parent,
-		secret: append(append([]byte(nil), req.Share...), out[proto.TicketSize:]...), salt: ticket[:]}
-	p.timer = time.AfterFunc(streamTicketTTL, func() {
+	p.salt = ticket[:]
+	return true, append(ticket[:], share...)
+}
+
+// awaitChannel returns tk's direct channel, waiting up to channelWait for
+// it to be registered; nil if none is by then, or t is closed.
+func (t *ClusterTransport) awaitChannel(tk tunnelKey) *tunnel {
+	timer := time.NewTimer(channelWait)
+	defer timer.Stop()
+	for {
 		t.mu.Lock()
-		if t.streamTickets[ticket] == p {
-			delete(t.streamTickets, ticket)
+		var parent *tunnel
+		for tn := range t.tunnels[tk] {
+			if tn.ch != nil && !tn.relayed {
+				parent = tn
+			}
 		}
+		registered := t.registered
 		t.mu.Unlock()
-	})
-	t.streamTickets[ticket] = p
-	return true, out
+		if parent != nil {
+			return parent
+		}
+		select {
+		case <-registered:
+		case <-timer.C:
+			return nil
+		case <-t.ctx.Done():
+			return nil
+		}
+	}
 }
 
 // ServeStream serves a connection that began with
@@ -212,19 +222,15 @@ func (t *ClusterTransport) streamRequest(from gossh.PublicKey, payload []byte) (
 // frames both ways until the stream or its channel ends.
 func (t *ClusterTransport) ServeStream(c net.Conn, proven func()) error {
 	defer c.Close()
-	var ticket [proto.TicketSize]byte
+	var tk ticket
 	c.SetReadDeadline(time.Now().Add(tunnelDial))
-	if _, err := io.ReadFull(c, ticket[:]); err != nil {
+	if _, err := io.ReadFull(c, tk[:]); err != nil {
 		return err
 	}
-	t.mu.Lock()
-	p := t.streamTickets[ticket]
-	delete(t.streamTickets, ticket)
-	t.mu.Unlock()
-	if p == nil {
+	p, ok := t.streamTickets.redeem(tk)
+	if !ok {
 		return errStreamUsed
 	}
-	p.timer.Stop()
 	send, recv, err := streamKeys(false, p.secret, p.salt)
 	if err != nil {
 		return err
@@ -252,16 +258,6 @@ func (t *ClusterTransport) openStream(c *conn, parent *tunnel, key cluster.Sessi
 	rand.Read(share)
 	req := gossh.Marshal(clusterStreamRequest{Renter: key.Renter, Session: key.Session, Share: share})
 	ok, reply, err := c.request(ctx, proto.RequestClusterStream, req)
-	// The other side registers the channel just after it accepts it: a
-	// request right after the channel opened may come first.
-	for try := 0; err == nil && !ok && string(reply) == noChannelYet && try < 20; try++ {
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		ok, reply, err = c.request(ctx, proto.RequestClusterStream, req)
-	}
 	if err != nil {
 		return err
 	}
@@ -273,16 +269,11 @@ func (t *ClusterTransport) openStream(c *conn, parent *tunnel, key cluster.Sessi
 	if err != nil {
 		return err
 	}
-	var raw net.Conn
-	if peeraddr.Is(p.Endpoint) {
-		if t.dial == nil {
-			return fmt.Errorf("%w: no way to dial %s", errNoStream, p.Endpoint)
-		}
-		raw, err = t.dial(ctx, p.Endpoint)
-	} else {
-		var d net.Dialer
-		raw, err = d.DialContext(ctx, "tcp", p.Endpoint)
+	dial, err := t.dialFor(p.Endpoint)
+	if err != nil {
+		return err
 	}
+	raw, err := dialRaw(ctx, p.Endpoint, dial, tunnelDial)
 	if err != nil {
 		return err
 	}

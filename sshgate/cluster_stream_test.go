@@ -86,6 +86,7 @@ func TestClusterStream(t *testing.T) {
 	p.ta.mu.Unlock()
 	forged := make([]byte, 4+100)
 	forged[3] = 100
+	conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if _, err := conn.Write(forged); err != nil {
 		t.Fatal(err)
 	}

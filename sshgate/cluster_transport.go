@@ -73,7 +73,8 @@ type ClusterTransport struct {
 	dialing       map[string]chan struct{}       // dials under way
 	tunnels       map[tunnelKey]map[*tunnel]bool // live, by peer and session
 	seq           uint64                         // tunnels registered
-	streamTickets map[[proto.TicketSize]byte]*pendingClusterStream
+	registered    chan struct{}                  // closed and made anew by each register
+	streamTickets *tickets[*pendingClusterStream]
 	wg            sync.WaitGroup
 }
 
@@ -121,7 +122,7 @@ func NewClusterTransport(signer gossh.Signer, fabric *cluster.Fabric, log *slog.
 	}
 	t := &ClusterTransport{signer: signer, self: gossh.FingerprintSHA256(signer.PublicKey()), fabric: fabric,
 		log: log.With("subsystem", "cluster"), conns: map[string]*conn{}, dialing: map[string]chan struct{}{},
-		tunnels: map[tunnelKey]map[*tunnel]bool{}, streamTickets: map[[proto.TicketSize]byte]*pendingClusterStream{}}
+		tunnels: map[tunnelKey]map[*tunnel]bool{}, registered: make(chan struct{}), streamTickets: newTickets[*pendingClusterStream](nil)}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	fabric.SetPeers(t)
 	return t
@@ -137,6 +138,7 @@ func (t *ClusterTransport) WithDial(dial func(context.Context, string) (net.Conn
 // Close closes every tunnel and connection and waits for their goroutines.
 func (t *ClusterTransport) Close() {
 	t.cancel()
+	t.streamTickets.close()
 	t.mu.Lock()
 	for _, c := range t.conns {
 		c.Close()
@@ -315,11 +317,11 @@ func (t *ClusterTransport) connect(p cluster.Member) (*conn, error) {
 			}
 			return nil
 		}
-		var dial func(context.Context, string) (net.Conn, error)
-		if peeraddr.Is(p.Endpoint) {
-			dial = t.dial
+		dial, err := t.dialFor(p.Endpoint)
+		var c *conn
+		if err == nil {
+			c, err = dialConn(t.ctx, p.Endpoint, dial, t.signer, hostKey, tunnelDial)
 		}
-		c, err := dialConn(t.ctx, p.Endpoint, dial, t.signer, hostKey, tunnelDial)
 		t.mu.Lock()
 		delete(t.dialing, p.Provider)
 		close(done)
@@ -510,6 +512,20 @@ func (t *ClusterTransport) register(tk tunnelKey, tn *tunnel) {
 	t.seq++
 	tn.seq = t.seq
 	t.tunnels[tk][tn] = true
+	close(t.registered)
+	t.registered = make(chan struct{})
+}
+
+// dialFor is how t reaches a provider at endpoint: its libp2p dial for a
+// market multiaddr, nil (TCP) for a host:port.
+func (t *ClusterTransport) dialFor(endpoint string) (func(context.Context, string) (net.Conn, error), error) {
+	if !peeraddr.Is(endpoint) {
+		return nil, nil
+	}
+	if t.dial == nil {
+		return nil, fmt.Errorf("%w: %s: this provider has no way to dial a market address", ErrUnreachable, endpoint)
+	}
+	return t.dial, nil
 }
 
 // unregister takes a tunnel off tk's and closes it.

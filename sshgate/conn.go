@@ -40,16 +40,7 @@ func dialConn(ctx context.Context, addr string, dial func(context.Context, strin
 	if hostKey == nil {
 		hostKey = gossh.InsecureIgnoreHostKey()
 	}
-	var raw net.Conn
-	var err error
-	if dial != nil {
-		dctx, cancel := context.WithTimeout(ctx, timeout)
-		raw, err = dial(dctx, addr)
-		cancel()
-	} else {
-		d := net.Dialer{Timeout: timeout}
-		raw, err = d.DialContext(ctx, "tcp", addr)
-	}
+	raw, err := dialRaw(ctx, addr, dial, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
 	}
@@ -75,6 +66,18 @@ func dialConn(ctx context.Context, addr string, dial func(context.Context, strin
 	}
 	nc.SetDeadline(time.Time{})
 	return newConn(gossh.NewClient(sc, chans, reqs)), nil
+}
+
+// dialRaw connects to addr with dial, or over TCP if dial is nil, within
+// timeout.
+func dialRaw(ctx context.Context, addr string, dial func(context.Context, string) (net.Conn, error), timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if dial != nil {
+		return dial(ctx, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 func newConn(c *gossh.Client) *conn {

@@ -2,7 +2,6 @@ package sshgate
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"io"
 	"net"
@@ -33,75 +32,31 @@ import (
 // but whoever copies it gets only what connecting to the host's SSH server
 // gives: the server still asks for the renter's key.
 
-const (
-	// ticketTTL is how long a ticket's agent connection waits for its
-	// stream.
-	ticketTTL = 30 * time.Second
-	// maxTickets bounds the tickets waiting at once (each holds a
-	// connection to an agent).
-	maxTickets = 256
-	// sniffTimeout bounds how long a new connection may take to say what
-	// it is (its first bytes: SSH's version line or StreamMagic).
-	sniffTimeout = 10 * time.Second
-)
+// sniffTimeout bounds how long a new connection may take to say what it is
+// (its first bytes: SSH's version line or StreamMagic).
+const sniffTimeout = 10 * time.Second
 
 // pendingStream is an agent connection waiting for its ticket's stream.
 type pendingStream struct {
 	id    string
 	agent net.Conn
-	timer *time.Timer
 }
 
-// streams holds the gateway's tickets and live streams.
+// streams holds the gateway's lease stream tickets and its live streams
+// (lease and cluster).
 type streams struct {
+	tickets *tickets[pendingStream]
 	mu      sync.Mutex
-	pending map[[proto.TicketSize]byte]*pendingStream
 	live    map[net.Conn]struct{}
 	closed  bool
 	wg      sync.WaitGroup
 }
 
 func newStreams() *streams {
-	return &streams{pending: map[[proto.TicketSize]byte]*pendingStream{}, live: map[net.Conn]struct{}{}}
-}
-
-// issue keeps agent under a new ticket for ticketTTL.
-func (s *streams) issue(id string, agent net.Conn) ([proto.TicketSize]byte, error) {
-	var t [proto.TicketSize]byte
-	if _, err := rand.Read(t[:]); err != nil {
-		return t, err
+	return &streams{
+		tickets: newTickets(func(p pendingStream) { p.agent.Close() }),
+		live:    map[net.Conn]struct{}{},
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return t, errors.New("the gateway is shutting down")
-	}
-	if len(s.pending) >= maxTickets {
-		return t, errors.New("too many lease streams waiting to start; try again")
-	}
-	p := &pendingStream{id: id, agent: agent}
-	p.timer = time.AfterFunc(ticketTTL, func() {
-		s.mu.Lock()
-		if s.pending[t] == p {
-			delete(s.pending, t)
-		}
-		s.mu.Unlock()
-		agent.Close()
-	})
-	s.pending[t] = p
-	return t, nil
-}
-
-// redeem takes ticket t's agent connection, once.
-func (s *streams) redeem(t [proto.TicketSize]byte) *pendingStream {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.pending[t]
-	if p == nil || !p.timer.Stop() {
-		return nil
-	}
-	delete(s.pending, t)
-	return p
 }
 
 // track counts c as live until untrack; false if the gateway is closing.
@@ -125,13 +80,9 @@ func (s *streams) untrack(c net.Conn) {
 
 // close drops every ticket and live stream and waits for their handlers.
 func (s *streams) close() {
+	s.tickets.close()
 	s.mu.Lock()
 	s.closed = true
-	for t, p := range s.pending {
-		p.timer.Stop()
-		p.agent.Close()
-		delete(s.pending, t)
-	}
 	for c := range s.live {
 		c.Close()
 	}
@@ -158,7 +109,7 @@ func (g *Gateway) leaseStreamRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.
 		g.log.Warn("lease stream: the resident agent did not answer", "lease", extra.ID, "err", err)
 		return false, []byte("no stream for this lease")
 	}
-	t, err := g.streams.issue(extra.ID, agent)
+	t, err := g.streams.tickets.issue(pendingStream{id: extra.ID, agent: agent})
 	if err != nil {
 		agent.Close()
 		return false, []byte(err.Error())
@@ -178,7 +129,7 @@ func (g *Gateway) serveStream(c net.Conn) {
 	}
 	defer g.streams.untrack(c)
 	defer c.Close()
-	var t [proto.TicketSize]byte
+	var t ticket
 	c.SetReadDeadline(time.Now().Add(sniffTimeout))
 	if _, err := io.ReadFull(c, t[:]); err != nil {
 		return
@@ -187,8 +138,8 @@ func (g *Gateway) serveStream(c net.Conn) {
 	if g, ok := c.(*graceConn); ok {
 		g.release() // a ticket is its proof
 	}
-	p := g.streams.redeem(t)
-	if p == nil {
+	p, ok := g.streams.tickets.redeem(t)
+	if !ok {
 		g.log.Info("lease stream refused: unknown or used ticket", "remote", c.RemoteAddr().String())
 		return
 	}

@@ -478,6 +478,13 @@ func fit(free Capacity, l proto.Limits, want int) int {
 // negotiation session; EndHolder ends what it holds. join, if not nil, puts
 // them on a session's private network.
 func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string, n int, l proto.Limits, join *Join) ([]*Lease, error) {
+	return m.GrantProgress(ctx, owner, holder, n, l, join, nil)
+}
+
+// GrantProgress is Grant, calling started (if not nil) with how many of
+// the n hosts have started as each one has (its agent answers), in order
+// 1..n, from the goroutines that start them: started must not block long.
+func (m *Manager) GrantProgress(ctx context.Context, owner ssh.PublicKey, holder string, n int, l proto.Limits, join *Join, started func(int)) ([]*Lease, error) {
 	d := proto.Demand{Count: n, Limits: l}
 	if err := d.Validate(); err != nil {
 		return nil, err
@@ -516,6 +523,8 @@ func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string,
 	leases := make([]*Lease, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(m.cfg.Parallel)
+	var startedMu sync.Mutex
+	count := 0
 	for i := range leases {
 		g.Go(func() error {
 			var place *placement
@@ -524,6 +533,12 @@ func (m *Manager) Grant(ctx context.Context, owner ssh.PublicKey, holder string,
 			}
 			le, err := m.create(gctx, owner, holder, l, place)
 			leases[i] = le
+			if err == nil && started != nil {
+				startedMu.Lock() // the counts go out in order
+				count++
+				started(count)
+				startedMu.Unlock()
+			}
 			return err
 		})
 	}

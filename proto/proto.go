@@ -101,6 +101,10 @@ const (
 	// TypeError.
 	TypeMembership = "membership"
 	TypeCluster    = "cluster"
+	// TypeStarting tells a renter, while an accept that asked for it
+	// (Accept.Progress) is being granted, how many of its hosts have
+	// started; the accept's leases or its error follow as ever.
+	TypeStarting = "starting"
 )
 
 // Message is the envelope of every negotiation message. Exactly one of the
@@ -132,6 +136,7 @@ type Message struct {
 	// this package carries it without looking inside.
 	Membership json.RawMessage `json:"membership,omitempty"`
 	Cluster    *ClusterStatus  `json:"cluster,omitempty"`
+	Starting   *Starting       `json:"starting,omitempty"`
 }
 
 // Limits are the resources of one host.
@@ -238,6 +243,15 @@ type Accept struct {
 	// Cluster, if set, puts the granted hosts on the renter's session
 	// network.
 	Cluster *ClusterJoin `json:"cluster,omitempty"`
+	// Progress asks for a TypeStarting message as each host has started,
+	// before the leases (which come together: all or none).
+	Progress bool `json:"progress,omitempty"`
+}
+
+// Starting is how many of an accept's Count hosts have started.
+type Starting struct {
+	Started int `json:"started"`
+	Count   int `json:"count"`
 }
 
 // ClusterJoin puts the hosts an accept grants on a session's private
@@ -474,7 +488,7 @@ func (m Message) validate() error {
 	set := 0
 	for _, p := range []bool{m.Demand != nil, m.Offer != nil, m.Accept != nil, m.Lease != nil,
 		m.Release != nil, m.Released != nil, m.Ended != nil, m.Usage != nil, m.Payment != nil, m.Credit != nil,
-		m.State != nil, m.Error != nil, m.Membership != nil, m.Cluster != nil} {
+		m.State != nil, m.Error != nil, m.Membership != nil, m.Cluster != nil, m.Starting != nil} {
 		if p {
 			set++
 		}
@@ -516,6 +530,11 @@ func (m Message) validate() error {
 				c.PrivateKey == "" || len(c.PrivateKey) > 16<<10 {
 				return errors.New("accept: a cluster join needs a session, a subnet, a key and an address for each host")
 			}
+		}
+	case TypeStarting:
+		ok = m.Starting != nil
+		if ok && (m.Starting.Started < 1 || m.Starting.Started > m.Starting.Count || m.Starting.Count > MaxHostsPerDemand) {
+			return errors.New("starting: started must be 1 to count")
 		}
 	case TypeMembership:
 		ok = len(m.Membership) > 0

@@ -221,6 +221,18 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 		takeMu  sync.Mutex
 		takeErr error
 	)
+	// One line for all: how many of the hosts have started.
+	var (
+		startedMu sync.Mutex
+		started   = map[int]int{}
+		providers = 0
+	)
+	for i, q := range qs {
+		if q.c != nil && chosen[i] > 0 {
+			providers++
+		}
+	}
+	r.progress("leasing %d hosts from %d providers ...", count, providers)
 	for i, q := range qs {
 		if q.c == nil {
 			continue
@@ -233,12 +245,20 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.progress("leasing %d hosts from %s ...", n, q.cand.Address)
 			var join *proto.ClusterJoin
 			if j := r.net.join(r.sess.ID); j != nil {
 				join = j(n)
 			}
-			leases, err := q.c.AcceptJoin(ctx, n, q.method, join)
+			leases, err := q.c.AcceptProgress(ctx, n, q.method, join, func(k, _ int) {
+				startedMu.Lock()
+				defer startedMu.Unlock()
+				started[i] = k
+				sum := 0
+				for _, k := range started {
+					sum += k
+				}
+				r.progress("leasing %d hosts from %d providers: %d started ...", count, providers, sum)
+			})
 			results[i] = result{q, leases, err}
 			takeMu.Lock()
 			defer takeMu.Unlock()

@@ -381,7 +381,9 @@ func (r *Rental) rentFromProviders(ctx context.Context, hostKeys gossh.HostKeyCa
 		if join := r.net.join(r.sess.ID); join != nil {
 			j = join(of.n)
 		}
-		leases, err := of.c.AcceptJoin(ctx, of.n, of.method, j)
+		leases, err := of.c.AcceptProgress(ctx, of.n, of.method, j, func(k, n int) {
+			r.progress("leasing %d hosts from %s: %d of %d started ...", of.n, of.addr, k, n)
+		})
 		if len(leases) > 0 {
 			r.addClient(of.c)
 		} else {

@@ -224,6 +224,8 @@ func (c *Client) settle() error {
 		select {
 		case m := <-c.replies:
 			switch {
+			case m.Type == proto.TypeStarting:
+				// not a reply: the leases or the error still come
 			case m.Type == proto.TypeError:
 				c.owed[0] = 0
 			case m.Type == proto.TypeLease && m.Lease != nil:
@@ -316,6 +318,13 @@ func (c *Client) Accept(ctx context.Context, n int, method string) ([]proto.Leas
 // AcceptJoin is Accept, with the hosts put on a session network if join
 // is not nil.
 func (c *Client) AcceptJoin(ctx context.Context, n int, method string, join *proto.ClusterJoin) ([]proto.Lease, error) {
+	return c.AcceptProgress(ctx, n, method, join, nil)
+}
+
+// AcceptProgress is AcceptJoin, calling started (if not nil) with how
+// many of the n hosts have started, as the provider says so (at most
+// five times a second, and when the last has).
+func (c *Client) AcceptProgress(ctx context.Context, n int, method string, join *proto.ClusterJoin, started func(k, n int)) ([]proto.Lease, error) {
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
 	if err := c.settle(); err != nil {
@@ -325,7 +334,7 @@ func (c *Client) AcceptJoin(ctx context.Context, n int, method string, join *pro
 		return nil, fmt.Errorf("accept %d hosts of provider %s's offer of %d", n, c.Addr, c.offered)
 	}
 	c.offered = 0
-	if err := c.w.Send(proto.Message{Type: proto.TypeAccept, Accept: &proto.Accept{Count: n, Method: method, Cluster: join}}); err != nil {
+	if err := c.w.Send(proto.Message{Type: proto.TypeAccept, Accept: &proto.Accept{Count: n, Method: method, Cluster: join, Progress: started != nil}}); err != nil {
 		return nil, err
 	}
 	leases := make([]proto.Lease, 0, n)
@@ -334,6 +343,12 @@ func (c *Client) AcceptJoin(ctx context.Context, n int, method string, join *pro
 		m, err := c.next(ctx, n-len(leases))
 		if err != nil {
 			return leases, err
+		}
+		if m.Type == proto.TypeStarting && len(leases) == 0 && m.Starting.Count == n {
+			if started != nil {
+				started(m.Starting.Started, n)
+			}
+			continue
 		}
 		if m.Type != proto.TypeLease {
 			return leases, fmt.Errorf("provider %s sent %q while granting leases", c.Addr, m.Type)

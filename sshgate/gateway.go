@@ -284,8 +284,8 @@ func (g *Gateway) Announce(id string, st proto.LeaseState) {
 }
 
 // grant creates n hosts of offer for owner and opens their accounts, all
-// or none.
-func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder string, n int, offer proto.Offer, method string, cj *proto.ClusterJoin) ([]*lease.Lease, map[string]*pay.Request, error) {
+// or none; started, if not nil, hears how many have started as they do.
+func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder string, n int, offer proto.Offer, method string, cj *proto.ClusterJoin, started func(int)) ([]*lease.Lease, map[string]*pay.Request, error) {
 	var join *lease.Join
 	if cj != nil {
 		var err error
@@ -293,7 +293,7 @@ func (g *Gateway) grant(ctx context.Context, owner gossh.PublicKey, holder strin
 			return nil, nil, err
 		}
 	}
-	granted, err := g.leases.Grant(ctx, owner, holder, n, offer.Limits, join)
+	granted, err := g.leases.GrantProgress(ctx, owner, holder, n, offer.Limits, join, started)
 	if err != nil {
 		return nil, nil, err
 	}

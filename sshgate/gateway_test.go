@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -174,5 +176,56 @@ func TestSessionChannelRefused(t *testing.T) {
 	_, err = c.NewSession()
 	if err == nil || !strings.Contains(err.Error(), "this is a zennet provider") {
 		t.Fatalf("session on the gateway: err = %v", err)
+	}
+}
+
+// TestAcceptProgress: an accept that asks for progress hears how many of
+// its hosts have started, in order and up to all of them, and then gets
+// every lease; one that does not ask gets none of it.
+func TestAcceptProgress(t *testing.T) {
+	addr := startProvider(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: newSigner(t), HostKeyCallback: gossh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		for range c.Events() {
+		}
+	}()
+	d := proto.Demand{Count: 3, Limits: proto.Limits{MemoryBytes: 128 << 20, CPUs: 1}}
+	if _, err := c.Offer(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	var heard []int
+	leases, err := c.AcceptProgress(ctx, 3, pay.MethodEmbedded, nil, func(k, n int) {
+		if n != 3 {
+			t.Errorf("progress of %d hosts, want 3", n)
+		}
+		heard = append(heard, k)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leases) != 3 {
+		t.Fatalf("%d leases, want 3", len(leases))
+	}
+	if len(heard) == 0 || heard[len(heard)-1] != 3 || !slices.IsSorted(heard) || heard[0] < 1 || len(slices.Compact(slices.Clone(heard))) != len(heard) {
+		t.Fatalf("heard started counts %v, want increasing from 1 up to 3", heard)
+	}
+	// Without asking: the next accept's replies are its leases only, and
+	// the connection stays in step (a later request gets its own answer).
+	d.Count = 1
+	if _, err := c.Offer(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if leases, err := c.Accept(ctx, 1, pay.MethodEmbedded); err != nil || len(leases) != 1 {
+		t.Fatalf("accept without progress: %d leases, %v", len(leases), err)
+	}
+	// (The provider is full now: a capacity error is its answer.)
+	if _, err := c.Offer(ctx, d); err != nil && !errors.Is(err, proto.ErrCapacity) {
+		t.Fatalf("an offer after: %v", err)
 	}
 }

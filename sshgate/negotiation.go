@@ -21,6 +21,9 @@ import (
 	"github.com/zennet/zennet/proto"
 )
 
+// progressEvery is the least time between two TypeStarting messages.
+const progressEvery = 200 * time.Millisecond
+
 // negotiation is one renter's negotiation channel: the demands, offers,
 // grants, releases and payments on it, and the leases granted through it,
 // which end when it goes away.
@@ -188,7 +191,20 @@ func (n *negotiation) accept(a proto.Accept) []proto.Message {
 	if err := n.g.billing.Admit(n.owner); err != nil { // a lease of its ended unpaid since the offer
 		return []proto.Message{proto.ErrorMessage(err)}
 	}
-	granted, prepay, err := n.g.grant(n.ctx, n.owner, n.holder, a.Count, *offer, method, a.Cluster)
+	var started func(int)
+	if a.Progress {
+		// At most five a second (and the last): a large accept's count
+		// must not fill the renter's queue.
+		var last time.Time
+		started = func(k int) {
+			if k < a.Count && time.Since(last) < progressEvery {
+				return
+			}
+			last = time.Now()
+			n.w.Send(proto.Message{Type: proto.TypeStarting, Starting: &proto.Starting{Started: k, Count: a.Count}})
+		}
+	}
+	granted, prepay, err := n.g.grant(n.ctx, n.owner, n.holder, a.Count, *offer, method, a.Cluster, started)
 	if err != nil {
 		n.log.Warn("grant", "err", err)
 		return []proto.Message{proto.ErrorMessage(err)}

@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/zennet/zennet/internal/testprovider"
+	"github.com/zennet/zennet/lease"
 )
 
 // colourQuery is the start of the OSC 11 query of a terminal's background
@@ -19,7 +24,16 @@ var colourQuery = []byte("\x1b]11;?")
 // answers anything, and returns what zennet wrote to it.
 func onSilentTerminal(tb testing.TB, args ...string) []byte {
 	tb.Helper()
+	return onTerminal(tb, nil, 30*time.Second, args...)
+}
+
+// onTerminal runs zennet with args and env (added to this process's) on a
+// pty that answers nothing, and returns what it wrote there; it fails tb
+// if zennet fails or runs longer than limit.
+func onTerminal(tb testing.TB, env []string, limit time.Duration, args ...string) []byte {
+	tb.Helper()
 	cmd := exec.Command("zennet", args...)
+	cmd.Env = append(os.Environ(), env...)
 	tty, err := pty.Start(cmd)
 	if err != nil {
 		tb.Fatal(err)
@@ -38,9 +52,9 @@ func onSilentTerminal(tb testing.TB, args ...string) []byte {
 		if err != nil {
 			tb.Fatalf("zennet %v: %v\n%q", args, err, out.Bytes())
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(limit):
 		cmd.Process.Kill()
-		tb.Fatalf("zennet %v still running after 30s", args)
+		tb.Fatalf("zennet %v still running after %v\n%q", args, limit, out.Bytes())
 	}
 	tty.Close()
 	<-done
@@ -60,6 +74,21 @@ func TestNoTerminalQuery(t *testing.T) {
 		if len(out) == 0 {
 			t.Errorf("zennet %v wrote nothing", args)
 		}
+	}
+}
+
+// TestProgressOnTerminal: on a terminal, 'zennet -n' counts the hosts
+// started while its provider starts them, up to all of them.
+func TestProgressOnTerminal(t *testing.T) {
+	p := testprovider.Start(t, lease.Capacity{Leases: 4, Memory: 4 << 30, CPUs: 4, Disk: 16 << 30}, nil)
+	dir := t.TempDir()
+	out := onTerminal(t, []string{"HOME=" + dir, "ZENNET_CONFIG_DIR=" + filepath.Join(dir, "config")},
+		5*time.Minute, "-n", "3", "-m", "128M", "--provider", p.Addr, "--for", "1s", "--yes")
+	if !bytes.Contains(out, []byte("3 of 3 started")) {
+		t.Fatalf("no count of the hosts started up to 3 of 3 on the terminal:\n%q", out)
+	}
+	if bytes.Contains(out, []byte("4 of 3")) || bytes.Contains(out, []byte("0 of 3")) {
+		t.Fatalf("a count out of range:\n%q", out)
 	}
 }
 

@@ -3,12 +3,14 @@ package billing_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/zennet/zennet/billing"
 	"github.com/zennet/zennet/internal/testenv"
@@ -314,8 +316,14 @@ func TestNonPayerLoss(t *testing.T) {
 	if len(leases) != perKey || !errors.Is(err, proto.ErrCapacity) {
 		t.Fatalf("3 hosts asked under a cap of %d per key: got %d, err = %v", perKey, len(leases), err)
 	}
+	// Both at once: a host ends about 1+grace intervals after its first
+	// report, and under load an ssh into a sandbox takes seconds.
+	var g errgroup.Group
 	for _, le := range leases {
-		burn(ctx, t, c, le, stranger)
+		g.Go(func() error { return burn(ctx, t, c, le, stranger) })
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	var rates pay.Rates
 	if err := rates.UnmarshalJSON(offer.Payment.Rates); err != nil {
@@ -401,30 +409,30 @@ func TestNonPayerLoss(t *testing.T) {
 
 // burn keeps le's CPU busy: an SSH session into the host runs a busy loop
 // in the background.
-func burn(ctx context.Context, t *testing.T, c *sshgate.Client, le proto.Lease, signer gossh.Signer) {
-	t.Helper()
+func burn(ctx context.Context, t *testing.T, c *sshgate.Client, le proto.Lease, signer gossh.Signer) error {
 	hk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(le.HostKey))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	st, err := c.OpenStream(ctx, le.ID)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	conn, chans, reqs, err := gossh.NewClientConn(st, le.ID, &gossh.ClientConfig{User: "root", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
 		HostKeyCallback: gossh.FixedHostKey(hk)})
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("ssh into %s: %w", le.ID, err)
 	}
 	sc := gossh.NewClient(conn, chans, reqs)
 	t.Cleanup(func() { sc.Close() })
 	s, err := sc.NewSession()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := s.Run("nohup sh -c 'while :; do :; done' >/dev/null 2>&1 &"); err != nil {
-		t.Fatalf("start a busy loop in %s: %v", le.ID, err)
+		return fmt.Errorf("start a busy loop in %s: %w", le.ID, err)
 	}
+	return nil
 }
 
 // TestPrepayment: a provider that asks keys it does not know to pay up

@@ -451,15 +451,11 @@ func (c *Client) OpenStream(ctx context.Context, id string) (net.Conn, error) {
 	if !ok || len(ticket) != proto.TicketSize {
 		return nil, fmt.Errorf("%w: %s", ErrNoStream, ticket)
 	}
-	var raw net.Conn
+	addr := c.conn.RemoteAddr().String()
 	if c.dial != nil {
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		raw, err = c.dial(dctx, c.Addr)
-		cancel()
-	} else {
-		d := net.Dialer{Timeout: 10 * time.Second}
-		raw, err = d.DialContext(ctx, "tcp", c.conn.RemoteAddr().String())
+		addr = c.Addr
 	}
+	raw, err := dialRaw(ctx, addr, c.dial, 10*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("lease stream to %s: %w", c.Addr, err)
 	}

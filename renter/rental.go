@@ -188,6 +188,11 @@ func (r *Rental) Files() session.Files { return r.files }
 // SessionID is the id of the rental's session.
 func (r *Rental) SessionID() string { return r.sess.ID }
 
+// Detach records that a background holder holds the rental from now on;
+// it returns the file the holder is to write its output to (see
+// session.Session.Detach).
+func (r *Rental) Detach() (string, error) { return r.sess.Detach() }
+
 // Receipts are the hosts' receipts, known once Release returned.
 func (r *Rental) Receipts() []Receipt { return r.receipts }
 

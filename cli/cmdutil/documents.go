@@ -117,6 +117,9 @@ type ReleasedSession struct {
 	Session string `json:"session"`
 	Pid     int    `json:"pid"`
 	Hosts   int    `json:"hosts"`
+	// HolderDied: the session was detached and its holder had died; it was
+	// forgotten (its providers had ended its leases).
+	HolderDied bool `json:"holder_died,omitempty"`
 }
 
 // LeaseAction is the --json result of pause, resume and end.

@@ -204,7 +204,7 @@ func stopHolder(cmd *exec.Cmd, exited chan error) error {
 // holder is the running holder's side: what it said before its hosts were
 // ready (for its log), and its ready pipe.
 type holder struct {
-	ready_ *os.File
+	readyPipe *os.File
 
 	mu      sync.Mutex
 	early   bytes.Buffer // what it wrote on stderr before the log took over
@@ -227,7 +227,7 @@ func newHolder(o *rentOptions) (*holder, error) {
 	syscall.CloseOnExec(readyFD) // no process it starts holds the command waiting
 	signal.Ignore(syscall.SIGHUP)
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	h := &holder{ready_: os.NewFile(readyFD, "ready")}
+	h := &holder{readyPipe: os.NewFile(readyFD, "ready")}
 	o.IO.ErrOut = &holderStderr{h: h, w: o.IO.ErrOut}
 	return h, nil
 }
@@ -281,8 +281,8 @@ func (h *holder) ready(o *rentOptions, r *renter.Rental) error {
 	if err != nil {
 		return err
 	}
-	_, err = h.ready_.Write(append(b, '\n'))
-	if cerr := h.ready_.Close(); err == nil {
+	_, err = h.readyPipe.Write(append(b, '\n'))
+	if cerr := h.readyPipe.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -290,5 +290,10 @@ func (h *holder) ready(o *rentOptions, r *renter.Rental) error {
 	}
 	fmt.Fprintf(o.IO.ErrOut, "zennet: holding %s in the background; 'zennet release %s' ends the leases\n",
 		cmdutil.Plural(len(r.Hosts()), "host"), r.SessionID())
+	if o.JSON {
+		// The command printed the hosts; the log has the rest of the
+		// stream, the events so far first.
+		o.startStream("", nil)
+	}
 	return nil
 }

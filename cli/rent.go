@@ -64,6 +64,8 @@ type rentOptions struct {
 	Holder     bool
 	holder     *holder
 	holderArgs []string
+	// stream is the --json output's stream of documents (events.go).
+	stream docStream
 
 	memoryBytes int64
 	diskBytes   int64
@@ -240,18 +242,6 @@ func (o *rentOptions) config() (renter.Config, error) {
 	}, nil
 }
 
-// printEvent says a rental's event on stderr: progress as a live line on
-// a terminal only (and never with --json), the rest as a line each.
-func (o *rentOptions) printEvent(e renter.Event) {
-	if p, ok := e.(renter.Progress); ok {
-		if cmdutil.IsTerminal(o.IO.ErrOut) && !o.JSON {
-			fmt.Fprintf(o.IO.ErrOut, "\r\033[K%s", p.Text)
-		}
-		return
-	}
-	fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", cmdutil.Printable(e.String(), true))
-}
-
 // rent leases the hosts the options ask for.
 func rent(ctx context.Context, o *rentOptions) (*renter.Rental, error) {
 	cfg, err := o.config()
@@ -276,7 +266,7 @@ func hostsDoc(r *renter.Rental) cmdutil.HostsDoc {
 // the background holder that keeps them, with -d).
 func printHosts(o *rentOptions, doc cmdutil.HostsDoc, holder *holderReady) error {
 	if o.JSON {
-		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindHosts, doc)
+		return o.startStream(cmdutil.KindHosts, doc)
 	}
 	hosts, files := doc.Hosts, doc.Files
 	rows := make([][]string, 0, len(hosts))

@@ -154,6 +154,11 @@ func runRun(ctx context.Context, o *runOptions) error {
 	if o.rent.JSON {
 		out = o.rent.IO.ErrOut // stdout carries the JSON documents only
 	}
+	if o.rent.JSON {
+		// zennet run has no hosts document: its stream starts with the
+		// events, and the run and the receipts follow.
+		o.rent.startStream("", nil)
+	}
 	run, err := taskrun.Rent(ctx, taskrun.Config{Rent: cfg, Tasks: o.Tasks, Replicas: o.Replicas, Command: o.Command,
 		ResultsDir: o.Results, AllowDisagreement: o.AllowDisagreement, Stdout: out, Stderr: o.rent.IO.ErrOut})
 	if err != nil {
@@ -188,7 +193,7 @@ func runRun(ctx context.Context, o *runOptions) error {
 	}
 	werr := cmdutil.WriteFileJSON(filepath.Join(dir, "run.json"), "run", doc)
 	if o.rent.JSON {
-		werr = errors.Join(werr, cmdutil.WriteJSON(o.rent.IO.Out, cmdutil.KindRun, doc))
+		werr = errors.Join(werr, o.rent.writeDoc(cmdutil.KindRun, doc))
 	} else {
 		printRunTable(out, doc.Tasks)
 	}

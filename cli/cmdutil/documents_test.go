@@ -99,6 +99,8 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 		KindCalibrationImports: []bench.Check{check},
 		KindHosts: HostsDoc{Session: "0123abcd", Files: session.Files{SSHConfig: "/c/sessions/0123abcd/ssh_config"},
 			Hosts: []HostJSON{{"zennet-1", 40001, "127.0.0.1:2222", "zn-0123456789abcdef0", 512 << 20, 1, 4 << 30, "ssh-ed25519 AAAA", "10.77.0.1", 100}}},
+		KindEvent: EventDoc{Time: t0, Type: "ended", Message: "zennet-1 (lease zn-0123456789abcdef0) ended by provider 127.0.0.1:2222: out of memory",
+			Host: "zennet-1", Lease: "zn-0123456789abcdef0", Provider: "127.0.0.1:2222", Reason: "out of memory", Cause: "memory_exceeded"},
 		KindReceipts: ReceiptsDoc{Hosts: []renter.Receipt{receipt}, Total: pay.Total([]pay.Receipt{receipt.Receipt}, "")},
 		KindRun: taskrun.Doc{Session: "0123abcd", Sessions: []string{"0123abcd"}, Command: []string{"hostname"}, Count: 1, Replicas: 1, ResultsDir: "/r", OK: true,
 			Tasks: []taskrun.Task{{Task: 1, Replica: 1, Host: "zennet-1", Provider: "127.0.0.1:2222", LeaseID: "zn-0123456789abcdef0", Seconds: 0.5,

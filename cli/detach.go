@@ -64,16 +64,23 @@ const holderStopWait = time.Minute
 func addDetachFlags(cmd *cobra.Command, o *rentOptions) {
 	cmd.Flags().BoolVarP(&o.Detach, "detach", "d", false, "return once the hosts are ready, and hold them in the background until 'zennet release' (or --for, --max-spend)")
 	cmd.Flags().BoolVar(&o.Holder, "holder", false, "be the background holder of 'zennet -n -d' (zennet's own)")
+	cmd.Flags().BoolVar(&o.HolderProgress, "holder-progress", false, "as the holder, pass on the progress line (the command's stderr is a terminal)")
 	cmd.Flags().MarkHidden("holder")
+	cmd.Flags().MarkHidden("holder-progress")
 }
 
 // holderArgs is the command line of the holder of cmd: every flag the user
-// set, but -d and the output's formatting, with --holder.
-func holderArgs(cmd *cobra.Command) []string {
+// set, but -d and the output's formatting, with --holder (and
+// --holder-progress when the command's stderr is a terminal, the progress
+// line for it to show).
+func holderArgs(cmd *cobra.Command, o *rentOptions) []string {
 	var args []string
+	if cmdutil.IsTerminal(o.IO.ErrOut) && !o.JSON {
+		args = append(args, "--holder-progress")
+	}
 	cmd.Flags().Visit(func(f *pflag.Flag) {
 		switch f.Name {
-		case "detach", "holder", "jq", "template":
+		case "detach", "holder", "holder-progress", "jq", "template":
 			return
 		}
 		if sv, ok := f.Value.(pflag.SliceValue); ok {
@@ -209,6 +216,20 @@ type holder struct {
 	mu      sync.Mutex
 	early   bytes.Buffer // what it wrote on stderr before the log took over
 	logging bool
+	// stderr is the pipe to the command's stderr, which shows the
+	// progress line when showProgress (the command's is a terminal),
+	// until the log takes over.
+	stderr       io.Writer
+	showProgress bool
+}
+
+// progress passes the live progress line on to the command's terminal.
+func (h *holder) progress(text string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.showProgress && !h.logging {
+		fmt.Fprintf(h.stderr, "\r\033[K%s", text)
+	}
 }
 
 // earlyMax bounds what a holder keeps of its stderr for its log until its
@@ -227,7 +248,7 @@ func newHolder(o *rentOptions) (*holder, error) {
 	syscall.CloseOnExec(readyFD) // no process it starts holds the command waiting
 	signal.Ignore(syscall.SIGHUP)
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	h := &holder{readyPipe: os.NewFile(readyFD, "ready")}
+	h := &holder{readyPipe: os.NewFile(readyFD, "ready"), stderr: o.IO.ErrOut, showProgress: o.HolderProgress && !o.JSON}
 	o.IO.ErrOut = &holderStderr{h: h, w: o.IO.ErrOut}
 	return h, nil
 }
@@ -266,6 +287,9 @@ func (h *holder) ready(o *rentOptions, r *renter.Rental) error {
 	}
 	defer logf.Close()
 	h.mu.Lock()
+	if h.showProgress {
+		fmt.Fprint(h.stderr, "\r\033[K") // the progress line, cleared before the hosts are printed
+	}
 	fmt.Fprintf(logf, "zennet: %s: the log of the holder of session %s (pid %d), from its start\n",
 		time.Now().UTC().Format(time.RFC3339), r.SessionID(), os.Getpid())
 	logf.Write(h.early.Bytes())

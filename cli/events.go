@@ -109,7 +109,9 @@ func eventDoc(e renter.Event, now time.Time) cmdutil.EventDoc {
 // stream on stdout.
 func (o *rentOptions) printEvent(e renter.Event) {
 	if p, ok := e.(renter.Progress); ok {
-		if cmdutil.IsTerminal(o.IO.ErrOut) && !o.JSON {
+		if o.holder != nil {
+			o.holder.progress(p.Text) // the terminal of the command that started it, if any
+		} else if cmdutil.IsTerminal(o.IO.ErrOut) && !o.JSON {
 			fmt.Fprintf(o.IO.ErrOut, "\r\033[K%s", p.Text)
 		}
 		return

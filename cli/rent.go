@@ -60,10 +60,11 @@ type rentOptions struct {
 	// Detach (-d) hands the hosts to a background holder (detach.go);
 	// Holder (--holder) is set in that holder, holder its state there,
 	// holderArgs its command line.
-	Detach     bool
-	Holder     bool
-	holder     *holder
-	holderArgs []string
+	Detach         bool
+	Holder         bool
+	HolderProgress bool
+	holder         *holder
+	holderArgs     []string
 	// stream is the --json output's stream of documents (events.go).
 	stream docStream
 
@@ -103,7 +104,7 @@ until 'zennet release' (its output in the session's holder.log).`,
 				}
 				o.holder = h
 			} else if o.Detach {
-				o.holderArgs = holderArgs(cmd)
+				o.holderArgs = holderArgs(cmd, o)
 			}
 			return rentWithSpend(cmd.Context(), o)
 		},

@@ -220,7 +220,16 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 		wg      sync.WaitGroup
 		takeMu  sync.Mutex
 		takeErr error
+		// granted and granting say how far the accepting is, in the
+		// progress line: hosts granted so far, providers still granting.
+		granted, granting int
 	)
+	for _, n := range chosen {
+		if n > 0 {
+			granting++
+		}
+	}
+	r.progress("leasing %d hosts from %s ...", market.Total(picks), plural(granting, "provider"))
 	for i, q := range qs {
 		if q.c == nil {
 			continue
@@ -233,7 +242,6 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.progress("leasing %d hosts from %s ...", n, q.cand.Address)
 			var join *proto.ClusterJoin
 			if j := r.net.join(r.sess.ID); j != nil {
 				join = j(n)
@@ -251,6 +259,10 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 				takeErr = terr
 			}
 			names = names[len(leases):]
+			granted += len(leases)
+			if granting--; granting > 0 {
+				r.progress("leasing: %d of %d hosts granted, %s still granting ...", granted, market.Total(picks), plural(granting, "provider"))
+			}
 		}()
 	}
 	wg.Wait()

@@ -381,7 +381,11 @@ func (r *Rental) rentFromProviders(ctx context.Context, hostKeys gossh.HostKeyCa
 	// Every host is offered: accept, each provider's hosts taken as soon
 	// as it grants them.
 	for i, of := range offers {
-		r.progress("leasing %d hosts from %s ...", of.n, of.addr)
+		if len(offers) > 1 {
+			r.progress("leasing %d hosts from %s (%d of %d granted so far) ...", of.n, of.addr, len(r.hosts), o.asked())
+		} else {
+			r.progress("leasing %d hosts from %s ...", of.n, of.addr)
+		}
 		var j *proto.ClusterJoin
 		if join := r.net.join(r.sess.ID); join != nil {
 			j = join(of.n)

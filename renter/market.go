@@ -229,7 +229,7 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 			granting++
 		}
 	}
-	r.progress("leasing %d hosts from %s ...", market.Total(picks), plural(granting, "provider"))
+	r.progress("leasing %s from %s ...", plural(market.Total(picks), "host"), plural(granting, "provider"))
 	for i, q := range qs {
 		if q.c == nil {
 			continue

@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -49,7 +50,7 @@ func Main() int {
 	if code != cmdutil.ExitOK && ctx.Err() != nil {
 		code = cmdutil.ExitInterrupted
 	}
-	if err != nil {
+	if err != nil && !errors.As(err, new(cmdutil.ReportedError)) {
 		if wantsJSON(ran) {
 			// Under --json the failure is a document too, on stderr:
 			// stdout holds only results.

@@ -121,7 +121,7 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := printHosts(&o.rent, r); err != nil {
+	if err := printHosts(&o.rent, hostsDoc(r), nil); err != nil {
 		r.Release(context.WithoutCancel(ctx), 30*time.Second)
 		return err
 	}

@@ -52,7 +52,8 @@ func (l *lndFlags) dial(ctx context.Context) (*pay.LND, error) {
 }
 
 // printReceipts prints a receipt per host and the total: a table on
-// stderr, or a "receipts" JSON document on stdout with --json.
+// stderr, or with --json a "receipts" document, the last line of the
+// stream on stdout.
 func printReceipts(o *rentOptions, rs []renter.Receipt) error {
 	if len(rs) == 0 {
 		return nil
@@ -63,7 +64,7 @@ func printReceipts(o *rentOptions, rs []renter.Receipt) error {
 	}
 	total := pay.Total(all, "")
 	if o.JSON {
-		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindReceipts, cmdutil.ReceiptsDoc{Hosts: rs, Total: total})
+		return o.writeDoc(cmdutil.KindReceipts, cmdutil.ReceiptsDoc{Hosts: rs, Total: total})
 	}
 	writeReceiptTable(o.IO.ErrOut, rs, total)
 	return nil

@@ -25,7 +25,12 @@ func newCmdRelease(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Comman
 		Use:   "release [SESSION...]",
 		Short: "End the leases of running zennet sessions (all of them by default)",
 		Long: `release asks each running 'zennet -n' session (all, or the ones named) to end
-its leases, as Ctrl-C would, and waits until each has settled and exited.`,
+its leases, as Ctrl-C would, and waits until each has settled and exited.
+A session detached with -d whose holder died ('zennet status' says so) is
+forgotten: its providers ended its leases when the holder vanished, and its
+ledger keeps what was paid.`,
+		Example: `  zennet release
+  zennet release 0123456789ab`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runRelease(cmd.Context(), o, args) },
 	}
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the released sessions as JSON")
@@ -45,12 +50,17 @@ func runRelease(ctx context.Context, o *releaseOptions, ids []string) error {
 	}
 	out := []cmdutil.ReleasedSession{}
 	for _, r := range released {
-		out = append(out, cmdutil.ReleasedSession{Session: r.ID, Pid: r.Pid, Hosts: len(r.Hosts)})
+		out = append(out, cmdutil.ReleasedSession{Session: r.ID, Pid: r.Pid, Hosts: len(r.Hosts), HolderDied: r.HolderDied})
 	}
 	if o.JSON {
 		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindReleased, out)
 	}
 	for _, r := range out {
+		if r.HolderDied {
+			fmt.Fprintf(o.IO.ErrOut, "zennet: forgot session %s: its holder (pid %d) had died, and its providers ended its %s (renter gone)\n",
+				r.Session, r.Pid, cmdutil.Plural(r.Hosts, "host"))
+			continue
+		}
 		fmt.Fprintf(o.IO.ErrOut, "zennet: released session %s (%s)\n", r.Session, cmdutil.Plural(r.Hosts, "host"))
 	}
 	if len(out) == 0 {

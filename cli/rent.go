@@ -57,6 +57,16 @@ type rentOptions struct {
 	Subnet string
 	// Spend: --dry-run, --for, --max-spend, the estimate (spend.go).
 	Spend spendOptions
+	// Detach (-d) hands the hosts to a background holder (detach.go);
+	// Holder (--holder) is set in that holder, holder its state there,
+	// holderArgs its command line.
+	Detach         bool
+	Holder         bool
+	HolderProgress bool
+	holder         *holder
+	holderArgs     []string
+	// stream is the --json output's stream of documents (events.go).
+	stream docStream
 
 	memoryBytes int64
 	diskBytes   int64
@@ -71,10 +81,13 @@ func newCmdRent(io cmdutil.IOStreams, g *cmdutil.GlobalOptions) *cobra.Command {
 		Long: `zennet rents N hosts, each a gVisor sandbox on a provider's machine, and
 forwards a local port to each. It writes an ssh_config, an MPI hostfile and a
 GNU parallel --sshloginfile, prints the hosts, and holds the leases until you
-press Ctrl-C (or run 'zennet release'), which ends them all.`,
+press Ctrl-C (or run 'zennet release'), which ends them all. With -d it returns
+once the hosts are ready, and a background holder keeps and pays for them
+until 'zennet release' (its output in the session's holder.log).`,
 		Example: `  zennet -n 3 -m 512M --provider 127.0.0.1:2222
   ssh -F ~/.config/zennet/ssh_config zennet-1
   zennet -n 2 -m 1G --provider a.example:2222 --json
+  zennet -n 4 -m 1G --provider a.example:2222 -d && zennet status
   zennet -n 100 -m 512M --seed a.example:2222 --max-price 150 --explain`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -84,11 +97,21 @@ press Ctrl-C (or run 'zennet release'), which ends them all.`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
+			if o.Holder {
+				h, err := newHolder(o)
+				if err != nil {
+					return err
+				}
+				o.holder = h
+			} else if o.Detach {
+				o.holderArgs = holderArgs(cmd, o)
+			}
 			return rentWithSpend(cmd.Context(), o)
 		},
 	}
 	registerRentFlags(cmd.Flags(), o)
 	addSpendFlags(cmd, o)
+	addDetachFlags(cmd, o)
 	cmd.Flags().IntVar(&o.Min, "min", 0, "accept as few as this many hosts when the market cannot give -n (default: all -n or nothing)")
 	return cmd
 }
@@ -220,18 +243,6 @@ func (o *rentOptions) config() (renter.Config, error) {
 	}, nil
 }
 
-// printEvent says a rental's event on stderr: progress as a live line on
-// a terminal only (and never with --json), the rest as a line each.
-func (o *rentOptions) printEvent(e renter.Event) {
-	if p, ok := e.(renter.Progress); ok {
-		if cmdutil.IsTerminal(o.IO.ErrOut) && !o.JSON {
-			fmt.Fprintf(o.IO.ErrOut, "\r\033[K%s", p.Text)
-		}
-		return
-	}
-	fmt.Fprintf(o.IO.ErrOut, "zennet: %s\n", cmdutil.Printable(e.String(), true))
-}
-
 // rent leases the hosts the options ask for.
 func rent(ctx context.Context, o *rentOptions) (*renter.Rental, error) {
 	cfg, err := o.config()
@@ -241,26 +252,40 @@ func rent(ctx context.Context, o *rentOptions) (*renter.Rental, error) {
 	return renter.Rent(ctx, cfg)
 }
 
-func printHosts(o *rentOptions, r *renter.Rental) error {
-	hosts, files := r.Hosts(), r.Files()
-	if o.JSON {
-		doc := cmdutil.HostsDoc{Session: r.SessionID(), Files: files}
-		for _, h := range hosts {
-			doc.Hosts = append(doc.Hosts, cmdutil.HostJSON{Name: h.Name, LocalPort: h.LocalPort, Provider: h.Provider, LeaseID: h.LeaseID,
-				MemoryBytes: h.Limits.MemoryBytes, CPUs: h.Limits.CPUs, DiskBytes: h.Limits.DiskBytes, HostKey: h.HostKey, PricePerWorkMsat: h.PricePerWorkMsat, ClusterAddr: h.ClusterAddr})
-		}
-		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindHosts, doc)
+// hostsDoc is the rental's hosts as --json prints them.
+func hostsDoc(r *renter.Rental) cmdutil.HostsDoc {
+	doc := cmdutil.HostsDoc{Session: r.SessionID(), Files: r.Files()}
+	for _, h := range r.Hosts() {
+		doc.Hosts = append(doc.Hosts, cmdutil.HostJSON{Name: h.Name, LocalPort: h.LocalPort, Provider: h.Provider, LeaseID: h.LeaseID,
+			MemoryBytes: h.Limits.MemoryBytes, CPUs: h.Limits.CPUs, DiskBytes: h.Limits.DiskBytes, HostKey: h.HostKey, PricePerWorkMsat: h.PricePerWorkMsat, ClusterAddr: h.ClusterAddr})
 	}
+	return doc
+}
+
+// printHosts prints the rented hosts: the hosts document with --json, else
+// a table and, on a terminal, how to use them and how they end (holder is
+// the background holder that keeps them, with -d).
+func printHosts(o *rentOptions, doc cmdutil.HostsDoc, holder *holderReady) error {
+	if o.JSON {
+		return o.startStream(cmdutil.KindHosts, doc)
+	}
+	hosts, files := doc.Hosts, doc.Files
 	rows := make([][]string, 0, len(hosts))
 	for _, h := range hosts {
-		rows = append(rows, []string{h.Name, strconv.Itoa(h.LocalPort), h.Provider, strconv.FormatFloat(h.Limits.CPUs, 'f', -1, 64),
-			cmdutil.FormatSize(h.Limits.MemoryBytes), cmdutil.FormatSize(h.Limits.DiskBytes), h.LeaseID, h.ClusterAddr})
+		rows = append(rows, []string{h.Name, strconv.Itoa(h.LocalPort), h.Provider, strconv.FormatFloat(h.CPUs, 'f', -1, 64),
+			cmdutil.FormatSize(h.MemoryBytes), cmdutil.FormatSize(h.DiskBytes), h.LeaseID, h.ClusterAddr})
 	}
 	cmdutil.Table(o.IO.Out, []string{"HOST", "LOCAL PORT", "PROVIDER", "CPU", "MEM", "DISK", "LEASE", "CLUSTER ADDR"}, rows)
-	if cmdutil.IsTerminal(o.IO.Out) {
+	if cmdutil.IsTerminal(o.IO.Out) && len(hosts) > 0 {
 		fmt.Fprintf(o.IO.Out, "\nssh -F %s %s      # or: ssh -p %d root@localhost\n", files.SSHConfig, hosts[0].Name, hosts[0].LocalPort)
 		fmt.Fprintf(o.IO.Out, "MPI hostfile: %s   GNU parallel: --sshloginfile %s\n", files.MPIHostfile, files.SSHLoginFile)
-		fmt.Fprintf(o.IO.Out, "Holding %d hosts; Ctrl-C or 'zennet release' ends the leases.\n", len(hosts))
+		if holder == nil {
+			fmt.Fprintf(o.IO.Out, "Holding %d hosts; Ctrl-C or 'zennet release' ends the leases.\n", len(hosts))
+		}
+	}
+	if holder != nil {
+		fmt.Fprintf(o.IO.ErrOut, "zennet: holding %s in the background: session %s, holder pid %d, log %s; 'zennet release %s' ends the leases\n",
+			cmdutil.Plural(len(hosts), "host"), doc.Session, holder.Pid, holder.Log, doc.Session)
 	}
 	return nil
 }
@@ -273,7 +298,12 @@ func runRent(ctx context.Context, o *rentOptions) error {
 		}
 		return err
 	}
-	if err := printHosts(o, r); err != nil {
+	if o.holder != nil {
+		err = o.holder.ready(o, r)
+	} else {
+		err = printHosts(o, hostsDoc(r), nil)
+	}
+	if err != nil {
 		r.Release(context.WithoutCancel(ctx), 30*time.Second)
 		return err
 	}

@@ -85,7 +85,7 @@ otherwise; Ctrl-C stops the commands, releases the hosts and exits 1.`,
 	f.SetInterspersed(false)
 	registerRentFlags(f, &o.rent)
 	f.Lookup("count").Usage = "number of tasks (each on its own host; K*R hosts with --replicas R)"
-	f.Lookup("json").Usage = "print the run and the receipts as JSON documents (the commands' output goes to stderr)"
+	f.Lookup("json").Usage = "print a JSON Lines stream: events, the run, the receipts, a document a line (the commands' output goes to stderr)"
 	f.IntVar(&o.Replicas, "replicas", 1, "run each task on this many hosts, of different providers where possible, and compare their output")
 	f.StringVar(&o.Results, "results", "", "directory for the tasks' output and files (default ./zennet-results-SESSION)")
 	f.BoolVar(&o.AllowDisagreement, "allow-disagreement", false, "report replicas that disagree without failing the run")
@@ -103,7 +103,7 @@ func registerRentFlags(f *pflag.FlagSet, o *rentOptions) {
 	f.StringSliceVar(&o.Providers, "provider", splitList(os.Getenv("ZENNET_PROVIDERS")), "provider address HOST:PORT (repeatable; env ZENNET_PROVIDERS)")
 	f.StringSliceVar(&o.ProviderKeys, "provider-key", nil, "the host key a provider must present: its fingerprint (SHA256:..., as 'zennet provider status' prints it) or public key (repeatable; default: trust on first use, said and pinned in known_providers)")
 	f.StringVarP(&o.Identity, "identity", "i", "", "SSH private key (default ~/.ssh/id_ed25519, else one zennet creates)")
-	f.BoolVar(&o.JSON, "json", false, "print the hosts as one JSON document")
+	f.BoolVar(&o.JSON, "json", false, "print a JSON Lines stream: the hosts, then events, then the receipts, a document a line")
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up leasing after this long")
 	f.StringSliceVar(&o.Pay, "pay", []string{pay.DefaultMethod}, "payment methods, preferred first: embedded (no setup), lightning (your lnd: see --lnddir)")
 	o.LND.register(f)
@@ -154,6 +154,11 @@ func runRun(ctx context.Context, o *runOptions) error {
 	if o.rent.JSON {
 		out = o.rent.IO.ErrOut // stdout carries the JSON documents only
 	}
+	if o.rent.JSON {
+		// zennet run has no hosts document: its stream starts with the
+		// events, and the run and the receipts follow.
+		o.rent.startStream("", nil)
+	}
 	run, err := taskrun.Rent(ctx, taskrun.Config{Rent: cfg, Tasks: o.Tasks, Replicas: o.Replicas, Command: o.Command,
 		ResultsDir: o.Results, AllowDisagreement: o.AllowDisagreement, Stdout: out, Stderr: o.rent.IO.ErrOut})
 	if err != nil {
@@ -188,7 +193,7 @@ func runRun(ctx context.Context, o *runOptions) error {
 	}
 	werr := cmdutil.WriteFileJSON(filepath.Join(dir, "run.json"), "run", doc)
 	if o.rent.JSON {
-		werr = errors.Join(werr, cmdutil.WriteJSON(o.rent.IO.Out, cmdutil.KindRun, doc))
+		werr = errors.Join(werr, o.rent.writeDoc(cmdutil.KindRun, doc))
 	} else {
 		printRunTable(out, doc.Tasks)
 	}

@@ -82,6 +82,9 @@ func rentWithSpend(ctx context.Context, o *rentOptions) error {
 			return err
 		}
 	}
+	if o.Detach && o.holder == nil {
+		return runDetached(ctx, o, o.holderArgs)
+	}
 	return runRent(ctx, o)
 }
 

@@ -32,7 +32,8 @@ time, peak memory, network and I/O bytes, what the host has billed and been
 paid so far (msat), and how many reports were accepted or rejected.
 
 --watch prints it again every --interval until Ctrl-C: on a terminal in place,
-elsewhere one table (or, with --json, one document) after another.`,
+elsewhere one table after another (with --json, a stream: one document a
+line).`,
 		Example: "  zennet usage\n  zennet usage --watch\n  zennet usage --json --jq '.data[] | [.name, .billed_msat] | @tsv'",
 		Args:    cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,7 +64,7 @@ func watchUsage(ctx context.Context, o *usageOptions) error {
 			fmt.Fprint(o.IO.Out, "\x1b[H\x1b[2J")
 			fmt.Fprintf(o.IO.Out, "zennet usage, every %s (Ctrl-C stops): %s\n\n", o.Interval, time.Now().Format(time.TimeOnly))
 		}
-		if err := runUsage(o); err != nil {
+		if err := printUsage(o, true); err != nil {
 			return err
 		}
 		if !redraw && !o.JSON {
@@ -77,7 +78,11 @@ func watchUsage(ctx context.Context, o *usageOptions) error {
 	}
 }
 
-func runUsage(o *usageOptions) error {
+func runUsage(o *usageOptions) error { return printUsage(o, false) }
+
+// printUsage prints the usage once; with --json one document, a line of
+// the stream of documents when watching.
+func printUsage(o *usageOptions, watching bool) error {
 	live, err := session.Live(o.G.ConfigDir)
 	if err != nil {
 		return err
@@ -93,6 +98,9 @@ func runUsage(o *usageOptions) error {
 	if o.JSON {
 		if all == nil {
 			all = []session.Usage{}
+		}
+		if watching {
+			return cmdutil.WriteJSONLine(o.IO.Out, cmdutil.KindUsage, all)
 		}
 		return cmdutil.WriteJSON(o.IO.Out, cmdutil.KindUsage, all)
 	}

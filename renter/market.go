@@ -220,19 +220,30 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 		wg      sync.WaitGroup
 		takeMu  sync.Mutex
 		takeErr error
+		// granted and granting say how far the accepting is, in the
+		// progress line: hosts granted so far, providers still granting.
+		granted, granting int
 	)
-	// One line for all: how many of the hosts have started.
-	var (
-		startedMu sync.Mutex
-		started   = map[int]int{}
-		providers = 0
-	)
-	for i, q := range qs {
-		if q.c != nil && chosen[i] > 0 {
-			providers++
+	for _, n := range chosen {
+		if n > 0 {
+			granting++
 		}
 	}
-	r.progress("leasing %d hosts from %d providers ...", count, providers)
+	total := market.Total(picks)
+	r.progress("leasing %s from %s ...", plural(total, "host"), plural(granting, "provider"))
+	// One line for all: the hosts started (as their providers say) and
+	// granted so far.
+	started := map[int]int{}
+	line := func() string {
+		sum := 0
+		for _, k := range started {
+			sum += k
+		}
+		if granted == 0 {
+			return fmt.Sprintf("leasing %s from %s: %d started ...", plural(total, "host"), plural(granting, "provider"), sum)
+		}
+		return fmt.Sprintf("leasing: %d of %d hosts granted, %d started, %s still granting ...", granted, total, sum, plural(granting, "provider"))
+	}
 	for i, q := range qs {
 		if q.c == nil {
 			continue
@@ -250,14 +261,10 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 				join = j(n)
 			}
 			leases, err := q.c.AcceptProgress(ctx, n, q.method, join, func(k, _ int) {
-				startedMu.Lock()
-				defer startedMu.Unlock()
+				takeMu.Lock()
+				defer takeMu.Unlock()
 				started[i] = k
-				sum := 0
-				for _, k := range started {
-					sum += k
-				}
-				r.progress("leasing %d hosts from %d providers: %d started ...", count, providers, sum)
+				r.progress("%s", line())
 			})
 			results[i] = result{q, leases, err}
 			takeMu.Lock()
@@ -271,6 +278,11 @@ func (r *Rental) rentMarket(ctx context.Context, dir *market.Directory, names []
 				takeErr = terr
 			}
 			names = names[len(leases):]
+			granted += len(leases)
+			started[i] = len(leases)
+			if granting--; granting > 0 {
+				r.progress("%s", line())
+			}
 		}()
 	}
 	wg.Wait()

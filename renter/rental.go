@@ -188,6 +188,11 @@ func (r *Rental) Files() session.Files { return r.files }
 // SessionID is the id of the rental's session.
 func (r *Rental) SessionID() string { return r.sess.ID }
 
+// Detach records that a background holder holds the rental from now on;
+// it returns the file the holder is to write its output to (see
+// session.Session.Detach).
+func (r *Rental) Detach() (string, error) { return r.sess.Detach() }
+
 // Receipts are the hosts' receipts, known once Release returned.
 func (r *Rental) Receipts() []Receipt { return r.receipts }
 
@@ -376,13 +381,17 @@ func (r *Rental) rentFromProviders(ctx context.Context, hostKeys gossh.HostKeyCa
 	// Every host is offered: accept, each provider's hosts taken as soon
 	// as it grants them.
 	for i, of := range offers {
-		r.progress("leasing %d hosts from %s ...", of.n, of.addr)
+		line := fmt.Sprintf("leasing %d hosts from %s", of.n, of.addr)
+		if len(offers) > 1 {
+			line += fmt.Sprintf(" (%d of %d granted so far)", len(r.hosts), o.asked())
+		}
+		r.progress("%s ...", line)
 		var j *proto.ClusterJoin
 		if join := r.net.join(r.sess.ID); join != nil {
 			j = join(of.n)
 		}
 		leases, err := of.c.AcceptProgress(ctx, of.n, of.method, j, func(k, n int) {
-			r.progress("leasing %d hosts from %s: %d of %d started ...", of.n, of.addr, k, n)
+			r.progress("%s: %d of %d started ...", line, k, n)
 		})
 		if len(leases) > 0 {
 			r.addClient(of.c)

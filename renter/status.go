@@ -30,29 +30,46 @@ type SessionStatus struct {
 	// RateMsatPerHour is what the hosts still running cost an hour: each
 	// host's bill over the time its reports cover, summed.
 	RateMsatPerHour float64 `json:"rate_msat_per_hour"`
+	// Detached is set for a session held by a background holder
+	// ('zennet -n -d'), Log its output.
+	Detached bool   `json:"detached,omitempty"`
+	Log      string `json:"log,omitempty"`
+	// HolderDied is set when a detached session's holder died: its
+	// providers end its leases (the renter is gone) and its ledger keeps
+	// what was paid; 'zennet release ID' forgets it.
+	HolderDied bool `json:"holder_died,omitempty"`
 }
 
 // Status returns the running sessions of configDir, oldest first, as of
-// now.
+// now, and after them the detached ones whose holder died.
 func Status(configDir string, now time.Time) ([]SessionStatus, error) {
 	live, err := session.Live(configDir)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]SessionStatus, 0, len(live))
-	for _, r := range live {
+	dead, err := session.Dead(configDir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SessionStatus, 0, len(live)+len(dead))
+	for _, r := range append(live, dead...) {
 		u, err := session.ReadUsage(configDir, r.ID)
 		if err != nil {
 			return nil, fmt.Errorf("read the usage of session %s: %w", r.ID, err)
 		}
-		out = append(out, StatusOf(r, u, now))
+		s := StatusOf(r, u, now)
+		if len(out) >= len(live) {
+			s.HolderDied, s.RateMsatPerHour = true, 0 // its hosts are gone
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }
 
 // StatusOf sums up a session from its record and its hosts' usage.
 func StatusOf(r session.Record, usage []session.Usage, now time.Time) SessionStatus {
-	s := SessionStatus{ID: r.ID, Pid: r.Pid, Started: r.Started, Ready: r.Ready, Hosts: []string{}, Providers: []string{}}
+	s := SessionStatus{ID: r.ID, Pid: r.Pid, Started: r.Started, Ready: r.Ready, Hosts: []string{}, Providers: []string{},
+		Detached: r.Detached, Log: r.Log}
 	if age := now.Sub(r.Started); age > 0 {
 		s.AgeSeconds = int64(age / time.Second)
 	}

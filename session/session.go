@@ -61,7 +61,17 @@ type Record struct {
 	// Ready is set once the hosts are ready for use: probed, checked, on
 	// the session's network. A script that waits for hosts waits for it.
 	Ready bool `json:"ready,omitempty"`
+	// Detached is set once a background holder ('zennet -n -d') holds the
+	// session, its stdout and stderr in Log. A detached session whose
+	// holder is gone is kept, as a dead one (Dead), until it is forgotten
+	// (Forget), so that its holder's death is reported and its log read.
+	Detached bool   `json:"detached,omitempty"`
+	Log      string `json:"log,omitempty"`
 }
+
+// LogName is the file in a session's directory that its detached holder
+// writes its stdout and stderr to.
+const LogName = "holder.log"
 
 // Session is one live run. Its methods are safe for concurrent use: writes
 // of its files are serialized, and once Close has begun they fail with
@@ -136,17 +146,75 @@ func open(configDir string) (*Session, error) {
 func Dir(configDir, id string) string { return filepath.Join(configDir, "sessions", id) }
 
 // Live returns the records of runs that still hold their lock, and removes
-// the directories of runs that do not (a crashed run's leftovers).
+// the directories of runs that do not (a crashed run's leftovers), but for
+// detached ones (Dead).
 func Live(configDir string) ([]Record, error) {
+	live, _, err := scan(configDir)
+	return live, err
+}
+
+// Dead returns the records of detached sessions whose holder died (it
+// holds their lock no more): their hosts are gone (a provider ends the
+// leases of a renter that vanished) and their files for ssh with them;
+// what is left is hosts.json, the usage file and the holder's log, until
+// Forget. Oldest first.
+func Dead(configDir string) ([]Record, error) {
+	_, dead, err := scan(configDir)
+	return dead, err
+}
+
+// ErrNotDead means a session named to Forget is not a dead detached one.
+var ErrNotDead = errors.New("not a dead detached session")
+
+// Forget removes what is left of a dead detached session.
+func Forget(configDir, id string) error {
+	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") {
+		return fmt.Errorf("session %q: %w", id, ErrNotDead)
+	}
+	dir := Dir(configDir, id)
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("session %s: %w", id, ErrNotDead)
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return fmt.Errorf("session %s is running: %w", id, ErrNotDead)
+	}
+	if rec, err := readRecord(dir); err != nil || !rec.Detached {
+		return fmt.Errorf("session %s: %w", id, ErrNotDead)
+	}
+	return os.RemoveAll(dir)
+}
+
+func readRecord(dir string) (Record, error) {
+	var rec Record
+	b, err := os.ReadFile(filepath.Join(dir, "hosts.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &rec)
+	}
+	return rec, err
+}
+
+// retire removes a dead detached session's files for ssh, MPI and GNU
+// parallel (the shared ssh_config would still include its hosts), and
+// keeps its record, usage and log.
+func retire(dir string) {
+	for _, name := range []string{"ssh_config", "known_hosts", "hostfile", "sshloginfile"} {
+		os.Remove(filepath.Join(dir, name))
+	}
+}
+
+// scan sorts the session directories into live and dead detached ones,
+// removing those of other dead runs.
+func scan(configDir string) (live, dead []Record, err error) {
 	sessions := filepath.Join(configDir, "sessions")
 	ents, err := os.ReadDir(sessions)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []Record
 	for _, e := range ents {
 		if !e.IsDir() {
 			continue
@@ -163,18 +231,26 @@ func Live(configDir string) ([]Record, error) {
 			continue // being created or removed right now
 		}
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-			os.RemoveAll(dir) // nobody holds it: the run is gone
+			// Nobody holds it: the run is gone. A detached holder's is
+			// kept, to be reported; any other is removed.
+			if rec, err := readRecord(dir); err == nil && rec.Detached {
+				retire(dir)
+				dead = append(dead, rec)
+			} else {
+				os.RemoveAll(dir)
+			}
 			f.Close()
 			continue
 		}
 		f.Close()
-		var rec Record
-		if b, err := os.ReadFile(filepath.Join(dir, "hosts.json")); err == nil && json.Unmarshal(b, &rec) == nil {
-			out = append(out, rec)
+		if rec, err := readRecord(dir); err == nil {
+			live = append(live, rec)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
-	return out, nil
+	for _, l := range [][]Record{live, dead} {
+		sort.Slice(l, func(i, j int) bool { return l[i].Started.Before(l[j].Started) })
+	}
+	return live, dead, nil
 }
 
 // withNamesLock runs f holding the config dir's names lock.
@@ -284,6 +360,21 @@ func (s *Session) MarkReady() error {
 	}
 	s.rec.Ready = true
 	return writeJSON(s.Files().Hosts, s.rec)
+}
+
+// Detach records that a background holder holds the session from now on,
+// writing its stdout and stderr to the file it returns (LogName in the
+// session's directory): should the holder die, the session is kept as a
+// dead one (Dead) for its death to be reported.
+func (s *Session) Detach() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", ErrClosed
+	}
+	s.rec.Detached = true
+	s.rec.Log = filepath.Join(s.Dir, LogName)
+	return s.rec.Log, writeJSON(s.Files().Hosts, s.rec)
 }
 
 // Close removes the session's files and releases its lock. It waits for

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,5 +115,66 @@ func TestLiveRemovesDeadSessions(t *testing.T) {
 	}
 	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
 		t.Fatalf("dead session dir still there: %v", err)
+	}
+}
+
+// TestDeadDetachedSession: a detached session whose holder died is kept,
+// without its files for ssh, as a dead one until Forget; its names are
+// free again at once.
+func TestDeadDetachedSession(t *testing.T) {
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, _ := s.ReserveNames(2)
+	f, err := s.Write(hosts(names, 40000), "/k/id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := s.Detach()
+	if err != nil || log != filepath.Join(s.Dir, LogName) {
+		t.Fatalf("Detach = %q, %v", log, err)
+	}
+	if err := Forget(root, s.ID); !errors.Is(err, ErrNotDead) {
+		t.Fatalf("Forget of a live session = %v, want ErrNotDead", err)
+	}
+	if live, err := Live(root); err != nil || len(live) != 1 || !live[0].Detached || live[0].Log != log {
+		t.Fatalf("Live = %+v, %v; want the detached session", live, err)
+	}
+	// The holder dies: its lock is free, its directory remains.
+	s.lock.Close()
+	if live, err := Live(root); err != nil || len(live) != 0 {
+		t.Fatalf("Live = %v, %v; want none", live, err)
+	}
+	dead, err := Dead(root)
+	if err != nil || len(dead) != 1 || dead[0].ID != s.ID || dead[0].Log != log || len(dead[0].Hosts) != 2 {
+		t.Fatalf("Dead = %+v, %v; want the session", dead, err)
+	}
+	for _, p := range []string{f.SessionConfig, f.KnownHosts, f.MPIHostfile, f.SSHLoginFile} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s of a dead session still there (%v)", filepath.Base(p), err)
+		}
+	}
+	if _, err := os.Stat(f.Hosts); err != nil {
+		t.Errorf("hosts.json of a dead session: %v", err)
+	}
+	o, _ := Open(root)
+	if n, _ := o.ReserveNames(1); n[0] != "zennet-1" {
+		t.Fatalf("a dead session's names not free: %v", n)
+	}
+	for _, bad := range []string{"", "../x", ".new-x", o.ID, "feedfacefeed"} {
+		if err := Forget(root, bad); !errors.Is(err, ErrNotDead) {
+			t.Errorf("Forget(%q) = %v, want ErrNotDead", bad, err)
+		}
+	}
+	if err := Forget(root, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if dead, err := Dead(root); err != nil || len(dead) != 0 {
+		t.Fatalf("Dead after Forget = %v, %v", dead, err)
+	}
+	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
+		t.Fatalf("forgotten session dir still there: %v", err)
 	}
 }

@@ -23,6 +23,7 @@ type Kind string
 // The kinds of documents.
 const (
 	KindHosts              Kind = "hosts"               // zennet -n: the rented hosts (HostsDoc)
+	KindEvent              Kind = "event"               // zennet -n, run, demo: what happened while renting and holding (EventDoc)
 	KindReceipts           Kind = "receipts"            // at release: a receipt per host (ReceiptsDoc)
 	KindRun                Kind = "run"                 // zennet run, and DIR/run.json (taskrun.Doc)
 	KindUsage              Kind = "usage"               // zennet usage ([]session.Usage)
@@ -66,6 +67,46 @@ type ImageDoc struct {
 type ErrorDoc struct {
 	Message  string `json:"message"`
 	ExitCode int    `json:"exit_code"`
+}
+
+// EventDoc is something that happened while a long-running command
+// rented or held its hosts, a line of its stream between the hosts
+// document and the receipts: its time, its type, the sentence zennet says
+// on stderr, and the fields its type has (the others are left out).
+type EventDoc struct {
+	Time time.Time `json:"time"`
+	// Type is one of: notice, provider-path, dropped, ended,
+	// provider-lost, replaced, replace-short, explanation, probe,
+	// spot-check.
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	// Host, Lease and Provider name what the event is about.
+	Host     string `json:"host,omitempty"`
+	Lease    string `json:"lease,omitempty"`
+	Provider string `json:"provider,omitempty"`
+	// Reason says why (dropped, ended, explanation); Cause is the
+	// provider's end cause (ended), ProvidersFault whether it counts
+	// against the provider (and the host is replaced).
+	Reason         string `json:"reason,omitempty"`
+	Cause          string `json:"cause,omitempty"`
+	ProvidersFault bool   `json:"providers_fault,omitempty"`
+	// Released: a dropped host had already left the rental.
+	Released bool `json:"released,omitempty"`
+	// Hosts: how many hosts a lost provider took with it; how many are
+	// held after a short replacement.
+	Hosts int `json:"hosts,omitempty"`
+	// Got and Lost: the hosts replaced of those lost (replace-short).
+	Got  int `json:"got,omitempty"`
+	Lost int `json:"lost,omitempty"`
+	// Path: how a provider behind a NAT was reached (provider-path).
+	Path    string `json:"path,omitempty"`
+	Relayed bool   `json:"relayed,omitempty"`
+	// Failed: a probe or spot check failed (a failed spot check drops
+	// the provider's hosts).
+	Failed bool `json:"failed,omitempty"`
+	// Error says what went wrong (provider-lost, replace-short, probe,
+	// spot-check).
+	Error string `json:"error,omitempty"`
 }
 
 type HostsDoc struct {
@@ -117,6 +158,9 @@ type ReleasedSession struct {
 	Session string `json:"session"`
 	Pid     int    `json:"pid"`
 	Hosts   int    `json:"hosts"`
+	// HolderDied: the session was detached and its holder had died; it was
+	// forgotten (its providers had ended its leases).
+	HolderDied bool `json:"holder_died,omitempty"`
 }
 
 // LeaseAction is the --json result of pause, resume and end.

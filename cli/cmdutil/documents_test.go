@@ -88,7 +88,7 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 	check := bench.Check{File: "systrap.json", OK: true, Signed: true, Signer: "SHA256:b", Digest: "6e3cb2f074ecb6f1", Suite: "zennet-bench-v1",
 		Machine: "m", Fingerprint: "f", Steps: 30}
 	status := renter.SessionStatus{ID: "0123abcd", Pid: 4242, Started: t0, AgeSeconds: 15, Ready: true, Hosts: []string{"zennet-1"},
-		Providers: []string{"127.0.0.1:2222"}, BilledMsat: 150, PaidMsat: 100, RateMsatPerHour: 36000}
+		Providers: []string{"127.0.0.1:2222"}, BilledMsat: 150, PaidMsat: 100, RateMsatPerHour: 36000, Detached: true, Log: "/c/sessions/0123abcd/holder.log"}
 	return map[Kind]any{
 		KindPriceFit:           fit,
 		KindPriceModel:         PriceModelDoc{Hash: hash, Model: model},
@@ -99,6 +99,8 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 		KindCalibrationImports: []bench.Check{check},
 		KindHosts: HostsDoc{Session: "0123abcd", Files: session.Files{SSHConfig: "/c/sessions/0123abcd/ssh_config"},
 			Hosts: []HostJSON{{"zennet-1", 40001, "127.0.0.1:2222", "zn-0123456789abcdef0", 512 << 20, 1, 4 << 30, "ssh-ed25519 AAAA", "10.77.0.1", 100}}},
+		KindEvent: EventDoc{Time: t0, Type: "ended", Message: "zennet-1 (lease zn-0123456789abcdef0) ended by provider 127.0.0.1:2222: out of memory",
+			Host: "zennet-1", Lease: "zn-0123456789abcdef0", Provider: "127.0.0.1:2222", Reason: "out of memory", Cause: "memory_exceeded"},
 		KindReceipts: ReceiptsDoc{Hosts: []renter.Receipt{receipt}, Total: pay.Total([]pay.Receipt{receipt.Receipt}, "")},
 		KindRun: taskrun.Doc{Session: "0123abcd", Sessions: []string{"0123abcd"}, Command: []string{"hostname"}, Count: 1, Replicas: 1, ResultsDir: "/r", OK: true,
 			Tasks: []taskrun.Task{{Task: 1, Replica: 1, Host: "zennet-1", Provider: "127.0.0.1:2222", LeaseID: "zn-0123456789abcdef0", Seconds: 0.5,
@@ -109,7 +111,7 @@ func sampleDocuments(t *testing.T) map[Kind]any {
 		KindProviders: []ProviderRow{{Address: "127.0.0.1:2222", Provider: "ssh-ed25519 AAAA", Fingerprint: "SHA256:p", PricePerWorkMsat: 100, Score: 1,
 			Methods: []string{pay.MethodEmbedded}, Expires: t0}},
 		KindReputation:     []ReputationRow{{Record: market.Record{Key: "SHA256:p", Leases: 2, Completed: 1, Last: t0}, Score: 0.6}},
-		KindReleased:       []ReleasedSession{{Session: "0123abcd", Pid: 4242, Hosts: 2}},
+		KindReleased:       []ReleasedSession{{Session: "0123abcd", Pid: 4242, Hosts: 2}, {Session: "4567cdef", Pid: 4343, Hosts: 1, HolderDied: true}},
 		KindStatus:         []renter.SessionStatus{status},
 		KindSSHConfig:      SSHConfigDoc{File: "/home/u/.ssh/config", Include: "Include /home/u/.config/zennet/ssh_config", Installed: true, Changed: true},
 		KindConfig:         []ConfigRow{{Flag: "memory", Value: "1G", Source: "file"}, {Flag: "seed", Value: "[192.0.2.7:2222]", Source: "env ZENNET_SEEDS"}},

@@ -38,13 +38,23 @@ type ConflictError struct{ Err error }
 func (e ConflictError) Error() string { return e.Err.Error() }
 func (e ConflictError) Unwrap() error { return e.Err }
 
+// ReportedError is a failure already said, by a zennet process of its own
+// whose output was passed on (a detached holder that failed before its
+// hosts were ready): only its exit code is left, and nothing is printed.
+type ReportedError struct{ Code int }
+
+func (e ReportedError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
 // ExitCode maps an error to the process exit code: the one place that does.
 func ExitCode(err error) int {
 	var ue UsageError
 	var ce ConflictError
+	var re ReportedError
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &re):
+		return re.Code
 	case errors.Is(err, ErrInterrupted):
 		return ExitInterrupted
 	case errors.Is(err, context.Canceled):

@@ -56,6 +56,22 @@ func WriteJSON(w io.Writer, kind Kind, data any) error {
 	return err
 }
 
+// WriteJSONLine prints one --json document on one line (JSON Lines): the
+// form of the documents a long-running command prints one after another
+// as a stream (zennet -n: hosts, events, receipts). Written to a DocWriter
+// with a --jq or --template, the document goes through it.
+func WriteJSONLine(w io.Writer, kind Kind, data any) error {
+	var b bytes.Buffer
+	if err := json.NewEncoder(&b).Encode(envelope{SchemaVersion: SchemaVersion, Kind: kind, Data: data}); err != nil {
+		return err
+	}
+	if ok, err := formatted(w, b.Bytes()); ok {
+		return err
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
 // Table prints rows aligned on a terminal and tab-separated (no header)
 // elsewhere, so scripts get stable columns.
 func Table(w io.Writer, header []string, rows [][]string) {

@@ -85,6 +85,9 @@ func runScripts(t *testing.T, dir string) {
 			// A script that fails, or SIGKILLs a provider and ends before
 			// restarting it, leaves sandboxes behind: destroy them.
 			env.Defer(func() { destroySandboxes(env.T(), env.WorkDir) })
+			// Deferred last, run first: a detached holder (zennet -n -d)
+			// left running is no process of the script's; end it.
+			env.Defer(func() { endHolders(env.T(), filepath.Join(env.WorkDir, "config")) })
 			return os.MkdirAll(home, 0o700)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -98,6 +101,8 @@ func runScripts(t *testing.T, dir string) {
 			"waitport":     cmdWaitPort,
 			"hostaddr":     cmdHostAddr,
 			"waitusage":    cmdWaitUsage,
+			"sessionof":    cmdSessionOf,
+			"killwait":     cmdKillWait,
 			"usagebelow":   cmdUsageBelow,
 			"usagerate":    cmdUsageRate,
 			"ledgersagree": cmdLedgersAgree,
@@ -160,6 +165,70 @@ func stopProvider(dataDir string) {
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if syscall.Kill(doc.Data.Pid, 0) != nil {
 			return
+		}
+	}
+}
+
+// endHolders ends the detached holders of the sessions of configDir that
+// are still running: SIGTERM (they release their hosts), then, after a
+// minute, SIGKILL.
+func endHolders(t testscript.T, configDir string) {
+	live, _ := session.Live(configDir)
+	for _, r := range live {
+		if !r.Detached {
+			continue
+		}
+		t.Log(fmt.Sprintf("ending the holder of session %s (pid %d), left running", r.ID, r.Pid))
+		syscall.Kill(r.Pid, syscall.SIGTERM)
+		deadline := time.Now().Add(time.Minute)
+		for alive(r.Pid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		syscall.Kill(r.Pid, syscall.SIGKILL)
+	}
+}
+
+// alive tells whether process pid is there and not a zombie (a holder
+// is no child of the script's, and whoever adopted it may reap it late).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...: comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// sessionof VAR: put the id of the only running session in $VAR and its
+// pid (its holder's, when detached) in $VAR_PID.
+func cmdSessionOf(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: sessionof VAR")
+	}
+	live, err := session.Live(ts.Getenv("ZENNET_CONFIG_DIR"))
+	if err != nil || len(live) != 1 {
+		ts.Fatalf("sessionof: running sessions %+v (%v), want one", live, err)
+	}
+	ts.Setenv(args[0], live[0].ID)
+	ts.Setenv(args[0]+"_PID", strconv.Itoa(live[0].Pid))
+}
+
+// killwait PID: SIGKILL process PID, not one the script started, and wait
+// (a minute at most) until it is gone.
+func cmdKillWait(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: killwait PID")
+	}
+	pid, err := strconv.Atoi(args[0])
+	if err != nil || pid <= 1 {
+		ts.Fatalf("killwait: bad pid %q", args[0])
+	}
+	ts.Check(syscall.Kill(pid, syscall.SIGKILL))
+	for deadline := time.Now().Add(time.Minute); alive(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			ts.Fatalf("process %d still there a minute after SIGKILL", pid)
 		}
 	}
 }

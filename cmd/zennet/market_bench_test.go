@@ -246,11 +246,14 @@ func (m *benchMarket) start(b *testing.B, name string, args ...string) *proc {
 	return p
 }
 
-// next reads p's next JSON document, which must be of kind.
+// next reads p's next JSON document, which must be of kind; a renter's
+// events are skipped.
 func (p *proc) next(kind string, v any) error {
 	var e envelope
-	if err := p.out.Decode(&e); err != nil {
-		return fmt.Errorf("%s: reading the %s document: %v\n%s stderr:\n%s", p.name, kind, err, p.name, p.stderr.String())
+	for e.Kind == "" || (e.Kind == "event" && kind != "event") {
+		if err := p.out.Decode(&e); err != nil {
+			return fmt.Errorf("%s: reading the %s document: %v\n%s stderr:\n%s", p.name, kind, err, p.name, p.stderr.String())
+		}
 	}
 	if e.Kind != kind {
 		return fmt.Errorf("%s: got a %q document, want %q", p.name, e.Kind, kind)

@@ -54,7 +54,7 @@ func Main() int {
 		if wantsJSON(ran) {
 			// Under --json the failure is a document too, on stderr:
 			// stdout holds only results.
-			cmdutil.WriteJSON(io.ErrOut, cmdutil.KindError, cmdutil.ErrorDoc{Message: sentence(err), ExitCode: code})
+			cmdutil.WriteJSONLine(io.ErrOut, cmdutil.KindError, cmdutil.ErrorDoc{Message: sentence(err), ExitCode: code})
 		} else {
 			fmt.Fprintf(io.ErrOut, "zennet: %s\n", cmdutil.Printable(sentence(err), false))
 		}

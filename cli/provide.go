@@ -366,7 +366,7 @@ func runProvide(ctx context.Context, o *provideOptions, ready chan<- provider.In
 				tuiDone <- err
 			}()
 		case o.JSON:
-			cmdutil.WriteJSON(o.IO.Out, cmdutil.KindProvider, st.Info)
+			cmdutil.WriteJSONLine(o.IO.Out, cmdutil.KindProvider, st.Info)
 		default:
 			fmt.Fprintf(o.IO.ErrOut, "zennet: providing on %s (host key %s); %d leases, %s, %.4g CPUs; Ctrl-C stops\n",
 				st.Info.Address, st.Info.Fingerprint, st.Info.MaxLeases, cmdutil.FormatSize(st.Info.MemoryBytes), st.Info.CPUs)

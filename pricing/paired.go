@@ -137,5 +137,6 @@ func BiasMet(price, cpu PairedRatio) bool {
 }
 
 // InflatedMet is the goal for a provider whose counters are scaled: the
-// renter pays within InflatedTolerance of the honest bill.
-func InflatedMet(paid PairedRatio) bool { return Bias(paid.Ratio) <= InflatedTolerance }
+// renter pays, for a run, within InflatedTolerance of what the honest
+// counters bill.
+func InflatedMet(paid float64) bool { return Bias(paid) <= InflatedTolerance }

@@ -132,7 +132,7 @@ func TestGoals(t *testing.T) {
 			t.Errorf("bias %s: %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	if !InflatedMet(PairedRatio{Ratio: 0.9951}) || !InflatedMet(PairedRatio{Ratio: 1.0049}) || InflatedMet(PairedRatio{Ratio: 1.006}) || InflatedMet(PairedRatio{Ratio: 0.667}) {
+	if !InflatedMet(0.9951) || !InflatedMet(1.0049) || InflatedMet(1.006) || InflatedMet(0.667) || InflatedMet(0) {
 		t.Error("InflatedMet: wrong at its bounds")
 	}
 }

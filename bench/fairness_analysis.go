@@ -282,9 +282,13 @@ func AnalyseFairness(run *FairnessRun, a FairnessAnalysis) (*FairnessReport, err
 					goal string
 					r    pricing.PairedRatio
 				}{{GoalTariff, jr.Tariff}, {GoalModel, jr.Model}} {
-					rep.Goals = append(rep.Goals, GoalResult{Goal: g.goal, Comparison: cr.Name, Job: jr.Job, Value: pricing.Bias(g.r.Ratio),
+					gr := GoalResult{Goal: g.goal, Comparison: cr.Name, Job: jr.Job, Value: pricing.Bias(g.r.Ratio),
 						Met:    g.r.N > 0 && pricing.BiasMet(g.r, jr.CPU),
-						Detail: fmt.Sprintf("bias %s against CPU-seconds' %s (ratio %.3f, CPU-s %.3f)", pricing.Percent(pricing.Bias(g.r.Ratio)), pricing.Percent(pricing.Bias(jr.CPU.Ratio)), g.r.Ratio, jr.CPU.Ratio)})
+						Detail: fmt.Sprintf("bias %s against CPU-seconds' %s (ratio %.3f, CPU-s %.3f)", pricing.Percent(pricing.Bias(g.r.Ratio)), pricing.Percent(pricing.Bias(jr.CPU.Ratio)), g.r.Ratio, jr.CPU.Ratio)}
+					if g.r.N == 0 {
+						gr.Value, gr.Detail = -1, "no model: an arm's calibration did not fit (see the arms)"
+					}
+					rep.Goals = append(rep.Goals, gr)
 				}
 			}
 		}

@@ -132,14 +132,16 @@ bench: deps bench-deps runsc lnd image test-image build
 	$(GO) test -run '^$$' -bench Tunnel -benchtime=1x -timeout 10m ./sshgate
 	$(GO) test -run '^$$' -bench MarketScale -benchtime=1x -timeout 20m ./p2p
 
-# The price model's fairness measured for real (issue 7; docs/pricing.md,
-# "Measured fairness"): five sandbox configurations of this machine (systrap,
-# ptrace, each with and without a CPU-hungry neighbour, a 1-core quota), each
-# calibrated in the run, seven held-out jobs run three times on each; prints
-# each job's bill CV across them under the model, CPU- and wall-seconds, and
-# writes the input (for 'zennet price fairness') and the report to
-# $(BENCH_OUT). About 13 minutes here; run it on a quiet machine.
-# FAIRNESS_FLAGS adds flags, e.g. '--repeats 5' or '--price-per-score 1000'.
+# The fairness of the prices measured for real (issues 7, 19; docs/pricing.md,
+# "Measured fairness"): five sandboxes alive together on one CPU (the
+# reference, a second like it, a 0.5-CPU quota with and without a CPU-hungry
+# neighbour, ptrace), each calibration step on every arm in turn, the suite
+# three times; then each job on the reference and a test arm seconds apart,
+# ten pairs; prints the bill ratios (CPU-seconds, the tariff, the model,
+# wall-seconds), the noise bands and the goals, and writes the report, the
+# pairs and the sets to $(BENCH_OUT). About 27 minutes on this machine under
+# load; '--check' in FAIRNESS_FLAGS exits non-zero when a goal is not met.
+# FAIRNESS_FLAGS adds flags, e.g. '--pairs 20', '--replicates 5', '--check'.
 BENCH_OUT ?= bench-out
 bench-pricing: runsc image build
 	$(BIN) bench fairness -o $(BENCH_OUT) --agent-binary $(abspath $(BIN)) $(FAIRNESS_FLAGS)

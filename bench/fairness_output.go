@@ -9,32 +9,38 @@ import (
 	"slices"
 
 	"github.com/zennet/zennet/internal/atomicfile"
-	"github.com/zennet/zennet/pricing"
 )
 
 // The files a fairness measurement writes to its directory.
 const (
-	// FairnessInputFile is pricing's input (pricing.FairnessInput), for
-	// re-running the analysis with 'zennet price fairness'.
-	FairnessInputFile = "fairness-input.json"
-	// FairnessReportFile is the report (pricing.FairnessReport).
+	// FairnessReportFile is the report (FairnessReport).
 	FairnessReportFile = "fairness-report.json"
-	// FairnessRunsFile is every repeat of every job and the host's load
-	// (FairnessRun).
+	// FairnessRunsFile is every pair of every job with its meter trace,
+	// and the host's load (FairnessRun).
 	FairnessRunsFile = "runs.json"
-	// FairnessSetsDir holds each provider's calibration set, unsigned,
-	// as NAME.json.
+	// FairnessSetsDir holds each arm's calibration set, unsigned: every
+	// replicate as ARM-N.json and the median one (MedianSet) as
+	// ARM.json.
 	FairnessSetsDir = "sets"
 )
 
-// LookupFairProvider returns the configuration of DefaultFairProviders
-// named name.
-func LookupFairProvider(name string) (FairProvider, bool) {
-	i := slices.IndexFunc(DefaultFairProviders, func(p FairProvider) bool { return p.Name == name })
+// LookupFairArm returns the arm of DefaultFairArms named name.
+func LookupFairArm(name string) (FairArm, bool) {
+	i := slices.IndexFunc(DefaultFairArms, func(a FairArm) bool { return a.Name == name })
 	if i < 0 {
-		return FairProvider{}, false
+		return FairArm{}, false
 	}
-	return DefaultFairProviders[i], true
+	return DefaultFairArms[i], true
+}
+
+// LookupFairComparison returns the comparison of DefaultFairComparisons
+// named name.
+func LookupFairComparison(name string) (FairComparison, bool) {
+	i := slices.IndexFunc(DefaultFairComparisons, func(c FairComparison) bool { return c.Name == name })
+	if i < 0 {
+		return FairComparison{}, false
+	}
+	return DefaultFairComparisons[i], true
 }
 
 // LookupFairJob returns the job of DefaultFairJobs named name.
@@ -46,23 +52,9 @@ func LookupFairJob(name string) (FairJob, bool) {
 	return DefaultFairJobs[i], true
 }
 
-// ReadSets reads dir/NAME.json for every provider, for
-// FairnessConfig.Sets.
-func ReadSets(dir string, providers []FairProvider) (map[string]*Set, error) {
-	sets := map[string]*Set{}
-	for _, p := range providers {
-		set, err := ReadFile(filepath.Join(dir, p.Name+".json"))
-		if err != nil {
-			return nil, err
-		}
-		sets[p.Name] = set
-	}
-	return sets, nil
-}
-
 // MeasureFairness is RunFairness keeping what it measured in dir: the
-// calibration sets (FairnessSetsDir) and every repeat (FairnessRunsFile),
-// written even when a later provider fails, with whatever was measured by
+// calibration sets (FairnessSetsDir) and every pair (FairnessRunsFile),
+// written even when the run fails part way, with whatever was measured by
 // then.
 func MeasureFairness(ctx context.Context, cfg FairnessConfig, dir string) (*FairnessRun, error) {
 	if err := os.MkdirAll(filepath.Join(dir, FairnessSetsDir), 0o755); err != nil {
@@ -79,9 +71,14 @@ func MeasureFairness(ctx context.Context, cfg FairnessConfig, dir string) (*Fair
 
 // writeFiles writes the raw measurements and the calibration sets to dir.
 func (r *FairnessRun) writeFiles(dir string) error {
-	for _, m := range r.Providers {
+	for _, m := range r.Arms {
+		for i, set := range m.Replicates {
+			if err := set.WriteFile(filepath.Join(dir, FairnessSetsDir, fmt.Sprintf("%s-%d.json", m.Arm.Name, i+1))); err != nil {
+				return err
+			}
+		}
 		if m.Set != nil {
-			if err := m.Set.WriteFile(filepath.Join(dir, FairnessSetsDir, m.Provider.Name+".json")); err != nil {
+			if err := m.Set.WriteFile(filepath.Join(dir, FairnessSetsDir, m.Arm.Name+".json")); err != nil {
 				return err
 			}
 		}
@@ -89,26 +86,9 @@ func (r *FairnessRun) writeFiles(dir string) error {
 	return writeIndentedJSON(filepath.Join(dir, FairnessRunsFile), r)
 }
 
-// Report analyses the run with pricing.Fairness under opts and writes its
-// input (FairnessInputFile) and the report (FairnessReportFile) to dir.
-// opts.Reference, if set, replaces the first provider's calibration as the
-// reference. It returns the report and the input file's path.
-func (r *FairnessRun) Report(dir string, opts pricing.Options) (*pricing.FairnessReport, string, error) {
-	if opts.Reference != nil {
-		r.Input.Reference = opts.Reference
-	}
-	input := filepath.Join(dir, FairnessInputFile)
-	if err := writeIndentedJSON(input, r.Input); err != nil {
-		return nil, "", err
-	}
-	rep, err := pricing.Fairness(r.Input, opts)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := writeIndentedJSON(filepath.Join(dir, FairnessReportFile), rep); err != nil {
-		return nil, "", err
-	}
-	return rep, input, nil
+// WriteReport writes rep to dir as FairnessReportFile.
+func WriteReport(dir string, rep *FairnessReport) error {
+	return writeIndentedJSON(filepath.Join(dir, FairnessReportFile), rep)
 }
 
 // writeIndentedJSON writes v to path as indented JSON, atomically.
@@ -118,4 +98,33 @@ func writeIndentedJSON(path string, v any) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// ReadFairnessRun reads back what MeasureFairness wrote to dir, for
+// pricing it again (AnalyseFairness) without measuring: the pairs
+// (FairnessRunsFile) and every arm's replicates (FairnessSetsDir), whose
+// medians it takes again.
+func ReadFairnessRun(dir string) (*FairnessRun, error) {
+	b, err := os.ReadFile(filepath.Join(dir, FairnessRunsFile))
+	if err != nil {
+		return nil, err
+	}
+	run := &FairnessRun{}
+	if err := json.Unmarshal(b, run); err != nil {
+		return nil, fmt.Errorf("%s: %w", FairnessRunsFile, err)
+	}
+	for i := range run.Arms {
+		m := &run.Arms[i]
+		for r := 1; r <= run.Replicates; r++ {
+			set, err := ReadFile(filepath.Join(dir, FairnessSetsDir, fmt.Sprintf("%s-%d.json", m.Arm.Name, r)))
+			if err != nil {
+				return nil, err
+			}
+			m.Replicates = append(m.Replicates, set)
+		}
+		if m.Set, err = MedianSet(m.Replicates); err != nil {
+			return nil, fmt.Errorf("arm %s: %w", m.Arm.Name, err)
+		}
+	}
+	return run, nil
 }

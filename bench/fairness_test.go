@@ -3,9 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,48 +10,6 @@ import (
 	"github.com/zennet/zennet/meter"
 	"github.com/zennet/zennet/pricing"
 )
-
-func TestMedianSample(t *testing.T) {
-	s := func(secs float64, cpu, faults uint64) JobSample {
-		return JobSample{Seconds: secs, Usage: map[string]uint64{"cpu_ns": cpu, "page_faults_minor": faults}}
-	}
-	tests := []struct {
-		name    string
-		samples []JobSample
-		want    JobSample
-	}{
-		{"one", []JobSample{s(2, 10, 5)}, s(2, 10, 5)},
-		// Each figure is the median of its own: the cold first run's
-		// faults do not drag the CPU time along.
-		{"three", []JobSample{s(5, 30, 900), s(2, 10, 5), s(3, 20, 7)}, s(3, 20, 7)},
-		{"even count takes the lower middle", []JobSample{s(4, 40, 4), s(1, 10, 1), s(3, 30, 3), s(2, 20, 2)}, s(2, 20, 2)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := MedianSample(tt.samples)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Seconds != tt.want.Seconds || len(got.Usage) != len(tt.want.Usage) {
-				t.Fatalf("got %+v, want %+v", got, tt.want)
-			}
-			for k, v := range tt.want.Usage {
-				if got.Usage[k] != v {
-					t.Errorf("%s = %d, want %d", k, got.Usage[k], v)
-				}
-			}
-		})
-	}
-	if _, err := MedianSample(nil); err == nil {
-		t.Error("no samples: no error")
-	}
-	if _, err := MedianSample([]JobSample{s(1, 1, 1), {Seconds: 1, Usage: map[string]uint64{"cpu_ns": 1, "x": 1}}}); err == nil {
-		t.Error("different counters: no error")
-	}
-	if _, err := MedianSample([]JobSample{s(1, 1, 1), {Seconds: 1, Usage: map[string]uint64{"cpu_ns": 1}}}); err == nil {
-		t.Error("a counter missing: no error")
-	}
-}
 
 func TestCalibrationOf(t *testing.T) {
 	set := testSet(t)
@@ -90,14 +45,26 @@ func TestJobSample(t *testing.T) {
 	var a, b meter.Vector
 	a[meter.CPU], b[meter.CPU] = 1e9, 3.5e9
 	a[meter.WriteBytes], b[meter.WriteBytes] = 10, 4096
-	s, err := jobSample(meter.Sample{Time: t0, Counters: a}, meter.Sample{Time: t0.Add(1500 * time.Millisecond), Counters: b})
+	mid := a
+	mid[meter.CPU] = 2e9
+	a[meter.MemoryPeak], mid[meter.MemoryPeak], b[meter.MemoryPeak] = 100, 300, 200
+	s, err := jobSample(meter.Sample{Time: t0, Counters: a}, []meter.Sample{
+		{Time: t0.Add(500 * time.Millisecond), Counters: mid},
+		{Time: t0.Add(1500 * time.Millisecond), Counters: b},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Seconds != 1.5 || s.Usage["cpu_ns"] != 2.5e9 || s.Usage["io_write_bytes"] != 4086 || len(s.Usage) != int(meter.NumCounters) {
 		t.Errorf("sample %+v", s)
 	}
-	if _, err := jobSample(meter.Sample{Time: t0}, meter.Sample{Time: t0}); err == nil {
+	// The trace: counters since the start, the peak as read, the last
+	// point the delta.
+	if len(s.Trace) != 2 || s.Trace[0].At != 0.5 || s.Trace[0].Counters[meter.CPU] != 1e9 || s.Trace[0].Counters[meter.MemoryPeak] != 300 ||
+		s.Trace[1].At != 1.5 || s.Trace[1].Counters[meter.CPU] != 2.5e9 || s.Usage["memory_peak_bytes"] != 200 {
+		t.Errorf("trace %+v", s.Trace)
+	}
+	if _, err := jobSample(meter.Sample{Time: t0}, []meter.Sample{{Time: t0}}); err == nil {
 		t.Error("no time passed: no error")
 	}
 }
@@ -115,73 +82,40 @@ func TestExpectLine(t *testing.T) {
 	}
 }
 
-// TestFairnessInput checks that a run's measurements become pricing's
-// input (medians, the first provider's calibration as the reference) and
-// that the JSON it writes is what 'zennet price fairness' reads.
-func TestFairnessInput(t *testing.T) {
-	set := testSet(t)
-	job := func(secs float64, cpu uint64) JobSample {
-		u := map[string]uint64{}
-		for c := meter.Counter(0); c < meter.NumCounters; c++ {
-			u[c.Name()] = 0
-		}
-		u["cpu_ns"] = cpu
-		return JobSample{Seconds: secs, Usage: u}
-	}
-	run := &FairnessRun{Jobs: []FairJob{{Name: "a"}}}
-	for _, name := range []string{"ref", "other"} {
-		run.Providers = append(run.Providers, ProviderMeasurement{
-			Provider: FairProvider{Name: name}, Set: set,
-			Jobs: map[string][]JobSample{"a": {job(3, 3e9), job(1, 1e9), job(2, 2e9)}},
-		})
-	}
-	in, err := run.fairnessInput(pricing.Prices{PerReferenceCPUSecond: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if in.Reference == nil || in.Reference.Hash != in.Providers[0].Calibrations[0].Hash || len(in.Providers) != 2 {
-		t.Fatalf("input %+v", in)
-	}
-	if j := in.Providers[1].Jobs[0]; j.Name != "a" || j.Seconds != 2 || j.Usage["cpu_ns"] != 2e9 {
-		t.Errorf("job %+v", j)
-	}
-	b, err := json.Marshal(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "in.json")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	back, err := pricing.DecodeFairnessInput(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := pricing.Fairness(back, pricing.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The same set and usage on both: the same bill, a CV of 0.
-	if j := rep.Jobs[0]; j.ModelCV != 0 || j.CPUCV != 0 || !(j.Msat[0] > 0) {
-		t.Errorf("report %+v", j)
-	}
-	run.Providers[1].Jobs["a"] = nil
-	if _, err := run.fairnessInput(pricing.Prices{PerScore: 1}); err == nil {
-		t.Error("a provider without runs of a job: no error")
-	}
-}
-
 func TestRunFairnessChecks(t *testing.T) {
 	ctx := context.Background()
-	base := FairnessConfig{Providers: DefaultFairProviders[:2], Jobs: DefaultFairJobs[:1], Options: Options{Steps: 2, Seconds: 1, Seed: 1}}
+	base := FairnessConfig{Arms: DefaultFairArms, Comparisons: DefaultFairComparisons, Jobs: DefaultFairJobs, Options: Options{Steps: 2, Seconds: 1, Seed: 1}}
+	if err := checkFairness(&base); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	if base.Pairs != DefaultFairPairs || base.Replicates != DefaultFairReplicates {
+		t.Errorf("defaults not filled: %+v", base)
+	}
 	for _, tt := range []struct {
 		name string
 		mod  func(*FairnessConfig)
 		msg  string
 	}{
-		{"one provider", func(c *FairnessConfig) { c.Providers = c.Providers[:1] }, "two provider configurations"},
-		{"repeated provider", func(c *FairnessConfig) { c.Providers = []FairProvider{{Name: "a"}, {Name: "a"}} }, "repeated"},
-		{"no jobs", func(c *FairnessConfig) { c.Jobs = nil }, "no jobs"},
+		{"one arm", func(c *FairnessConfig) { c.Arms = c.Arms[:1] }, "two arms"},
+		{"repeated arm", func(c *FairnessConfig) { c.Arms = []FairArm{{Name: "a"}, {Name: "a"}} }, "repeated"},
+		{"no comparisons", func(c *FairnessConfig) { c.Comparisons = nil }, "no comparisons"},
+		{"the reference as a test arm", func(c *FairnessConfig) {
+			c.Comparisons = []FairComparison{{Name: "x", Arm: "reference", Kind: FairNoise, Jobs: []string{"python"}}}
+		}, "not a test arm"},
+		{"an unknown arm", func(c *FairnessConfig) {
+			c.Comparisons = []FairComparison{{Name: "x", Arm: "kvm", Kind: FairNoise, Jobs: []string{"python"}}}
+		}, "not a test arm"},
+		{"an unknown kind", func(c *FairnessConfig) {
+			c.Comparisons = []FairComparison{{Name: "x", Arm: "half", Kind: "speed", Jobs: []string{"python"}}}
+		}, "kind"},
+		{"an unknown job", func(c *FairnessConfig) {
+			c.Comparisons = []FairComparison{{Name: "x", Arm: "half", Kind: FairNoise, Jobs: []string{"make"}}}
+		}, "no job"},
+		{"no noise floor", func(c *FairnessConfig) { c.Comparisons = DefaultFairComparisons[1:] }, "no noise comparison"},
+		{"a job without a noise floor", func(c *FairnessConfig) {
+			c.Comparisons = []FairComparison{{Name: "self", Arm: "reference-2", Kind: FairNoise, Jobs: []string{"python"}}, DefaultFairComparisons[3]}
+		}, "no noise floor"},
+		{"one pair", func(c *FairnessConfig) { c.Pairs = 1 }, "two or more"},
 		{"bad job name", func(c *FairnessConfig) { c.Jobs = []FairJob{{Name: "a b"}} }, "not a plain word"},
 		{"no steps", func(c *FairnessConfig) { c.Options.Steps = 0 }, "0 steps"},
 	} {
@@ -192,5 +126,65 @@ func TestRunFairnessChecks(t *testing.T) {
 				t.Errorf("RunFairness = %v, want an error containing %q", err, tt.msg)
 			}
 		})
+	}
+}
+
+// TestRefFirst checks the pairing order: each job's pairs alternate
+// which side goes first, so over an even number of pairs each side goes
+// first equally often, and within a pair consecutive jobs alternate too.
+func TestRefFirst(t *testing.T) {
+	for k := range 4 {
+		first := 0
+		for p := range 10 {
+			if RefFirst(p, k) {
+				first++
+			}
+			if RefFirst(p, k) == RefFirst(p+1, k) {
+				t.Errorf("job %d: pairs %d and %d start on the same side", k, p, p+1)
+			}
+			if RefFirst(p, k) == RefFirst(p, k+1) {
+				t.Errorf("pair %d: jobs %d and %d start on the same side", p, k, k+1)
+			}
+		}
+		if first != 5 {
+			t.Errorf("job %d: the reference first in %d of 10 pairs", k, first)
+		}
+	}
+}
+
+func TestMedianSet(t *testing.T) {
+	// Three replicates of two steps; the middle one by work per
+	// CPU-second is taken whole, whatever order they come in.
+	reps := []*Set{testSet(t), testSet(t), testSet(t)}
+	for r, score := range []float64{5e8, 3e8, 4e8} {
+		reps[r].Steps[0].Score = score
+		reps[r].Steps[1].Score = 9e8 - score
+		reps[r].Steps[0].Delta["page_faults_minor"] = uint64(r)
+	}
+	med, err := MedianSet(reps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if med.Steps[0].Score != 4e8 || med.Steps[0].Delta["page_faults_minor"] != 2 || med.Steps[1].Score != 5e8 {
+		t.Errorf("median steps %+v", med.Steps)
+	}
+	if reps[0].Steps[0].Score != 5e8 {
+		t.Error("MedianSet changed its input")
+	}
+	// Even: the lower middle.
+	if med, _ := MedianSet(reps[:2]); med.Steps[0].Score != 3e8 {
+		t.Errorf("two replicates: score %v, want the lower 3e8", med.Steps[0].Score)
+	}
+	bad := testSet(t)
+	bad.Steps[1].Seed++
+	if _, err := MedianSet([]*Set{reps[0], bad}); err == nil {
+		t.Error("replicates of different steps: no error")
+	}
+	bad.Steps = bad.Steps[:1]
+	if _, err := MedianSet([]*Set{reps[0], bad}); err == nil {
+		t.Error("replicates of different lengths: no error")
+	}
+	if _, err := MedianSet(nil); err == nil {
+		t.Error("no replicates: no error")
 	}
 }

@@ -48,6 +48,11 @@ type Config struct {
 	Networks *netsandbox.Manager
 	// Log receives lifecycle events; nil discards them.
 	Log *slog.Logger
+	// CPUSet, if not empty, are the CPUs sandboxes with a quota are placed
+	// on (by the least quota placed on each); empty means every CPU this
+	// process may run on. The fairness benchmark puts all its sandboxes
+	// on one CPU, so that its ratios compare configurations, not CPUs.
+	CPUSet []int
 }
 
 // Mount binds a host path into the sandbox.
@@ -128,7 +133,7 @@ func New(cfg Config) (*Runtime, error) {
 		err = fillCpusetParents(mount, cfg.CgroupParent)
 	}
 	if err == nil {
-		r.cpus = newCPUPlacer(nil)
+		r.cpus = newCPUPlacer(cfg.CPUSet)
 	} else {
 		r.log.Warn("no cpuset controller: a host's nproc says the machine's CPUs, not its quota's", "err", err)
 	}

@@ -51,6 +51,14 @@ func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Tariff, erro
 	if err != nil {
 		return pay.Rates{}, nil, err
 	}
+	return RatesAgainst(set, ref, price)
+}
+
+// RatesAgainst is ModelRates with ref as the reference run instead of the
+// one embedded in the binary (bench.Reference): the same fit and the same
+// checks, in the same order. The fairness benchmark prices its sandboxes
+// against a reference measured in the same run.
+func RatesAgainst(set, ref *bench.Set, price float64) (pay.Rates, *pricing.Tariff, error) {
 	if err := CheckSteps(set, ref); err != nil {
 		return pay.Rates{}, nil, err
 	}
@@ -64,7 +72,7 @@ func ModelRates(set *bench.Set, price float64) (pay.Rates, *pricing.Tariff, erro
 	if err := checkAnchored(set, ref, price, t); err != nil {
 		return pay.Rates{}, t, err
 	}
-	if err := CheckBill(set, rates, price); err != nil {
+	if err := checkBill(set, ref, rates, price); err != nil {
 		return pay.Rates{}, t, err
 	}
 	return rates, t, nil
@@ -141,6 +149,11 @@ func CheckBill(set *bench.Set, rates pay.Rates, price float64) error {
 	if err != nil {
 		return err
 	}
+	return checkBill(set, ref, rates, price)
+}
+
+// checkBill is CheckBill against the reference run ref.
+func checkBill(set, ref *bench.Set, rates pay.Rates, price float64) error {
 	refStep := map[string]bench.Step{}
 	for _, st := range ref.Steps {
 		refStep[stepKey(st)] = st

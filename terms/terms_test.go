@@ -617,3 +617,51 @@ func TestCheckSigner(t *testing.T) {
 		t.Errorf("signed by another provider's key: %v, want %v", err, ErrCalibrationSigner)
 	}
 }
+
+// TestRatesAgainst checks the fit against a reference of one's own: a set
+// against itself is billed at the price per CPU-second; its CPU counters
+// reported 1.5 times over, at two thirds of the rate, which the same
+// checks accept (the fairness benchmark's inflated provider); and against
+// the embedded reference it is ModelRates.
+func TestRatesAgainst(t *testing.T) {
+	for _, name := range []string{"systrap", "systrap-cpus1"} {
+		t.Run(name, func(t *testing.T) {
+			set := readSet(t, name)
+			self, _, err := RatesAgainst(set, set, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, _ := self.Rate(meter.CPU).Float64(); math.Abs(r*1e9-100) > 1e-9 {
+				t.Errorf("against itself: %v msat per CPU-second, want 100", r*1e9)
+			}
+			ref := readSet(t, "systrap")
+			honest, _, err := RatesAgainst(set, ref, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inflated, _, err := RatesAgainst(bench.InflateSet(set, 1.5), ref, 100)
+			if err != nil {
+				t.Fatalf("inflated: %v", err)
+			}
+			h, _ := honest.Rate(meter.CPU).Float64()
+			i, _ := inflated.Rate(meter.CPU).Float64()
+			if math.Abs(i*1.5/h-1) > 1e-9 {
+				t.Errorf("inflated rate ×%v the honest one, want ×%v", i/h, 1/1.5)
+			}
+			model, _, err := ModelRates(set, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !model.Equal(&honest) {
+				t.Errorf("ModelRates %s, against the embedded reference %s", model.String(meter.CPU), honest.String(meter.CPU))
+			}
+		})
+	}
+	// A subset is refused against any reference.
+	set := readSet(t, "systrap")
+	sub := *set
+	sub.Steps = sub.Steps[:8]
+	if _, _, err := RatesAgainst(&sub, set, 100); !errors.Is(err, ErrPartialSet) {
+		t.Errorf("a subset: %v, want ErrPartialSet", err)
+	}
+}

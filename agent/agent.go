@@ -122,7 +122,10 @@ func newServer(cfg Config) *ssh.Server {
 	}
 	srv := &ssh.Server{
 		ConnCallback: func(_ ssh.Context, c net.Conn) net.Conn { return coalesce.New(c) },
-		Handler:      func(s ssh.Session) { agentSession(s, log) },
+		ServerConfigCallback: func(ssh.Context) *gossh.ServerConfig {
+			return &gossh.ServerConfig{Config: gossh.Config{Rand: sshRand}}
+		},
+		Handler: func(s ssh.Session) { agentSession(s, log) },
 		PublicKeyHandler: func(ctx ssh.Context, key ssh.PublicKey) bool {
 			for _, k := range cfg.Authorized {
 				if ssh.KeysEqual(k, key) {

@@ -29,11 +29,7 @@ type Released struct {
 // empty) whose holder died are forgotten (session.Forget). It returns the
 // sessions released, then those forgotten.
 func ReleaseSessions(ctx context.Context, configDir string, ids []string) ([]Released, error) {
-	live, err := session.Live(configDir)
-	if err != nil {
-		return nil, err
-	}
-	dead, err := session.Dead(configDir)
+	live, dead, err := session.Scan(configDir)
 	if err != nil {
 		return nil, err
 	}

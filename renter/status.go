@@ -43,11 +43,7 @@ type SessionStatus struct {
 // Status returns the running sessions of configDir, oldest first, as of
 // now, and after them the detached ones whose holder died.
 func Status(configDir string, now time.Time) ([]SessionStatus, error) {
-	live, err := session.Live(configDir)
-	if err != nil {
-		return nil, err
-	}
-	dead, err := session.Dead(configDir)
+	live, dead, err := session.Scan(configDir)
 	if err != nil {
 		return nil, err
 	}

@@ -147,20 +147,10 @@ func Dir(configDir, id string) string { return filepath.Join(configDir, "session
 
 // Live returns the records of runs that still hold their lock, and removes
 // the directories of runs that do not (a crashed run's leftovers), but for
-// detached ones (Dead).
+// detached ones (see Scan).
 func Live(configDir string) ([]Record, error) {
-	live, _, err := scan(configDir)
+	live, _, err := Scan(configDir)
 	return live, err
-}
-
-// Dead returns the records of detached sessions whose holder died (it
-// holds their lock no more): their hosts are gone (a provider ends the
-// leases of a renter that vanished) and their files for ssh with them;
-// what is left is hosts.json, the usage file and the holder's log, until
-// Forget. Oldest first.
-func Dead(configDir string) ([]Record, error) {
-	_, dead, err := scan(configDir)
-	return dead, err
 }
 
 // ErrNotDead means a session named to Forget is not a dead detached one.
@@ -204,9 +194,13 @@ func retire(dir string) {
 	}
 }
 
-// scan sorts the session directories into live and dead detached ones,
-// removing those of other dead runs.
-func scan(configDir string) (live, dead []Record, err error) {
+// Scan returns, from one look at the session directories, Live's records
+// and those of the detached sessions whose holder died (it holds their
+// lock no more): their hosts are gone (a provider ends the leases of a
+// renter that vanished) and their files for ssh with them; what is left
+// of them is hosts.json, the usage file and the holder's log, until
+// Forget. Oldest first. It removes the directories of other dead runs.
+func Scan(configDir string) (live, dead []Record, err error) {
 	sessions := filepath.Join(configDir, "sessions")
 	ents, err := os.ReadDir(sessions)
 	if errors.Is(err, os.ErrNotExist) {

@@ -147,9 +147,9 @@ func TestDeadDetachedSession(t *testing.T) {
 	if live, err := Live(root); err != nil || len(live) != 0 {
 		t.Fatalf("Live = %v, %v; want none", live, err)
 	}
-	dead, err := Dead(root)
+	_, dead, err := Scan(root)
 	if err != nil || len(dead) != 1 || dead[0].ID != s.ID || dead[0].Log != log || len(dead[0].Hosts) != 2 {
-		t.Fatalf("Dead = %+v, %v; want the session", dead, err)
+		t.Fatalf("Scan: dead = %+v, %v; want the session", dead, err)
 	}
 	for _, p := range []string{f.SessionConfig, f.KnownHosts, f.MPIHostfile, f.SSHLoginFile} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
@@ -171,8 +171,8 @@ func TestDeadDetachedSession(t *testing.T) {
 	if err := Forget(root, s.ID); err != nil {
 		t.Fatal(err)
 	}
-	if dead, err := Dead(root); err != nil || len(dead) != 0 {
-		t.Fatalf("Dead after Forget = %v, %v", dead, err)
+	if _, dead, err := Scan(root); err != nil || len(dead) != 0 {
+		t.Fatalf("Scan after Forget: dead = %v, %v", dead, err)
 	}
 	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
 		t.Fatalf("forgotten session dir still there: %v", err)

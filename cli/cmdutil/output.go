@@ -42,27 +42,21 @@ type envelope struct {
 // WriteJSON prints one --json document.
 // Written to a DocWriter with a --jq or --template, the document goes
 // through it.
-func WriteJSON(w io.Writer, kind Kind, data any) error {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(envelope{SchemaVersion: SchemaVersion, Kind: kind, Data: data}); err != nil {
-		return err
-	}
-	if ok, err := formatted(w, b.Bytes()); ok {
-		return err
-	}
-	_, err := w.Write(b.Bytes())
-	return err
-}
+func WriteJSON(w io.Writer, kind Kind, data any) error { return writeDoc(w, kind, data, "  ") }
 
 // WriteJSONLine prints one --json document on one line (JSON Lines): the
 // form of the documents a long-running command prints one after another
 // as a stream (zennet -n: hosts, events, receipts). Written to a DocWriter
 // with a --jq or --template, the document goes through it.
-func WriteJSONLine(w io.Writer, kind Kind, data any) error {
+func WriteJSONLine(w io.Writer, kind Kind, data any) error { return writeDoc(w, kind, data, "") }
+
+// writeDoc writes kind's envelope around data, indented by indent ("" for
+// one line), through w's --jq or --template if it has one.
+func writeDoc(w io.Writer, kind Kind, data any, indent string) error {
 	var b bytes.Buffer
-	if err := json.NewEncoder(&b).Encode(envelope{SchemaVersion: SchemaVersion, Kind: kind, Data: data}); err != nil {
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", indent)
+	if err := enc.Encode(envelope{SchemaVersion: SchemaVersion, Kind: kind, Data: data}); err != nil {
 		return err
 	}
 	if ok, err := formatted(w, b.Bytes()); ok {

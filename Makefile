@@ -107,7 +107,8 @@ test: deps runsc lnd image test-image build fmt-check vet
 # ping-pong between hosts on one provider and on two) vs two bare sandboxes
 # on a veth bridge, a meter sample vs reading the raw files, network setup,
 # an SSH channel's throughput with its connections coalesced vs plain,
-# 200 MB each way over ssh to a host vs OpenSSH's sshd on loopback.
+# 200 MB each way over ssh to a host vs OpenSSH's sshd on loopback,
+# zennet --version on a terminal that answers nothing vs to a pipe.
 # OpenSSH's sshd is the baseline of BenchmarkSSHTransfer.
 BENCH_APT_PACKAGES := openssh-server
 bench-deps:
@@ -125,6 +126,7 @@ bench: deps bench-deps runsc lnd image test-image build
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'HostStart' -benchtime=1x -timeout 30m ./cmd/zennet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'ClusterNet' -benchtime=1x -timeout 30m ./cmd/zennet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -run '^$$' -bench 'SSHTransfer' -benchtime=1x -timeout 30m ./cmd/zennet
+	$(GO) test -run '^$$' -bench 'VersionOnSilentTerminal' -benchtime=20x -timeout 10m ./cmd/zennet
 	$(GO) test -run '^$$' -bench Sample -benchtime=200x -timeout 30m ./meter | awk -f scripts/benchratio.awk
 	$(GO) test -run '^$$' -bench . -benchtime=200x -timeout 30m ./netsandbox
 	$(GO) test -run '^$$' -bench . -benchtime=100x -timeout 30m ./pay/

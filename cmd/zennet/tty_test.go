@@ -92,8 +92,28 @@ func TestProgressOnTerminal(t *testing.T) {
 	}
 }
 
+// BenchmarkVersionOnSilentTerminal times 'zennet --version' on a terminal
+// that answers nothing against the same off a terminal (its output to a
+// pipe), in alternating runs: issue 20's "every command waited 5 s on a
+// terminal that does not answer" is the ratio (goal: about 1).
+//
+//	go test -run '^$' -bench VersionOnSilentTerminal ./cmd/zennet
 func BenchmarkVersionOnSilentTerminal(b *testing.B) {
+	var tty, pipe time.Duration
+	n := 0
 	for b.Loop() {
+		start := time.Now()
 		onSilentTerminal(b, "--version")
+		tty += time.Since(start)
+		start = time.Now()
+		if out, err := exec.Command("zennet", "--version").CombinedOutput(); err != nil {
+			b.Fatalf("zennet --version: %v\n%s", err, out)
+		}
+		pipe += time.Since(start)
+		n++
 	}
+	b.ReportMetric(tty.Seconds()/float64(n), "tty-s")
+	b.ReportMetric(pipe.Seconds()/float64(n), "pipe-s")
+	b.ReportMetric(tty.Seconds()/pipe.Seconds(), "ratio")
+	b.Logf("zennet --version: %.3fs on a silent terminal, %.3fs to a pipe: %.2fx", tty.Seconds()/float64(n), pipe.Seconds()/float64(n), tty.Seconds()/pipe.Seconds())
 }

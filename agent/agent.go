@@ -99,6 +99,7 @@ func ListenAndServe(cfg Config, addr string) error {
 	if err != nil {
 		return err
 	}
+	defer l.Close()
 	return newServer(cfg).Serve(l)
 }
 
@@ -274,7 +275,7 @@ func runPipes(s ssh.Session, cmd *exec.Cmd) int {
 	// signals as its process group (Open MPI's daemons kill theirs) is its
 	// own, never the agent's or the sandbox's first process's.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
+	err = startChild(cmd, cmd.Start)
 	inR.Close()
 	out.W.Close()
 	stopOut := make(chan struct{})
@@ -298,7 +299,7 @@ func runPipes(s ssh.Session, cmd *exec.Cmd) int {
 		io.CopyBuffer(inW, s, make([]byte, copyBuffer))
 		inW.Close()
 	}()
-	err = cmd.Wait()
+	err = waitChild(cmd)
 	// All the command's output goes before its exit status; but a process
 	// it left behind that holds stdout open keeps the session no longer
 	// than cmd.WaitDelay, as os/exec does.
@@ -311,7 +312,11 @@ func runPipes(s ssh.Session, cmd *exec.Cmd) int {
 }
 
 func runPTY(s ssh.Session, cmd *exec.Cmd, req ssh.Pty, winCh <-chan ssh.Window) int {
-	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: uint16(req.Window.Height), Cols: uint16(req.Window.Width)})
+	var f *os.File
+	err := startChild(cmd, func() (err error) {
+		f, err = pty.StartWithSize(cmd, &pty.Winsize{Rows: uint16(req.Window.Height), Cols: uint16(req.Window.Width)})
+		return err
+	})
 	if err != nil {
 		fmt.Fprintf(s.Stderr(), "zennet: start pty: %v\n", err)
 		return 127
@@ -331,7 +336,7 @@ func runPTY(s ssh.Session, cmd *exec.Cmd, req ssh.Pty, winCh <-chan ssh.Window) 
 		defer wg.Done()
 		io.Copy(s, f) // ends with EIO once the shell and its children close the pty
 	}()
-	err = cmd.Wait()
+	err = waitChild(cmd)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {

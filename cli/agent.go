@@ -19,14 +19,21 @@ func newCmdAgent(io cmdutil.IOStreams) *cobra.Command {
 		Hidden: true,
 	}
 	var dir, listen string
+	var asInit bool
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve one SSH connection on stdin/stdout (or every one to --listen)",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asInit && listen == "" {
+				return cmdutil.Usagef("--init needs --listen")
+			}
 			cfg, err := agent.LoadConfig(dir)
 			if err != nil {
 				return err
+			}
+			if asInit {
+				return agent.ServeInit(cfg, listen)
 			}
 			if listen != "" {
 				return agent.ListenAndServe(cfg, listen)
@@ -37,6 +44,7 @@ func newCmdAgent(io cmdutil.IOStreams) *cobra.Command {
 	}
 	serve.Flags().StringVar(&dir, "config", agent.ConfigDir, "directory with host_key and authorized_keys")
 	serve.Flags().StringVar(&listen, "listen", "", "serve every connection to this address (HOST:PORT)")
+	serve.Flags().BoolVar(&asInit, "init", false, "with --listen: be the sandbox's first process (stdio on /dev/null, orphans reaped, signals ignored)")
 	cmd.AddCommand(serve, newCmdAgentBench(io))
 	return cmd
 }

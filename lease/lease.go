@@ -5,7 +5,6 @@
 package lease
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -204,8 +203,6 @@ type Lease struct {
 	// into its sandbox end when it is cancelled.
 	ctx    context.Context
 	cancel context.CancelFunc
-
-	revive sync.Mutex // one Revive at a time
 
 	meterMu  sync.Mutex // one report at a time; guards sampler, reporter
 	sampler  *meter.Sampler
@@ -955,60 +952,18 @@ func (m *Manager) Get(id string, owner ssh.PublicKey) (*Lease, error) {
 	return le, nil
 }
 
-// agentArgs are a lease's first process: the reaper, which first starts
-// the resident agent listening for ssh on every address of the host: the
+// agentArgs are a lease's first process: the resident agent itself
+// (agent.ServeInit), listening for ssh on every address of the host: the
 // provider reaches it on the host's own network (Dial), the session's
-// other hosts on its cluster address.
+// other hosts on its cluster address. It is the first process, not
+// started by a shell that stays to reap, because three fewer programs to
+// load took a fifth off a host's start-up CPU (docs/architecture.md).
 func (m *Manager) agentArgs() []string {
-	script := sandbox.DetachConsole + m.startAgent() + " & " + sandbox.ReaperArgs[2]
-	return []string{sandbox.ReaperArgs[0], sandbox.ReaperArgs[1], script}
-}
-
-// startAgent is the shell command that starts the resident agent.
-// setsid: the agent and the sessions it starts are never in the first
-// process's group, so nothing signalling its own group stops the host.
-func (m *Manager) startAgent() string {
 	listen := netip.AddrPortFrom(netip.IPv4Unspecified(), ClusterPort).String()
-	agent := AgentBinary + " agent serve"
 	if m.cfg.ServeBinary != "" {
-		agent = ServeBinary + " serve"
+		return []string{ServeBinary, "serve", "--config", AgentConfigDir, "--listen", listen, "--init"}
 	}
-	return "setsid " + agent + " --config " + AgentConfigDir + " --listen " + listen
-}
-
-// Revive starts lease id's resident agent again when it does not answer
-// (its renter killed it, say): one short runsc exec starts it inside the
-// sandbox, where it counts against the lease's own limits, rather than a
-// host process serving each connection. Calls for one lease take turns,
-// and one finds the agent back if another revived it meanwhile.
-func (m *Manager) Revive(ctx context.Context, id string, owner ssh.PublicKey) error {
-	le, err := m.Get(id, owner)
-	if err != nil {
-		return err
-	}
-	if state, why := m.State(id); state == Paused {
-		return fmt.Errorf("%w: %s", ErrPaused, why.Reason)
-	}
-	le.revive.Lock()
-	defer le.revive.Unlock()
-	if c, err := m.dialAgent(ctx, id, 200*time.Millisecond); err == nil {
-		return c.Close()
-	} else if errors.Is(err, sandbox.ErrNoNetwork) {
-		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, agentReady)
-	defer cancel()
-	defer context.AfterFunc(le.ctx, cancel)()
-	cmd := m.cfg.Runtime.Command(cctx, id, "/bin/sh", "-c", m.startAgent()+" </dev/null >/dev/null 2>&1 &")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("restart the host's ssh server: %v: %s", err, bytes.TrimSpace(out))
-	}
-	m.log.Warn("the host's ssh server did not answer: restarted it", "lease", id)
-	c, err := m.dialAgent(cctx, id, agentReady)
-	if err != nil {
-		return fmt.Errorf("the host's ssh server did not come back: %w", err)
-	}
-	return c.Close()
+	return []string{AgentBinary, "agent", "serve", "--config", AgentConfigDir, "--listen", listen, "--init"}
 }
 
 // sessionFiles writes a cluster host's session files in its lease dir and

@@ -166,9 +166,11 @@ func (r *Runtime) overlayArg(s Spec) string {
 }
 
 // ReaperArgs make a sandbox's first process a shell that waits forever and
-// so reaps the orphans reparented to it (dash's wait reaps any child). A Go
-// process in its place (the former 'zennet agent init') cost each idle
-// sandbox some 28 MiB more, measured with BenchmarkLeaseStart.
+// so reaps the orphans reparented to it (dash's wait reaps any child): for
+// a sandbox with no resident agent (the benchmarks'). A lease's first
+// process is its agent, which reaps as well (agent.ServeInit); a second Go
+// process for reaping alone would cost each idle sandbox some 28 MiB,
+// measured with BenchmarkLeaseStart.
 //
 // Its first act (DetachConsole) lets go of the stdio runsc gave it, the
 // sandbox's console log on the host: kept, any process of the guest could

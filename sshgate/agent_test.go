@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -12,15 +14,20 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/billing"
+	"github.com/zennet/zennet/lease"
 	"github.com/zennet/zennet/proto"
 	"github.com/zennet/zennet/sshgate"
 )
 
 // leaseClient rents one host and returns an SSH client logged into its
-// sandbox through a local forwarder, as the renter's ssh would be.
+// sandbox through a local forwarder, as the renter's ssh would be. The
+// renter pays nothing: the provider's grace outlasts the test.
 func leaseClient(t *testing.T) *gossh.Client {
 	t.Helper()
-	addr := startProvider(t)
+	addr := startBilledProvider(t, lease.Capacity{Leases: 4, Memory: 4 << 30, CPUs: 4, Disk: 16 << 30}, func(c *billing.Config) {
+		c.GraceIntervals = 100
+	}).addr
 	renter := newSigner(t)
 	ctx := context.Background()
 	c, err := sshgate.Dial(ctx, addr, sshgate.ClientConfig{Signer: renter, HostKeyCallback: gossh.InsecureIgnoreHostKey()})
@@ -53,8 +60,71 @@ func leaseClient(t *testing.T) *gossh.Client {
 	return sc
 }
 
+// agentExe is the agent's path in a sandbox: the small binary, or zennet
+// when the provider has none.
+var agentExe = regexp.MustCompile(`^/\.zennet/bin/zennet(-agent)?\n`)
+
 func TestAgentSessions(t *testing.T) {
 	sc := leaseClient(t)
+
+	// The resident agent is the sandbox's first process (agent.ServeInit):
+	// its stdio is the guest's /dev/null, not the host's console log; it
+	// reaps the orphans sessions leave while each session keeps its own
+	// exit status; and no signal a renter's processes can catch stops it
+	// (the sandbox would end with it).
+	t.Run("the first process", func(t *testing.T) {
+		s, _ := sc.NewSession()
+		defer s.Close()
+		out, err := s.Output(`readlink /proc/1/exe; for fd in 0 1 2; do readlink /proc/1/fd/$fd; done`)
+		if err != nil || !agentExe.MatchString(string(out)) || !strings.HasSuffix(string(out), "\n/dev/null\n/dev/null\n/dev/null\n") {
+			t.Fatalf("first process and its stdio: %q, %v; want the agent, /dev/null thrice", out, err)
+		}
+	})
+	t.Run("orphans reaped, exit statuses kept", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := sc.NewSession()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer s.Close()
+				code := i%4 + 1
+				err = s.Run(fmt.Sprintf("(sleep 0.%d &); (sleep 0.0%d &); exit %d", i%3, i%5, code))
+				var ee *gossh.ExitError
+				if !errors.As(err, &ee) || ee.ExitStatus() != code {
+					t.Errorf("session %d: want exit status %d, got %v", i, code, err)
+				}
+			}()
+		}
+		wg.Wait()
+		s, _ := sc.NewSession()
+		defer s.Close()
+		// Zombies, but for this command's own (its ps).
+		out, err := s.Output(`sleep 1; for i in $(seq 50); do z=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null); [ -z "$z" ] && break; sleep 0.1; done; echo "zombies: $z"`)
+		if err != nil || strings.TrimSpace(string(out)) != "zombies:" {
+			t.Fatalf("%q, %v", out, err)
+		}
+	})
+	t.Run("signals do not stop the host", func(t *testing.T) {
+		s, _ := sc.NewSession()
+		defer s.Close()
+		out, err := s.CombinedOutput(`for sig in TERM INT HUP QUIT USR1 USR2 ALRM PIPE SEGV ABRT; do kill -$sig 1 || exit 1; done; pkill -x zennet-agent; pkill -x zennet; sleep 0.5; echo sent`)
+		if err != nil || string(out) != "sent\n" {
+			t.Fatalf("%q, %v", out, err)
+		}
+		s2, err := sc.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s2.Close()
+		if out, err := s2.Output("readlink /proc/1/exe"); err != nil || !agentExe.MatchString(string(out)) {
+			t.Fatalf("after the signals: %q, %v", out, err)
+		}
+	})
 
 	t.Run("exec exit status and stderr", func(t *testing.T) {
 		s, _ := sc.NewSession()

@@ -135,40 +135,6 @@ func children(t *testing.T) int {
 	return n
 }
 
-// A renter that kills its host's resident SSH server gets it back on its
-// next connection: the provider restarts it inside the sandbox with one
-// short runsc exec, and starts no host process per connection (before,
-// every later connection was a runsc exec process on the provider,
-// outside the lease's cgroup).
-func TestAgentRevived(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	p, c, leases := rentUnpaid(ctx, t, 1)
-	id := leases[0].ID
-	for round := range 2 {
-		kill := p.Runtime.Command(ctx, id, "/bin/sh", "-c",
-			`for d in /proc/[0-9]*; do case "$(readlink $d/exe)" in */zennet-agent|*/zennet) kill ${d#/proc/};; esac; done; sleep 0.2; `+
-				`for d in /proc/[0-9]*; do case "$(readlink $d/exe)" in */zennet-agent|*/zennet) echo alive ${d#/proc/};; esac; done`)
-		out, err := kill.CombinedOutput()
-		if err != nil || strings.Contains(string(out), "alive") {
-			t.Fatalf("kill the host's agent: %v, %s", err, out)
-		}
-		procs := children(t)
-		st, err := c.OpenLease(ctx, id)
-		if err != nil {
-			t.Fatalf("round %d: a connection after the agent was killed: %v", round, err)
-		}
-		banner := make([]byte, 7)
-		if _, err := io.ReadFull(st, banner); err != nil || string(banner) != "SSH-2.0" {
-			t.Fatalf("round %d: the host did not greet: %q, %v", round, banner, err)
-		}
-		if now := children(t); now > procs {
-			t.Fatalf("round %d: %d host processes serve the connection", round, now-procs)
-		}
-		st.Close()
-	}
-}
-
 // rentUnpaid starts a provider and rents n hosts from it with a renter
 // that pays nothing, which keeps them for the test (a long grace).
 func rentUnpaid(ctx context.Context, t *testing.T, n int) (testprovider.Provider, *sshgate.Client, []proto.Lease) {

@@ -433,23 +433,17 @@ func (g *Gateway) leaseChannel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.N
 		nc.Reject(gossh.ConnectionFailed, "malformed lease id")
 		return
 	}
-	// The resident agent, through the host's own network (restarted in
-	// the sandbox if it does not answer); else, for a host with no
-	// network, an agent started for this connection.
+	// The resident agent, through the host's own network; else, for a
+	// host with no network, an agent started for this connection. The
+	// resident agent is the sandbox's first process, so it is not
+	// restarted: it ignores every signal a guest can catch, and the
+	// sandbox ends with it.
 	agentConn, err := g.leases.Dial(ctx, extra.ID, owner)
-	final := func(err error) bool {
-		return errors.Is(err, lease.ErrPaused) || errors.Is(err, proto.ErrNotFound) || errors.Is(err, lease.ErrTooManyConns)
-	}
-	if err != nil && !final(err) && !errors.Is(err, sandbox.ErrNoNetwork) {
-		g.log.Warn("lease connection: the resident agent did not answer; restarting it", "lease", extra.ID, "err", err)
-		if err = g.leases.Revive(ctx, extra.ID, owner); err == nil {
-			agentConn, err = g.leases.Dial(ctx, extra.ID, owner)
-		}
-		if err != nil && !final(err) {
-			g.log.Error("lease connection: the host's ssh server is gone", "lease", extra.ID, "err", err)
-			nc.Reject(gossh.ConnectionFailed, "the host's ssh server does not answer")
-			return
-		}
+	final := errors.Is(err, lease.ErrPaused) || errors.Is(err, proto.ErrNotFound) || errors.Is(err, lease.ErrTooManyConns)
+	if err != nil && !final && !errors.Is(err, sandbox.ErrNoNetwork) {
+		g.log.Error("lease connection: the host's ssh server does not answer", "lease", extra.ID, "err", err)
+		nc.Reject(gossh.ConnectionFailed, "the host's ssh server does not answer")
+		return
 	}
 	if err == nil {
 		g.track(conn)

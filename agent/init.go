@@ -73,6 +73,9 @@ func startReaper() {
 	// Every signal is caught, so none stops the first process; a caught
 	// signal is back to its default in the programs the agent starts.
 	signal.Notify(sigs)
+	// But for the runtime's own preemption signal, which is ignored by
+	// default and would wake the reaper for nothing many times a second.
+	signal.Reset(syscall.SIGURG)
 	children = r
 	go r.run(sigs)
 }

@@ -97,7 +97,7 @@ TIMED_PKGS := ./meter ./bench
 test: deps runsc lnd image test-image build fmt-check vet
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 30m -skip TestScriptsAlone $$($(GO) list ./... | grep -v -e '/meter$$' -e '/bench$$')
 	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -p 1 -timeout 10m $(TIMED_PKGS)
-	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 10m -run TestScriptsAlone ./cmd/zennet
+	ZENNET_AGENT_BINARY=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 20m -run TestScriptsAlone ./cmd/zennet
 
 # Speed and memory, each against a baseline measured in the same run:
 # leases through a provider vs bare runsc sandboxes (time to start N, idle

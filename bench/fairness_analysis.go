@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/big"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -45,6 +46,12 @@ type FairnessAnalysis struct {
 	// Offer is the renter's check of an offer, which the inflated
 	// provider must pass.
 	Offer OfferFunc
+	// Flat are the flat rates a provider offers when a renter would
+	// refuse its calibration (terms.OfferRates; the provider's default
+	// rates): with Offer, each job is also billed as negotiation does,
+	// at the tariff where an arm's set passes Offer and at Flat where it
+	// does not (JobRatios.Negotiated).
+	Flat pay.Rates
 }
 
 // ArmFit is how an arm's calibration prices.
@@ -81,6 +88,12 @@ type JobRatios struct {
 	Tariff pricing.PairedRatio `json:"tariff"`
 	Model  pricing.PairedRatio `json:"model"`
 	Wall   pricing.PairedRatio `json:"wall"`
+	// Negotiated is what negotiation bills (FairnessAnalysis.Flat): each
+	// arm at its tariff if a renter takes an offer priced by its set, at
+	// the flat rates if it refuses it. Flat names the arms billed at flat
+	// rates (none: Negotiated is the tariff's ratio).
+	Negotiated pricing.PairedRatio `json:"negotiated"`
+	Flat       []string            `json:"flat,omitempty"`
 	// Band is the tariff's noise band (pricing.PairedRatio.Band) against
 	// the noise comparison's same job; nil for the noise comparison.
 	Band *pricing.NoiseBand `json:"band,omitempty"`
@@ -177,10 +190,16 @@ const (
 	GoalInflated = "inflated counters paid 1.000 ± 0.5% where the renter's checks passed, never more where one refused a report"
 )
 
-// armPrice is an arm's tariff and model.
+// armPrice is an arm's tariff and model, and what negotiation bills it
+// by.
 type armPrice struct {
+	name  string
 	rate  float64 // msat per cpu_ns
 	model *pricing.Model
+	// flat: negotiation refuses the arm's set, and bills at flat.
+	flat    bool
+	flatAt  pay.Rates
+	offered bool // the negotiated bill is known
 }
 
 // AnalyseFairness prices run: every arm's tariff and model fitted from its
@@ -219,12 +238,17 @@ func AnalyseFairness(run *FairnessRun, a FairnessAnalysis) (*FairnessReport, err
 		}
 		fit := ArmFit{Name: m.Arm.Name, TariffMsatPerCPUSecond: 1e9 * t.Rate, TariffResidual: t.RMSResidual, TariffHeldOut: t.RMSHeldOut}
 		fit.ReplicateSpread, fit.ReplicateSpreadMax = replicateSpread(m.Replicates)
+		// The negotiated bill is known with the renter's check and, for an
+		// arm it refuses, flat rates that charge for CPU time.
+		var cpuSecond meter.Vector
+		cpuSecond[meter.CPU] = 1e9
+		p := armPrice{name: m.Arm.Name, rate: t.Rate, flatAt: a.Flat, offered: a.Offer != nil}
 		if a.Offer != nil {
 			if _, err := a.Offer(m.Set, ref, a.Price); err != nil {
-				fit.Refused = err.Error()
+				fit.Refused, p.flat = err.Error(), true
+				p.offered = a.Flat.Cost(cpuSecond).Sign() > 0
 			}
 		}
-		p := armPrice{rate: t.Rate}
 		if model, err := pricing.Fit([]pricing.Calibration{cal}, prices, a.Options); err != nil {
 			fit.ModelError = err.Error()
 		} else {
@@ -279,7 +303,7 @@ func AnalyseFairness(run *FairnessRun, a FairnessAnalysis) (*FairnessReport, err
 			case FairControl:
 				rep.Goals = append(rep.Goals, GoalResult{Goal: GoalControl, Comparison: cr.Name, Job: jr.Job, Value: jr.Tariff.Ratio,
 					Met:    pricing.ControlMet(jr.Tariff, band),
-					Detail: fmt.Sprintf("tariff %.3f (CPU-s %.3f), noise band %.3f–%.3f", jr.Tariff.Ratio, jr.CPU.Ratio, band.Low, band.High)})
+					Detail: fmt.Sprintf("tariff %.3f (CPU-s %.3f), noise band %.3f–%.3f", jr.Tariff.Ratio, jr.CPU.Ratio, band.Low, band.High) + negotiatedNote(*jr)})
 			case FairBias:
 				for _, g := range []struct {
 					goal string
@@ -287,7 +311,7 @@ func AnalyseFairness(run *FairnessRun, a FairnessAnalysis) (*FairnessReport, err
 				}{{GoalTariff, jr.Tariff}, {GoalModel, jr.Model}} {
 					gr := GoalResult{Goal: g.goal, Comparison: cr.Name, Job: jr.Job, Value: pricing.Bias(g.r.Ratio),
 						Met:    g.r.N > 0 && pricing.BiasMet(g.r, jr.CPU),
-						Detail: fmt.Sprintf("bias %s against CPU-seconds' %s (ratio %.3f, CPU-s %.3f)", pricing.Percent(pricing.Bias(g.r.Ratio)), pricing.Percent(pricing.Bias(jr.CPU.Ratio)), g.r.Ratio, jr.CPU.Ratio)}
+						Detail: fmt.Sprintf("bias %s against CPU-seconds' %s (ratio %.3f, CPU-s %.3f)", pricing.Percent(pricing.Bias(g.r.Ratio)), pricing.Percent(pricing.Bias(jr.CPU.Ratio)), g.r.Ratio, jr.CPU.Ratio) + negotiatedNote(*jr)}
 					if g.r.N == 0 {
 						gr.Value, gr.Detail = -1, "no model: an arm's calibration did not fit (see the arms)"
 					}
@@ -300,15 +324,31 @@ func AnalyseFairness(run *FairnessRun, a FairnessAnalysis) (*FairnessReport, err
 	return rep, nil
 }
 
+// negotiatedNote says what negotiation bills a job, where it is not the
+// tariff: an arm whose set a renter refuses is billed at flat rates.
+func negotiatedNote(jr JobRatios) string {
+	if jr.Negotiated.N == 0 || len(jr.Flat) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; negotiation refuses the set of %s, whose bill is then its flat rates': ratio %.3f (bias %s)",
+		strings.Join(jr.Flat, ", "), jr.Negotiated.Ratio, pricing.Percent(pricing.Bias(jr.Negotiated.Ratio)))
+}
+
 // jobRatios bills a job's pairs on the reference's and the test arm's
 // prices.
 func jobRatios(job string, pairs []FairPair, ref, test armPrice) (JobRatios, error) {
 	jr := JobRatios{Job: job}
-	var cr, ct, tr, tt, mr, mt, wr, wt, refCPU []float64
+	for _, a := range []armPrice{ref, test} {
+		if a.flat && !slices.Contains(jr.Flat, a.name) {
+			jr.Flat = append(jr.Flat, a.name)
+		}
+	}
+	var cr, ct, tr, tt, nr, nt, mr, mt, wr, wt, refCPU []float64
 	for _, p := range pairs {
 		rc, tc := float64(p.Ref.Usage["cpu_ns"]), float64(p.Test.Usage["cpu_ns"])
 		cr, ct = append(cr, rc), append(ct, tc)
 		tr, tt = append(tr, ref.rate*rc), append(tt, test.rate*tc)
+		nr, nt = append(nr, ref.negotiated(p.Ref.Usage)), append(nt, test.negotiated(p.Test.Usage))
 		wr, wt = append(wr, p.Ref.Seconds), append(wt, p.Test.Seconds)
 		refCPU = append(refCPU, rc/1e9)
 		if ref.model != nil && test.model != nil {
@@ -333,6 +373,11 @@ func jobRatios(job string, pairs []FairPair, ref, test armPrice) (JobRatios, err
 	if jr.Wall, err = pricing.Paired(wr, wt); err != nil {
 		return jr, fmt.Errorf("job %s: wall-seconds: %w", job, err)
 	}
+	if ref.offered && test.offered {
+		if jr.Negotiated, err = pricing.Paired(nr, nt); err != nil {
+			return jr, fmt.Errorf("job %s: negotiated: %w", job, err)
+		}
+	}
 	if len(mr) > 0 {
 		if jr.Model, err = pricing.Paired(mr, mt); err != nil {
 			return jr, fmt.Errorf("job %s: model: %w", job, err)
@@ -340,6 +385,22 @@ func jobRatios(job string, pairs []FairPair, ref, test armPrice) (JobRatios, err
 	}
 	jr.RefCPUSeconds = median(refCPU)
 	return jr, nil
+}
+
+// negotiated is the bill of usage as negotiation prices the arm: its
+// tariff, or its flat rates when a renter refuses its set.
+func (a armPrice) negotiated(usage map[string]uint64) float64 {
+	if !a.flat {
+		return a.rate * float64(usage["cpu_ns"])
+	}
+	var v meter.Vector
+	for name, d := range usage {
+		if c, ok := meter.CounterByName(name); ok {
+			v[c] = d
+		}
+	}
+	f, _ := a.flatAt.Cost(v).Float64()
+	return f
 }
 
 func quote(m *pricing.Model, usage map[string]uint64) (float64, error) {

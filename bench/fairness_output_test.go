@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -183,6 +184,42 @@ func TestAnalyseFairness(t *testing.T) {
 	err = rep.Check()
 	if rep.Met || !errors.Is(err, ErrGoalNotMet) || !strings.Contains(err.Error(), "dearer/a") || strings.Contains(err.Error(), "same/a") {
 		t.Errorf("Check = %v, met %v", err, rep.Met)
+	}
+
+	// What negotiation bills: the tariff where the renter takes the set,
+	// the flat rates where it refuses it (here the slow arm's), whose
+	// ratio is then CPU-seconds'. The goals still judge the tariff.
+	slowSet := run.Arms[4].Set
+	refuseSlow := func(set, ref *Set, price float64) (pay.Rates, error) {
+		if set == slowSet {
+			return pay.Rates{}, errors.New("refused")
+		}
+		return testOffer(set, ref, price)
+	}
+	var flat pay.Rates
+	if err := flat.Set(meter.CPU, "1/10000000"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = AnalyseFairness(run, FairnessAnalysis{Price: 100, Offer: refuseSlow, Flat: flat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, slow := rep.Comparisons[1].Jobs[0], rep.Comparisons[3].Jobs[0]
+	if same.Negotiated.Ratio != same.Tariff.Ratio || len(same.Flat) != 0 {
+		t.Errorf("taken on both sides, negotiated %+v, tariff %+v, flat %v", same.Negotiated, same.Tariff, same.Flat)
+	}
+	if math.Abs(slow.Negotiated.Ratio-slow.CPU.Ratio) > 1e-9 || !slices.Equal(slow.Flat, []string{"slow"}) {
+		t.Errorf("refused: negotiated %+v, CPU %+v, flat %v", slow.Negotiated, slow.CPU, slow.Flat)
+	}
+	for _, g := range rep.Goals {
+		if g.Comparison == "slow" && (!strings.Contains(g.Detail, "negotiation refuses the set of slow") || g.Goal == GoalTariff && !g.Met) {
+			t.Errorf("slow goal %+v: judged on the tariff, the negotiated bill said", g)
+		}
+	}
+
+	// Without flat rates the refused arm's bill is unknown: not reported.
+	if rep, err = AnalyseFairness(run, FairnessAnalysis{Price: 100, Offer: refuseSlow}); err != nil || rep.Comparisons[3].Jobs[0].Negotiated.N != 0 {
+		t.Errorf("refused without flat rates: %v, %+v", err, rep.Comparisons[3].Jobs[0].Negotiated)
 	}
 
 	// The dearer control alone, noisier than its band: not met either.

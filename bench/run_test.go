@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -391,6 +392,98 @@ func BenchmarkRunToRun(b *testing.B) {
 			}
 			fmt.Printf("%-9s %-45s wall ±%3.0f%%  per-CPU-s ±%3.0f%%  counters/op ±%3.0f%% (%s)  load %.1f\n",
 				w, describeParams(p), 100*spread(scores), 100*spread(eff), 100*worst, worstName, hostLoad())
+		}
+	}
+}
+
+// BenchmarkSpotRotations measures what a renter's spot checks see of a
+// calibration made on this machine minutes before: it calibrates like a
+// provider's first start (the reference run's steps, 1 GiB, no quota, or
+// ZENNET_SPOT_CAL_CPUS: a comma-separated list of quotas, one calibration
+// each, 0 for none), then replays rotations of the first set's steps
+// (SpotRotation, one step of each workload class) in a sandbox like a
+// lease (1 CPU, 256 MiB) and prints each replay's work per msat billed
+// relative to each set's claim. The bill is the tariff's, one rate on
+// cpu_ns, whose size cancels out of the ratio: a set with every score ×1.3
+// gives exactly these ratios over 1.3. ZENNET_SPOT_ROTATIONS sets the
+// number of rotations (default 6), ZENNET_SPOT_OUT a file to write the
+// sets and the replays to (JSON).
+func BenchmarkSpotRotations(b *testing.B) {
+	rt, _, _ := sharedEnv(b)
+	ctx := context.Background()
+	opts, err := ReferenceOptions()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rotations, _ := strconv.Atoi(envOr("ZENNET_SPOT_ROTATIONS", "6"))
+	var quotas []float64
+	for _, f := range strings.Split(envOr("ZENNET_SPOT_CAL_CPUS", "0"), ",") {
+		q, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		quotas = append(quotas, q)
+	}
+	type replay struct {
+		Rotation int
+		Step     int
+		Workload string
+		Ratios   []float64 // against each set
+		Ops      float64
+		CPU      uint64
+		Load     float64
+	}
+	var out struct {
+		Sets     []*Set
+		CalLoads [][2]float64
+		Replays  []replay
+	}
+	for i := 0; i < b.N; i++ {
+		for _, q := range quotas {
+			l0 := hostLoad()
+			set, err := Calibrate(ctx, CalibrateConfig{Runtime: rt, Runsc: testSandbox.runsc, Sandbox: SandboxConfig{AgentBinary: testSandbox.agent, CPUs: q}, Options: opts})
+			if err != nil {
+				b.Fatal(err)
+			}
+			out.Sets, out.CalLoads = append(out.Sets, set), append(out.CalLoads, [2]float64{l0, hostLoad()})
+			fmt.Printf("calibrated with quota %g: load %.1f to %.1f\n", q, l0, hostLoad())
+		}
+		id, err := StartSandbox(ctx, rt, SandboxConfig{AgentBinary: testSandbox.agent, CPUs: 1, MemoryBytes: 256 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rt.Destroy(ctx, id)
+		env, closeEnv, err := SandboxEnv(rt, id, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer closeEnv()
+		bill := func(v meter.Vector) float64 { return float64(v[meter.CPU]) }
+		for k := range rotations {
+			var line []string
+			for _, idx := range SpotRotation(out.Sets[0], nil) {
+				res, err := SpotCheck(ctx, SpotConfig{Env: env, Calibration: out.Sets[0], Step: idx, CPUs: 1, Bill: bill})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rp := replay{Rotation: k, Step: idx, Workload: res.Claimed.Workload, Ops: res.Measured.Ops, CPU: res.Measured.Delta[meter.CPU.Name()], Load: hostLoad()}
+				var rs []string
+				for _, set := range out.Sets {
+					c := set.Steps[idx]
+					r := (rp.Ops / float64(rp.CPU)) / (c.Score * c.Seconds / float64(c.Delta[meter.CPU.Name()]))
+					rp.Ratios = append(rp.Ratios, r)
+					rs = append(rs, fmt.Sprintf("%.2f", r))
+				}
+				out.Replays = append(out.Replays, rp)
+				line = append(line, res.Claimed.Workload+" "+strings.Join(rs, "/"))
+			}
+			fmt.Printf("rotation %d (load %.1f): %s\n", k+1, hostLoad(), strings.Join(line, ", "))
+		}
+	}
+	if p := os.Getenv("ZENNET_SPOT_OUT"); p != "" {
+		j, _ := json.MarshalIndent(out, "", " ")
+		if err := os.WriteFile(p, j, 0o644); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

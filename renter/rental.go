@@ -109,6 +109,8 @@ type Rental struct {
 	calibrations map[*sshgate.Client]*bench.Set
 	// spots are the spot checks of each provider's calibration.
 	spots map[*sshgate.Client]*spotState
+	// spotLast is the provider of the last spot check started.
+	spotLast *sshgate.Client
 	// rates are each lease's agreed rates, by lease id.
 	rates map[string]pay.Rates
 	// all is every lease granted through a client, ended ones included:

@@ -14,6 +14,7 @@ import (
 	"github.com/zennet/zennet/cli/cmdutil"
 	"github.com/zennet/zennet/pay"
 	"github.com/zennet/zennet/pricing"
+	"github.com/zennet/zennet/provider"
 	"github.com/zennet/zennet/terms"
 )
 
@@ -219,7 +220,9 @@ func runBenchFairness(ctx context.Context, o *benchFairnessOptions) error {
 
 // reportFairness prices run, writes the report and prints it.
 func reportFairness(o *benchFairnessOptions, run *bench.FairnessRun, took time.Duration) error {
-	rep, err := bench.AnalyseFairness(run, bench.FairnessAnalysis{Price: o.Price, Options: o.Fit.options(), Offer: offer})
+	// A provider whose set a renter refuses offers its flat rates
+	// (terms.OfferRates): the default ones here.
+	rep, err := bench.AnalyseFairness(run, bench.FairnessAnalysis{Price: o.Price, Options: o.Fit.options(), Offer: offer, Flat: provider.DefaultConfig().Rates})
 	if err != nil {
 		return err
 	}
@@ -267,11 +270,15 @@ func printFairness(io cmdutil.IOStreams, run *bench.FairnessRun, rep *bench.Fair
 			if j.Band != nil {
 				band = fmt.Sprintf("%.3f–%.3f", j.Band.Low, j.Band.High)
 			}
-			rows = append(rows, []string{c.Name, j.Job, fmt.Sprintf("%.2f", j.RefCPUSeconds), ratio(j.CPU), ratio(j.Tariff), ratio(j.Model), ratio(j.Wall),
+			negotiated := ratio(j.Negotiated)
+			if len(j.Flat) > 0 {
+				negotiated += " (flat: " + strings.Join(j.Flat, ", ") + ")"
+			}
+			rows = append(rows, []string{c.Name, j.Job, fmt.Sprintf("%.2f", j.RefCPUSeconds), ratio(j.CPU), ratio(j.Tariff), ratio(j.Model), negotiated, ratio(j.Wall),
 				fmt.Sprintf("%.1f%%", 100*j.Tariff.LogSD), band})
 		}
 	}
-	cmdutil.Table(w, []string{"COMPARISON", "JOB", "REF CPU-S", "CPU-S RATIO", "TARIFF RATIO", "MODEL RATIO", "WALL RATIO", "PAIR SPREAD", "NOISE BAND"}, rows)
+	cmdutil.Table(w, []string{"COMPARISON", "JOB", "REF CPU-S", "CPU-S RATIO", "TARIFF RATIO", "MODEL RATIO", "NEGOTIATED RATIO", "WALL RATIO", "PAIR SPREAD", "NOISE BAND"}, rows)
 	if inf := rep.Inflated; inf != nil {
 		fmt.Fprintf(w, "\nInflated (%s, CPU counters ×%g): ", inf.Arm, inf.Scale)
 		if inf.Refused != "" {

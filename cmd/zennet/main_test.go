@@ -26,6 +26,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/zennet/zennet/bench"
 	"github.com/zennet/zennet/cli"
 	"github.com/zennet/zennet/control"
 	"github.com/zennet/zennet/internal/sshsig"
@@ -47,7 +48,9 @@ func TestMain(m *testing.M) {
 func TestScripts(t *testing.T) { runScripts(t, filepath.Join("..", "..", "testdata", "script")) }
 
 // TestScriptsAlone runs the scripts that measure the machine's load
-// (idle-only providing): 'make test' runs them after the others, alone.
+// (idle-only providing) or that the load of other scripts would disturb
+// (spot checks against a calibration of this machine made in the script):
+// 'make test' runs them after the others, alone.
 func TestScriptsAlone(t *testing.T) {
 	runScripts(t, filepath.Join("..", "..", "testdata", "script-alone"))
 }
@@ -96,6 +99,7 @@ func runScripts(t *testing.T, dir string) {
 			"hostport":     cmdHostPort,
 			"leftovers":    cmdLeftovers,
 			"randfile":     cmdRandFile,
+			"scalescores":  cmdScaleScores,
 			"freeport":     cmdFreePort,
 			"silent":       cmdSilent,
 			"waitport":     cmdWaitPort,
@@ -391,6 +395,29 @@ func cmdRandFile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("randfile: %v", err)
 	}
 	fmt.Fprintf(ts.Stdout(), "wrote %d bytes\n", n)
+}
+
+// scalescores IN FACTOR OUT: write calibration set IN to OUT with every
+// step's score and work multiplied by FACTOR, unsigned (a provider claiming
+// its machine does FACTOR times the work it measured).
+func cmdScaleScores(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: scalescores IN FACTOR OUT")
+	}
+	f, err := strconv.ParseFloat(args[1], 64)
+	if err != nil {
+		ts.Fatalf("scalescores: %v", err)
+	}
+	set, err := bench.Decode([]byte(ts.ReadFile(args[0])))
+	ts.Check(err)
+	for i := range set.Steps {
+		set.Steps[i].Score *= f
+		set.Steps[i].Ops *= f
+	}
+	set.Signer, set.Signature = nil, nil
+	var b bytes.Buffer
+	ts.Check(set.Encode(&b))
+	ts.Check(os.WriteFile(ts.MkAbs(args[2]), b.Bytes(), 0o644))
 }
 
 // freeport VAR: put a free loopback TCP port in $VAR.

@@ -147,7 +147,9 @@ func exitedChild() (int, error) {
 
 // startChild starts cmd with start (cmd.Start, or a pty's), as one of the
 // agent's own children when it is the first process: the reaper does not
-// take its exit status from os/exec.
+// take its exit status from os/exec. Starts take turns under the reaper's
+// lock, which costs nothing more than Go's own fork does: syscall.ForkLock
+// already lets one fork at a time.
 func startChild(cmd *exec.Cmd, start func() error) error {
 	r := children
 	if r == nil {

@@ -34,9 +34,13 @@ import (
 var children *reaper
 
 type reaper struct {
-	mu   sync.Mutex
-	own  map[int]bool
-	poke chan struct{}
+	// starting is held shared while children start, at once, and
+	// exclusively while the reaper tells an orphan from a child just
+	// started, which would not be in own yet.
+	starting sync.RWMutex
+	mu       sync.Mutex // guards own
+	own      map[int]bool
+	poke     chan struct{}
 }
 
 // Init makes this process fit to be its sandbox's first process: stdio on
@@ -102,8 +106,10 @@ func (r *reaper) reap() {
 		if err != nil || pid == 0 {
 			return
 		}
+		r.starting.Lock()
 		r.mu.Lock()
 		own := r.own[pid]
+		r.mu.Unlock()
 		if !own {
 			var ws syscall.WaitStatus
 			for {
@@ -113,7 +119,7 @@ func (r *reaper) reap() {
 				}
 			}
 		}
-		r.mu.Unlock()
+		r.starting.Unlock()
 		if own {
 			return
 		}
@@ -147,20 +153,21 @@ func exitedChild() (int, error) {
 
 // startChild starts cmd with start (cmd.Start, or a pty's), as one of the
 // agent's own children when it is the first process: the reaper does not
-// take its exit status from os/exec. Starts take turns under the reaper's
-// lock, which costs nothing more than Go's own fork does: syscall.ForkLock
-// already lets one fork at a time.
+// take its exit status from os/exec. Sessions start at once; the reaper
+// waits for those starting.
 func startChild(cmd *exec.Cmd, start func() error) error {
 	r := children
 	if r == nil {
 		return start()
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.starting.RLock()
+	defer r.starting.RUnlock()
 	if err := start(); err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.own[cmd.Process.Pid] = true
+	r.mu.Unlock()
 	return nil
 }
 

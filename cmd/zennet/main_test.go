@@ -45,17 +45,31 @@ func TestMain(m *testing.M) {
 	})
 }
 
-func TestScripts(t *testing.T) { runScripts(t, filepath.Join("..", "..", "testdata", "script")) }
+func TestScripts(t *testing.T) {
+	runScripts(t, testscript.Params{Dir: filepath.Join("..", "..", "testdata", "script")})
+}
 
 // TestScriptsAlone runs the scripts that measure the machine's load
 // (idle-only providing) or that the load of other scripts would disturb
-// (spot checks against a calibration of this machine made in the script):
-// 'make test' runs them after the others, alone.
+// (spot checks against a calibration of this machine made in the script,
+// which itself loads the machine): 'make test' runs them after the others,
+// and they run one after another.
 func TestScriptsAlone(t *testing.T) {
-	runScripts(t, filepath.Join("..", "..", "testdata", "script-alone"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "script-alone", "*.txtar"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scripts in testdata/script-alone: %v", err)
+	}
+	for _, f := range files {
+		// t.Run returns once the script's own (parallel) subtest has.
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txtar"), func(t *testing.T) {
+			runScripts(t, testscript.Params{Files: []string{f}})
+		})
+	}
 }
 
-func runScripts(t *testing.T, dir string) {
+// runScripts runs the scripts p names (Dir or Files) with zennet's
+// environment and commands.
+func runScripts(t *testing.T, p testscript.Params) {
 	for _, tool := range []string{"ssh", "scp", "ssh-keygen"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: run 'make test', which installs the OpenSSH client", tool)
@@ -63,59 +77,57 @@ func runScripts(t *testing.T, dir string) {
 	}
 	testenv.Runtime(t)
 	agent := testenv.AgentBinary(t)
-	testscript.Run(t, testscript.Params{
-		Dir:                 dir,
-		RequireExplicitExec: true,
-		Setup: func(env *testscript.Env) error {
-			home := filepath.Join(env.WorkDir, "home")
-			env.Setenv("HOME", home)
-			env.Setenv("ZENNET_CONFIG_DIR", filepath.Join(env.WorkDir, "config"))
-			env.Setenv("ZENNET_DATA_DIR", filepath.Join(env.WorkDir, "data"))
-			env.Setenv("ZENNET_AGENT_BINARY", agent)
-			for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE", "ZENNET_CACHE_DIR", "ZENNET_TEST_IMAGE"} {
-				env.Setenv(v, os.Getenv(v))
-			}
-			env.Setenv("SSHCONFIG", filepath.Join(env.WorkDir, "config", "ssh_config"))
-			testdata, err := filepath.Abs(filepath.Join("..", "..", "testdata"))
-			if err != nil {
-				return err
-			}
-			env.Setenv("TESTDATA", testdata)
-			// Providers offer a calibration set measured on the reference
-			// machine rather than benchmark this one on first start (a
-			// minute); calibration.txtar runs the real first start.
-			env.Setenv("ZENNET_CALIBRATION", filepath.Join(testdata, "calibration", "systrap.json"))
-			// A script that fails, or SIGKILLs a provider and ends before
-			// restarting it, leaves sandboxes behind: destroy them.
-			env.Defer(func() { destroySandboxes(env.T(), env.WorkDir) })
-			// Deferred last, run first: a detached holder (zennet -n -d)
-			// left running is no process of the script's; end it.
-			env.Defer(func() { endHolders(env.T(), filepath.Join(env.WorkDir, "config")) })
-			return os.MkdirAll(home, 0o700)
-		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitprovider": cmdWaitProvider,
-			"waithosts":    cmdWaitHosts,
-			"hostport":     cmdHostPort,
-			"leftovers":    cmdLeftovers,
-			"randfile":     cmdRandFile,
-			"scalescores":  cmdScaleScores,
-			"freeport":     cmdFreePort,
-			"silent":       cmdSilent,
-			"waitport":     cmdWaitPort,
-			"hostaddr":     cmdHostAddr,
-			"waitusage":    cmdWaitUsage,
-			"sessionof":    cmdSessionOf,
-			"killwait":     cmdKillWait,
-			"usagebelow":   cmdUsageBelow,
-			"usagerate":    cmdUsageRate,
-			"ledgersagree": cmdLedgersAgree,
-			"tmuxwait":     cmdTmuxWait,
-			"pushbad":      cmdPushBad,
-			"netns":        cmdNetns,
-			"nat":          cmdNat,
-		},
-	})
+	p.RequireExplicitExec = true
+	p.Setup = func(env *testscript.Env) error {
+		home := filepath.Join(env.WorkDir, "home")
+		env.Setenv("HOME", home)
+		env.Setenv("ZENNET_CONFIG_DIR", filepath.Join(env.WorkDir, "config"))
+		env.Setenv("ZENNET_DATA_DIR", filepath.Join(env.WorkDir, "data"))
+		env.Setenv("ZENNET_AGENT_BINARY", agent)
+		for _, v := range []string{"ZENNET_RUNSC", "ZENNET_IMAGE", "ZENNET_CACHE_DIR", "ZENNET_TEST_IMAGE"} {
+			env.Setenv(v, os.Getenv(v))
+		}
+		env.Setenv("SSHCONFIG", filepath.Join(env.WorkDir, "config", "ssh_config"))
+		testdata, err := filepath.Abs(filepath.Join("..", "..", "testdata"))
+		if err != nil {
+			return err
+		}
+		env.Setenv("TESTDATA", testdata)
+		// Providers offer a calibration set measured on the reference
+		// machine rather than benchmark this one on first start (a
+		// minute); calibration.txtar runs the real first start.
+		env.Setenv("ZENNET_CALIBRATION", filepath.Join(testdata, "calibration", "systrap.json"))
+		// A script that fails, or SIGKILLs a provider and ends before
+		// restarting it, leaves sandboxes behind: destroy them.
+		env.Defer(func() { destroySandboxes(env.T(), env.WorkDir) })
+		// Deferred last, run first: a detached holder (zennet -n -d)
+		// left running is no process of the script's; end it.
+		env.Defer(func() { endHolders(env.T(), filepath.Join(env.WorkDir, "config")) })
+		return os.MkdirAll(home, 0o700)
+	}
+	p.Cmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"waitprovider": cmdWaitProvider,
+		"waithosts":    cmdWaitHosts,
+		"hostport":     cmdHostPort,
+		"leftovers":    cmdLeftovers,
+		"randfile":     cmdRandFile,
+		"scalescores":  cmdScaleScores,
+		"freeport":     cmdFreePort,
+		"silent":       cmdSilent,
+		"waitport":     cmdWaitPort,
+		"hostaddr":     cmdHostAddr,
+		"waitusage":    cmdWaitUsage,
+		"sessionof":    cmdSessionOf,
+		"killwait":     cmdKillWait,
+		"usagebelow":   cmdUsageBelow,
+		"usagerate":    cmdUsageRate,
+		"ledgersagree": cmdLedgersAgree,
+		"tmuxwait":     cmdTmuxWait,
+		"pushbad":      cmdPushBad,
+		"netns":        cmdNetns,
+		"nat":          cmdNat,
+	}
+	testscript.Run(t, p)
 }
 
 // destroySandboxes destroys every sandbox of the providers whose data dirs

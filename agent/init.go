@@ -30,7 +30,7 @@ import (
 
 // children are the processes the agent started itself (sessions), whose
 // exit statuses are os/exec's to take; every other child is an orphan the
-// reaper takes. nil unless Init ran.
+// reaper takes. nil unless becomeInit ran.
 var children *reaper
 
 type reaper struct {
@@ -43,10 +43,10 @@ type reaper struct {
 	poke     chan struct{}
 }
 
-// Init makes this process fit to be its sandbox's first process: stdio on
+// becomeInit makes this process fit to be its sandbox's first process: stdio on
 // /dev/null, orphans reaped, every signal it can catch ignored. It returns
 // once the reaper runs.
-func Init() error {
+func becomeInit() error {
 	if err := detachStdio(); err != nil {
 		return err
 	}
@@ -187,11 +187,11 @@ func waitChild(cmd *exec.Cmd) error {
 	return err
 }
 
-// ServeInit is the resident agent as the sandbox's first process: Init,
+// ServeInit is the resident agent as the sandbox's first process: becomeInit,
 // then ListenAndServe on addr for good. Should the listener fail, it
 // listens again, since the sandbox ends with its first process.
 func ServeInit(cfg Config, addr string) error {
-	if err := Init(); err != nil {
+	if err := becomeInit(); err != nil {
 		return err
 	}
 	for {

@@ -960,10 +960,18 @@ func (m *Manager) Get(id string, owner ssh.PublicKey) (*Lease, error) {
 // load took a fifth off a host's start-up CPU (docs/architecture.md).
 func (m *Manager) agentArgs() []string {
 	listen := netip.AddrPortFrom(netip.IPv4Unspecified(), ClusterPort).String()
+	return m.agentServe("--listen", listen, "--init")
+}
+
+// agentServe is the agent's 'serve' command line inside a sandbox, with
+// extra flags: the small zennet-agent when the provider has one, else
+// 'zennet agent serve'.
+func (m *Manager) agentServe(extra ...string) []string {
+	args := []string{AgentBinary, "agent", "serve"}
 	if m.cfg.ServeBinary != "" {
-		return []string{ServeBinary, "serve", "--config", AgentConfigDir, "--listen", listen, "--init"}
+		args = []string{ServeBinary, "serve"}
 	}
-	return []string{AgentBinary, "agent", "serve", "--config", AgentConfigDir, "--listen", listen, "--init"}
+	return append(append(args, "--config", AgentConfigDir), extra...)
 }
 
 // sessionFiles writes a cluster host's session files in its lease dir and
@@ -1190,10 +1198,7 @@ func (m *Manager) Connect(id string, owner ssh.PublicKey) (cmd *exec.Cmd, releas
 		return nil, nil, err
 	}
 	release = func() { held(); unexec() }
-	if m.cfg.ServeBinary != "" {
-		return m.cfg.Runtime.Command(le.ctx, id, ServeBinary, "serve", "--config", AgentConfigDir), sync.OnceFunc(release), nil
-	}
-	return m.cfg.Runtime.Command(le.ctx, id, AgentBinary, "agent", "serve", "--config", AgentConfigDir), sync.OnceFunc(release), nil
+	return m.cfg.Runtime.Command(le.ctx, id, m.agentServe()...), sync.OnceFunc(release), nil
 }
 
 // End ends lease id of owner for cause (the renter released it, went away,
